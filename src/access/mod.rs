@@ -1,0 +1,222 @@
+//! The permission matrix. Every handler asks `authorize(ctx, action)`; nothing else decides
+//! whether a role may act.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    tenancy::TenantCtx,
+};
+
+/// Roles within one organisation. `owner ⊃ admin ⊃ manager ⊃ agent ⊃ viewer`; `requester` is a
+/// customer outside that chain who sees only what they requested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Manager,
+    Agent,
+    Viewer,
+    Requester,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] =
+        [Role::Owner, Role::Admin, Role::Manager, Role::Agent, Role::Viewer, Role::Requester];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Agent => "agent",
+            Role::Viewer => "viewer",
+            Role::Requester => "requester",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Position in the staff chain; a requester ranks below every staff role.
+    fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 5,
+            Role::Admin => 4,
+            Role::Manager => 3,
+            Role::Agent => 2,
+            Role::Viewer => 1,
+            Role::Requester => 0,
+        }
+    }
+
+    /// True when this role includes every right of `other`.
+    pub fn at_least(self, other: Role) -> bool {
+        self.rank() >= other.rank()
+    }
+}
+
+/// Everything a caller can ask to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    OrgRead,
+    OrgUpdate,
+    OrgDelete,
+    UserList,
+    UserRead,
+    UserCreate,
+    UserUpdate,
+    UserDelete,
+    AuditRead,
+}
+
+impl Action {
+    pub const ALL: [Action; 9] = [
+        Action::OrgRead,
+        Action::OrgUpdate,
+        Action::OrgDelete,
+        Action::UserList,
+        Action::UserRead,
+        Action::UserCreate,
+        Action::UserUpdate,
+        Action::UserDelete,
+        Action::AuditRead,
+    ];
+}
+
+/// The matrix: may `role` perform `action`?
+pub fn allowed(role: Role, action: Action) -> bool {
+    use Action::*;
+    match action {
+        OrgRead => true,
+        UserList | UserRead => role.at_least(Role::Viewer),
+        OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead => role.at_least(Role::Admin),
+        OrgDelete => role == Role::Owner,
+    }
+}
+
+pub fn authorize(ctx: &TenantCtx, action: Action) -> Result<()> {
+    if allowed(ctx.role, action) {
+        Ok(())
+    } else {
+        Err(Error::forbidden(format!("your role ({}) may not do this", ctx.role.as_str())))
+    }
+}
+
+/// A change of someone's role or membership, as the role rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct RoleChange {
+    pub actor: Role,
+    pub actor_is_target: bool,
+    pub current: Role,
+    /// `None` removes or deactivates the member.
+    pub new: Option<Role>,
+}
+
+/// Rules for changing roles, beyond the matrix: nobody raises their own role, only owners make
+/// or touch owners, and an admin cannot hand out more than they have. (That the last owner
+/// stays is checked against the database by the caller.)
+pub fn check_role_change(change: RoleChange) -> Result<()> {
+    let RoleChange { actor, actor_is_target, current, new } = change;
+    if !allowed(actor, Action::UserUpdate) {
+        return Err(Error::forbidden("only admins and owners change people's roles"));
+    }
+    if let Some(new) = new {
+        if actor_is_target && new.rank() > current.rank() {
+            return Err(Error::forbidden("nobody can raise their own role"));
+        }
+        if new == Role::Owner && actor != Role::Owner {
+            return Err(Error::forbidden("only owners can make someone an owner"));
+        }
+        if !actor.at_least(new) {
+            return Err(Error::forbidden("you cannot grant a role above your own"));
+        }
+    }
+    if current == Role::Owner && actor != Role::Owner {
+        return Err(Error::forbidden("only owners can change or remove an owner"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole matrix written out, so any change to it shows up here.
+    #[test]
+    fn matrix_is_exactly_as_specified() {
+        use Action::*;
+        // owner, admin, manager, agent, viewer, requester
+        let expected: [(Action, [bool; 6]); 9] = [
+            (OrgRead, [true, true, true, true, true, true]),
+            (OrgUpdate, [true, true, false, false, false, false]),
+            (OrgDelete, [true, false, false, false, false, false]),
+            (UserList, [true, true, true, true, true, false]),
+            (UserRead, [true, true, true, true, true, false]),
+            (UserCreate, [true, true, false, false, false, false]),
+            (UserUpdate, [true, true, false, false, false, false]),
+            (UserDelete, [true, true, false, false, false, false]),
+            (AuditRead, [true, true, false, false, false, false]),
+        ];
+        assert_eq!(expected.len(), Action::ALL.len());
+        for (action, row) in expected {
+            for (role, want) in Role::ALL.into_iter().zip(row) {
+                assert_eq!(allowed(role, action), want, "{role:?} × {action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn staff_chain_is_ordered() {
+        for pair in Role::ALL[..5].windows(2) {
+            assert!(pair[0].at_least(pair[1]) && !pair[1].at_least(pair[0]));
+        }
+        assert!(!Role::Requester.at_least(Role::Viewer));
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    fn change(actor: Role, self_: bool, current: Role, new: Option<Role>) -> bool {
+        check_role_change(RoleChange { actor, actor_is_target: self_, current, new }).is_ok()
+    }
+
+    #[test]
+    fn role_change_rules_enumerated() {
+        for actor in Role::ALL {
+            for current in Role::ALL {
+                for new in Role::ALL.map(Some).into_iter().chain([None]) {
+                    for self_ in [false, true] {
+                        if self_ && actor != current {
+                            continue;
+                        }
+                        let expected = actor.at_least(Role::Admin)
+                            && !(self_ && new.is_some_and(|n| n.rank() > current.rank()))
+                            && !(new == Some(Role::Owner) && actor != Role::Owner)
+                            && new.is_none_or(|n| actor.at_least(n))
+                            && !(current == Role::Owner && actor != Role::Owner);
+                        assert_eq!(
+                            change(actor, self_, current, new),
+                            expected,
+                            "{actor:?} self={self_} {current:?} -> {new:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // The headline cases, spelled out.
+        assert!(!change(Role::Admin, true, Role::Admin, Some(Role::Owner)));
+        assert!(!change(Role::Admin, false, Role::Agent, Some(Role::Owner)));
+        assert!(change(Role::Owner, false, Role::Agent, Some(Role::Owner)));
+        assert!(!change(Role::Admin, false, Role::Owner, None));
+        assert!(change(Role::Admin, false, Role::Agent, Some(Role::Manager)));
+        assert!(!change(Role::Manager, false, Role::Agent, Some(Role::Viewer)));
+    }
+}

@@ -1,0 +1,120 @@
+//! Wiring: configuration → database → HTTP server and workers.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::{
+    config::{LogFormat, Secret, ServeConfig, StoreConfig},
+    http::{self, AppState},
+    identity::tokens::{self, TokenKeys},
+    store::{self, Db},
+};
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// The signing key: given, or generated once and kept (readable by the owner only) in the
+/// data directory so restarts keep sessions valid.
+pub fn signing_key(given: Option<Secret>, data_dir: &Path) -> anyhow::Result<Secret> {
+    if let Some(secret) = given {
+        anyhow::ensure!(secret.expose().len() >= 32, "DOCKET_JWT_SECRET must be at least 32 characters");
+        return Ok(secret);
+    }
+    let path = data_dir.join("jwt-signing.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        anyhow::ensure!(existing.len() >= 32, "{} is too short", path.display());
+        return Ok(Secret::new(existing));
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = tokens::random_secret();
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new token signing key");
+    Ok(Secret::new(secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+/// A running server: its address, and a handle to stop it gracefully.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    worker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, stops the workers.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.server.await??;
+        if let Some(worker) = self.worker {
+            worker.await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves when the server ends (after a shutdown signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let Running { stop, server, worker, .. } = self;
+        server.await??;
+        let _ = stop.send(true);
+        if let Some(worker) = worker {
+            worker.await?;
+        }
+        Ok(())
+    }
+
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Migrates, connects and starts serving (and, unless `with_worker` is false, the workers).
+pub async fn start(store_cfg: &StoreConfig, serve_cfg: &ServeConfig, with_worker: bool) -> anyhow::Result<Running> {
+    store::migrate(store_cfg).await?;
+    let db = Db::connect(store_cfg).await?;
+    let secret = signing_key(serve_cfg.jwt_secret.clone(), &store_cfg.data_dir)?;
+    let keys = TokenKeys::new(
+        &secret,
+        Duration::from_secs(serve_cfg.access_token_ttl_secs),
+        Duration::from_secs(serve_cfg.refresh_token_ttl_secs),
+    );
+    let state = AppState { db: db.clone(), keys: Arc::new(keys) };
+    let app = http::router(state, serve_cfg.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(serve_cfg.addr)
+        .await
+        .with_context(|| format!("binding {}", serve_cfg.addr))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(http::serve(listener, app, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    let worker = with_worker.then(|| tokio::spawn(crate::worker::run(db, stopped)));
+    tracing::info!(%addr, backend = ?store_backend(store_cfg), "docket listening");
+    Ok(Running { addr, stop, server, worker })
+}
+
+fn store_backend(cfg: &StoreConfig) -> &'static str {
+    match &cfg.database_url {
+        Some(u) if u.expose().starts_with("postgres") => "postgres",
+        _ => "sqlite",
+    }
+}

@@ -1,0 +1,89 @@
+//! The domain error every module returns. The HTTP layer maps it to problem+json in one place
+//! (`http::problem`); nothing else builds error responses.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One invalid input field, reported in a 422 problem's `errors` list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The resource does not exist for this tenant (also: it belongs to another tenant).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The caller's role may not perform the action on a resource of their own tenant.
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    /// No usable credentials.
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String, invalid_token: bool },
+    /// The request is well-formed but conflicts with current state.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// One or more fields are invalid.
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    /// Too many attempts; try again after the given time.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after: Duration },
+    /// Anything unexpected: logged in full, answered as an opaque 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::Forbidden { code: "forbidden", detail: detail.into() }
+    }
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict { code, detail: detail.into() }
+    }
+    pub fn invalid_token(detail: impl Into<String>) -> Self {
+        Self::Unauthorized { code: "invalid_token", detail: detail.into(), invalid_token: true }
+    }
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+/// Collects field errors so a request reports all its problems at once.
+#[derive(Default)]
+pub struct Validator(Vec<FieldError>);
+
+impl Validator {
+    pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
+        if !ok {
+            self.0.push(FieldError::new(field, message));
+        }
+        self
+    }
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(Error::Validation(self.0)) }
+    }
+}

@@ -1,0 +1,155 @@
+//! Request extractors that answer bad input with precise problems instead of axum's plain-text
+//! rejections, and the bearer-token authentication extractor.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::{
+    body::Bytes,
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{AppState, problem::Problem};
+use crate::{error::FieldError, identity, tenancy::TenantCtx};
+
+/// A JSON body. Wrong media type → 415, unreadable or oversized → 400/413, not JSON → 400,
+/// JSON of the wrong shape → 422 naming the field.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than allowed")
+            } else {
+                Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+    let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(de).map_err(|err| {
+        let inner = err.inner();
+        if !inner.is_data() {
+            return Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"));
+        }
+        let path = err.path().to_string();
+        let message = inner.to_string();
+        // "missing field `x`" is reported at the parent: name the field itself.
+        let field = match message.split('`').nth(1) {
+            Some(name) if message.starts_with("missing field") => {
+                if path == "." { name.to_owned() } else { format!("{path}.{name}") }
+            }
+            _ if path == "." => "body".to_owned(),
+            _ => path,
+        };
+        let message = strip_position(&message);
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", format!("{field}: {message}"))
+            .with_errors(vec![FieldError::new(field, message)])
+    })?;
+    // Trailing data after the value is malformed too.
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 7"; the field name says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Query parameters; what cannot be read is a 400 naming the problem.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|err| {
+            let field = err.path().to_string();
+            let message = err.inner().to_string();
+            Problem::new(StatusCode::BAD_REQUEST, "invalid_query", format!("{field}: {message}"))
+                .with_errors(vec![FieldError::new(field, message)])
+        })
+    }
+}
+
+/// A path parameter; an id that cannot exist is simply not found.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "no resource has this id"))
+    }
+}
+
+/// The authenticated caller: a verified access token with a live session and membership.
+pub struct Auth(pub TenantCtx);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Err(Problem::unauthorized("missing_token", "this endpoint needs `Authorization: Bearer <access token>`", false));
+        };
+        identity::authenticate(&state.db, &state.keys, token).await.map(Auth).map_err(Problem::from)
+    }
+}
+
+/// The client's address, for throttling.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(ClientIp(ip))
+    }
+}

@@ -1,0 +1,190 @@
+//! The HTTP surface: router, middleware, OpenAPI document and server lifecycle.
+
+mod auth;
+pub mod extract;
+mod org;
+pub mod problem;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{HeaderName, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        Content, RefOr, ResponseBuilder,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{identity::tokens::TokenKeys, request_id, store::Db};
+use problem::Problem;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub keys: Arc<TokenKeys>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Docket API", description = "Multi-tenant ticket and task management. The tenant always comes from the access token."),
+    components(schemas(Problem)),
+    tags(
+        (name = "auth", description = "Sign-up, sign-in and tokens"),
+        (name = "organization", description = "The caller's organisation"),
+        (name = "people", description = "Members and roles"),
+        (name = "audit", description = "Audit log"),
+        (name = "operations", description = "Health and readiness"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the bearer scheme and the problem responses every API operation can give.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        let problems = [
+            ("400", "Malformed request (bad JSON or query)"),
+            ("401", "Missing, invalid, expired or revoked credentials"),
+            ("403", "Your role may not do this"),
+            ("404", "No such resource in your organisation"),
+            ("405", "Method not allowed"),
+            ("409", "Conflicts with the current state"),
+            ("413", "Body too large"),
+            ("415", "Body is not application/json"),
+            ("422", "Invalid fields"),
+            ("429", "Too many requests; see Retry-After"),
+        ];
+        for (path, item) in api.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+                for (status, description) in problems {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(problem::CONTENT_TYPE, Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("Problem")))))
+                                .build(),
+                        )
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::switch))
+        .routes(routes!(org::get_org, org::update_org))
+        .routes(routes!(org::list_users, org::create_user))
+        .routes(routes!(org::get_user, org::update_user, org::remove_user))
+        .routes(routes!(org::audit_log))
+}
+
+/// The OpenAPI document, generated from the handlers the server runs.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    build().1
+}
+
+fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api_routes())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .split_for_parts();
+    // Applied after the routes are in: it decorates every API operation.
+    Conventions.modify(&mut api);
+    (routes, api)
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (routes, api) = build();
+    routes
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", api))
+        .fallback(problem::fallback)
+        .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(problem::panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(middleware::from_fn(problem::ensure_problem))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The path only: query strings may carry secrets.
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(),
+                        request_id = request_id::current().as_deref().unwrap_or(""))
+                })
+                .on_request(())
+                .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
+                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "served");
+                }),
+        )
+        .layer(middleware::from_fn(with_request_id))
+        .with_state(state)
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request an id (the caller's, if plain enough), visible to all layers below and
+/// returned in the `x-request-id` header of every response.
+async fn with_request_id(req: Request, next: Next) -> Response {
+    let id = request_id::accept_or_generate(req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()));
+    let mut res = request_id::scope(id.clone(), next.run(req)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    res
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = String), (status = 503, description = "Not ready", body = Problem)))]
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.db.ready().await {
+        Ok(()) => "ready".into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database is unreachable or not migrated").into_response()
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,471 @@
+//! People's accounts, credentials, sessions and tokens, and the sign-up / sign-in flows.
+
+mod entity;
+pub mod password;
+pub mod throttle;
+pub mod tokens;
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    access::Role,
+    audit,
+    error::{Error, Result, Validator},
+    store::{Db, TenantTx, is_unique_violation},
+    tenancy::{self, OrgMembership, Organization, TenantCtx},
+};
+use entity::{refresh_token, session, user};
+use throttle::Key;
+use tokens::{RefreshToken, TokenKeys};
+
+/// A person as other people see them.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct UserSummary {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+}
+
+impl From<user::Model> for UserSummary {
+    fn from(m: user::Model) -> Self {
+        Self { id: m.id, email: m.email, name: m.name }
+    }
+}
+
+/// Validates an address and returns its canonical (lower-case) form: emails are
+/// case-insensitive everywhere.
+pub fn normalize_email(v: &mut Validator, field: &str, email: &str) -> String {
+    let email = email.trim().to_lowercase();
+    let ok = email.len() <= 254 && email_address::EmailAddress::parse_with_options(
+        &email,
+        email_address::Options::default().without_display_text().without_domain_literal(),
+    )
+    .is_ok();
+    v.check(ok, field, "must be a valid email address");
+    email
+}
+
+pub(crate) async fn find_user_by_email(conn: &impl ConnectionTrait, email: &str) -> Result<Option<user::Model>> {
+    Ok(user::Entity::find().filter(user::Column::Email.eq(email)).one(conn).await?)
+}
+
+pub(crate) async fn users_by_ids(conn: &impl ConnectionTrait, ids: Vec<Uuid>) -> Result<Vec<UserSummary>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// Creates an account. `password_hash` comes from [`password::hash`], done before the
+/// transaction so the slow hashing holds no lock.
+pub(crate) async fn create_user(
+    conn: &impl ConnectionTrait,
+    email: &str,
+    name: &str,
+    password_hash: String,
+) -> Result<UserSummary> {
+    let now = Utc::now();
+    let model = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.to_owned()),
+        name: Set(name.trim().to_owned()),
+        password_hash: Set(password_hash),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    match model.insert(conn).await {
+        Ok(m) => Ok(m.into()),
+        Err(e) if is_unique_violation(&e) => {
+            Err(Error::conflict("email_taken", "an account with this email already exists"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn rename_user(conn: &impl ConnectionTrait, id: Uuid, name: &str) -> Result<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::Name, Expr::value(name.trim()))
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces a person's personal data with placeholders; their id stays so history still reads.
+pub(crate) async fn anonymise_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::Email, Expr::value(format!("erased-{}@invalid", id.simple())))
+        .col_expr(user::Column::Name, Expr::value("Erased user"))
+        .col_expr(user::Column::PasswordHash, Expr::value(password::UNUSABLE_HASH))
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// What sign-up, login, refresh and switch return.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user: UserSummary,
+    pub organization: Organization,
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    pub organization_name: String,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")]
+    pub organization_slug: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    #[schema(format = "email")]
+    pub email: String,
+    #[schema(min_length = 10, max_length = 1024)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// Slug of the organisation to sign in to; needed when the person belongs to several.
+    pub organization: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// Also end the session this refresh token belongs to.
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRequest {
+    /// Slug or id of another organisation the caller belongs to.
+    pub organization: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    pub user: UserSummary,
+    pub organization: Organization,
+    pub role: Role,
+    pub session_id: Option<Uuid>,
+    /// Every organisation the person can switch to.
+    pub organizations: Vec<OrgMembership>,
+}
+
+fn invalid_credentials() -> Error {
+    Error::Unauthorized {
+        code: "invalid_credentials",
+        detail: "email, password or organization is wrong".into(),
+        invalid_token: false,
+    }
+}
+
+/// Starts a session in the tenant of `tx` and returns its id and first refresh token.
+async fn start_session(tx: &TenantTx, keys: &TokenKeys, user_id: Uuid) -> Result<(Uuid, RefreshToken)> {
+    let now = Utc::now();
+    let session_id = Uuid::now_v7();
+    session::ActiveModel {
+        org_id: Set(tx.org_id()),
+        id: Set(session_id),
+        user_id: Set(user_id),
+        created_at: Set(now),
+        expires_at: Set(now + keys.refresh_ttl),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+    }
+    .insert(tx.conn())
+    .await?;
+    let token = add_refresh_token(tx, session_id).await?;
+    Ok((session_id, token))
+}
+
+async fn add_refresh_token(tx: &TenantTx, session_id: Uuid) -> Result<RefreshToken> {
+    let token = RefreshToken::generate(tx.org_id());
+    refresh_token::ActiveModel {
+        org_id: Set(tx.org_id()),
+        token_hash: Set(token.hash()),
+        session_id: Set(session_id),
+        created_at: Set(Utc::now()),
+        used_at: Set(None),
+    }
+    .insert(tx.conn())
+    .await?;
+    Ok(token)
+}
+
+fn respond(
+    keys: &TokenKeys,
+    user: UserSummary,
+    organization: Organization,
+    role: Role,
+    session_id: Uuid,
+    refresh: RefreshToken,
+) -> Result<AuthResponse> {
+    Ok(AuthResponse {
+        access_token: keys.issue(user.id, organization.id, session_id, role)?,
+        refresh_token: refresh.token,
+        token_type: "Bearer",
+        expires_in: keys.access_ttl.as_secs(),
+        user,
+        organization,
+        role,
+    })
+}
+
+/// Verifies the caller's credentials against the throttle; on failure counts it and answers
+/// after the throttle's delay.
+async fn check_password(db: &Db, email: &str, password: &str, ip: IpAddr) -> Result<user::Model> {
+    let keys = [Key::account(email), Key::address(ip)];
+    throttle::ensure_unlocked(db, &keys).await?;
+    let found = find_user_by_email(db.global(false).await?.conn(), email).await?;
+    let ok = password::verify(password, found.as_ref().map(|u| u.password_hash.clone())).await?;
+    match found {
+        Some(user) if ok => {
+            throttle::clear(db, &keys[0]).await?;
+            Ok(user)
+        }
+        _ => {
+            let delay = throttle::record_failure(db, &keys).await?;
+            tokio::time::sleep(delay).await;
+            Err(invalid_credentials())
+        }
+    }
+}
+
+/// Creates an organisation with the caller as its owner. An existing account signs up a further
+/// organisation by giving its current password (throttled like a login).
+pub async fn signup(db: &Db, keys: &TokenKeys, req: SignupRequest, ip: IpAddr) -> Result<AuthResponse> {
+    let mut v = Validator::default();
+    tenancy::validate_name(&mut v, "organization_name", &req.organization_name);
+    tenancy::validate_name(&mut v, "name", &req.name);
+    let email = normalize_email(&mut v, "email", &req.email);
+    if let Err(Error::Validation(errs)) = password::validate(&req.password) {
+        errs.into_iter().for_each(|e| v.push(&e.field, e.message));
+    }
+    let slug = match &req.organization_slug {
+        Some(slug) => {
+            tenancy::validate_slug(&mut v, "organization_slug", slug);
+            slug.clone()
+        }
+        None => tenancy::slugify(&req.organization_name),
+    };
+    v.finish()?;
+
+    let existing = find_user_by_email(db.global(false).await?.conn(), &email).await?;
+    let hash = match existing {
+        Some(_) => None,
+        None => Some(password::hash(&req.password).await?),
+    };
+    let existing = match existing {
+        Some(_) => Some(check_password(db, &email, &req.password, ip).await?),
+        None => None,
+    };
+
+    let tx = db.tenant_by_id(Uuid::now_v7(), true).await?;
+    let user = match (existing, hash) {
+        (Some(user), _) => UserSummary::from(user),
+        (None, Some(hash)) => create_user(tx.conn(), &email, &req.name, hash).await?,
+        (None, None) => unreachable!("a new account always has a hash"),
+    };
+    let org = tenancy::create_organization(&tx, &req.organization_name, &slug).await?;
+    tenancy::add_member(&tx, user.id, Role::Owner).await?;
+    let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
+    let ctx = TenantCtx::authenticated(org.id, user.id, Role::Owner, Some(session_id));
+    audit::record(&tx, &ctx, "organization.created", "organization", Some(org.id), serde_json::json!({"slug": org.slug})).await?;
+    tx.commit().await?;
+    respond(keys, user, org, Role::Owner, session_id, refresh)
+}
+
+pub async fn login(db: &Db, keys: &TokenKeys, req: LoginRequest, ip: IpAddr) -> Result<AuthResponse> {
+    let email = req.email.trim().to_lowercase();
+    if email.is_empty() || email.len() > 254 || req.password.len() > password::MAX_LENGTH * 4 {
+        return Err(invalid_credentials());
+    }
+    let user = check_password(db, &email, &req.password, ip).await?;
+
+    let memberships = tenancy::memberships_of(&db.member(user.id).await?).await?;
+    let chosen = match &req.organization {
+        Some(slug) => memberships.into_iter().find(|m| &m.organization.slug == slug).ok_or_else(invalid_credentials)?,
+        None if memberships.len() == 1 => memberships.into_iter().next().expect("one membership"),
+        None if memberships.is_empty() => {
+            return Err(Error::forbidden("this account is not an active member of any organization"));
+        }
+        None => {
+            let slugs: Vec<_> = memberships.iter().map(|m| m.organization.slug.as_str()).collect();
+            return Err(Error::invalid(
+                "organization",
+                format!("you belong to several organizations; choose one of: {}", slugs.join(", ")),
+            ));
+        }
+    };
+
+    let tx = db.tenant_by_id(chosen.organization.id, true).await?;
+    let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
+    tx.commit().await?;
+    respond(keys, user.into(), chosen.organization, chosen.role, session_id, refresh)
+}
+
+/// Rotates a refresh token. Presenting one that was already rotated means it leaked: the whole
+/// session is revoked.
+pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<AuthResponse> {
+    let bad = || Error::invalid_token("the refresh token is invalid, expired or revoked");
+    let presented = RefreshToken::parse(&req.refresh_token).ok_or_else(bad)?;
+    let tx = db.tenant_by_id(presented.org_id, true).await?;
+    let row = tx
+        .find::<refresh_token::Entity>()
+        .filter(refresh_token::Column::TokenHash.eq(presented.hash()))
+        .one(tx.conn())
+        .await?
+        .ok_or_else(bad)?;
+    let session = live_session(&tx, row.session_id).await?.ok_or_else(bad)?;
+
+    // Only one of concurrent rotations of the same token wins; the others count as reuse.
+    let now = Utc::now();
+    let claimed = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+        .filter(refresh_token::Column::OrgId.eq(tx.org_id()))
+        .filter(refresh_token::Column::TokenHash.eq(&row.token_hash))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec(tx.conn())
+        .await?;
+    if claimed.rows_affected != 1 {
+        revoke_session(&tx, session.id, "refresh_token_reuse").await?;
+        let ctx = TenantCtx::authenticated(tx.org_id(), session.user_id, Role::Viewer, Some(session.id));
+        audit::record(&tx, &ctx, "session.revoked_on_token_reuse", "session", Some(session.id), serde_json::json!({})).await?;
+        tx.commit().await?;
+        return Err(bad());
+    }
+    let role = tenancy::active_role(&tx, session.user_id).await?.ok_or_else(bad)?;
+    let org = tenancy::organization(&tx).await?;
+    let user = users_by_ids(tx.conn(), vec![session.user_id]).await?.pop().ok_or_else(bad)?;
+    let next = add_refresh_token(&tx, session.id).await?;
+    tx.commit().await?;
+    respond(keys, user, org, role, session.id, next)
+}
+
+async fn live_session(tx: &TenantTx, id: Uuid) -> Result<Option<session::Model>> {
+    Ok(tx
+        .find::<session::Entity>()
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(Utc::now()))
+        .one(tx.conn())
+        .await?)
+}
+
+async fn revoke_session(tx: &TenantTx, id: Uuid, reason: &str) -> Result<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason))
+        .filter(session::Column::OrgId.eq(tx.org_id()))
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Ends every session a person has in the tenant (removal, deactivation).
+pub(crate) async fn revoke_sessions_of(tx: &TenantTx, user_id: Uuid, reason: &str) -> Result<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason))
+        .filter(session::Column::OrgId.eq(tx.org_id()))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Ends the caller's session, and the one of `refresh_token` when it is the caller's too.
+pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> {
+    let tx = db.tenant(ctx, true).await?;
+    if let Some(sid) = ctx.session_id {
+        revoke_session(&tx, sid, "logout").await?;
+    }
+    if let Some(token) = req.refresh_token.as_deref().and_then(RefreshToken::parse) {
+        let row = tx
+            .find::<refresh_token::Entity>()
+            .filter(refresh_token::Column::TokenHash.eq(token.hash()))
+            .one(tx.conn())
+            .await?;
+        if let Some(row) = row {
+            let owner = tx.find::<session::Entity>().filter(session::Column::Id.eq(row.session_id)).one(tx.conn()).await?;
+            if owner.is_some_and(|s| s.user_id == ctx.user_id) {
+                revoke_session(&tx, row.session_id, "logout").await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Checks a bearer access token against its live session and the current membership, and
+/// yields the tenant context the request runs under.
+pub async fn authenticate(db: &Db, keys: &TokenKeys, bearer: &str) -> Result<TenantCtx> {
+    let bad = || Error::invalid_token("the access token is invalid, expired or revoked");
+    let claims = keys.verify(bearer).ok_or_else(bad)?;
+    let tx = db.tenant_by_id(claims.org, false).await?;
+    let session = live_session(&tx, claims.sid).await?.filter(|s| s.user_id == claims.sub).ok_or_else(bad)?;
+    let role = tenancy::active_role(&tx, claims.sub).await?.ok_or_else(bad)?;
+    tx.commit().await?;
+    Ok(TenantCtx::authenticated(claims.org, claims.sub, role, Some(session.id)))
+}
+
+pub async fn me(db: &Db, ctx: &TenantCtx) -> Result<MeResponse> {
+    let tx = db.tenant(ctx, false).await?;
+    let organization = tenancy::organization(&tx).await?;
+    let user = users_by_ids(tx.conn(), vec![ctx.user_id]).await?.pop().ok_or(Error::NotFound("user"))?;
+    tx.commit().await?;
+    let organizations = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
+    Ok(MeResponse { user, organization, role: ctx.role, session_id: ctx.session_id, organizations })
+}
+
+/// A new session in another organisation of the same person.
+pub async fn switch(db: &Db, keys: &TokenKeys, ctx: &TenantCtx, req: SwitchRequest) -> Result<AuthResponse> {
+    let memberships = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
+    let target = memberships
+        .into_iter()
+        .find(|m| m.organization.slug == req.organization || m.organization.id.to_string() == req.organization)
+        .ok_or(Error::NotFound("organization"))?;
+    let tx = db.tenant_by_id(target.organization.id, true).await?;
+    let user = users_by_ids(tx.conn(), vec![ctx.user_id]).await?.pop().ok_or(Error::NotFound("user"))?;
+    let (session_id, refresh) = start_session(&tx, keys, ctx.user_id).await?;
+    tx.commit().await?;
+    respond(keys, user, target.organization, target.role, session_id, refresh)
+}
+

@@ -1,0 +1,130 @@
+//! Access tokens (short-lived HS256 JWTs) and refresh tokens (opaque, stored only as a hash).
+
+use std::time::Duration;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{access::Role, config::Secret};
+
+/// What an access token says. Authorisation re-reads the role from the database on every
+/// request; the claim is informational for clients.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub org: Uuid,
+    pub sid: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &Secret, access_ttl: Duration, refresh_ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            validation,
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    pub fn issue(&self, user_id: Uuid, org_id: Uuid, session_id: Uuid, role: Role) -> anyhow::Result<String> {
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id,
+            org: org_id,
+            sid: session_id,
+            role,
+            iat: now,
+            exp: now + self.access_ttl.as_secs() as i64,
+        };
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+    }
+
+    /// Verifies signature, algorithm (HS256 only: `none` and others are refused) and expiry.
+    pub fn verify(&self, token: &str) -> Option<Claims> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|d| d.claims)
+    }
+}
+
+/// Generates a fresh random secret for signing keys: 32 bytes, base64url.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A refresh token names its organisation (`rt_<org>_<secret>`) so that its lookup runs inside
+/// that tenant's wall; only the SHA-256 of the whole token is stored.
+pub struct RefreshToken {
+    pub token: String,
+    pub org_id: Uuid,
+}
+
+impl RefreshToken {
+    pub fn generate(org_id: Uuid) -> Self {
+        Self { token: format!("rt_{}_{}", org_id.simple(), random_secret()), org_id }
+    }
+
+    pub fn parse(token: &str) -> Option<Self> {
+        let rest = token.strip_prefix("rt_")?;
+        let (org, secret) = rest.split_once('_')?;
+        if org.len() != 32 || secret.len() != 43 {
+            return None;
+        }
+        let org_id = Uuid::try_parse(org).ok()?;
+        URL_SAFE_NO_PAD.decode(secret).ok()?;
+        Some(Self { token: token.to_owned(), org_id })
+    }
+
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.token.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_round_trip_and_reject_garbage() {
+        let org = Uuid::now_v7();
+        let t = RefreshToken::generate(org);
+        let parsed = RefreshToken::parse(&t.token).unwrap();
+        assert_eq!(parsed.org_id, org);
+        assert_eq!(parsed.hash(), t.hash());
+        for bad in ["", "rt_", "rt_x_y", &t.token[..t.token.len() - 1], &format!("{}!", t.token)] {
+            assert!(RefreshToken::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn jwt_round_trip_and_tamper() {
+        let keys = TokenKeys::new(&Secret::new("k".repeat(32)), Duration::from_secs(60), Duration::from_secs(60));
+        let (u, o, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let token = keys.issue(u, o, s, Role::Agent).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!((claims.sub, claims.org, claims.sid, claims.role), (u, o, s, Role::Agent));
+        let other = TokenKeys::new(&Secret::new("j".repeat(32)), Duration::from_secs(60), Duration::from_secs(60));
+        assert!(other.verify(&token).is_none(), "another key");
+        assert!(keys.verify("not.a.jwt").is_none());
+    }
+}

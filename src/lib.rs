@@ -1,0 +1,17 @@
+//! Docket: multi-tenant ticket and task management in one binary.
+//!
+//! Modules follow the business capabilities of `DESIGN.md`; each owns its tables and is reached
+//! through its service functions. `http` is the thin outer layer, `store` the inner one.
+
+pub mod access;
+pub mod app;
+pub mod audit;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod pagination;
+pub mod request_id;
+pub mod store;
+pub mod tenancy;
+pub mod worker;

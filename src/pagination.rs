@@ -1,0 +1,104 @@
+//! Keyset pagination: `?limit=&cursor=` in, `{items, next_cursor}` out. The cursor is an opaque
+//! encoding of the last key the client saw, so pages stay stable under concurrent inserts.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::{Error, Result, Validator};
+
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 200;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page (1–200, default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PageRequest {
+    pub limit: u64,
+    cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn validate(self) -> Result<PageRequest> {
+        let mut v = Validator::default();
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        v.check((1..=MAX_LIMIT).contains(&limit), "limit", "must be between 1 and 200");
+        if let Some(c) = &self.cursor {
+            v.check(decode(c).is_some(), "cursor", "is not a cursor this server issued");
+        }
+        v.finish()?;
+        Ok(PageRequest { limit, cursor: self.cursor })
+    }
+}
+
+impl PageRequest {
+    /// The id the page starts after, for lists keyed by a UUIDv7 id.
+    pub fn after_id(&self) -> Result<Option<Uuid>> {
+        self.cursor
+            .as_deref()
+            .map(|c| decode(c).ok_or_else(|| Error::invalid("cursor", "is not a cursor this server issued")))
+            .transpose()
+    }
+}
+
+fn decode(cursor: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+fn encode(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows (the extra one only tells that more exist).
+    pub fn from_rows<R>(mut rows: Vec<R>, limit: u64, key: impl Fn(&R) -> Uuid, map: impl FnMut(R) -> T) -> Self {
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more { rows.last().map(|r| encode(key(r))) } else { None };
+        Self { items: rows.into_iter().map(map).collect(), next_cursor }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_cursors_are_validated() {
+        let ok = |limit, cursor: Option<&str>| {
+            PageParams { limit, cursor: cursor.map(str::to_owned) }.validate().is_ok()
+        };
+        assert!(ok(None, None));
+        assert!(ok(Some(1), None) && ok(Some(200), None));
+        assert!(!ok(Some(0), None) && !ok(Some(201), None));
+        assert!(!ok(None, Some("garbage!")));
+        assert!(ok(None, Some(&encode(Uuid::now_v7()))));
+    }
+
+    #[test]
+    fn page_reports_more_only_when_there_is_more() {
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let full = Page::<String>::from_rows(ids.clone(), 2, |id| *id, |id| id.to_string());
+        assert_eq!(full.items.len(), 2);
+        assert_eq!(decode(full.next_cursor.as_deref().unwrap()), Some(ids[1]));
+        let last = Page::<String>::from_rows(ids, 3, |id| *id, |id| id.to_string());
+        assert!(last.next_cursor.is_none());
+    }
+}

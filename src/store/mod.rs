@@ -1,0 +1,244 @@
+//! Connection pools, migrations and the scoped transaction types. Tenant data is reachable only
+//! through a [`TenantTx`], which carries its organisation and (on PostgreSQL) sets it for
+//! row-level security inside the transaction.
+
+pub(crate) mod migrations;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, Select, SqlErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+
+use crate::config::StoreConfig;
+pub(crate) use migrations::Migrator;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The application's handle to its database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+}
+
+fn database_url(cfg: &StoreConfig) -> anyhow::Result<(String, Backend)> {
+    match &cfg.database_url {
+        Some(url) if url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://") => {
+            Ok((url.expose().to_owned(), Backend::Postgres))
+        }
+        Some(url) if url.expose().starts_with("sqlite:") => Ok((url.expose().to_owned(), Backend::Sqlite)),
+        Some(_) => anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:"),
+        None => {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+            let path = cfg.data_dir.join("docket.db");
+            Ok((format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite))
+        }
+    }
+}
+
+/// Opens a pool. `as_app_role` makes every PostgreSQL connection run as the unprivileged
+/// application role, so row-level security applies to everything the server does.
+async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
+    let (url, backend) = database_url(cfg)?;
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(cfg.db_max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    if as_app_role {
+        let role = cfg.db_app_role.clone();
+        opts.map_sqlx_postgres_opts(move |o| o.options([("role", role.as_str())]));
+    }
+    let conn = Database::connect(opts).await.context("connecting to the database")?;
+    Ok(Db { conn, backend })
+}
+
+/// Applies pending migrations as the schema owner and (PostgreSQL) makes sure the application
+/// role exists with data privileges only.
+pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
+    validate_role_name(&cfg.db_app_role)?;
+    let owner = open(cfg, false).await?;
+    Migrator::up(&owner.conn, None).await.context("running migrations")?;
+    if owner.backend == Backend::Postgres {
+        let role = &cfg.db_app_role;
+        // Concurrent migrations (tests, several processes) may race to create the role.
+        owner
+            .conn
+            .execute_unprepared(&format!(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                     CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                   END IF;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END $$;
+                 GRANT USAGE ON SCHEMA public TO {role};
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+                 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+            ))
+            .await
+            .context("granting the application role")?;
+    }
+    owner.conn.close().await.ok();
+    Ok(())
+}
+
+fn validate_role_name(role: &str) -> anyhow::Result<()> {
+    let ok = !role.is_empty()
+        && role.len() <= 63
+        && role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !role.starts_with(|c: char| c.is_ascii_digit());
+    anyhow::ensure!(ok, "DOCKET_DB_APP_ROLE must be a lowercase identifier");
+    Ok(())
+}
+
+impl Db {
+    /// Connects as the application (on PostgreSQL: as the unprivileged application role).
+    pub async fn connect(cfg: &StoreConfig) -> anyhow::Result<Self> {
+        validate_role_name(&cfg.db_app_role)?;
+        open(cfg, true).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// True when the database answers and no migration is pending.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        self.conn.execute_unprepared("SELECT 1").await.context("database unreachable")?;
+        let pending = Migrator::get_pending_migrations_read_only(&self.conn).await?;
+        anyhow::ensure!(pending.is_empty(), "{} migrations pending", pending.len());
+        Ok(())
+    }
+
+    pub async fn close(self) {
+        self.conn.close().await.ok();
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` on SQLite so a read-then-write transaction never
+    /// fails with SQLITE_BUSY half-way (it waits for the writer lock up front instead).
+    async fn begin(&self, write: bool) -> Result<DatabaseTransaction, DbErr> {
+        let mode = write.then_some(SqliteTransactionMode::Immediate);
+        self.conn
+            .begin_with_options(TransactionOptions { sqlite_transaction_mode: mode, ..Default::default() })
+            .await
+    }
+
+    async fn set_scope(&self, tx: &DatabaseTransaction, key: &str, id: Uuid) -> Result<(), DbErr> {
+        if self.backend == Backend::Postgres {
+            tx.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT set_config($1, $2, true)",
+                [key.into(), id.to_string().into()],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A transaction over one organisation's data. Only code that has authenticated the caller
+    /// (or a worker acting on an event of that organisation) holds a `TenantCtx` to pass here.
+    pub async fn tenant(&self, ctx: &crate::tenancy::TenantCtx, write: bool) -> Result<TenantTx, DbErr> {
+        self.tenant_by_id(ctx.org_id, write).await
+    }
+
+    /// For the few places that act for an organisation before anyone is authenticated in it:
+    /// creating it at sign-up, and refresh tokens, which name their organisation.
+    pub(crate) async fn tenant_by_id(&self, org_id: Uuid, write: bool) -> Result<TenantTx, DbErr> {
+        let tx = self.begin(write).await?;
+        self.set_scope(&tx, "app.org_id", org_id).await?;
+        Ok(TenantTx { tx, org_id })
+    }
+
+    /// A transaction that sees one person's own memberships and organisations across tenants
+    /// (to log in and to switch organisation), and global identity tables.
+    pub(crate) async fn member(&self, user_id: Uuid) -> Result<MemberTx, DbErr> {
+        let tx = self.begin(false).await?;
+        self.set_scope(&tx, "app.user_id", user_id).await?;
+        Ok(MemberTx { tx, user_id })
+    }
+
+    /// A transaction over global (non-tenant) tables only: users, login throttling.
+    pub(crate) async fn global(&self, write: bool) -> Result<GlobalTx, DbErr> {
+        Ok(GlobalTx { tx: self.begin(write).await? })
+    }
+}
+
+/// A tenant entity: has an `org_id` column that scoped queries filter on.
+pub(crate) trait TenantEntity: EntityTrait {
+    fn org_column() -> Self::Column;
+}
+
+macro_rules! scoped_tx {
+    ($name:ident { $($field:ident: $ty:ty),* }) => {
+        pub struct $name {
+            tx: DatabaseTransaction,
+            $($field: $ty),*
+        }
+        impl $name {
+            pub(crate) fn conn(&self) -> &DatabaseTransaction {
+                &self.tx
+            }
+            pub async fn commit(self) -> Result<(), DbErr> {
+                self.tx.commit().await
+            }
+        }
+    };
+}
+
+scoped_tx!(TenantTx { org_id: Uuid });
+scoped_tx!(MemberTx { user_id: Uuid });
+scoped_tx!(GlobalTx {});
+
+impl TenantTx {
+    pub fn org_id(&self) -> Uuid {
+        self.org_id
+    }
+    /// Serialises membership-changing transactions of one tenant (rules such as "the last owner
+    /// stays" read then write). SQLite's `BEGIN IMMEDIATE` already serialises every writer.
+    pub(crate) async fn lock_tenant(&self) -> Result<(), DbErr> {
+        if self.tx.get_database_backend() == DbBackend::Postgres {
+            self.tx
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE",
+                    [self.org_id.into()],
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `SELECT … WHERE org_id = <this tenant>`: the starting point of every tenant read.
+    pub(crate) fn find<E: TenantEntity>(&self) -> Select<E> {
+        E::find().filter(E::org_column().eq(self.org_id))
+    }
+}
+
+impl MemberTx {
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// True when the error is a unique-constraint violation (a duplicate the caller can fix).
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}

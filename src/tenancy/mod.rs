@@ -1,0 +1,236 @@
+//! Organisations, memberships and roles, and the tenant context every tenant query runs under.
+
+mod entity;
+pub mod people;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    access::{self, Action, Role},
+    audit,
+    error::{Error, Result, Validator},
+    store::{Db, MemberTx, TenantTx, is_unique_violation},
+};
+use entity::{membership, organization};
+
+/// Who is acting, in which organisation, with which role. Built only by the authentication
+/// layer (from a verified token and a live session) or by a worker from an event's own org.
+#[derive(Clone, Debug)]
+pub struct TenantCtx {
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Role,
+    pub session_id: Option<Uuid>,
+}
+
+impl TenantCtx {
+    pub(crate) fn authenticated(org_id: Uuid, user_id: Uuid, role: Role, session_id: Option<Uuid>) -> Self {
+        Self { org_id, user_id, role, session_id }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<organization::Model> for Organization {
+    fn from(m: organization::Model) -> Self {
+        Self { id: m.id, name: m.name, slug: m.slug, created_at: m.created_at, updated_at: m.updated_at }
+    }
+}
+
+/// An organisation a person belongs to, with their role there.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct OrgMembership {
+    pub organization: Organization,
+    pub role: Role,
+}
+
+pub const MAX_NAME_LENGTH: usize = 200;
+
+pub fn validate_name(v: &mut Validator, field: &str, name: &str) {
+    let trimmed = name.trim();
+    v.check(!trimmed.is_empty(), field, "must not be empty");
+    v.check(name.chars().count() <= MAX_NAME_LENGTH, field, "must be at most 200 characters");
+    v.check(!name.chars().any(char::is_control), field, "must not contain control characters");
+}
+
+/// Slugs: 2–63 characters of `[a-z0-9-]`, not starting or ending with `-`.
+pub fn validate_slug(v: &mut Validator, field: &str, slug: &str) {
+    let ok = (2..=63).contains(&slug.len())
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    v.check(ok, field, "must be 2–63 characters of a-z, 0-9 and '-', not starting or ending with '-'");
+}
+
+/// A slug derived from a name, for sign-ups that give none.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug: String = slug.trim_end_matches('-').chars().take(40).collect();
+    let slug = slug.trim_end_matches('-').to_owned();
+    if slug.len() < 2 { format!("org-{}", &Uuid::now_v7().simple().to_string()[24..]) } else { slug }
+}
+
+fn parse_role(stored: &str) -> Result<Role> {
+    Role::parse(stored).ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored role {stored:?}")))
+}
+
+/// Creates the organisation of `tx` (a transaction opened for its new id).
+pub(crate) async fn create_organization(tx: &TenantTx, name: &str, slug: &str) -> Result<Organization> {
+    let now = Utc::now();
+    let model = organization::ActiveModel {
+        id: Set(tx.org_id()),
+        name: Set(name.trim().to_owned()),
+        slug: Set(slug.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    match model.insert(tx.conn()).await {
+        Ok(m) => Ok(m.into()),
+        Err(e) if is_unique_violation(&e) => {
+            Err(Error::conflict("slug_taken", "this organization slug is already taken"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn add_member(tx: &TenantTx, user_id: Uuid, role: Role) -> Result<()> {
+    let now = Utc::now();
+    let model = membership::ActiveModel {
+        org_id: Set(tx.org_id()),
+        user_id: Set(user_id),
+        role: Set(role.as_str().to_owned()),
+        active: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    match model.insert(tx.conn()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => {
+            Err(Error::conflict("user_exists", "this person is already a member of the organization"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The member's current role, if they are an active member of the tenant.
+pub(crate) async fn active_role(tx: &TenantTx, user_id: Uuid) -> Result<Option<Role>> {
+    let m = tx
+        .find::<membership::Entity>()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(membership::Column::Active.eq(true))
+        .one(tx.conn())
+        .await?;
+    m.map(|m| parse_role(&m.role)).transpose()
+}
+
+pub(crate) async fn organization(tx: &TenantTx) -> Result<Organization> {
+    tx.find::<organization::Entity>()
+        .one(tx.conn())
+        .await?
+        .map(Into::into)
+        .ok_or(Error::NotFound("organization"))
+}
+
+/// The organisations where the person of `tx` is an active member, oldest membership first.
+pub(crate) async fn memberships_of(tx: &MemberTx) -> Result<Vec<OrgMembership>> {
+    let rows = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(tx.user_id()))
+        .filter(membership::Column::Active.eq(true))
+        .all(tx.conn())
+        .await?;
+    let org_ids: Vec<Uuid> = rows.iter().map(|m| m.org_id).collect();
+    let orgs = organization::Entity::find()
+        .filter(organization::Column::Id.is_in(org_ids))
+        .all(tx.conn())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for m in rows {
+        if let Some(org) = orgs.iter().find(|o| o.id == m.org_id) {
+            out.push(OrgMembership { organization: org.clone().into(), role: parse_role(&m.role)? });
+        }
+    }
+    out.sort_by_key(|m| m.organization.created_at);
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgPatch {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")]
+    pub slug: Option<String>,
+}
+
+pub async fn get_org(db: &Db, ctx: &TenantCtx) -> Result<Organization> {
+    access::authorize(ctx, Action::OrgRead)?;
+    organization(&db.tenant(ctx, false).await?).await
+}
+
+pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Organization> {
+    access::authorize(ctx, Action::OrgUpdate)?;
+    let mut v = Validator::default();
+    if let Some(name) = &patch.name {
+        validate_name(&mut v, "name", name);
+    }
+    if let Some(slug) = &patch.slug {
+        validate_slug(&mut v, "slug", slug);
+    }
+    v.finish()?;
+    let tx = db.tenant(ctx, true).await?;
+    let current = tx.find::<organization::Entity>().one(tx.conn()).await?.ok_or(Error::NotFound("organization"))?;
+    let before = serde_json::json!({"name": current.name, "slug": current.slug});
+    let mut model = current.into_active_model();
+    if let Some(name) = patch.name {
+        model.name = Set(name.trim().to_owned());
+    }
+    if let Some(slug) = patch.slug {
+        model.slug = Set(slug);
+    }
+    model.updated_at = Set(Utc::now());
+    let updated = match model.update(tx.conn()).await {
+        Ok(m) => m,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(Error::conflict("slug_taken", "this organization slug is already taken"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let after = serde_json::json!({"name": updated.name, "slug": updated.slug});
+    audit::record(&tx, ctx, "organization.updated", "organization", Some(updated.id), serde_json::json!({"before": before, "after": after})).await?;
+    tx.commit().await?;
+    Ok(updated.into())
+}
+
+/// Number of active owners: the last one may not leave or be demoted.
+async fn active_owner_count(tx: &TenantTx) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(tx
+        .find::<membership::Entity>()
+        .filter(membership::Column::Role.eq(Role::Owner.as_str()))
+        .filter(membership::Column::Active.eq(true))
+        .select_only()
+        .column(membership::Column::UserId)
+        .count(tx.conn())
+        .await?)
+}

@@ -1,0 +1,222 @@
+//! The people of an organisation: its memberships joined with their accounts.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, IntoActiveModel, ModelTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{active_owner_count, entity::membership, parse_role, validate_name, TenantCtx};
+use crate::{
+    access::{self, Action, Role, RoleChange},
+    audit,
+    error::{Error, Result, Validator},
+    identity::{self, UserSummary, password},
+    pagination::{Page, PageRequest},
+    store::{Db, TenantTx},
+};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Person {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+    pub joined_at: DateTime<Utc>,
+}
+
+fn person(m: membership::Model, user: UserSummary) -> Result<Person> {
+    Ok(Person {
+        id: m.user_id,
+        email: user.email,
+        name: user.name,
+        role: parse_role(&m.role)?,
+        active: m.active,
+        joined_at: m.created_at,
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    #[schema(format = "email")]
+    pub email: String,
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    pub role: Role,
+    /// Required until invitations by email exist.
+    #[schema(min_length = 10, max_length = 1024)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonPatch {
+    /// A person changes their own name; admins change roles and activation.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+async fn membership_of(tx: &TenantTx, user_id: Uuid) -> Result<membership::Model> {
+    tx.find::<membership::Entity>()
+        .filter(membership::Column::UserId.eq(user_id))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("user"))
+}
+
+async fn load_person(tx: &TenantTx, m: membership::Model) -> Result<Person> {
+    let user = identity::users_by_ids(tx.conn(), vec![m.user_id]).await?.pop().ok_or(Error::NotFound("user"))?;
+    person(m, user)
+}
+
+pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<Person>> {
+    access::authorize(ctx, Action::UserList)?;
+    let tx = db.tenant(ctx, false).await?;
+    let mut query = tx.find::<membership::Entity>().order_by_asc(membership::Column::UserId).limit(page.limit + 1);
+    if let Some(after) = page.after_id()? {
+        query = query.filter(membership::Column::UserId.gt(after));
+    }
+    let rows = query.all(tx.conn()).await?;
+    // One query for the page's accounts: no N+1.
+    let users = identity::users_by_ids(tx.conn(), rows.iter().map(|m| m.user_id).collect()).await?;
+    tx.commit().await?;
+    let page = Page::from_rows(rows, page.limit, |m| m.user_id, |m| {
+        let user = users.iter().find(|u| u.id == m.user_id).cloned();
+        user.map(|u| person(m, u))
+    });
+    Ok(Page {
+        items: page.items.into_iter().flatten().collect::<Result<Vec<_>>>()?,
+        next_cursor: page.next_cursor,
+    })
+}
+
+pub async fn get(db: &Db, ctx: &TenantCtx, user_id: Uuid) -> Result<Person> {
+    if user_id != ctx.user_id {
+        access::authorize(ctx, Action::UserRead)?;
+    }
+    let tx = db.tenant(ctx, false).await?;
+    let m = membership_of(&tx, user_id).await?;
+    load_person(&tx, m).await
+}
+
+/// Adds a new account to the organisation with the given password.
+pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Person> {
+    access::authorize(ctx, Action::UserCreate)?;
+    let mut v = Validator::default();
+    let email = identity::normalize_email(&mut v, "email", &req.email);
+    validate_name(&mut v, "name", &req.name);
+    if let Err(Error::Validation(errs)) = password::validate(&req.password) {
+        errs.into_iter().for_each(|e| v.push(&e.field, e.message));
+    }
+    v.finish()?;
+    if !ctx.role.at_least(req.role) || (req.role == Role::Owner && ctx.role != Role::Owner) {
+        return Err(Error::forbidden("you cannot grant a role above your own"));
+    }
+    let hash = password::hash(&req.password).await?;
+    let tx = db.tenant(ctx, true).await?;
+    let user = identity::create_user(tx.conn(), &email, &req.name, hash).await?;
+    super::add_member(&tx, user.id, req.role).await?;
+    audit::record(&tx, ctx, "membership.created", "user", Some(user.id), serde_json::json!({"role": req.role})).await?;
+    let m = membership_of(&tx, user.id).await?;
+    let person = person(m, user)?;
+    tx.commit().await?;
+    Ok(person)
+}
+
+pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch) -> Result<Person> {
+    let is_self = user_id == ctx.user_id;
+    if !is_self {
+        access::authorize(ctx, Action::UserUpdate)?;
+    }
+    let mut v = Validator::default();
+    if let Some(name) = &patch.name {
+        validate_name(&mut v, "name", name);
+    }
+    v.finish()?;
+
+    let tx = db.tenant(ctx, true).await?;
+    tx.lock_tenant().await?;
+    let m = membership_of(&tx, user_id).await?;
+    let current = parse_role(&m.role)?;
+    if patch.name.is_some() && !is_self {
+        // Accounts can be shared by several organisations: only the person renames themself.
+        return Err(Error::forbidden("people change their own name"));
+    }
+    let new_role = patch.role.filter(|r| *r != current);
+    let deactivate = patch.active == Some(false) && m.active;
+    let reactivate = patch.active == Some(true) && !m.active;
+    if new_role.is_some() || deactivate || reactivate {
+        access::check_role_change(RoleChange {
+            actor: ctx.role,
+            actor_is_target: is_self,
+            current,
+            new: if deactivate { None } else { Some(new_role.unwrap_or(current)) },
+        })?;
+        if current == Role::Owner && (deactivate || new_role.is_some()) && active_owner_count(&tx).await? <= 1 {
+            return Err(Error::conflict("last_owner", "the organization must keep at least one active owner"));
+        }
+    }
+
+    if let Some(name) = &patch.name {
+        identity::rename_user(tx.conn(), user_id, name).await?;
+    }
+    let mut model = m.clone().into_active_model();
+    if let Some(role) = new_role {
+        model.role = Set(role.as_str().to_owned());
+        audit::record(&tx, ctx, "membership.role_changed", "user", Some(user_id), serde_json::json!({"from": current, "to": role})).await?;
+    }
+    if let Some(active) = patch.active.filter(|a| *a != m.active) {
+        model.active = Set(active);
+        let action = if active { "membership.reactivated" } else { "membership.deactivated" };
+        audit::record(&tx, ctx, action, "user", Some(user_id), serde_json::json!({})).await?;
+        if !active {
+            identity::revoke_sessions_of(&tx, user_id, "deactivated").await?;
+        }
+    }
+    model.updated_at = Set(Utc::now());
+    let updated = model.update(tx.conn()).await?;
+    let person = load_person(&tx, updated).await?;
+    tx.commit().await?;
+    Ok(person)
+}
+
+/// Removes a person from the organisation (their sessions here end with the membership). With
+/// `erase`, an account that belongs to no other organisation is anonymised as well.
+pub async fn remove(db: &Db, ctx: &TenantCtx, user_id: Uuid, erase: bool) -> Result<()> {
+    access::authorize(ctx, Action::UserDelete)?;
+    let tx = db.tenant(ctx, true).await?;
+    tx.lock_tenant().await?;
+    let m = membership_of(&tx, user_id).await?;
+    let current = parse_role(&m.role)?;
+    access::check_role_change(RoleChange { actor: ctx.role, actor_is_target: user_id == ctx.user_id, current, new: None })?;
+    if current == Role::Owner && m.active && active_owner_count(&tx).await? <= 1 {
+        return Err(Error::conflict("last_owner", "the organization must keep at least one active owner"));
+    }
+    m.delete(tx.conn()).await?;
+    let erased = erase && !has_other_memberships(db, ctx, user_id).await?;
+    if erased {
+        identity::anonymise_user(tx.conn(), user_id).await?;
+    }
+    audit::record(&tx, ctx, "membership.removed", "user", Some(user_id), serde_json::json!({"erased": erased})).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether the account belongs to another organisation (its data is then not ours to erase).
+async fn has_other_memberships(db: &Db, ctx: &TenantCtx, user_id: Uuid) -> Result<bool> {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let tx = db.member(user_id).await?;
+    let others = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(membership::Column::OrgId.ne(ctx.org_id))
+        .count(tx.conn())
+        .await?;
+    Ok(others > 0)
+}
