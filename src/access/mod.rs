@@ -63,7 +63,6 @@ impl Role {
 pub enum Action {
     OrgRead,
     OrgUpdate,
-    OrgDelete,
     UserList,
     UserRead,
     UserCreate,
@@ -73,10 +72,9 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 8] = [
         Action::OrgRead,
         Action::OrgUpdate,
-        Action::OrgDelete,
         Action::UserList,
         Action::UserRead,
         Action::UserCreate,
@@ -93,7 +91,6 @@ pub fn allowed(role: Role, action: Action) -> bool {
         OrgRead => true,
         UserList | UserRead => role.at_least(Role::Viewer),
         OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead => role.at_least(Role::Admin),
-        OrgDelete => role == Role::Owner,
     }
 }
 
@@ -149,10 +146,9 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 9] = [
+        let expected: [(Action, [bool; 6]); 8] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
-            (OrgDelete, [true, false, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
             (UserRead, [true, true, true, true, true, false]),
             (UserCreate, [true, true, false, false, false, false]),

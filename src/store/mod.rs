@@ -128,6 +128,19 @@ impl Db {
         Ok(())
     }
 
+    /// The database role queries run as (`sqlite` has none).
+    pub async fn current_role(&self) -> anyhow::Result<String> {
+        if self.backend == Backend::Sqlite {
+            return Ok("sqlite".into());
+        }
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT current_user::text AS r"))
+            .await?
+            .context("no row")?;
+        Ok(row.try_get("", "r")?)
+    }
+
     pub async fn close(self) {
         self.conn.close().await.ok();
     }

@@ -1,0 +1,221 @@
+use std::time::Duration;
+
+use docket::{
+    app::{self, Running},
+    config::{Secret, ServeConfig, StoreConfig},
+};
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "test-signing-key-that-is-long-enough-0123456789";
+pub const PASSWORD: &str = "correct horse battery";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("DOCKET_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("DOCKET_TEST_BACKEND={other}: use sqlite or postgres"),
+    }
+}
+
+/// The PostgreSQL server tests create their databases on (as a superuser, like `migrate`).
+pub fn pg_admin_url() -> String {
+    std::env::var("DOCKET_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The URL the server's store uses (owner rights): for tests that inspect the database.
+    pub database_url: Option<String>,
+    running: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        assert_eq!(self.body["status"].as_u64(), Some(status as u64));
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string() && self.body["type"].is_string());
+        self
+    }
+    #[track_caller]
+    pub fn assert_ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        &self.body
+    }
+}
+
+/// A signed-in person: their tokens and ids.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token: String,
+    pub refresh: String,
+    pub user_id: String,
+    pub org_id: String,
+    pub email: String,
+}
+
+impl Session {
+    pub fn from_auth(body: &Value) -> Self {
+        Session {
+            token: body["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            user_id: body["user"]["id"].as_str().unwrap().to_owned(),
+            org_id: body["organization"]["id"].as_str().unwrap().to_owned(),
+            email: body["user"]["email"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = match backend() {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(fresh_pg_database().await),
+    };
+    let store = StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        database_url: database_url.clone().map(Secret::new),
+        db_app_role: "docket_app".into(),
+        db_max_connections: 8,
+    };
+    let serve = ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: Some(Secret::new(JWT_SECRET)),
+        max_body_bytes: 64 * 1024,
+        access_token_ttl_secs: 900,
+        refresh_token_ttl_secs: 3600,
+    };
+    let running = app::start(&store, &serve, false).await.expect("server starts");
+    TestApp {
+        base: format!("http://{}", running.addr),
+        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        database_url,
+        running: Some(running),
+        _dir: dir,
+    }
+}
+
+async fn fresh_pg_database() -> String {
+    let admin = Database::connect(pg_admin_url()).await.expect("PostgreSQL reachable for DOCKET_TEST_BACKEND=postgres");
+    let name = format!("docket_test_{}", Uuid::new_v4().simple());
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    admin.close().await.ok();
+    let admin_url = pg_admin_url();
+    let (server, _) = admin_url.rsplit_once('/').expect("database url has a path");
+    format!("{server}/{name}")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Resp { status, headers, body }
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.request(method, path, token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Signs up a new organisation `slug` with owner `email`.
+    pub async fn signup(&self, slug: &str, email: &str) -> Session {
+        let res = self
+            .post(
+                "/api/v1/auth/signup",
+                None,
+                json!({"organization_name": format!("Org {slug}"), "organization_slug": slug,
+                       "name": "Owner", "email": email, "password": PASSWORD}),
+            )
+            .await;
+        Session::from_auth(res.assert_ok(201))
+    }
+
+    pub async fn login(&self, email: &str, password: &str, organization: Option<&str>) -> Resp {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(org) = organization {
+            body["organization"] = json!(org);
+        }
+        self.post("/api/v1/auth/login", None, body).await
+    }
+
+    /// Adds a member with `role` to the owner's organisation and signs them in.
+    pub async fn member(&self, owner: &Session, email: &str, role: &str) -> Session {
+        self.post(
+            "/api/v1/users",
+            Some(&owner.token),
+            json!({"email": email, "name": format!("{role} person"), "role": role, "password": PASSWORD}),
+        )
+        .await
+        .assert_ok(201);
+        Session::from_auth(self.login(email, PASSWORD, None).await.assert_ok(200))
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+

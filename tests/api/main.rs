@@ -1,0 +1,12 @@
+//! Integration tests: the real HTTP server on a fresh database per test. The backend comes from
+//! `DOCKET_TEST_BACKEND` (`sqlite`, the default, or `postgres`); `scripts/test` runs both.
+
+mod helpers;
+
+mod auth;
+mod errors;
+mod isolation;
+mod matrix;
+mod openapi;
+mod people;
+mod rls;
