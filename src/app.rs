@@ -26,7 +26,10 @@ pub fn init_logging(format: LogFormat) {
 /// data directory so restarts keep sessions valid.
 pub fn signing_key(given: Option<Secret>, data_dir: &Path) -> anyhow::Result<Secret> {
     if let Some(secret) = given {
-        anyhow::ensure!(secret.expose().len() >= 32, "DOCKET_JWT_SECRET must be at least 32 characters");
+        anyhow::ensure!(
+            secret.expose().len() >= 32,
+            "DOCKET_JWT_SECRET must be at least 32 characters"
+        );
         return Ok(secret);
     }
     let path = data_dir.join("jwt-signing.key");
@@ -72,7 +75,12 @@ impl Running {
 
     /// Resolves when the server ends (after a shutdown signal).
     pub async fn wait(self) -> anyhow::Result<()> {
-        let Running { stop, server, worker, .. } = self;
+        let Running {
+            stop,
+            server,
+            worker,
+            ..
+        } = self;
         server.await??;
         let _ = stop.send(true);
         if let Some(worker) = worker {
@@ -87,7 +95,11 @@ impl Running {
 }
 
 /// Migrates, connects and starts serving (and, unless `with_worker` is false, the workers).
-pub async fn start(store_cfg: &StoreConfig, serve_cfg: &ServeConfig, with_worker: bool) -> anyhow::Result<Running> {
+pub async fn start(
+    store_cfg: &StoreConfig,
+    serve_cfg: &ServeConfig,
+    with_worker: bool,
+) -> anyhow::Result<Running> {
     store::migrate(store_cfg).await?;
     let db = Db::connect(store_cfg).await?;
     let secret = signing_key(serve_cfg.jwt_secret.clone(), &store_cfg.data_dir)?;
@@ -96,7 +108,10 @@ pub async fn start(store_cfg: &StoreConfig, serve_cfg: &ServeConfig, with_worker
         Duration::from_secs(serve_cfg.access_token_ttl_secs),
         Duration::from_secs(serve_cfg.refresh_token_ttl_secs),
     );
-    let state = AppState { db: db.clone(), keys: Arc::new(keys) };
+    let state = AppState {
+        db: db.clone(),
+        keys: Arc::new(keys),
+    };
     let app = http::router(state, serve_cfg.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(serve_cfg.addr)
         .await
@@ -109,7 +124,12 @@ pub async fn start(store_cfg: &StoreConfig, serve_cfg: &ServeConfig, with_worker
     }));
     let worker = with_worker.then(|| tokio::spawn(crate::worker::run(db, stopped)));
     tracing::info!(%addr, backend = ?store_backend(store_cfg), "docket listening");
-    Ok(Running { addr, stop, server, worker })
+    Ok(Running {
+        addr,
+        stop,
+        server,
+        worker,
+    })
 }
 
 fn store_backend(cfg: &StoreConfig) -> &'static str {

@@ -14,7 +14,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -28,7 +31,11 @@ pub enum Error {
     Forbidden { code: &'static str, detail: String },
     /// No usable credentials.
     #[error("{detail}")]
-    Unauthorized { code: &'static str, detail: String, invalid_token: bool },
+    Unauthorized {
+        code: &'static str,
+        detail: String,
+        invalid_token: bool,
+    },
     /// The request is well-formed but conflicts with current state.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
@@ -37,7 +44,10 @@ pub enum Error {
     Validation(Vec<FieldError>),
     /// Too many attempts; try again after the given time.
     #[error("{detail}")]
-    TooManyRequests { detail: String, retry_after: Duration },
+    TooManyRequests {
+        detail: String,
+        retry_after: Duration,
+    },
     /// Anything unexpected: logged in full, answered as an opaque 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -50,13 +60,23 @@ impl Error {
         Self::Validation(vec![FieldError::new(field, message)])
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::Forbidden { code: "forbidden", detail: detail.into() }
+        Self::Forbidden {
+            code: "forbidden",
+            detail: detail.into(),
+        }
     }
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { code, detail: detail.into() }
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
     }
     pub fn invalid_token(detail: impl Into<String>) -> Self {
-        Self::Unauthorized { code: "invalid_token", detail: detail.into(), invalid_token: true }
+        Self::Unauthorized {
+            code: "invalid_token",
+            detail: detail.into(),
+            invalid_token: true,
+        }
     }
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         Self::Internal(err.into())
@@ -84,6 +104,10 @@ impl Validator {
         self.0.push(FieldError::new(field, message));
     }
     pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(Error::Validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.0))
+        }
     }
 }

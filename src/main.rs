@@ -6,12 +6,22 @@ use docket::{
 };
 
 #[derive(Parser)]
-#[command(name = "docket", version, about = "Multi-tenant ticket and task management")]
+#[command(
+    name = "docket",
+    version,
+    about = "Multi-tenant ticket and task management"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log format.
-    #[arg(long, env = "DOCKET_LOG", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "DOCKET_LOG",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     log: LogFormat,
 }
 
@@ -44,7 +54,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     app::init_logging(cli.log);
     match cli.command {
-        Command::Serve { store, serve, no_worker } => {
+        Command::Serve {
+            store,
+            serve,
+            no_worker,
+        } => {
             let running = app::start(&store, &serve, !no_worker).await?;
             let stop = running.stopper();
             tokio::spawn(async move {

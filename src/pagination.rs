@@ -1,7 +1,10 @@
 //! Keyset pagination: `?limit=&cursor=` in, `{items, next_cursor}` out. The cursor is an opaque
 //! encoding of the last key the client saw, so pages stay stable under concurrent inserts.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use base64::{
+    Engine, alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -11,6 +14,16 @@ use crate::error::{Error, Result, Validator};
 pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 200;
 
+/// Cursors are 16 bytes in unpadded base64url; any 22 such characters decode (trailing bits are
+/// ignored), so every cursor the documented pattern allows is one the server can read.
+const CURSOR: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
@@ -18,6 +31,7 @@ pub struct PageParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
     pub cursor: Option<String>,
 }
 
@@ -31,12 +45,23 @@ impl PageParams {
     pub fn validate(self) -> Result<PageRequest> {
         let mut v = Validator::default();
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        v.check((1..=MAX_LIMIT).contains(&limit), "limit", "must be between 1 and 200");
+        v.check(
+            (1..=MAX_LIMIT).contains(&limit),
+            "limit",
+            "must be between 1 and 200",
+        );
         if let Some(c) = &self.cursor {
-            v.check(decode(c).is_some(), "cursor", "is not a cursor this server issued");
+            v.check(
+                decode(c).is_some(),
+                "cursor",
+                "is not a cursor this server issued",
+            );
         }
         v.finish()?;
-        Ok(PageRequest { limit, cursor: self.cursor })
+        Ok(PageRequest {
+            limit,
+            cursor: self.cursor,
+        })
     }
 }
 
@@ -45,18 +70,21 @@ impl PageRequest {
     pub fn after_id(&self) -> Result<Option<Uuid>> {
         self.cursor
             .as_deref()
-            .map(|c| decode(c).ok_or_else(|| Error::invalid("cursor", "is not a cursor this server issued")))
+            .map(|c| {
+                decode(c)
+                    .ok_or_else(|| Error::invalid("cursor", "is not a cursor this server issued"))
+            })
             .transpose()
     }
 }
 
 fn decode(cursor: &str) -> Option<Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let bytes = CURSOR.decode(cursor).ok()?;
     Uuid::from_slice(&bytes).ok()
 }
 
 fn encode(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
+    CURSOR.encode(id.as_bytes())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,11 +96,23 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows (the extra one only tells that more exist).
-    pub fn from_rows<R>(mut rows: Vec<R>, limit: u64, key: impl Fn(&R) -> Uuid, map: impl FnMut(R) -> T) -> Self {
+    pub fn from_rows<R>(
+        mut rows: Vec<R>,
+        limit: u64,
+        key: impl Fn(&R) -> Uuid,
+        map: impl FnMut(R) -> T,
+    ) -> Self {
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = if more { rows.last().map(|r| encode(key(r))) } else { None };
-        Self { items: rows.into_iter().map(map).collect(), next_cursor }
+        let next_cursor = if more {
+            rows.last().map(|r| encode(key(r)))
+        } else {
+            None
+        };
+        Self {
+            items: rows.into_iter().map(map).collect(),
+            next_cursor,
+        }
     }
 }
 
@@ -83,13 +123,19 @@ mod tests {
     #[test]
     fn limits_and_cursors_are_validated() {
         let ok = |limit, cursor: Option<&str>| {
-            PageParams { limit, cursor: cursor.map(str::to_owned) }.validate().is_ok()
+            PageParams {
+                limit,
+                cursor: cursor.map(str::to_owned),
+            }
+            .validate()
+            .is_ok()
         };
         assert!(ok(None, None));
         assert!(ok(Some(1), None) && ok(Some(200), None));
         assert!(!ok(Some(0), None) && !ok(Some(201), None));
         assert!(!ok(None, Some("garbage!")));
         assert!(ok(None, Some(&encode(Uuid::now_v7()))));
+        assert!(ok(None, Some("zzzzzzzzzzzzzzzzzzzzzz")), "any 22 base64url characters");
     }
 
     #[test]

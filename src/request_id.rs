@@ -21,7 +21,9 @@ pub fn accept_or_generate(incoming: Option<&str>) -> String {
     match incoming {
         Some(id)
             if (1..=64).contains(&id.len())
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
         {
             id.to_owned()
         }

@@ -22,8 +22,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::Owner, Role::Admin, Role::Manager, Role::Agent, Role::Viewer, Role::Requester];
+    pub const ALL: [Role; 6] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Manager,
+        Role::Agent,
+        Role::Viewer,
+        Role::Requester,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -98,7 +104,10 @@ pub fn authorize(ctx: &TenantCtx, action: Action) -> Result<()> {
     if allowed(ctx.role, action) {
         Ok(())
     } else {
-        Err(Error::forbidden(format!("your role ({}) may not do this", ctx.role.as_str())))
+        Err(Error::forbidden(format!(
+            "your role ({}) may not do this",
+            ctx.role.as_str()
+        )))
     }
 }
 
@@ -116,9 +125,16 @@ pub struct RoleChange {
 /// or touch owners, and an admin cannot hand out more than they have. (That the last owner
 /// stays is checked against the database by the caller.)
 pub fn check_role_change(change: RoleChange) -> Result<()> {
-    let RoleChange { actor, actor_is_target, current, new } = change;
+    let RoleChange {
+        actor,
+        actor_is_target,
+        current,
+        new,
+    } = change;
     if !allowed(actor, Action::UserUpdate) {
-        return Err(Error::forbidden("only admins and owners change people's roles"));
+        return Err(Error::forbidden(
+            "only admins and owners change people's roles",
+        ));
     }
     if let Some(new) = new {
         if actor_is_target && new.rank() > current.rank() {
@@ -132,7 +148,9 @@ pub fn check_role_change(change: RoleChange) -> Result<()> {
         }
     }
     if current == Role::Owner && actor != Role::Owner {
-        return Err(Error::forbidden("only owners can change or remove an owner"));
+        return Err(Error::forbidden(
+            "only owners can change or remove an owner",
+        ));
     }
     Ok(())
 }
@@ -181,7 +199,13 @@ mod tests {
     }
 
     fn change(actor: Role, self_: bool, current: Role, new: Option<Role>) -> bool {
-        check_role_change(RoleChange { actor, actor_is_target: self_, current, new }).is_ok()
+        check_role_change(RoleChange {
+            actor,
+            actor_is_target: self_,
+            current,
+            new,
+        })
+        .is_ok()
     }
 
     #[test]
@@ -213,6 +237,11 @@ mod tests {
         assert!(change(Role::Owner, false, Role::Agent, Some(Role::Owner)));
         assert!(!change(Role::Admin, false, Role::Owner, None));
         assert!(change(Role::Admin, false, Role::Agent, Some(Role::Manager)));
-        assert!(!change(Role::Manager, false, Role::Agent, Some(Role::Viewer)));
+        assert!(!change(
+            Role::Manager,
+            false,
+            Role::Agent,
+            Some(Role::Viewer)
+        ));
     }
 }

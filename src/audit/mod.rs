@@ -1,7 +1,9 @@
 //! The audit log: who did what security-relevant thing, when, from which request.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -88,20 +90,28 @@ pub(crate) async fn record(
 pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<AuditEntry>> {
     access::authorize(ctx, Action::AuditRead)?;
     let tx = db.tenant(ctx, false).await?;
-    let mut query = tx.find::<entry::Entity>().order_by_desc(entry::Column::Id).limit(page.limit + 1);
+    let mut query = tx
+        .find::<entry::Entity>()
+        .order_by_desc(entry::Column::Id)
+        .limit(page.limit + 1);
     if let Some(after) = page.after_id()? {
         query = query.filter(entry::Column::Id.lt(after));
     }
     let rows = query.all(tx.conn()).await?;
     tx.commit().await?;
-    Ok(Page::from_rows(rows, page.limit, |m| m.id, |m| AuditEntry {
-        id: m.id,
-        actor_id: m.actor_id,
-        action: m.action,
-        target_type: m.target_type,
-        target_id: m.target_id,
-        details: m.details,
-        request_id: m.request_id,
-        created_at: m.created_at,
-    }))
+    Ok(Page::from_rows(
+        rows,
+        page.limit,
+        |m| m.id,
+        |m| AuditEntry {
+            id: m.id,
+            actor_id: m.actor_id,
+            action: m.action,
+            target_type: m.target_type,
+            target_id: m.target_id,
+            details: m.details,
+            request_id: m.request_id,
+            created_at: m.created_at,
+        },
+    ))
 }

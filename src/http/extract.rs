@@ -31,9 +31,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than allowed")
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than allowed",
+                )
             } else {
-                Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    "the request body could not be read",
+                )
             }
         })?;
         parse_json(&bytes).map(Json)
@@ -41,20 +49,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 }
 
 fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
-    let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else { return false };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(de).map_err(|err| {
-        let inner = err.inner();
-        if !inner.is_data() {
-            return Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"));
-        }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+        Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {err}"))
+    })?;
+    // Every body is an object; serde would otherwise read a struct from an array too.
+    if !value.is_object() {
+        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "body: must be a JSON object")
+            .with_errors(vec![FieldError::new("body", "must be a JSON object")]));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let message = inner.to_string();
+        let message = err.inner().to_string();
         // "missing field `x`" is reported at the parent: name the field itself.
         let field = match message.split('`').nth(1) {
             Some(name) if message.starts_with("missing field") => {
@@ -63,20 +82,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             _ if path == "." => "body".to_owned(),
             _ => path,
         };
-        let message = strip_position(&message);
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", format!("{field}: {message}"))
             .with_errors(vec![FieldError::new(field, message)])
-    })?;
-    // Trailing data after the value is malformed too.
-    Ok(value)
-}
-
-/// serde_json appends " at line 1 column 7"; the field name says more.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
+    })
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -94,12 +102,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|err| {
-            let field = err.path().to_string();
-            let message = err.inner().to_string();
-            Problem::new(StatusCode::BAD_REQUEST, "invalid_query", format!("{field}: {message}"))
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|err| {
+                let field = err.path().to_string();
+                let message = err.inner().to_string();
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("{field}: {message}"),
+                )
                 .with_errors(vec![FieldError::new(field, message)])
-        })
+            })
     }
 }
 
@@ -113,7 +127,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "no resource has this id"))
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no resource has this id",
+                )
+            })
     }
 }
 
@@ -128,13 +148,23 @@ impl FromRequestParts<AppState> for Auth {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty());
         let Some(token) = token else {
-            return Err(Problem::unauthorized("missing_token", "this endpoint needs `Authorization: Bearer <access token>`", false));
+            return Err(Problem::unauthorized(
+                "missing_token",
+                "this endpoint needs `Authorization: Bearer <access token>`",
+                false,
+            ));
         };
-        identity::authenticate(&state.db, &state.keys, token).await.map(Auth).map_err(Problem::from)
+        identity::authenticate(&state.db, &state.keys, token)
+            .await
+            .map(Auth)
+            .map_err(Problem::from)
     }
 }
 

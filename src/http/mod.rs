@@ -56,7 +56,12 @@ impl Modify for Conventions {
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
         let problems = [
             ("400", "Malformed request (bad JSON or query)"),
@@ -74,16 +79,33 @@ impl Modify for Conventions {
             if !path.starts_with("/api/") {
                 continue;
             }
-            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
                 for (status, description) in problems {
-                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| {
-                        RefOr::T(
-                            ResponseBuilder::new()
-                                .description(description)
-                                .content(problem::CONTENT_TYPE, Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("Problem")))))
-                                .build(),
-                        )
-                    });
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            RefOr::T(
+                                ResponseBuilder::new()
+                                    .description(description)
+                                    .content(
+                                        problem::CONTENT_TYPE,
+                                        Content::new(Some(RefOr::Ref(
+                                            utoipa::openapi::Ref::from_schema_name("Problem"),
+                                        ))),
+                                    )
+                                    .build(),
+                            )
+                        });
                 }
             }
         }
@@ -128,7 +150,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(problem::panic_response))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
         .layer(middleware::from_fn(problem::ensure_problem))
         .layer(
             TraceLayer::new_for_http()
@@ -139,7 +164,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "served");
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_millis() as u64,
+                        "served"
+                    );
                 }),
         )
         .layer(middleware::from_fn(with_request_id))
@@ -151,7 +180,9 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Gives every request an id (the caller's, if plain enough), visible to all layers below and
 /// returned in the `x-request-id` header of every response.
 async fn with_request_id(req: Request, next: Next) -> Response {
-    let id = request_id::accept_or_generate(req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()));
+    let id = request_id::accept_or_generate(
+        req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()),
+    );
     let mut res = request_id::scope(id.clone(), next.run(req)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID.clone(), value);
@@ -173,7 +204,12 @@ async fn readyz(State(s): State<AppState>) -> Response {
         Ok(()) => "ready".into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "not ready");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database is unreachable or not migrated").into_response()
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database is unreachable or not migrated",
+            )
+            .into_response()
         }
     }
 }
@@ -184,7 +220,10 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

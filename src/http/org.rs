@@ -29,35 +29,59 @@ pub async fn get_org(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<
 /// Rename the organisation or change its slug (admins).
 #[utoipa::path(patch, path = "/org", tag = "organization", request_body = OrgPatch, security(("bearer" = [])),
     responses((status = 200, description = "Updated", body = Organization)))]
-pub async fn update_org(State(s): State<AppState>, Auth(ctx): Auth, Json(patch): Json<OrgPatch>) -> Result<Json<Organization>> {
+pub async fn update_org(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Json(patch): Json<OrgPatch>,
+) -> Result<Json<Organization>> {
     Ok(Json(tenancy::update_org(&s.db, &ctx, patch).await?))
 }
 
 /// People of the organisation, in the order they joined.
 #[utoipa::path(get, path = "/users", tag = "people", params(PageParams), security(("bearer" = [])),
     responses((status = 200, description = "A page of people", body = Page<Person>)))]
-pub async fn list_users(State(s): State<AppState>, Auth(ctx): Auth, Query(page): Query<PageParams>) -> Result<Json<Page<Person>>> {
+pub async fn list_users(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<Person>>> {
     Ok(Json(people::list(&s.db, &ctx, page.validate()?).await?))
 }
 
 /// Add a person with a password (admins).
 #[utoipa::path(post, path = "/users", tag = "people", request_body = NewPerson, security(("bearer" = [])),
     responses((status = 201, description = "Added", body = Person)))]
-pub async fn create_user(State(s): State<AppState>, Auth(ctx): Auth, Json(req): Json<NewPerson>) -> Result<impl IntoResponse> {
-    Ok((StatusCode::CREATED, Json(people::create(&s.db, &ctx, req).await?)))
+pub async fn create_user(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Json(req): Json<NewPerson>,
+) -> Result<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(people::create(&s.db, &ctx, req).await?),
+    ))
 }
 
 /// One person of the organisation.
 #[utoipa::path(get, path = "/users/{id}", tag = "people", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, description = "The person", body = Person)))]
-pub async fn get_user(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<Uuid>) -> Result<Json<Person>> {
+pub async fn get_user(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Person>> {
     Ok(Json(people::get(&s.db, &ctx, id).await?))
 }
 
 /// Change a person's role or activation (admins), or your own name.
 #[utoipa::path(patch, path = "/users/{id}", tag = "people", params(("id" = Uuid, Path)), request_body = PersonPatch,
     security(("bearer" = [])), responses((status = 200, description = "Updated", body = Person)))]
-pub async fn update_user(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<Uuid>, Json(patch): Json<PersonPatch>) -> Result<Json<Person>> {
+pub async fn update_user(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<Uuid>,
+    Json(patch): Json<PersonPatch>,
+) -> Result<Json<Person>> {
     Ok(Json(people::update(&s.db, &ctx, id, patch).await?))
 }
 
@@ -72,7 +96,12 @@ pub struct RemoveParams {
 /// Remove a person from the organisation (admins).
 #[utoipa::path(delete, path = "/users/{id}", tag = "people", params(("id" = Uuid, Path), RemoveParams),
     security(("bearer" = [])), responses((status = 204, description = "Removed")))]
-pub async fn remove_user(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<Uuid>, Query(q): Query<RemoveParams>) -> Result<StatusCode> {
+pub async fn remove_user(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<Uuid>,
+    Query(q): Query<RemoveParams>,
+) -> Result<StatusCode> {
     people::remove(&s.db, &ctx, id, q.erase).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -80,6 +109,10 @@ pub async fn remove_user(State(s): State<AppState>, Auth(ctx): Auth, Path(id): P
 /// Security-relevant actions, newest first (admins).
 #[utoipa::path(get, path = "/audit-log", tag = "audit", params(PageParams), security(("bearer" = [])),
     responses((status = 200, description = "A page of audit entries", body = Page<AuditEntry>)))]
-pub async fn audit_log(State(s): State<AppState>, Auth(ctx): Auth, Query(page): Query<PageParams>) -> Result<Json<Page<AuditEntry>>> {
+pub async fn audit_log(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<AuditEntry>>> {
     Ok(Json(audit::list(&s.db, &ctx, page.validate()?).await?))
 }

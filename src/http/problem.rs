@@ -66,9 +66,15 @@ impl Problem {
 
     /// The 401 every protected endpoint answers, with the RFC 6750 challenge.
     pub fn unauthorized(code: &str, detail: impl Into<String>, invalid_token: bool) -> Self {
-        let challenge = if invalid_token { r#"Bearer error="invalid_token""# } else { "Bearer" };
-        Self::new(StatusCode::UNAUTHORIZED, code, detail)
-            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
+        let challenge = if invalid_token {
+            r#"Bearer error="invalid_token""#
+        } else {
+            "Bearer"
+        };
+        Self::new(StatusCode::UNAUTHORIZED, code, detail).with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        )
     }
 }
 
@@ -76,7 +82,11 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut res = (status, [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))], body)
+        let mut res = (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+            body,
+        )
             .into_response();
         for (name, value) in self.headers {
             res.headers_mut().insert(name, value);
@@ -88,22 +98,40 @@ impl IntoResponse for Problem {
 impl From<Error> for Problem {
     fn from(err: Error) -> Self {
         match err {
-            Error::NotFound(what) => {
-                Problem::new(StatusCode::NOT_FOUND, format!("{what}_not_found"), format!("{what} not found"))
-            }
+            Error::NotFound(what) => Problem::new(
+                StatusCode::NOT_FOUND,
+                format!("{what}_not_found"),
+                format!("{what} not found"),
+            ),
             Error::Forbidden { code, detail } => Problem::new(StatusCode::FORBIDDEN, code, detail),
-            Error::Unauthorized { code, detail, invalid_token } => Problem::unauthorized(code, detail, invalid_token),
+            Error::Unauthorized {
+                code,
+                detail,
+                invalid_token,
+            } => Problem::unauthorized(code, detail, invalid_token),
             Error::Conflict { code, detail } => Problem::new(StatusCode::CONFLICT, code, detail),
             Error::Validation(errors) => {
-                let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail).with_errors(errors)
-            }
-            Error::TooManyRequests { detail, retry_after } => {
-                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", detail).with_header(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()).expect("digits"),
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    detail,
                 )
+                .with_errors(errors)
             }
+            Error::TooManyRequests {
+                detail,
+                retry_after,
+            } => Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", detail)
+                .with_header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+                        .expect("digits"),
+                ),
             Error::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
                 internal()
@@ -113,7 +141,11 @@ impl From<Error> for Problem {
 }
 
 fn internal() -> Problem {
-    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side; the request id identifies it in our logs")
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "something went wrong on our side; the request id identifies it in our logs",
+    )
 }
 
 impl IntoResponse for Error {
@@ -127,13 +159,25 @@ impl IntoResponse for Error {
 fn for_status(status: StatusCode) -> Problem {
     match status {
         StatusCode::NOT_FOUND => Problem::new(status, "route_not_found", "no such endpoint"),
-        StatusCode::METHOD_NOT_ALLOWED => Problem::new(status, "method_not_allowed", "this endpoint does not accept that method"),
-        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(status, "payload_too_large", "the request body is larger than allowed"),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            status,
+            "method_not_allowed",
+            "this endpoint does not accept that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            status,
+            "payload_too_large",
+            "the request body is larger than allowed",
+        ),
         StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => {
             Problem::new(status, "timeout", "the request took too long")
         }
         s if s.is_server_error() => internal(),
-        s => Problem::new(s, "error", s.canonical_reason().unwrap_or("error").to_lowercase()),
+        s => Problem::new(
+            s,
+            "error",
+            s.canonical_reason().unwrap_or("error").to_lowercase(),
+        ),
     }
 }
 

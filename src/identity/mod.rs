@@ -37,7 +37,11 @@ pub struct UserSummary {
 
 impl From<user::Model> for UserSummary {
     fn from(m: user::Model) -> Self {
-        Self { id: m.id, email: m.email, name: m.name }
+        Self {
+            id: m.id,
+            email: m.email,
+            name: m.name,
+        }
     }
 }
 
@@ -45,20 +49,32 @@ impl From<user::Model> for UserSummary {
 /// case-insensitive everywhere.
 pub fn normalize_email(v: &mut Validator, field: &str, email: &str) -> String {
     let email = email.trim().to_lowercase();
-    let ok = email.len() <= 254 && email_address::EmailAddress::parse_with_options(
-        &email,
-        email_address::Options::default().without_display_text().without_domain_literal(),
-    )
-    .is_ok();
+    let ok = email.len() <= 254
+        && email_address::EmailAddress::parse_with_options(
+            &email,
+            email_address::Options::default()
+                .without_display_text()
+                .without_domain_literal(),
+        )
+        .is_ok();
     v.check(ok, field, "must be a valid email address");
     email
 }
 
-pub(crate) async fn find_user_by_email(conn: &impl ConnectionTrait, email: &str) -> Result<Option<user::Model>> {
-    Ok(user::Entity::find().filter(user::Column::Email.eq(email)).one(conn).await?)
+pub(crate) async fn find_user_by_email(
+    conn: &impl ConnectionTrait,
+    email: &str,
+) -> Result<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(conn)
+        .await?)
 }
 
-pub(crate) async fn users_by_ids(conn: &impl ConnectionTrait, ids: Vec<Uuid>) -> Result<Vec<UserSummary>> {
+pub(crate) async fn users_by_ids(
+    conn: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<UserSummary>> {
     Ok(user::Entity::find()
         .filter(user::Column::Id.is_in(ids))
         .all(conn)
@@ -87,9 +103,10 @@ pub(crate) async fn create_user(
     };
     match model.insert(conn).await {
         Ok(m) => Ok(m.into()),
-        Err(e) if is_unique_violation(&e) => {
-            Err(Error::conflict("email_taken", "an account with this email already exists"))
-        }
+        Err(e) if is_unique_violation(&e) => Err(Error::conflict(
+            "email_taken",
+            "an account with this email already exists",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -107,9 +124,15 @@ pub(crate) async fn rename_user(conn: &impl ConnectionTrait, id: Uuid, name: &st
 /// Replaces a person's personal data with placeholders; their id stays so history still reads.
 pub(crate) async fn anonymise_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {
     user::Entity::update_many()
-        .col_expr(user::Column::Email, Expr::value(format!("erased-{}@invalid", id.simple())))
+        .col_expr(
+            user::Column::Email,
+            Expr::value(format!("erased-{}@invalid", id.simple())),
+        )
         .col_expr(user::Column::Name, Expr::value("Erased user"))
-        .col_expr(user::Column::PasswordHash, Expr::value(password::UNUSABLE_HASH))
+        .col_expr(
+            user::Column::PasswordHash,
+            Expr::value(password::UNUSABLE_HASH),
+        )
         .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(user::Column::Id.eq(id))
         .exec(conn)
@@ -134,11 +157,11 @@ pub struct AuthResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = tenancy::name_schema)]
     pub organization_name: String,
-    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")]
+    #[schema(schema_with = tenancy::optional_slug_schema)]
     pub organization_slug: Option<String>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = tenancy::name_schema)]
     pub name: String,
     #[schema(format = "email")]
     pub email: String,
@@ -194,7 +217,11 @@ fn invalid_credentials() -> Error {
 }
 
 /// Starts a session in the tenant of `tx` and returns its id and first refresh token.
-async fn start_session(tx: &TenantTx, keys: &TokenKeys, user_id: Uuid) -> Result<(Uuid, RefreshToken)> {
+async fn start_session(
+    tx: &TenantTx,
+    keys: &TokenKeys,
+    user_id: Uuid,
+) -> Result<(Uuid, RefreshToken)> {
     let now = Utc::now();
     let session_id = Uuid::now_v7();
     session::ActiveModel {
@@ -267,7 +294,12 @@ async fn check_password(db: &Db, email: &str, password: &str, ip: IpAddr) -> Res
 
 /// Creates an organisation with the caller as its owner. An existing account signs up a further
 /// organisation by giving its current password (throttled like a login).
-pub async fn signup(db: &Db, keys: &TokenKeys, req: SignupRequest, ip: IpAddr) -> Result<AuthResponse> {
+pub async fn signup(
+    db: &Db,
+    keys: &TokenKeys,
+    req: SignupRequest,
+    ip: IpAddr,
+) -> Result<AuthResponse> {
     let mut v = Validator::default();
     tenancy::validate_name(&mut v, "organization_name", &req.organization_name);
     tenancy::validate_name(&mut v, "name", &req.name);
@@ -304,12 +336,25 @@ pub async fn signup(db: &Db, keys: &TokenKeys, req: SignupRequest, ip: IpAddr) -
     tenancy::add_member(&tx, user.id, Role::Owner).await?;
     let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
     let ctx = TenantCtx::authenticated(org.id, user.id, Role::Owner, Some(session_id));
-    audit::record(&tx, &ctx, "organization.created", "organization", Some(org.id), serde_json::json!({"slug": org.slug})).await?;
+    audit::record(
+        &tx,
+        &ctx,
+        "organization.created",
+        "organization",
+        Some(org.id),
+        serde_json::json!({"slug": org.slug}),
+    )
+    .await?;
     tx.commit().await?;
     respond(keys, user, org, Role::Owner, session_id, refresh)
 }
 
-pub async fn login(db: &Db, keys: &TokenKeys, req: LoginRequest, ip: IpAddr) -> Result<AuthResponse> {
+pub async fn login(
+    db: &Db,
+    keys: &TokenKeys,
+    req: LoginRequest,
+    ip: IpAddr,
+) -> Result<AuthResponse> {
     let email = req.email.trim().to_lowercase();
     if email.is_empty() || email.len() > 254 || req.password.len() > password::MAX_LENGTH * 4 {
         return Err(invalid_credentials());
@@ -318,16 +363,27 @@ pub async fn login(db: &Db, keys: &TokenKeys, req: LoginRequest, ip: IpAddr) -> 
 
     let memberships = tenancy::memberships_of(&db.member(user.id).await?).await?;
     let chosen = match &req.organization {
-        Some(slug) => memberships.into_iter().find(|m| &m.organization.slug == slug).ok_or_else(invalid_credentials)?,
+        Some(slug) => memberships
+            .into_iter()
+            .find(|m| &m.organization.slug == slug)
+            .ok_or_else(invalid_credentials)?,
         None if memberships.len() == 1 => memberships.into_iter().next().expect("one membership"),
         None if memberships.is_empty() => {
-            return Err(Error::forbidden("this account is not an active member of any organization"));
+            return Err(Error::forbidden(
+                "this account is not an active member of any organization",
+            ));
         }
         None => {
-            let slugs: Vec<_> = memberships.iter().map(|m| m.organization.slug.as_str()).collect();
+            let slugs: Vec<_> = memberships
+                .iter()
+                .map(|m| m.organization.slug.as_str())
+                .collect();
             return Err(Error::invalid(
                 "organization",
-                format!("you belong to several organizations; choose one of: {}", slugs.join(", ")),
+                format!(
+                    "you belong to several organizations; choose one of: {}",
+                    slugs.join(", ")
+                ),
             ));
         }
     };
@@ -335,7 +391,14 @@ pub async fn login(db: &Db, keys: &TokenKeys, req: LoginRequest, ip: IpAddr) -> 
     let tx = db.tenant_by_id(chosen.organization.id, true).await?;
     let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
     tx.commit().await?;
-    respond(keys, user.into(), chosen.organization, chosen.role, session_id, refresh)
+    respond(
+        keys,
+        user.into(),
+        chosen.organization,
+        chosen.role,
+        session_id,
+        refresh,
+    )
 }
 
 /// Rotates a refresh token. Presenting one that was already rotated means it leaked: the whole
@@ -363,14 +426,28 @@ pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<A
         .await?;
     if claimed.rows_affected != 1 {
         revoke_session(&tx, session.id, "refresh_token_reuse").await?;
-        let ctx = TenantCtx::authenticated(tx.org_id(), session.user_id, Role::Viewer, Some(session.id));
-        audit::record(&tx, &ctx, "session.revoked_on_token_reuse", "session", Some(session.id), serde_json::json!({})).await?;
+        let ctx =
+            TenantCtx::authenticated(tx.org_id(), session.user_id, Role::Viewer, Some(session.id));
+        audit::record(
+            &tx,
+            &ctx,
+            "session.revoked_on_token_reuse",
+            "session",
+            Some(session.id),
+            serde_json::json!({}),
+        )
+        .await?;
         tx.commit().await?;
         return Err(bad());
     }
-    let role = tenancy::active_role(&tx, session.user_id).await?.ok_or_else(bad)?;
+    let role = tenancy::active_role(&tx, session.user_id)
+        .await?
+        .ok_or_else(bad)?;
     let org = tenancy::organization(&tx).await?;
-    let user = users_by_ids(tx.conn(), vec![session.user_id]).await?.pop().ok_or_else(bad)?;
+    let user = users_by_ids(tx.conn(), vec![session.user_id])
+        .await?
+        .pop()
+        .ok_or_else(bad)?;
     let next = add_refresh_token(&tx, session.id).await?;
     tx.commit().await?;
     respond(keys, user, org, role, session.id, next)
@@ -424,7 +501,11 @@ pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> 
             .one(tx.conn())
             .await?;
         if let Some(row) = row {
-            let owner = tx.find::<session::Entity>().filter(session::Column::Id.eq(row.session_id)).one(tx.conn()).await?;
+            let owner = tx
+                .find::<session::Entity>()
+                .filter(session::Column::Id.eq(row.session_id))
+                .one(tx.conn())
+                .await?;
             if owner.is_some_and(|s| s.user_id == ctx.user_id) {
                 revoke_session(&tx, row.session_id, "logout").await?;
             }
@@ -440,32 +521,68 @@ pub async fn authenticate(db: &Db, keys: &TokenKeys, bearer: &str) -> Result<Ten
     let bad = || Error::invalid_token("the access token is invalid, expired or revoked");
     let claims = keys.verify(bearer).ok_or_else(bad)?;
     let tx = db.tenant_by_id(claims.org, false).await?;
-    let session = live_session(&tx, claims.sid).await?.filter(|s| s.user_id == claims.sub).ok_or_else(bad)?;
-    let role = tenancy::active_role(&tx, claims.sub).await?.ok_or_else(bad)?;
+    let session = live_session(&tx, claims.sid)
+        .await?
+        .filter(|s| s.user_id == claims.sub)
+        .ok_or_else(bad)?;
+    let role = tenancy::active_role(&tx, claims.sub)
+        .await?
+        .ok_or_else(bad)?;
     tx.commit().await?;
-    Ok(TenantCtx::authenticated(claims.org, claims.sub, role, Some(session.id)))
+    Ok(TenantCtx::authenticated(
+        claims.org,
+        claims.sub,
+        role,
+        Some(session.id),
+    ))
 }
 
 pub async fn me(db: &Db, ctx: &TenantCtx) -> Result<MeResponse> {
     let tx = db.tenant(ctx, false).await?;
     let organization = tenancy::organization(&tx).await?;
-    let user = users_by_ids(tx.conn(), vec![ctx.user_id]).await?.pop().ok_or(Error::NotFound("user"))?;
+    let user = users_by_ids(tx.conn(), vec![ctx.user_id])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("user"))?;
     tx.commit().await?;
     let organizations = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
-    Ok(MeResponse { user, organization, role: ctx.role, session_id: ctx.session_id, organizations })
+    Ok(MeResponse {
+        user,
+        organization,
+        role: ctx.role,
+        session_id: ctx.session_id,
+        organizations,
+    })
 }
 
 /// A new session in another organisation of the same person.
-pub async fn switch(db: &Db, keys: &TokenKeys, ctx: &TenantCtx, req: SwitchRequest) -> Result<AuthResponse> {
+pub async fn switch(
+    db: &Db,
+    keys: &TokenKeys,
+    ctx: &TenantCtx,
+    req: SwitchRequest,
+) -> Result<AuthResponse> {
     let memberships = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
     let target = memberships
         .into_iter()
-        .find(|m| m.organization.slug == req.organization || m.organization.id.to_string() == req.organization)
+        .find(|m| {
+            m.organization.slug == req.organization
+                || m.organization.id.to_string() == req.organization
+        })
         .ok_or(Error::NotFound("organization"))?;
     let tx = db.tenant_by_id(target.organization.id, true).await?;
-    let user = users_by_ids(tx.conn(), vec![ctx.user_id]).await?.pop().ok_or(Error::NotFound("user"))?;
+    let user = users_by_ids(tx.conn(), vec![ctx.user_id])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("user"))?;
     let (session_id, refresh) = start_session(&tx, keys, ctx.user_id).await?;
     tx.commit().await?;
-    respond(keys, user, target.organization, target.role, session_id, refresh)
+    respond(
+        keys,
+        user,
+        target.organization,
+        target.role,
+        session_id,
+        refresh,
+    )
 }
-

@@ -13,10 +13,16 @@ pub const MAX_LENGTH: usize = 1024;
 pub fn validate(password: &str) -> Result<()> {
     let chars = password.chars().count();
     if chars < MIN_LENGTH {
-        return Err(Error::invalid("password", format!("must be at least {MIN_LENGTH} characters")));
+        return Err(Error::invalid(
+            "password",
+            format!("must be at least {MIN_LENGTH} characters"),
+        ));
     }
     if chars > MAX_LENGTH {
-        return Err(Error::invalid("password", format!("must be at most {MAX_LENGTH} characters")));
+        return Err(Error::invalid(
+            "password",
+            format!("must be at most {MAX_LENGTH} characters"),
+        ));
     }
     Ok(())
 }
@@ -43,7 +49,9 @@ pub async fn verify(password: &str, stored: Option<String>) -> Result<bool> {
         let candidate = real.as_deref().unwrap_or(DUMMY_HASH);
         let parsed = PasswordHash::new(candidate)
             .map_err(|e| Error::internal(anyhow::anyhow!("dummy hash unreadable: {e}")))?;
-        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(ok && real.is_some())
     })
     .await
@@ -66,10 +74,18 @@ mod tests {
         let b = hash("correct horse battery").await.unwrap();
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b, "salted");
-        assert!(verify("correct horse battery", Some(a.clone())).await.unwrap());
+        assert!(
+            verify("correct horse battery", Some(a.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!verify("wrong horse battery", Some(a)).await.unwrap());
         assert!(!verify("anything at all", None).await.unwrap());
-        assert!(!verify("anything at all", Some(UNUSABLE_HASH.into())).await.unwrap());
+        assert!(
+            !verify("anything at all", Some(UNUSABLE_HASH.into()))
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

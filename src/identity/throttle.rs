@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter,
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter,
     sea_query::{Expr, OnConflict},
 };
-
 
 use super::entity::login_throttle as throttle;
 use crate::{
@@ -29,10 +29,16 @@ pub struct Key {
 
 impl Key {
     pub fn account(email: &str) -> Self {
-        Self { key: format!("email:{email}"), lock_after: 10 }
+        Self {
+            key: format!("email:{email}"),
+            lock_after: 10,
+        }
     }
     pub fn address(ip: std::net::IpAddr) -> Self {
-        Self { key: format!("ip:{ip}"), lock_after: 50 }
+        Self {
+            key: format!("ip:{ip}"),
+            lock_after: 50,
+        }
     }
 }
 
@@ -63,7 +69,10 @@ pub async fn record_failure(db: &Db, keys: &[Key]) -> Result<Duration> {
     for key in keys {
         // Atomic increments: concurrent failures never undercount.
         let bumped = throttle::Entity::update_many()
-            .col_expr(throttle::Column::Failures, sea_orm::sea_query::ExprTrait::add(Expr::col(throttle::Column::Failures), 1))
+            .col_expr(
+                throttle::Column::Failures,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(throttle::Column::Failures), 1),
+            )
             .filter(throttle::Column::Key.eq(&key.key))
             .filter(throttle::Column::WindowStartedAt.gt(now - WINDOW))
             .exec(tx.conn())
@@ -95,7 +104,10 @@ pub async fn record_failure(db: &Db, keys: &[Key]) -> Result<Duration> {
             .filter(throttle::Column::LockedUntil.is_null())
             .exec(tx.conn())
             .await?;
-        if let Some(row) = throttle::Entity::find_by_id(key.key.clone()).one(tx.conn()).await? {
+        if let Some(row) = throttle::Entity::find_by_id(key.key.clone())
+            .one(tx.conn())
+            .await?
+        {
             worst = worst.max(row.failures);
         }
     }
@@ -114,7 +126,9 @@ fn delay_for(failures: i32) -> Duration {
 /// A successful sign-in forgets the account's failures.
 pub async fn clear(db: &Db, key: &Key) -> Result<()> {
     let tx = db.global(true).await?;
-    throttle::Entity::delete_by_id(key.key.clone()).exec(tx.conn()).await?;
+    throttle::Entity::delete_by_id(key.key.clone())
+        .exec(tx.conn())
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -125,9 +139,10 @@ pub async fn purge_expired(db: &Db) -> Result<u64> {
     let now = Utc::now();
     let res = throttle::Entity::delete_many()
         .filter(throttle::Column::WindowStartedAt.lt(now - WINDOW - LOCK_FOR))
-        .filter(
-            sea_orm::sea_query::ExprTrait::or(throttle::Column::LockedUntil.is_null(), throttle::Column::LockedUntil.lt(now)),
-        )
+        .filter(sea_orm::sea_query::ExprTrait::or(
+            throttle::Column::LockedUntil.is_null(),
+            throttle::Column::LockedUntil.lt(now),
+        ))
         .exec(tx.conn())
         .await?;
     tx.commit().await?;

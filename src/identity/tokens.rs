@@ -46,7 +46,13 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid, org_id: Uuid, session_id: Uuid, role: Role) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        org_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+    ) -> anyhow::Result<String> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
@@ -56,12 +62,18 @@ impl TokenKeys {
             iat: now,
             exp: now + self.access_ttl.as_secs() as i64,
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies signature, algorithm (HS256 only: `none` and others are refused) and expiry.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|d| d.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|d| d.claims)
     }
 }
 
@@ -81,7 +93,10 @@ pub struct RefreshToken {
 
 impl RefreshToken {
     pub fn generate(org_id: Uuid) -> Self {
-        Self { token: format!("rt_{}_{}", org_id.simple(), random_secret()), org_id }
+        Self {
+            token: format!("rt_{}_{}", org_id.simple(), random_secret()),
+            org_id,
+        }
     }
 
     pub fn parse(token: &str) -> Option<Self> {
@@ -92,7 +107,10 @@ impl RefreshToken {
         }
         let org_id = Uuid::try_parse(org).ok()?;
         URL_SAFE_NO_PAD.decode(secret).ok()?;
-        Some(Self { token: token.to_owned(), org_id })
+        Some(Self {
+            token: token.to_owned(),
+            org_id,
+        })
     }
 
     pub fn hash(&self) -> String {
@@ -111,19 +129,36 @@ mod tests {
         let parsed = RefreshToken::parse(&t.token).unwrap();
         assert_eq!(parsed.org_id, org);
         assert_eq!(parsed.hash(), t.hash());
-        for bad in ["", "rt_", "rt_x_y", &t.token[..t.token.len() - 1], &format!("{}!", t.token)] {
+        for bad in [
+            "",
+            "rt_",
+            "rt_x_y",
+            &t.token[..t.token.len() - 1],
+            &format!("{}!", t.token),
+        ] {
             assert!(RefreshToken::parse(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn jwt_round_trip_and_tamper() {
-        let keys = TokenKeys::new(&Secret::new("k".repeat(32)), Duration::from_secs(60), Duration::from_secs(60));
+        let keys = TokenKeys::new(
+            &Secret::new("k".repeat(32)),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         let (u, o, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let token = keys.issue(u, o, s, Role::Agent).unwrap();
         let claims = keys.verify(&token).unwrap();
-        assert_eq!((claims.sub, claims.org, claims.sid, claims.role), (u, o, s, Role::Agent));
-        let other = TokenKeys::new(&Secret::new("j".repeat(32)), Duration::from_secs(60), Duration::from_secs(60));
+        assert_eq!(
+            (claims.sub, claims.org, claims.sid, claims.role),
+            (u, o, s, Role::Agent)
+        );
+        let other = TokenKeys::new(
+            &Secret::new("j".repeat(32)),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         assert!(other.verify(&token).is_none(), "another key");
         assert!(keys.verify("not.a.jwt").is_none());
     }

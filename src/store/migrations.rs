@@ -179,7 +179,11 @@ pub(crate) mod m0001_foundation {
                         .col(boolean(Memberships::Active))
                         .col(timestamp_with_time_zone(Memberships::CreatedAt))
                         .col(timestamp_with_time_zone(Memberships::UpdatedAt))
-                        .primary_key(Index::create().col(Memberships::OrgId).col(Memberships::UserId))
+                        .primary_key(
+                            Index::create()
+                                .col(Memberships::OrgId)
+                                .col(Memberships::UserId),
+                        )
                         .foreign_key(
                             ForeignKey::create()
                                 .from(Memberships::Table, Memberships::OrgId)
@@ -222,7 +226,10 @@ pub(crate) mod m0001_foundation {
                         .foreign_key(
                             ForeignKey::create()
                                 .from(Sessions::Table, (Sessions::OrgId, Sessions::UserId))
-                                .to(Memberships::Table, (Memberships::OrgId, Memberships::UserId))
+                                .to(
+                                    Memberships::Table,
+                                    (Memberships::OrgId, Memberships::UserId),
+                                )
                                 .on_delete(ForeignKeyAction::Cascade),
                         )
                         .to_owned(),
@@ -238,11 +245,16 @@ pub(crate) mod m0001_foundation {
                         .col(timestamp_with_time_zone(RefreshTokens::CreatedAt))
                         .col(timestamp_with_time_zone_null(RefreshTokens::UsedAt))
                         .primary_key(
-                            Index::create().col(RefreshTokens::OrgId).col(RefreshTokens::TokenHash),
+                            Index::create()
+                                .col(RefreshTokens::OrgId)
+                                .col(RefreshTokens::TokenHash),
                         )
                         .foreign_key(
                             ForeignKey::create()
-                                .from(RefreshTokens::Table, (RefreshTokens::OrgId, RefreshTokens::SessionId))
+                                .from(
+                                    RefreshTokens::Table,
+                                    (RefreshTokens::OrgId, RefreshTokens::SessionId),
+                                )
                                 .to(Sessions::Table, (Sessions::OrgId, Sessions::Id))
                                 .on_delete(ForeignKeyAction::Cascade),
                         )

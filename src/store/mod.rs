@@ -34,16 +34,24 @@ pub struct Db {
 
 fn database_url(cfg: &StoreConfig) -> anyhow::Result<(String, Backend)> {
     match &cfg.database_url {
-        Some(url) if url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://") => {
+        Some(url)
+            if url.expose().starts_with("postgres://")
+                || url.expose().starts_with("postgresql://") =>
+        {
             Ok((url.expose().to_owned(), Backend::Postgres))
         }
-        Some(url) if url.expose().starts_with("sqlite:") => Ok((url.expose().to_owned(), Backend::Sqlite)),
+        Some(url) if url.expose().starts_with("sqlite:") => {
+            Ok((url.expose().to_owned(), Backend::Sqlite))
+        }
         Some(_) => anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:"),
         None => {
             std::fs::create_dir_all(&cfg.data_dir)
                 .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
             let path = cfg.data_dir.join("docket.db");
-            Ok((format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite))
+            Ok((
+                format!("sqlite://{}?mode=rwc", path.display()),
+                Backend::Sqlite,
+            ))
         }
     }
 }
@@ -67,7 +75,9 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
         let role = cfg.db_app_role.clone();
         opts.map_sqlx_postgres_opts(move |o| o.options([("role", role.as_str())]));
     }
-    let conn = Database::connect(opts).await.context("connecting to the database")?;
+    let conn = Database::connect(opts)
+        .await
+        .context("connecting to the database")?;
     Ok(Db { conn, backend })
 }
 
@@ -76,7 +86,9 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
 pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
     validate_role_name(&cfg.db_app_role)?;
     let owner = open(cfg, false).await?;
-    Migrator::up(&owner.conn, None).await.context("running migrations")?;
+    Migrator::up(&owner.conn, None)
+        .await
+        .context("running migrations")?;
     if owner.backend == Backend::Postgres {
         let role = &cfg.db_app_role;
         // Concurrent migrations (tests, several processes) may race to create the role.
@@ -103,7 +115,9 @@ pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
 fn validate_role_name(role: &str) -> anyhow::Result<()> {
     let ok = !role.is_empty()
         && role.len() <= 63
-        && role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && role
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !role.starts_with(|c: char| c.is_ascii_digit());
     anyhow::ensure!(ok, "DOCKET_DB_APP_ROLE must be a lowercase identifier");
     Ok(())
@@ -122,7 +136,10 @@ impl Db {
 
     /// True when the database answers and no migration is pending.
     pub async fn ready(&self) -> anyhow::Result<()> {
-        self.conn.execute_unprepared("SELECT 1").await.context("database unreachable")?;
+        self.conn
+            .execute_unprepared("SELECT 1")
+            .await
+            .context("database unreachable")?;
         let pending = Migrator::get_pending_migrations_read_only(&self.conn).await?;
         anyhow::ensure!(pending.is_empty(), "{} migrations pending", pending.len());
         Ok(())
@@ -135,7 +152,10 @@ impl Db {
         }
         let row = self
             .conn
-            .query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT current_user::text AS r"))
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT current_user::text AS r",
+            ))
             .await?
             .context("no row")?;
         Ok(row.try_get("", "r")?)
@@ -150,7 +170,10 @@ impl Db {
     async fn begin(&self, write: bool) -> Result<DatabaseTransaction, DbErr> {
         let mode = write.then_some(SqliteTransactionMode::Immediate);
         self.conn
-            .begin_with_options(TransactionOptions { sqlite_transaction_mode: mode, ..Default::default() })
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: mode,
+                ..Default::default()
+            })
             .await
     }
 
@@ -168,7 +191,11 @@ impl Db {
 
     /// A transaction over one organisation's data. Only code that has authenticated the caller
     /// (or a worker acting on an event of that organisation) holds a `TenantCtx` to pass here.
-    pub async fn tenant(&self, ctx: &crate::tenancy::TenantCtx, write: bool) -> Result<TenantTx, DbErr> {
+    pub async fn tenant(
+        &self,
+        ctx: &crate::tenancy::TenantCtx,
+        write: bool,
+    ) -> Result<TenantTx, DbErr> {
         self.tenant_by_id(ctx.org_id, write).await
     }
 
@@ -190,7 +217,9 @@ impl Db {
 
     /// A transaction over global (non-tenant) tables only: users, login throttling.
     pub(crate) async fn global(&self, write: bool) -> Result<GlobalTx, DbErr> {
-        Ok(GlobalTx { tx: self.begin(write).await? })
+        Ok(GlobalTx {
+            tx: self.begin(write).await?,
+        })
     }
 }
 

@@ -31,8 +31,18 @@ pub struct TenantCtx {
 }
 
 impl TenantCtx {
-    pub(crate) fn authenticated(org_id: Uuid, user_id: Uuid, role: Role, session_id: Option<Uuid>) -> Self {
-        Self { org_id, user_id, role, session_id }
+    pub(crate) fn authenticated(
+        org_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        session_id: Option<Uuid>,
+    ) -> Self {
+        Self {
+            org_id,
+            user_id,
+            role,
+            session_id,
+        }
     }
 }
 
@@ -47,7 +57,13 @@ pub struct Organization {
 
 impl From<organization::Model> for Organization {
     fn from(m: organization::Model) -> Self {
-        Self { id: m.id, name: m.name, slug: m.slug, created_at: m.created_at, updated_at: m.updated_at }
+        Self {
+            id: m.id,
+            name: m.name,
+            slug: m.slug,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
     }
 }
 
@@ -60,20 +76,65 @@ pub struct OrgMembership {
 
 pub const MAX_NAME_LENGTH: usize = 200;
 
+/// What `validate_name` accepts, for the OpenAPI document: no control characters, and at least
+/// one character that is not white space.
+pub const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$";
+
+/// OpenAPI schema of a name field (organisation or person).
+pub fn name_schema() -> utoipa::openapi::schema::Object {
+    string_schema(NAME_PATTERN, Some(MAX_NAME_LENGTH), false)
+}
+
+/// The same for patches, where `null` means "leave as it is".
+pub fn optional_name_schema() -> utoipa::openapi::schema::Object {
+    string_schema(NAME_PATTERN, Some(MAX_NAME_LENGTH), true)
+}
+
+/// OpenAPI schema of an organisation slug (`null` allowed where it is optional).
+pub fn optional_slug_schema() -> utoipa::openapi::schema::Object {
+    string_schema(SLUG_PATTERN, None, true)
+}
+
+fn string_schema(pattern: &str, max_length: Option<usize>, nullable: bool) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let kind = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::Type(Type::String) };
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(kind)
+        .min_length(Some(1))
+        .max_length(max_length)
+        .pattern(Some(pattern))
+        .build()
+}
+
 pub fn validate_name(v: &mut Validator, field: &str, name: &str) {
     let trimmed = name.trim();
     v.check(!trimmed.is_empty(), field, "must not be empty");
-    v.check(name.chars().count() <= MAX_NAME_LENGTH, field, "must be at most 200 characters");
-    v.check(!name.chars().any(char::is_control), field, "must not contain control characters");
+    v.check(
+        name.chars().count() <= MAX_NAME_LENGTH,
+        field,
+        "must be at most 200 characters",
+    );
+    v.check(
+        !name.chars().any(char::is_control),
+        field,
+        "must not contain control characters",
+    );
 }
 
 /// Slugs: 2–63 characters of `[a-z0-9-]`, not starting or ending with `-`.
 pub fn validate_slug(v: &mut Validator, field: &str, slug: &str) {
     let ok = (2..=63).contains(&slug.len())
-        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !slug.starts_with('-')
         && !slug.ends_with('-');
-    v.check(ok, field, "must be 2–63 characters of a-z, 0-9 and '-', not starting or ending with '-'");
+    v.check(
+        ok,
+        field,
+        "must be 2–63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+    );
 }
 
 /// A slug derived from a name, for sign-ups that give none.
@@ -88,15 +149,24 @@ pub fn slugify(name: &str) -> String {
     }
     let slug: String = slug.trim_end_matches('-').chars().take(40).collect();
     let slug = slug.trim_end_matches('-').to_owned();
-    if slug.len() < 2 { format!("org-{}", &Uuid::now_v7().simple().to_string()[24..]) } else { slug }
+    if slug.len() < 2 {
+        format!("org-{}", &Uuid::now_v7().simple().to_string()[24..])
+    } else {
+        slug
+    }
 }
 
 fn parse_role(stored: &str) -> Result<Role> {
-    Role::parse(stored).ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored role {stored:?}")))
+    Role::parse(stored)
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored role {stored:?}")))
 }
 
 /// Creates the organisation of `tx` (a transaction opened for its new id).
-pub(crate) async fn create_organization(tx: &TenantTx, name: &str, slug: &str) -> Result<Organization> {
+pub(crate) async fn create_organization(
+    tx: &TenantTx,
+    name: &str,
+    slug: &str,
+) -> Result<Organization> {
     let now = Utc::now();
     let model = organization::ActiveModel {
         id: Set(tx.org_id()),
@@ -107,9 +177,10 @@ pub(crate) async fn create_organization(tx: &TenantTx, name: &str, slug: &str) -
     };
     match model.insert(tx.conn()).await {
         Ok(m) => Ok(m.into()),
-        Err(e) if is_unique_violation(&e) => {
-            Err(Error::conflict("slug_taken", "this organization slug is already taken"))
-        }
+        Err(e) if is_unique_violation(&e) => Err(Error::conflict(
+            "slug_taken",
+            "this organization slug is already taken",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -126,9 +197,10 @@ pub(crate) async fn add_member(tx: &TenantTx, user_id: Uuid, role: Role) -> Resu
     };
     match model.insert(tx.conn()).await {
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => {
-            Err(Error::conflict("user_exists", "this person is already a member of the organization"))
-        }
+        Err(e) if is_unique_violation(&e) => Err(Error::conflict(
+            "user_exists",
+            "this person is already a member of the organization",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -167,7 +239,10 @@ pub(crate) async fn memberships_of(tx: &MemberTx) -> Result<Vec<OrgMembership>> 
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
         if let Some(org) = orgs.iter().find(|o| o.id == m.org_id) {
-            out.push(OrgMembership { organization: org.clone().into(), role: parse_role(&m.role)? });
+            out.push(OrgMembership {
+                organization: org.clone().into(),
+                role: parse_role(&m.role)?,
+            });
         }
     }
     out.sort_by_key(|m| m.organization.created_at);
@@ -177,9 +252,9 @@ pub(crate) async fn memberships_of(tx: &MemberTx) -> Result<Vec<OrgMembership>> 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = optional_name_schema)]
     pub name: Option<String>,
-    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")]
+    #[schema(schema_with = optional_slug_schema)]
     pub slug: Option<String>,
 }
 
@@ -199,7 +274,11 @@ pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Org
     }
     v.finish()?;
     let tx = db.tenant(ctx, true).await?;
-    let current = tx.find::<organization::Entity>().one(tx.conn()).await?.ok_or(Error::NotFound("organization"))?;
+    let current = tx
+        .find::<organization::Entity>()
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("organization"))?;
     let before = serde_json::json!({"name": current.name, "slug": current.slug});
     let mut model = current.into_active_model();
     if let Some(name) = patch.name {
@@ -212,12 +291,23 @@ pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Org
     let updated = match model.update(tx.conn()).await {
         Ok(m) => m,
         Err(e) if is_unique_violation(&e) => {
-            return Err(Error::conflict("slug_taken", "this organization slug is already taken"));
+            return Err(Error::conflict(
+                "slug_taken",
+                "this organization slug is already taken",
+            ));
         }
         Err(e) => return Err(e.into()),
     };
     let after = serde_json::json!({"name": updated.name, "slug": updated.slug});
-    audit::record(&tx, ctx, "organization.updated", "organization", Some(updated.id), serde_json::json!({"before": before, "after": after})).await?;
+    audit::record(
+        &tx,
+        ctx,
+        "organization.updated",
+        "organization",
+        Some(updated.id),
+        serde_json::json!({"before": before, "after": after}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(updated.into())
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{active_owner_count, entity::membership, parse_role, validate_name, TenantCtx};
+use super::{TenantCtx, active_owner_count, entity::membership, parse_role, validate_name};
 use crate::{
     access::{self, Action, Role, RoleChange},
     audit,
@@ -45,7 +45,7 @@ fn person(m: membership::Model, user: UserSummary) -> Result<Person> {
 pub struct NewPerson {
     #[schema(format = "email")]
     pub email: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = super::name_schema)]
     pub name: String,
     pub role: Role,
     /// Required until invitations by email exist.
@@ -57,7 +57,7 @@ pub struct NewPerson {
 #[serde(deny_unknown_fields)]
 pub struct PersonPatch {
     /// A person changes their own name; admins change roles and activation.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = super::optional_name_schema)]
     pub name: Option<String>,
     pub role: Option<Role>,
     pub active: Option<bool>,
@@ -72,14 +72,20 @@ async fn membership_of(tx: &TenantTx, user_id: Uuid) -> Result<membership::Model
 }
 
 async fn load_person(tx: &TenantTx, m: membership::Model) -> Result<Person> {
-    let user = identity::users_by_ids(tx.conn(), vec![m.user_id]).await?.pop().ok_or(Error::NotFound("user"))?;
+    let user = identity::users_by_ids(tx.conn(), vec![m.user_id])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("user"))?;
     person(m, user)
 }
 
 pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<Person>> {
     access::authorize(ctx, Action::UserList)?;
     let tx = db.tenant(ctx, false).await?;
-    let mut query = tx.find::<membership::Entity>().order_by_asc(membership::Column::UserId).limit(page.limit + 1);
+    let mut query = tx
+        .find::<membership::Entity>()
+        .order_by_asc(membership::Column::UserId)
+        .limit(page.limit + 1);
     if let Some(after) = page.after_id()? {
         query = query.filter(membership::Column::UserId.gt(after));
     }
@@ -87,12 +93,21 @@ pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<Pe
     // One query for the page's accounts: no N+1.
     let users = identity::users_by_ids(tx.conn(), rows.iter().map(|m| m.user_id).collect()).await?;
     tx.commit().await?;
-    let page = Page::from_rows(rows, page.limit, |m| m.user_id, |m| {
-        let user = users.iter().find(|u| u.id == m.user_id).cloned();
-        user.map(|u| person(m, u))
-    });
+    let page = Page::from_rows(
+        rows,
+        page.limit,
+        |m| m.user_id,
+        |m| {
+            let user = users.iter().find(|u| u.id == m.user_id).cloned();
+            user.map(|u| person(m, u))
+        },
+    );
     Ok(Page {
-        items: page.items.into_iter().flatten().collect::<Result<Vec<_>>>()?,
+        items: page
+            .items
+            .into_iter()
+            .flatten()
+            .collect::<Result<Vec<_>>>()?,
         next_cursor: page.next_cursor,
     })
 }
@@ -123,7 +138,15 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Person> 
     let tx = db.tenant(ctx, true).await?;
     let user = identity::create_user(tx.conn(), &email, &req.name, hash).await?;
     super::add_member(&tx, user.id, req.role).await?;
-    audit::record(&tx, ctx, "membership.created", "user", Some(user.id), serde_json::json!({"role": req.role})).await?;
+    audit::record(
+        &tx,
+        ctx,
+        "membership.created",
+        "user",
+        Some(user.id),
+        serde_json::json!({"role": req.role}),
+    )
+    .await?;
     let m = membership_of(&tx, user.id).await?;
     let person = person(m, user)?;
     tx.commit().await?;
@@ -157,10 +180,20 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
             actor: ctx.role,
             actor_is_target: is_self,
             current,
-            new: if deactivate { None } else { Some(new_role.unwrap_or(current)) },
+            new: if deactivate {
+                None
+            } else {
+                Some(new_role.unwrap_or(current))
+            },
         })?;
-        if current == Role::Owner && (deactivate || new_role.is_some()) && active_owner_count(&tx).await? <= 1 {
-            return Err(Error::conflict("last_owner", "the organization must keep at least one active owner"));
+        if current == Role::Owner
+            && (deactivate || new_role.is_some())
+            && active_owner_count(&tx).await? <= 1
+        {
+            return Err(Error::conflict(
+                "last_owner",
+                "the organization must keep at least one active owner",
+            ));
         }
     }
 
@@ -170,12 +203,32 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
     let mut model = m.clone().into_active_model();
     if let Some(role) = new_role {
         model.role = Set(role.as_str().to_owned());
-        audit::record(&tx, ctx, "membership.role_changed", "user", Some(user_id), serde_json::json!({"from": current, "to": role})).await?;
+        audit::record(
+            &tx,
+            ctx,
+            "membership.role_changed",
+            "user",
+            Some(user_id),
+            serde_json::json!({"from": current, "to": role}),
+        )
+        .await?;
     }
     if let Some(active) = patch.active.filter(|a| *a != m.active) {
         model.active = Set(active);
-        let action = if active { "membership.reactivated" } else { "membership.deactivated" };
-        audit::record(&tx, ctx, action, "user", Some(user_id), serde_json::json!({})).await?;
+        let action = if active {
+            "membership.reactivated"
+        } else {
+            "membership.deactivated"
+        };
+        audit::record(
+            &tx,
+            ctx,
+            action,
+            "user",
+            Some(user_id),
+            serde_json::json!({}),
+        )
+        .await?;
         if !active {
             identity::revoke_sessions_of(&tx, user_id, "deactivated").await?;
         }
@@ -195,16 +248,32 @@ pub async fn remove(db: &Db, ctx: &TenantCtx, user_id: Uuid, erase: bool) -> Res
     tx.lock_tenant().await?;
     let m = membership_of(&tx, user_id).await?;
     let current = parse_role(&m.role)?;
-    access::check_role_change(RoleChange { actor: ctx.role, actor_is_target: user_id == ctx.user_id, current, new: None })?;
+    access::check_role_change(RoleChange {
+        actor: ctx.role,
+        actor_is_target: user_id == ctx.user_id,
+        current,
+        new: None,
+    })?;
     if current == Role::Owner && m.active && active_owner_count(&tx).await? <= 1 {
-        return Err(Error::conflict("last_owner", "the organization must keep at least one active owner"));
+        return Err(Error::conflict(
+            "last_owner",
+            "the organization must keep at least one active owner",
+        ));
     }
     m.delete(tx.conn()).await?;
     let erased = erase && !has_other_memberships(db, ctx, user_id).await?;
     if erased {
         identity::anonymise_user(tx.conn(), user_id).await?;
     }
-    audit::record(&tx, ctx, "membership.removed", "user", Some(user_id), serde_json::json!({"erased": erased})).await?;
+    audit::record(
+        &tx,
+        ctx,
+        "membership.removed",
+        "user",
+        Some(user_id),
+        serde_json::json!({"erased": erased}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

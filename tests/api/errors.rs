@@ -9,8 +9,12 @@ use crate::helpers::*;
 #[tokio::test]
 async fn routing_errors_are_problems() {
     let app = spawn_app().await;
-    app.call(Method::GET, "/api/v1/nothing-here", None, None).await.assert_problem(404, "route_not_found");
-    let res = app.call(Method::PUT, "/api/v1/auth/login", None, None).await;
+    app.call(Method::GET, "/api/v1/nothing-here", None, None)
+        .await
+        .assert_problem(404, "route_not_found");
+    let res = app
+        .call(Method::PUT, "/api/v1/auth/login", None, None)
+        .await;
     res.assert_problem(405, "method_not_allowed");
     assert!(res.headers.get("allow").is_some());
     app.shutdown().await;
@@ -28,28 +32,58 @@ async fn bodies_are_checked_precisely() {
         }
         app.send(req)
     };
-    send(r#"{"email": "o@example.com""#, Some("application/json")).await.assert_problem(400, "malformed_json");
-    send("", Some("application/json")).await.assert_problem(400, "malformed_json");
-    send(r#"{"email": "a"}"#, Some("text/plain")).await.assert_problem(415, "unsupported_media_type");
-    send(r#"{"email": "a"}"#, None).await.assert_problem(415, "unsupported_media_type");
+    send(r#"{"email": "o@example.com""#, Some("application/json"))
+        .await
+        .assert_problem(400, "malformed_json");
+    send("", Some("application/json"))
+        .await
+        .assert_problem(400, "malformed_json");
+    send(r#"{"email": "a"}"#, Some("text/plain"))
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    send(r#"{"email": "a"}"#, None)
+        .await
+        .assert_problem(415, "unsupported_media_type");
     let res = send(r#"{"email": "o@example.com"}"#, Some("application/json")).await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.body["errors"][0]["field"], "password");
     let res = send(r#"{"email": 5, "password": "x"}"#, Some("application/json")).await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.body["errors"][0]["field"], "email");
-    let res = send(r#"{"email": "a", "password": "b", "admin": true}"#, Some("application/json; charset=utf-8")).await;
+    let res = send(
+        r#"{"email": "a", "password": "b", "admin": true}"#,
+        Some("application/json; charset=utf-8"),
+    )
+    .await;
     res.assert_problem(422, "validation_failed");
-    send(r#"[1, 2]"#, Some("application/json")).await.assert_problem(422, "validation_failed");
+    send(r#"[1, 2]"#, Some("application/json"))
+        .await
+        .assert_problem(422, "validation_failed");
 
     // Oversized bodies: 413, also on authenticated endpoints.
     let big = json!({"name": "x".repeat(100 * 1024)});
-    app.patch("/api/v1/org", &owner.token, big).await.assert_problem(413, "payload_too_large");
+    app.patch("/api/v1/org", &owner.token, big)
+        .await
+        .assert_problem(413, "payload_too_large");
 
     // Unicode and control characters are handled, not crashed on.
-    app.patch("/api/v1/org", &owner.token, json!({"name": "Ünïcödé 🚀"})).await.assert_ok(200);
-    app.patch("/api/v1/org", &owner.token, json!({"name": "bad\u{0000}name"})).await.assert_problem(422, "validation_failed");
-    app.patch("/api/v1/org", &owner.token, json!({"name": "x".repeat(201)})).await.assert_problem(422, "validation_failed");
+    app.patch("/api/v1/org", &owner.token, json!({"name": "Ünïcödé 🚀"}))
+        .await
+        .assert_ok(200);
+    app.patch(
+        "/api/v1/org",
+        &owner.token,
+        json!({"name": "bad\u{0000}name"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.patch(
+        "/api/v1/org",
+        &owner.token,
+        json!({"name": "x".repeat(201)}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     app.shutdown().await;
 }
 
@@ -57,14 +91,38 @@ async fn bodies_are_checked_precisely() {
 async fn ids_and_queries_are_checked() {
     let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
-    app.get("/api/v1/users/not-a-uuid", &owner.token).await.assert_problem(404, "not_found");
-    app.get("/api/v1/users/00000000-0000-0000-0000-000000000000", &owner.token).await.assert_problem(404, "user_not_found");
-    app.get("/api/v1/users?limit=abc", &owner.token).await.assert_problem(400, "invalid_query");
-    app.get("/api/v1/users?limit=0", &owner.token).await.assert_problem(422, "validation_failed");
-    app.get("/api/v1/users?limit=201", &owner.token).await.assert_problem(422, "validation_failed");
-    app.get("/api/v1/users?cursor=%00%ff", &owner.token).await.assert_problem(422, "validation_failed");
-    app.get("/api/v1/users?limit=-1", &owner.token).await.assert_problem(400, "invalid_query");
-    let res = app.call(Method::DELETE, &format!("/api/v1/users/{}?erase=maybe", owner.user_id), Some(&owner.token), None).await;
+    app.get("/api/v1/users/not-a-uuid", &owner.token)
+        .await
+        .assert_problem(404, "not_found");
+    app.get(
+        "/api/v1/users/00000000-0000-0000-0000-000000000000",
+        &owner.token,
+    )
+    .await
+    .assert_problem(404, "user_not_found");
+    app.get("/api/v1/users?limit=abc", &owner.token)
+        .await
+        .assert_problem(400, "invalid_query");
+    app.get("/api/v1/users?limit=0", &owner.token)
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/api/v1/users?limit=201", &owner.token)
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/api/v1/users?cursor=%00%ff", &owner.token)
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/api/v1/users?limit=-1", &owner.token)
+        .await
+        .assert_problem(400, "invalid_query");
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{}?erase=maybe", owner.user_id),
+            Some(&owner.token),
+            None,
+        )
+        .await;
     res.assert_problem(400, "invalid_query");
     app.shutdown().await;
 }
@@ -78,9 +136,21 @@ async fn every_response_carries_a_request_id() {
     let header = problem.headers["x-request-id"].to_str().unwrap();
     assert_eq!(problem.body["request_id"], header);
     // A plain id from the caller is kept; a hostile one is replaced.
-    let kept = app.send(app.client.get(app.url("/healthz")).header("x-request-id", "trace-abc.123")).await;
+    let kept = app
+        .send(
+            app.client
+                .get(app.url("/healthz"))
+                .header("x-request-id", "trace-abc.123"),
+        )
+        .await;
     assert_eq!(kept.headers["x-request-id"], "trace-abc.123");
-    let replaced = app.send(app.client.get(app.url("/healthz")).header("x-request-id", "a b<script>")).await;
+    let replaced = app
+        .send(
+            app.client
+                .get(app.url("/healthz"))
+                .header("x-request-id", "a b<script>"),
+        )
+        .await;
     assert_ne!(replaced.headers["x-request-id"], "a b<script>");
     app.shutdown().await;
 }
@@ -88,7 +158,10 @@ async fn every_response_carries_a_request_id() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    assert_eq!(app.send(app.client.get(app.url("/healthz"))).await.status, 200);
+    assert_eq!(
+        app.send(app.client.get(app.url("/healthz"))).await.status,
+        200
+    );
     let ready = app.send(app.client.get(app.url("/readyz"))).await;
     assert_eq!(ready.status, 200, "{}", ready.body);
     app.shutdown().await;

@@ -28,7 +28,8 @@ pub fn backend() -> Backend {
 
 /// The PostgreSQL server tests create their databases on (as a superuser, like `migrate`).
 pub fn pg_admin_url() -> String {
-    std::env::var("DOCKET_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DOCKET_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub struct TestApp {
@@ -54,14 +55,20 @@ impl Resp {
     pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
         assert_eq!(
-            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/problem+json"),
             "body: {}",
             self.body
         );
         assert_eq!(self.code(), code, "body: {}", self.body);
         assert_eq!(self.body["status"].as_u64(), Some(status as u64));
-        assert!(self.body["title"].is_string() && self.body["detail"].is_string() && self.body["type"].is_string());
+        assert!(
+            self.body["title"].is_string()
+                && self.body["detail"].is_string()
+                && self.body["type"].is_string()
+        );
         self
     }
     #[track_caller]
@@ -84,8 +91,14 @@ pub struct Session {
 impl Session {
     pub fn from_auth(body: &Value) -> Self {
         Session {
-            token: body["access_token"].as_str().expect("access_token").to_owned(),
-            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
             user_id: body["user"]["id"].as_str().unwrap().to_owned(),
             org_id: body["organization"]["id"].as_str().unwrap().to_owned(),
             email: body["user"]["email"].as_str().unwrap().to_owned(),
@@ -112,10 +125,15 @@ pub async fn spawn_app() -> TestApp {
         access_token_ttl_secs: 900,
         refresh_token_ttl_secs: 3600,
     };
-    let running = app::start(&store, &serve, false).await.expect("server starts");
+    let running = app::start(&store, &serve, false)
+        .await
+        .expect("server starts");
     TestApp {
         base: format!("http://{}", running.addr),
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
         database_url,
         running: Some(running),
         _dir: dir,
@@ -123,9 +141,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 async fn fresh_pg_database() -> String {
-    let admin = Database::connect(pg_admin_url()).await.expect("PostgreSQL reachable for DOCKET_TEST_BACKEND=postgres");
+    let admin = Database::connect(pg_admin_url())
+        .await
+        .expect("PostgreSQL reachable for DOCKET_TEST_BACKEND=postgres");
     let name = format!("docket_test_{}", Uuid::new_v4().simple());
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
     admin.close().await.ok();
     let admin_url = pg_admin_url();
     let (server, _) = admin_url.rsplit_once('/').expect("database url has a path");
@@ -145,12 +168,22 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
-    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self.client.request(method, self.url(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -158,7 +191,13 @@ impl TestApp {
         req
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut req = self.request(method, path, token);
         if let Some(body) = body {
             req = req.json(&body);
@@ -173,7 +212,8 @@ impl TestApp {
         self.call(Method::POST, path, token, Some(body)).await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.call(Method::DELETE, path, Some(token), None).await
@@ -218,4 +258,3 @@ impl TestApp {
         }
     }
 }
-

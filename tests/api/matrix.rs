@@ -15,7 +15,14 @@ async fn every_role_gets_what_the_matrix_says() {
     for role in Role::ALL {
         let actor = match role {
             Role::Owner => owner.clone(),
-            _ => app.member(&owner, &format!("{}@example.com", role.as_str()), role.as_str()).await,
+            _ => {
+                app.member(
+                    &owner,
+                    &format!("{}@example.com", role.as_str()),
+                    role.as_str(),
+                )
+                .await
+            }
         };
         actors.push((role, actor));
     }
@@ -44,7 +51,12 @@ async fn every_role_gets_what_the_matrix_says() {
                 Action::AuditRead => app.get("/api/v1/audit-log", t).await,
             };
             if allowed(role, action) {
-                assert!(res.status.is_success(), "{role:?} × {action:?}: {} {}", res.status, res.body);
+                assert!(
+                    res.status.is_success(),
+                    "{role:?} × {action:?}: {} {}",
+                    res.status,
+                    res.body
+                );
             } else {
                 res.assert_problem(403, "forbidden");
             }

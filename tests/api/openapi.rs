@@ -3,7 +3,9 @@ use crate::helpers::*;
 #[tokio::test]
 async fn the_document_is_served_and_lists_every_endpoint() {
     let app = spawn_app().await;
-    let doc = app.send(app.client.get(app.url("/api/v1/openapi.json"))).await;
+    let doc = app
+        .send(app.client.get(app.url("/api/v1/openapi.json")))
+        .await;
     let doc = doc.assert_ok(200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
@@ -28,13 +30,19 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         let op = &paths[path][method];
         assert!(op.is_object(), "{method} {path} missing");
         if path.starts_with("/api/") {
-            assert!(op["responses"]["422"]["content"]["application/problem+json"].is_object(), "{method} {path}");
+            assert!(
+                op["responses"]["422"]["content"]["application/problem+json"].is_object(),
+                "{method} {path}"
+            );
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 
     let ui = app.send(app.client.get(app.url("/docs/"))).await;
     assert_eq!(ui.status, 200);
-    assert!(ui.body.as_str().unwrap().contains("swagger"), "docs page is Swagger UI");
+    assert!(
+        ui.body.as_str().unwrap().contains("swagger"),
+        "docs page is Swagger UI"
+    );
     app.shutdown().await;
 }

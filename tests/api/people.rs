@@ -12,7 +12,11 @@ async fn admins_add_list_and_read_people() {
     let list = app.get("/api/v1/users", &admin.token).await;
     let items = list.assert_ok(200)["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 3);
-    assert!(items.iter().any(|p| p["email"] == "agent@example.com" && p["role"] == "agent"));
+    assert!(
+        items
+            .iter()
+            .any(|p| p["email"] == "agent@example.com" && p["role"] == "agent")
+    );
 
     // Pagination walks everyone exactly once.
     let mut seen = Vec::new();
@@ -24,7 +28,13 @@ async fn admins_add_list_and_read_people() {
         };
         let page = app.get(&path, &agent.token).await;
         let page = page.assert_ok(200);
-        seen.extend(page["items"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -34,19 +44,35 @@ async fn admins_add_list_and_read_people() {
     seen.dedup();
     assert_eq!(seen.len(), 3);
 
-    let one = app.get(&format!("/api/v1/users/{}", agent.user_id), &admin.token).await;
+    let one = app
+        .get(&format!("/api/v1/users/{}", agent.user_id), &admin.token)
+        .await;
     assert_eq!(one.assert_ok(200)["email"], "agent@example.com");
 
     // The same email cannot be added twice; bad fields are named.
-    app.post("/api/v1/users", Some(&admin.token), json!({"email": "AGENT@example.com", "name": "x", "role": "agent", "password": PASSWORD}))
-        .await
-        .assert_problem(409, "email_taken");
-    let res = app.post("/api/v1/users", Some(&admin.token), json!({"email": "x", "name": "", "role": "agent", "password": "1"})).await;
+    app.post(
+        "/api/v1/users",
+        Some(&admin.token),
+        json!({"email": "AGENT@example.com", "name": "x", "role": "agent", "password": PASSWORD}),
+    )
+    .await
+    .assert_problem(409, "email_taken");
+    let res = app
+        .post(
+            "/api/v1/users",
+            Some(&admin.token),
+            json!({"email": "x", "name": "", "role": "agent", "password": "1"}),
+        )
+        .await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.body["errors"].as_array().unwrap().len(), 3);
-    app.post("/api/v1/users", Some(&admin.token), json!({"email": "y@example.com", "name": "y", "role": "emperor", "password": PASSWORD}))
-        .await
-        .assert_problem(422, "validation_failed");
+    app.post(
+        "/api/v1/users",
+        Some(&admin.token),
+        json!({"email": "y@example.com", "name": "y", "role": "emperor", "password": PASSWORD}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     app.shutdown().await;
 }
 
@@ -59,33 +85,79 @@ async fn role_rules_hold() {
     let user = |s: &Session| format!("/api/v1/users/{}", s.user_id);
 
     // Nobody raises their own role.
-    app.patch(&user(&admin), &admin.token, json!({"role": "owner"})).await.assert_problem(403, "forbidden");
-    app.patch(&user(&agent), &agent.token, json!({"role": "admin"})).await.assert_problem(403, "forbidden");
+    app.patch(&user(&admin), &admin.token, json!({"role": "owner"}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.patch(&user(&agent), &agent.token, json!({"role": "admin"}))
+        .await
+        .assert_problem(403, "forbidden");
     // Only owners make owners; admins cannot touch owners.
-    app.patch(&user(&agent), &admin.token, json!({"role": "owner"})).await.assert_problem(403, "forbidden");
-    app.patch(&user(&owner), &admin.token, json!({"role": "agent"})).await.assert_problem(403, "forbidden");
-    app.delete(&user(&owner), &admin.token).await.assert_problem(403, "forbidden");
+    app.patch(&user(&agent), &admin.token, json!({"role": "owner"}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.patch(&user(&owner), &admin.token, json!({"role": "agent"}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.delete(&user(&owner), &admin.token)
+        .await
+        .assert_problem(403, "forbidden");
     // Admins manage roles below owner.
-    let res = app.patch(&user(&agent), &admin.token, json!({"role": "manager"})).await;
+    let res = app
+        .patch(&user(&agent), &admin.token, json!({"role": "manager"}))
+        .await;
     assert_eq!(res.assert_ok(200)["role"], "manager");
     // The last owner can neither step down nor be removed…
-    app.patch(&user(&owner), &owner.token, json!({"role": "admin"})).await.assert_problem(409, "last_owner");
-    app.patch(&user(&owner), &owner.token, json!({"active": false})).await.assert_problem(409, "last_owner");
-    app.delete(&user(&owner), &owner.token).await.assert_problem(409, "last_owner");
+    app.patch(&user(&owner), &owner.token, json!({"role": "admin"}))
+        .await
+        .assert_problem(409, "last_owner");
+    app.patch(&user(&owner), &owner.token, json!({"active": false}))
+        .await
+        .assert_problem(409, "last_owner");
+    app.delete(&user(&owner), &owner.token)
+        .await
+        .assert_problem(409, "last_owner");
     // …until there is another.
-    app.patch(&user(&admin), &owner.token, json!({"role": "owner"})).await.assert_ok(200);
-    assert_eq!(app.patch(&user(&owner), &owner.token, json!({"role": "admin"})).await.assert_ok(200)["role"], "admin");
+    app.patch(&user(&admin), &owner.token, json!({"role": "owner"}))
+        .await
+        .assert_ok(200);
+    assert_eq!(
+        app.patch(&user(&owner), &owner.token, json!({"role": "admin"}))
+            .await
+            .assert_ok(200)["role"],
+        "admin"
+    );
     // The demotion takes effect at once, with the same access token.
-    app.patch(&user(&admin), &owner.token, json!({"role": "viewer"})).await.assert_problem(403, "forbidden");
+    app.patch(&user(&admin), &owner.token, json!({"role": "viewer"}))
+        .await
+        .assert_problem(403, "forbidden");
 
     // Names: people change their own; admins cannot rename others.
-    assert_eq!(app.patch(&user(&agent), &agent.token, json!({"name": "Agnes"})).await.assert_ok(200)["name"], "Agnes");
-    app.patch(&user(&agent), &admin.token, json!({"name": "Nope"})).await.assert_problem(403, "forbidden");
+    assert_eq!(
+        app.patch(&user(&agent), &agent.token, json!({"name": "Agnes"}))
+            .await
+            .assert_ok(200)["name"],
+        "Agnes"
+    );
+    app.patch(&user(&agent), &admin.token, json!({"name": "Nope"}))
+        .await
+        .assert_problem(403, "forbidden");
 
     // Audit entries record the role changes.
     let log = app.get("/api/v1/audit-log", &admin.token).await;
-    let actions: Vec<String> = log.assert_ok(200)["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
-    assert!(actions.iter().filter(|a| *a == "membership.role_changed").count() >= 3, "{actions:?}");
+    let actions: Vec<String> = log.assert_ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .filter(|a| *a == "membership.role_changed")
+            .count()
+            >= 3,
+        "{actions:?}"
+    );
     app.shutdown().await;
 }
 
@@ -96,21 +168,56 @@ async fn deactivated_and_removed_people_lose_access_at_once() {
     let agent = app.member(&owner, "agent@example.com", "agent").await;
     let viewer = app.member(&owner, "viewer@example.com", "viewer").await;
 
-    let res = app.patch(&format!("/api/v1/users/{}", agent.user_id), &owner.token, json!({"active": false})).await;
+    let res = app
+        .patch(
+            &format!("/api/v1/users/{}", agent.user_id),
+            &owner.token,
+            json!({"active": false}),
+        )
+        .await;
     assert_eq!(res.assert_ok(200)["active"], false);
-    app.get("/api/v1/auth/me", &agent.token).await.assert_problem(401, "invalid_token");
-    app.post("/api/v1/auth/refresh", None, json!({"refresh_token": agent.refresh})).await.assert_problem(401, "invalid_token");
-    app.login("agent@example.com", PASSWORD, None).await.assert_problem(403, "forbidden");
+    app.get("/api/v1/auth/me", &agent.token)
+        .await
+        .assert_problem(401, "invalid_token");
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": agent.refresh}),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+    app.login("agent@example.com", PASSWORD, None)
+        .await
+        .assert_problem(403, "forbidden");
     // Reactivated: can sign in again.
-    app.patch(&format!("/api/v1/users/{}", agent.user_id), &owner.token, json!({"active": true})).await.assert_ok(200);
-    app.login("agent@example.com", PASSWORD, None).await.assert_ok(200);
+    app.patch(
+        &format!("/api/v1/users/{}", agent.user_id),
+        &owner.token,
+        json!({"active": true}),
+    )
+    .await
+    .assert_ok(200);
+    app.login("agent@example.com", PASSWORD, None)
+        .await
+        .assert_ok(200);
 
-    let res = app.delete(&format!("/api/v1/users/{}?erase=true", viewer.user_id), &owner.token).await;
+    let res = app
+        .delete(
+            &format!("/api/v1/users/{}?erase=true", viewer.user_id),
+            &owner.token,
+        )
+        .await;
     assert_eq!(res.status, 204);
-    app.get("/api/v1/auth/me", &viewer.token).await.assert_problem(401, "invalid_token");
-    app.get(&format!("/api/v1/users/{}", viewer.user_id), &owner.token).await.assert_problem(404, "user_not_found");
+    app.get("/api/v1/auth/me", &viewer.token)
+        .await
+        .assert_problem(401, "invalid_token");
+    app.get(&format!("/api/v1/users/{}", viewer.user_id), &owner.token)
+        .await
+        .assert_problem(404, "user_not_found");
     // Erased: the address no longer signs in, and can be used for a new account.
-    app.login("viewer@example.com", PASSWORD, None).await.assert_problem(401, "invalid_credentials");
+    app.login("viewer@example.com", PASSWORD, None)
+        .await
+        .assert_problem(401, "invalid_credentials");
     app.member(&owner, "viewer@example.com", "viewer").await;
     app.shutdown().await;
 }
@@ -122,12 +229,29 @@ async fn organisation_settings() {
     let agent = app.member(&owner, "agent@example.com", "agent").await;
     app.signup("taken", "t@example.com").await;
 
-    assert_eq!(app.get("/api/v1/org", &agent.token).await.assert_ok(200)["slug"], "acme");
-    app.patch("/api/v1/org", &agent.token, json!({"name": "Mine"})).await.assert_problem(403, "forbidden");
-    app.patch("/api/v1/org", &owner.token, json!({"slug": "taken"})).await.assert_problem(409, "slug_taken");
-    app.patch("/api/v1/org", &owner.token, json!({"slug": "-bad"})).await.assert_problem(422, "validation_failed");
-    let res = app.patch("/api/v1/org", &owner.token, json!({"name": "Acme Operations", "slug": "acme-ops"})).await;
+    assert_eq!(
+        app.get("/api/v1/org", &agent.token).await.assert_ok(200)["slug"],
+        "acme"
+    );
+    app.patch("/api/v1/org", &agent.token, json!({"name": "Mine"}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.patch("/api/v1/org", &owner.token, json!({"slug": "taken"}))
+        .await
+        .assert_problem(409, "slug_taken");
+    app.patch("/api/v1/org", &owner.token, json!({"slug": "-bad"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let res = app
+        .patch(
+            "/api/v1/org",
+            &owner.token,
+            json!({"name": "Acme Operations", "slug": "acme-ops"}),
+        )
+        .await;
     assert_eq!(res.assert_ok(200)["name"], "Acme Operations");
-    app.login("agent@example.com", PASSWORD, Some("acme-ops")).await.assert_ok(200);
+    app.login("agent@example.com", PASSWORD, Some("acme-ops"))
+        .await
+        .assert_ok(200);
     app.shutdown().await;
 }

@@ -44,11 +44,20 @@ async fn every_tenant_table_is_walled_and_the_server_role_cannot_bypass_it() {
         if tenant || name == "organizations" {
             let enabled: bool = row.try_get("", "relrowsecurity").unwrap();
             let forced: bool = row.try_get("", "relforcerowsecurity").unwrap();
-            assert!(enabled && forced, "{name}: rls enabled={enabled} forced={forced}");
+            assert!(
+                enabled && forced,
+                "{name}: rls enabled={enabled} forced={forced}"
+            );
             walled.push(name);
         }
     }
-    for t in ["organizations", "memberships", "sessions", "refresh_tokens", "audit_log"] {
+    for t in [
+        "organizations",
+        "memberships",
+        "sessions",
+        "refresh_tokens",
+        "audit_log",
+    ] {
         assert!(walled.iter().any(|w| w == t), "{t} not checked");
     }
 
@@ -69,10 +78,15 @@ async fn every_tenant_table_is_walled_and_the_server_role_cannot_bypass_it() {
 
     // As the server role: with no tenant set, tenant tables show nothing.
     let tx = owner.begin().await.unwrap();
-    tx.execute_unprepared("SET LOCAL ROLE docket_app").await.unwrap();
+    tx.execute_unprepared("SET LOCAL ROLE docket_app")
+        .await
+        .unwrap();
     for t in &walled {
         let n = tx
-            .query_one_raw(Statement::from_string(DbBackend::Postgres, format!("SELECT count(*) AS n FROM {t}")))
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT count(*) AS n FROM {t}"),
+            ))
             .await
             .unwrap()
             .unwrap()
@@ -84,7 +98,9 @@ async fn every_tenant_table_is_walled_and_the_server_role_cannot_bypass_it() {
 
     // With tenant A set: A's rows are visible, B's are not, and a row for B cannot be written.
     let tx = owner.begin().await.unwrap();
-    tx.execute_unprepared("SET LOCAL ROLE docket_app").await.unwrap();
+    tx.execute_unprepared("SET LOCAL ROLE docket_app")
+        .await
+        .unwrap();
     tx.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT set_config('app.org_id', $1, true)",
@@ -93,7 +109,10 @@ async fn every_tenant_table_is_walled_and_the_server_role_cannot_bypass_it() {
     .await
     .unwrap();
     let orgs = tx
-        .query_all_raw(Statement::from_string(DbBackend::Postgres, "SELECT id::text AS id FROM organizations"))
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT id::text AS id FROM organizations",
+        ))
         .await
         .unwrap();
     let ids: Vec<String> = orgs.iter().map(|r| r.try_get("", "id").unwrap()).collect();
