@@ -135,7 +135,10 @@ mod tests {
         assert!(!ok(Some(0), None) && !ok(Some(201), None));
         assert!(!ok(None, Some("garbage!")));
         assert!(ok(None, Some(&encode(Uuid::now_v7()))));
-        assert!(ok(None, Some("zzzzzzzzzzzzzzzzzzzzzz")), "any 22 base64url characters");
+        assert!(
+            ok(None, Some("zzzzzzzzzzzzzzzzzzzzzz")),
+            "any 22 base64url characters"
+        );
     }
 
     #[test]

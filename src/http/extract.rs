@@ -64,12 +64,20 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {err}"))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {err}"),
+        )
     })?;
     // Every body is an object; serde would otherwise read a struct from an array too.
     if !value.is_object() {
-        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "body: must be a JSON object")
-            .with_errors(vec![FieldError::new("body", "must be a JSON object")]));
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "body: must be a JSON object",
+        )
+        .with_errors(vec![FieldError::new("body", "must be a JSON object")]));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
@@ -77,13 +85,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         // "missing field `x`" is reported at the parent: name the field itself.
         let field = match message.split('`').nth(1) {
             Some(name) if message.starts_with("missing field") => {
-                if path == "." { name.to_owned() } else { format!("{path}.{name}") }
+                if path == "." {
+                    name.to_owned()
+                } else {
+                    format!("{path}.{name}")
+                }
             }
             _ if path == "." => "body".to_owned(),
             _ => path,
         };
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", format!("{field}: {message}"))
-            .with_errors(vec![FieldError::new(field, message)])
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("{field}: {message}"),
+        )
+        .with_errors(vec![FieldError::new(field, message)])
     })
 }
 

@@ -96,9 +96,17 @@ pub fn optional_slug_schema() -> utoipa::openapi::schema::Object {
     string_schema(SLUG_PATTERN, None, true)
 }
 
-fn string_schema(pattern: &str, max_length: Option<usize>, nullable: bool) -> utoipa::openapi::schema::Object {
+fn string_schema(
+    pattern: &str,
+    max_length: Option<usize>,
+    nullable: bool,
+) -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{SchemaType, Type};
-    let kind = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::Type(Type::String) };
+    let kind = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(kind)
         .min_length(Some(1))
