@@ -292,6 +292,12 @@ async fn check_password(db: &Db, email: &str, password: &str, ip: IpAddr) -> Res
     }
 }
 
+/// Who signs up: an account that exists (and proved its password) or a new one (its hash).
+enum Account {
+    Existing(user::Model),
+    New(String),
+}
+
 /// Creates an organisation with the caller as its owner. An existing account signs up a further
 /// organisation by giving its current password (throttled like a login).
 pub async fn signup(
@@ -316,21 +322,16 @@ pub async fn signup(
     };
     v.finish()?;
 
-    let existing = find_user_by_email(db.global(false).await?.conn(), &email).await?;
-    let hash = match existing {
-        Some(_) => None,
-        None => Some(password::hash(&req.password).await?),
-    };
-    let existing = match existing {
-        Some(_) => Some(check_password(db, &email, &req.password, ip).await?),
-        None => None,
+    // Hash (slow) before the transaction, so no lock is held while it runs.
+    let account = match find_user_by_email(db.global(false).await?.conn(), &email).await? {
+        Some(_) => Account::Existing(check_password(db, &email, &req.password, ip).await?),
+        None => Account::New(password::hash(&req.password).await?),
     };
 
     let tx = db.tenant_by_id(Uuid::now_v7(), true).await?;
-    let user = match (existing, hash) {
-        (Some(user), _) => UserSummary::from(user),
-        (None, Some(hash)) => create_user(tx.conn(), &email, &req.name, hash).await?,
-        (None, None) => unreachable!("a new account always has a hash"),
+    let user = match account {
+        Account::Existing(user) => UserSummary::from(user),
+        Account::New(hash) => create_user(tx.conn(), &email, &req.name, hash).await?,
     };
     let org = tenancy::create_organization(&tx, &req.organization_name, &slug).await?;
     tenancy::add_member(&tx, user.id, Role::Owner).await?;

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod errors;
 mod isolation;
+mod lifecycle;
 mod matrix;
 mod openapi;
 mod people;
