@@ -66,24 +66,14 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish, stops the workers.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.server.await??;
-        if let Some(worker) = self.worker {
-            worker.await?;
-        }
-        Ok(())
+        self.wait().await
     }
 
-    /// Resolves when the server ends (after a shutdown signal).
+    /// Resolves when the server has ended (after a stop signal), then stops the workers.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let Running {
-            stop,
-            server,
-            worker,
-            ..
-        } = self;
-        server.await??;
-        let _ = stop.send(true);
-        if let Some(worker) = worker {
+        self.server.await??;
+        let _ = self.stop.send(true);
+        if let Some(worker) = self.worker {
             worker.await?;
         }
         Ok(())
@@ -122,19 +112,12 @@ pub async fn start(
     let server = tokio::spawn(http::serve(listener, app, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
+    tracing::info!(%addr, backend = ?db.backend(), "docket listening");
     let worker = with_worker.then(|| tokio::spawn(crate::worker::run(db, stopped)));
-    tracing::info!(%addr, backend = ?store_backend(store_cfg), "docket listening");
     Ok(Running {
         addr,
         stop,
         server,
         worker,
     })
-}
-
-fn store_backend(cfg: &StoreConfig) -> &'static str {
-    match &cfg.database_url {
-        Some(u) if u.expose().starts_with("postgres") => "postgres",
-        _ => "sqlite",
-    }
 }

@@ -140,17 +140,23 @@ pub fn check_role_change(change: RoleChange) -> Result<()> {
         if actor_is_target && new.rank() > current.rank() {
             return Err(Error::forbidden("nobody can raise their own role"));
         }
-        if new == Role::Owner && actor != Role::Owner {
-            return Err(Error::forbidden("only owners can make someone an owner"));
-        }
-        if !actor.at_least(new) {
-            return Err(Error::forbidden("you cannot grant a role above your own"));
-        }
+        check_grant(actor, new)?;
     }
     if current == Role::Owner && actor != Role::Owner {
         return Err(Error::forbidden(
             "only owners can change or remove an owner",
         ));
+    }
+    Ok(())
+}
+
+/// May `actor` hand `role` to someone (a new member or an existing one)?
+pub fn check_grant(actor: Role, role: Role) -> Result<()> {
+    if role == Role::Owner && actor != Role::Owner {
+        return Err(Error::forbidden("only owners can make someone an owner"));
+    }
+    if !actor.at_least(role) {
+        return Err(Error::forbidden("you cannot grant a role above your own"));
     }
     Ok(())
 }
@@ -208,27 +214,54 @@ mod tests {
         .is_ok()
     }
 
+    fn combinations() -> impl Iterator<Item = (Role, bool, Role, Option<Role>)> {
+        Role::ALL.into_iter().flat_map(|actor| {
+            Role::ALL.into_iter().flat_map(move |current| {
+                Role::ALL
+                    .map(Some)
+                    .into_iter()
+                    .chain([None])
+                    .flat_map(move |new| {
+                        [false, true]
+                            .into_iter()
+                            .filter(move |self_| !*self_ || actor == current)
+                            .map(move |self_| (actor, self_, current, new))
+                    })
+            })
+        })
+    }
+
     #[test]
     fn role_change_rules_enumerated() {
-        for actor in Role::ALL {
-            for current in Role::ALL {
-                for new in Role::ALL.map(Some).into_iter().chain([None]) {
-                    for self_ in [false, true] {
-                        if self_ && actor != current {
-                            continue;
-                        }
-                        let expected = actor.at_least(Role::Admin)
-                            && !(self_ && new.is_some_and(|n| n.rank() > current.rank()))
-                            && !(new == Some(Role::Owner) && actor != Role::Owner)
-                            && new.is_none_or(|n| actor.at_least(n))
-                            && !(current == Role::Owner && actor != Role::Owner);
-                        assert_eq!(
-                            change(actor, self_, current, new),
-                            expected,
-                            "{actor:?} self={self_} {current:?} -> {new:?}"
-                        );
-                    }
-                }
+        for (actor, self_, current, new) in combinations() {
+            let ok = change(actor, self_, current, new);
+            let case = format!("{actor:?} self={self_} {current:?} -> {new:?}");
+            // What is never allowed.
+            if !actor.at_least(Role::Admin) {
+                assert!(!ok, "only admins and owners change roles: {case}");
+            }
+            if self_ && new.is_some_and(|n| n.rank() > current.rank()) {
+                assert!(!ok, "nobody raises their own role: {case}");
+            }
+            if (new == Some(Role::Owner) || current == Role::Owner) && actor != Role::Owner {
+                assert!(!ok, "only owners make or touch owners: {case}");
+            }
+            if new.is_some_and(|n| !actor.at_least(n)) {
+                assert!(!ok, "nobody grants above their own role: {case}");
+            }
+            // What is always allowed.
+            if actor == Role::Owner && !self_ {
+                assert!(ok, "owners manage everyone else: {case}");
+            }
+            if actor == Role::Admin && current != Role::Owner && new != Some(Role::Owner) && !self_
+            {
+                assert!(ok, "admins manage non-owners: {case}");
+            }
+            if actor.at_least(Role::Admin)
+                && self_
+                && new.is_none_or(|n| n.rank() <= current.rank())
+            {
+                assert!(ok, "admins and owners may step down: {case}");
             }
         }
         // The headline cases, spelled out.

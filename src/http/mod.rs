@@ -146,8 +146,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (routes, api) = build();
     routes
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", api))
-        .fallback(problem::fallback)
-        .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(problem::panic_response))
         .layer(TimeoutLayer::with_status_code(

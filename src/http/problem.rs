@@ -154,8 +154,8 @@ impl IntoResponse for Error {
     }
 }
 
-/// Generic problems for error statuses produced outside any handler (unknown route, wrong
-/// method, timeouts, panics), so every error answer is problem+json.
+/// Generic problems for error statuses produced outside any handler (the router's unknown route
+/// and wrong method, timeouts, panics), so every error answer is problem+json.
 fn for_status(status: StatusCode) -> Problem {
     match status {
         StatusCode::NOT_FOUND => Problem::new(status, "route_not_found", "no such endpoint"),
@@ -179,14 +179,6 @@ fn for_status(status: StatusCode) -> Problem {
             s.canonical_reason().unwrap_or("error").to_lowercase(),
         ),
     }
-}
-
-pub async fn fallback() -> Problem {
-    for_status(StatusCode::NOT_FOUND)
-}
-
-pub async fn method_not_allowed() -> Problem {
-    for_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 /// Replaces any error response that is not already problem+json.

@@ -426,7 +426,7 @@ pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<A
         .exec(tx.conn())
         .await?;
     if claimed.rows_affected != 1 {
-        revoke_session(&tx, session.id, "refresh_token_reuse").await?;
+        revoke(&tx, session::Column::Id, session.id, "refresh_token_reuse").await?;
         let ctx =
             TenantCtx::authenticated(tx.org_id(), session.user_id, Role::Viewer, Some(session.id));
         audit::record(
@@ -464,12 +464,13 @@ async fn live_session(tx: &TenantTx, id: Uuid) -> Result<Option<session::Model>>
         .await?)
 }
 
-async fn revoke_session(tx: &TenantTx, id: Uuid, reason: &str) -> Result<()> {
+/// Revokes the live sessions whose `column` (a session id, or a user id) equals `id`.
+async fn revoke(tx: &TenantTx, column: session::Column, id: Uuid, reason: &str) -> Result<()> {
     session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
         .col_expr(session::Column::RevokedReason, Expr::value(reason))
         .filter(session::Column::OrgId.eq(tx.org_id()))
-        .filter(session::Column::Id.eq(id))
+        .filter(column.eq(id))
         .filter(session::Column::RevokedAt.is_null())
         .exec(tx.conn())
         .await?;
@@ -478,22 +479,14 @@ async fn revoke_session(tx: &TenantTx, id: Uuid, reason: &str) -> Result<()> {
 
 /// Ends every session a person has in the tenant (removal, deactivation).
 pub(crate) async fn revoke_sessions_of(tx: &TenantTx, user_id: Uuid, reason: &str) -> Result<()> {
-    session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
-        .col_expr(session::Column::RevokedReason, Expr::value(reason))
-        .filter(session::Column::OrgId.eq(tx.org_id()))
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(tx.conn())
-        .await?;
-    Ok(())
+    revoke(tx, session::Column::UserId, user_id, reason).await
 }
 
 /// Ends the caller's session, and the one of `refresh_token` when it is the caller's too.
 pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> {
     let tx = db.tenant(ctx, true).await?;
     if let Some(sid) = ctx.session_id {
-        revoke_session(&tx, sid, "logout").await?;
+        revoke(&tx, session::Column::Id, sid, "logout").await?;
     }
     if let Some(token) = req.refresh_token.as_deref().and_then(RefreshToken::parse) {
         let row = tx
@@ -508,7 +501,7 @@ pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> 
                 .one(tx.conn())
                 .await?;
             if owner.is_some_and(|s| s.user_id == ctx.user_id) {
-                revoke_session(&tx, row.session_id, "logout").await?;
+                revoke(&tx, session::Column::Id, row.session_id, "logout").await?;
             }
         }
     }

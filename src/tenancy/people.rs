@@ -131,9 +131,7 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Person> 
         errs.into_iter().for_each(|e| v.push(&e.field, e.message));
     }
     v.finish()?;
-    if !ctx.role.at_least(req.role) || (req.role == Role::Owner && ctx.role != Role::Owner) {
-        return Err(Error::forbidden("you cannot grant a role above your own"));
-    }
+    access::check_grant(ctx.role, req.role)?;
     let hash = password::hash(&req.password).await?;
     let tx = db.tenant(ctx, true).await?;
     let user = identity::create_user(tx.conn(), &email, &req.name, hash).await?;

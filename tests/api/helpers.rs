@@ -36,7 +36,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     /// The URL the server's store uses (owner rights): for tests that inspect the database.
-    pub database_url: Option<String>,
+    pub database_url: String,
     running: Option<Running>,
     _dir: tempfile::TempDir,
 }
@@ -128,6 +128,9 @@ pub async fn spawn_app() -> TestApp {
     let running = app::start(&store, &serve, false)
         .await
         .expect("server starts");
+    // SQLite: the default file under the data directory.
+    let database_url = database_url
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("docket.db").display()));
     TestApp {
         base: format!("http://{}", running.addr),
         client: reqwest::Client::builder()

@@ -1,30 +1,123 @@
-//! PostgreSQL's second wall: row-level security on every tenant table, and a server role that
-//! cannot get around it. (SQLite has no roles or RLS; there the scoped transactions and the
-//! composite keys are the wall, covered by the isolation suite.)
+//! The database's own walls between tenants. On both backends: composite keys with `org_id`
+//! make the database refuse a row of one tenant that points at another tenant's rows. On
+//! PostgreSQL also: row-level security on every tenant table, and a server role that cannot get
+//! around it.
 
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
+use chrono::Utc;
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+    sea_query::{Alias, Query},
+};
+use uuid::Uuid;
 
 use crate::helpers::*;
 
-fn skip_on_sqlite(test: &str) -> bool {
-    if backend() == Backend::Sqlite {
-        eprintln!("{test}: PostgreSQL-only (run with DOCKET_TEST_BACKEND=postgres)");
-        return true;
-    }
-    false
-}
-
 #[tokio::test]
-async fn every_tenant_table_is_walled_and_the_server_role_cannot_bypass_it() {
-    if skip_on_sqlite("rls audit") {
-        return;
-    }
+async fn the_database_walls_tenants_off() {
     let app = spawn_app().await;
     let a = app.signup("alpha", "a@example.com").await;
     let b = app.signup("beta", "b@example.com").await;
-    let url = app.database_url.clone().unwrap();
+    let url = app.database_url.clone();
     let owner = Database::connect(&url).await.unwrap();
 
+    composite_keys_refuse_cross_tenant_references(&owner, &a, &b).await;
+    if backend() == Backend::Postgres {
+        row_level_security(&owner, &url, &a, &b).await;
+    }
+    owner.close().await.ok();
+    app.shutdown().await;
+}
+
+/// Inserts a session of `org` for `user`; then a refresh token of `org` for `session`.
+async fn insert_session(
+    conn: &impl ConnectionTrait,
+    org: &str,
+    user: &str,
+) -> Result<Uuid, sea_orm::DbErr> {
+    let id = Uuid::now_v7();
+    let (org, user) = (
+        Uuid::parse_str(org).unwrap(),
+        Uuid::parse_str(user).unwrap(),
+    );
+    let stmt = Query::insert()
+        .into_table(Alias::new("sessions"))
+        .columns(["org_id", "id", "user_id", "created_at", "expires_at"].map(Alias::new))
+        .values_panic([
+            org.into(),
+            id.into(),
+            user.into(),
+            Utc::now().into(),
+            Utc::now().into(),
+        ])
+        .to_owned();
+    conn.execute(&stmt).await.map(|_| id)
+}
+
+async fn insert_refresh_token(
+    conn: &impl ConnectionTrait,
+    org: &str,
+    session: Uuid,
+) -> Result<(), sea_orm::DbErr> {
+    let stmt = Query::insert()
+        .into_table(Alias::new("refresh_tokens"))
+        .columns(["org_id", "token_hash", "session_id", "created_at"].map(Alias::new))
+        .values_panic([
+            Uuid::parse_str(org).unwrap().into(),
+            Uuid::now_v7().to_string().into(),
+            session.into(),
+            Utc::now().into(),
+        ])
+        .to_owned();
+    conn.execute(&stmt).await.map(|_| ())
+}
+
+async fn composite_keys_refuse_cross_tenant_references(
+    owner: &DatabaseConnection,
+    a: &Session,
+    b: &Session,
+) {
+    let is_fk = |e: &sea_orm::DbErr| {
+        matches!(
+            e.sql_err(),
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+        )
+    };
+    let tx = owner.begin().await.unwrap();
+    if backend() == Backend::Postgres {
+        // The owner is a superuser here: RLS does not apply, so this checks the keys alone.
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('app.org_id', $1, true)",
+            [a.org_id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    }
+    // Control: a session of A for A's member is accepted, and so is its refresh token.
+    let own = insert_session(&tx, &a.org_id, &a.user_id)
+        .await
+        .expect("same-tenant session");
+    insert_refresh_token(&tx, &a.org_id, own)
+        .await
+        .expect("same-tenant refresh token");
+    tx.rollback().await.unwrap();
+
+    // A session in B for A's person (not a member of B) is refused by the composite key.
+    let err = insert_session(owner, &b.org_id, &a.user_id)
+        .await
+        .expect_err("cross-tenant session");
+    assert!(is_fk(&err), "{err}");
+    // A refresh token in B pointing at a session of A is refused too.
+    let tx = owner.begin().await.unwrap();
+    let own = insert_session(&tx, &a.org_id, &a.user_id).await.unwrap();
+    let err = insert_refresh_token(&tx, &b.org_id, own)
+        .await
+        .expect_err("cross-tenant refresh token");
+    assert!(is_fk(&err), "{err}");
+    tx.rollback().await.ok();
+}
+
+async fn row_level_security(owner: &DatabaseConnection, url: &str, a: &Session, b: &Session) {
     // Every table with an org_id (and organizations itself) has RLS enabled and forced.
     let rows = owner
         .query_all_raw(Statement::from_string(
@@ -144,7 +237,7 @@ async fn every_tenant_table_is_walled_and_the_server_role_cannot_bypass_it() {
     // The server's own connections really run as that role.
     let app_conn = docket::store::Db::connect(&docket::config::StoreConfig {
         data_dir: std::env::temp_dir(),
-        database_url: Some(docket::config::Secret::new(url.clone())),
+        database_url: Some(docket::config::Secret::new(url)),
         db_app_role: "docket_app".into(),
         db_max_connections: 1,
     })
@@ -152,6 +245,4 @@ async fn every_tenant_table_is_walled_and_the_server_role_cannot_bypass_it() {
     .unwrap();
     assert_eq!(app_conn.current_role().await.unwrap(), "docket_app");
     app_conn.close().await;
-    owner.close().await.ok();
-    app.shutdown().await;
 }
