@@ -39,6 +39,28 @@ pub enum Error {
     /// The request is well-formed but conflicts with current state.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// The request itself is unusable (a malformed header).
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// A change of state the state machine does not allow from where the resource is.
+    #[error("{detail}")]
+    InvalidTransition {
+        detail: String,
+        allowed: Vec<&'static str>,
+    },
+    /// A conditional change was sent without `If-Match`.
+    #[error("this change needs an If-Match header with the version it is based on")]
+    PreconditionRequired,
+    /// `If-Match` names a version that is no longer current.
+    #[error("the {what} has changed since version {expected}; it is now at version {current}")]
+    VersionMismatch {
+        what: &'static str,
+        expected: i64,
+        current: i64,
+    },
+    /// Well-formed but unusable as a whole (not one field's fault).
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
     /// One or more fields are invalid.
     #[error("invalid input")]
     Validation(Vec<FieldError>),
@@ -67,6 +89,12 @@ impl Error {
     }
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
             code,
             detail: detail.into(),
         }

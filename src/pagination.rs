@@ -87,6 +87,22 @@ fn encode(id: Uuid) -> String {
     CURSOR.encode(id.as_bytes())
 }
 
+/// A cursor for lists sorted by another value than the id: the last row's sort value (as an
+/// integer) and its id, 24 bytes in 32 base64url characters. Any such 32 characters decode.
+pub fn encode_keyed(value: i64, id: Uuid) -> String {
+    let mut bytes = [0u8; 24];
+    bytes[..8].copy_from_slice(&value.to_be_bytes());
+    bytes[8..].copy_from_slice(id.as_bytes());
+    CURSOR.encode(bytes)
+}
+
+pub fn decode_keyed(cursor: &str) -> Option<(i64, Uuid)> {
+    let bytes = CURSOR.decode(cursor).ok()?;
+    let value = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+    let id = Uuid::from_slice(bytes.get(8..)?).ok()?;
+    Some((value, id))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -97,18 +113,24 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows (the extra one only tells that more exist).
     pub fn from_rows<R>(
-        mut rows: Vec<R>,
+        rows: Vec<R>,
         limit: u64,
         key: impl Fn(&R) -> Uuid,
         map: impl FnMut(R) -> T,
     ) -> Self {
+        Self::with_cursor(rows, limit, |r| encode(key(r)), map)
+    }
+
+    /// Like `from_rows`, with the cursor made by `cursor` from the page's last row.
+    pub fn with_cursor<R>(
+        mut rows: Vec<R>,
+        limit: u64,
+        cursor: impl Fn(&R) -> String,
+        map: impl FnMut(R) -> T,
+    ) -> Self {
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| encode(key(r)))
-        } else {
-            None
-        };
+        let next_cursor = if more { rows.last().map(cursor) } else { None };
         Self {
             items: rows.into_iter().map(map).collect(),
             next_cursor,
@@ -139,6 +161,18 @@ mod tests {
             ok(None, Some("zzzzzzzzzzzzzzzzzzzzzz")),
             "any 22 base64url characters"
         );
+    }
+
+    #[test]
+    fn keyed_cursors_round_trip_and_any_32_characters_decode() {
+        let id = Uuid::now_v7();
+        for value in [i64::MIN, -1, 0, 42, i64::MAX] {
+            let c = encode_keyed(value, id);
+            assert_eq!(c.len(), 32);
+            assert_eq!(decode_keyed(&c), Some((value, id)));
+        }
+        assert!(decode_keyed(&"_".repeat(32)).is_some());
+        assert!(decode_keyed(&"A".repeat(22)).is_none());
     }
 
     #[test]

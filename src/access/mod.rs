@@ -75,10 +75,33 @@ pub enum Action {
     UserUpdate,
     UserDelete,
     AuditRead,
+    /// List and read projects (everyone: requesters file tickets into them).
+    ProjectRead,
+    /// Create, rename and archive projects.
+    ProjectManage,
+    /// A project's activity feed.
+    ProjectActivity,
+    /// Read tickets, their comments and timelines (requesters: only their own tickets, and
+    /// never internal notes).
+    TicketRead,
+    /// File a ticket (requesters: for themselves, with title, description and priority only).
+    TicketCreate,
+    /// Change a ticket's fields, status and assignees.
+    TicketUpdate,
+    /// Soft-delete a ticket.
+    TicketDelete,
+    /// Bring a deleted ticket back, and see deleted tickets.
+    TicketRestore,
+    /// Comment on a ticket (requesters: on their own tickets).
+    CommentCreate,
+    /// Write internal notes and read them.
+    CommentInternal,
+    /// Edit or delete other people's comments.
+    CommentModerate,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 19] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -87,6 +110,17 @@ impl Action {
         Action::UserUpdate,
         Action::UserDelete,
         Action::AuditRead,
+        Action::ProjectRead,
+        Action::ProjectManage,
+        Action::ProjectActivity,
+        Action::TicketRead,
+        Action::TicketCreate,
+        Action::TicketUpdate,
+        Action::TicketDelete,
+        Action::TicketRestore,
+        Action::CommentCreate,
+        Action::CommentInternal,
+        Action::CommentModerate,
     ];
 }
 
@@ -94,10 +128,25 @@ impl Action {
 pub fn allowed(role: Role, action: Action) -> bool {
     use Action::*;
     match action {
-        OrgRead => true,
-        UserList | UserRead => role.at_least(Role::Viewer),
-        OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead => role.at_least(Role::Admin),
+        OrgRead | ProjectRead | TicketRead => true,
+        TicketCreate | CommentCreate => role == Role::Requester || role.at_least(Role::Agent),
+        UserList | UserRead | ProjectActivity => role.at_least(Role::Viewer),
+        TicketUpdate | CommentInternal => role.at_least(Role::Agent),
+        ProjectManage | TicketDelete => role.at_least(Role::Manager),
+        OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
+        | CommentModerate => role.at_least(Role::Admin),
     }
+}
+
+/// Internal notes are for staff: every role but requester reads them (writing them is
+/// `CommentInternal`).
+pub fn sees_internal_notes(role: Role) -> bool {
+    role.at_least(Role::Viewer)
+}
+
+/// Requesters see only the tickets they requested; staff see every ticket of the organisation.
+pub fn sees_only_own_tickets(role: Role) -> bool {
+    role == Role::Requester
 }
 
 pub fn authorize(ctx: &TenantCtx, action: Action) -> Result<()> {
@@ -170,7 +219,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 8] = [
+        let expected: [(Action, [bool; 6]); 19] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -179,6 +228,17 @@ mod tests {
             (UserUpdate, [true, true, false, false, false, false]),
             (UserDelete, [true, true, false, false, false, false]),
             (AuditRead, [true, true, false, false, false, false]),
+            (ProjectRead, [true, true, true, true, true, true]),
+            (ProjectManage, [true, true, true, false, false, false]),
+            (ProjectActivity, [true, true, true, true, true, false]),
+            (TicketRead, [true, true, true, true, true, true]),
+            (TicketCreate, [true, true, true, true, false, true]),
+            (TicketUpdate, [true, true, true, true, false, false]),
+            (TicketDelete, [true, true, true, false, false, false]),
+            (TicketRestore, [true, true, false, false, false, false]),
+            (CommentCreate, [true, true, true, true, false, true]),
+            (CommentInternal, [true, true, true, true, false, false]),
+            (CommentModerate, [true, true, false, false, false, false]),
         ];
         assert_eq!(expected.len(), Action::ALL.len());
         for (action, row) in expected {

@@ -2,8 +2,10 @@
 
 mod auth;
 pub mod extract;
+pub mod idempotency;
 mod org;
 pub mod problem;
+mod work;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -43,6 +45,9 @@ pub struct AppState {
         (name = "organization", description = "The caller's organisation"),
         (name = "people", description = "Members and roles"),
         (name = "audit", description = "Audit log"),
+        (name = "projects", description = "Projects and their activity"),
+        (name = "tickets", description = "Tickets, their state machine and timeline"),
+        (name = "comments", description = "Comments and internal notes"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -70,9 +75,11 @@ impl Modify for Conventions {
             ("404", "No such resource in your organisation"),
             ("405", "Method not allowed"),
             ("409", "Conflicts with the current state"),
+            ("412", "If-Match names a version that is no longer current"),
             ("413", "Body too large"),
             ("415", "Body is not application/json"),
             ("422", "Invalid fields"),
+            ("428", "This change needs If-Match"),
             ("429", "Too many requests; see Retry-After"),
         ];
         for (path, item) in api.paths.paths.iter_mut() {
@@ -124,6 +131,27 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))
         .routes(routes!(org::audit_log))
+        .routes(routes!(work::list_projects, work::create_project))
+        .routes(routes!(
+            work::get_project,
+            work::update_project,
+            work::archive_project
+        ))
+        .routes(routes!(work::project_activity))
+        .routes(routes!(work::list_tickets, work::create_ticket))
+        .routes(routes!(
+            work::get_ticket,
+            work::update_ticket,
+            work::delete_ticket
+        ))
+        .routes(routes!(work::assign_ticket))
+        .routes(routes!(work::complete_ticket))
+        .routes(routes!(work::reopen_ticket))
+        .routes(routes!(work::restore_ticket))
+        .routes(routes!(work::ticket_timeline))
+        .routes(routes!(work::my_tickets))
+        .routes(routes!(work::list_comments, work::create_comment))
+        .routes(routes!(work::update_comment, work::delete_comment))
 }
 
 /// The OpenAPI document, generated from the handlers the server runs.

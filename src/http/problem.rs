@@ -34,6 +34,12 @@ pub struct Problem {
     /// Per-field problems (422 only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The resource's current version (412 `version_mismatch` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+    /// The states that may follow the current one (409 `invalid_transition` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
     #[serde(skip)]
     #[schema(ignore)]
     headers: Vec<(header::HeaderName, HeaderValue)>,
@@ -50,6 +56,8 @@ impl Problem {
             code,
             request_id: request_id::current(),
             errors: Vec::new(),
+            current_version: None,
+            allowed: None,
             headers: Vec::new(),
         }
     }
@@ -110,6 +118,29 @@ impl From<Error> for Problem {
                 invalid_token,
             } => Problem::unauthorized(code, detail, invalid_token),
             Error::Conflict { code, detail } => Problem::new(StatusCode::CONFLICT, code, detail),
+            Error::BadRequest { code, detail } => {
+                Problem::new(StatusCode::BAD_REQUEST, code, detail)
+            }
+            Error::InvalidTransition { detail, allowed } => Problem {
+                allowed: Some(allowed.into_iter().map(str::to_owned).collect()),
+                ..Problem::new(StatusCode::CONFLICT, "invalid_transition", detail)
+            },
+            Error::Unprocessable { code, detail } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+            }
+            Error::PreconditionRequired => Problem::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition_required",
+                err.to_string(),
+            ),
+            Error::VersionMismatch { current, .. } => Problem {
+                current_version: Some(current),
+                ..Problem::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "version_mismatch",
+                    err.to_string(),
+                )
+            },
             Error::Validation(errors) => {
                 let detail = errors
                     .iter()

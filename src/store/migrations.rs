@@ -3,12 +3,17 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+mod m0002_work;
+
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_foundation::Migration)]
+        vec![
+            Box::new(m0001_foundation::Migration),
+            Box::new(m0002_work::Migration),
+        ]
     }
 }
 
@@ -41,6 +46,23 @@ pub(crate) async fn tenant_rls(
         ))
         .await?;
     }
+    Ok(())
+}
+
+/// The maintenance scope (`app.maintenance = 'on'`, see `Db::maintenance`) may read and delete
+/// rows of every tenant in `table`: for purging what has expired, never for serving a request.
+pub(crate) async fn maintenance_rls(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let scope = "current_setting('app.maintenance', true) = 'on'";
+    manager
+        .get_connection()
+        .execute_unprepared(&format!(
+            "CREATE POLICY maintenance_read ON {table} FOR SELECT USING ({scope}); \
+             CREATE POLICY maintenance_purge ON {table} FOR DELETE USING ({scope});"
+        ))
+        .await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, Select, SqlErr,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Select, SqlErr,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
@@ -215,6 +215,17 @@ impl Db {
         Ok(MemberTx { tx, user_id })
     }
 
+    /// Housekeeping across tenants: may read and delete (never write) the rows of the tables
+    /// whose migration opened them to maintenance, such as expired idempotency records.
+    pub(crate) async fn maintenance(&self) -> Result<MaintenanceTx, DbErr> {
+        let tx = self.begin(true).await?;
+        if self.backend == Backend::Postgres {
+            tx.execute_unprepared("SELECT set_config('app.maintenance', 'on', true)")
+                .await?;
+        }
+        Ok(MaintenanceTx { tx })
+    }
+
     /// A transaction over global (non-tenant) tables only: users, login throttling.
     pub(crate) async fn global(&self, write: bool) -> Result<GlobalTx, DbErr> {
         Ok(GlobalTx {
@@ -241,6 +252,9 @@ macro_rules! scoped_tx {
             pub async fn commit(self) -> Result<(), DbErr> {
                 self.tx.commit().await
             }
+            pub async fn rollback(self) -> Result<(), DbErr> {
+                self.tx.rollback().await
+            }
         }
     };
 }
@@ -248,6 +262,7 @@ macro_rules! scoped_tx {
 scoped_tx!(TenantTx { org_id: Uuid });
 scoped_tx!(MemberTx { user_id: Uuid });
 scoped_tx!(GlobalTx {});
+scoped_tx!(MaintenanceTx {});
 
 impl TenantTx {
     pub fn org_id(&self) -> Uuid {
@@ -271,6 +286,13 @@ impl TenantTx {
     /// `SELECT … WHERE org_id = <this tenant>`: the starting point of every tenant read.
     pub(crate) fn find<E: TenantEntity>(&self) -> Select<E> {
         E::find().filter(E::org_column().eq(self.org_id))
+    }
+
+    /// Like `find`, for rows this transaction is about to change: `FOR UPDATE` on PostgreSQL, so
+    /// concurrent writers queue instead of acting on what they read before another committed.
+    /// (SQLite's `BEGIN IMMEDIATE` already admits one writer at a time.)
+    pub(crate) fn find_for_update<E: TenantEntity>(&self) -> Select<E> {
+        self.find::<E>().lock_exclusive()
     }
 }
 

@@ -213,6 +213,19 @@ pub(crate) async fn add_member(tx: &TenantTx, user_id: Uuid, role: Role) -> Resu
     }
 }
 
+/// The active members among `user_ids`, with their roles (one query).
+pub(crate) async fn active_roles(tx: &TenantTx, user_ids: &[Uuid]) -> Result<Vec<(Uuid, Role)>> {
+    let rows = tx
+        .find::<membership::Entity>()
+        .filter(membership::Column::UserId.is_in(user_ids.iter().copied()))
+        .filter(membership::Column::Active.eq(true))
+        .all(tx.conn())
+        .await?;
+    rows.into_iter()
+        .map(|m| Ok((m.user_id, parse_role(&m.role)?)))
+        .collect()
+}
+
 /// The member's current role, if they are an active member of the tenant.
 pub(crate) async fn active_role(tx: &TenantTx, user_id: Uuid) -> Result<Option<Role>> {
     let m = tx

@@ -1,0 +1,240 @@
+//! Comments on tickets, including internal notes that requesters never see.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, IntoActiveModel, ModelTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{Expected, MAX_TEXT, check_text, entity::comment, now, tickets, timeline};
+use crate::{
+    access::{self, Action},
+    error::{Error, Result, Validator},
+    events,
+    pagination::{Page, PageRequest},
+    store::{Db, TenantTx},
+    tenancy::TenantCtx,
+};
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Comment {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub author_id: Uuid,
+    pub body: String,
+    /// An internal note: staff only, never shown to requesters.
+    pub internal: bool,
+    /// Incremented by every edit; send it back in `If-Match`.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<comment::Model> for Comment {
+    fn from(m: comment::Model) -> Self {
+        Self {
+            id: m.id,
+            ticket_id: m.ticket_id,
+            author_id: m.author_id,
+            body: m.body,
+            internal: m.internal,
+            version: m.version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    #[schema(min_length = 1, max_length = 65536)]
+    pub body: String,
+    /// An internal note (agents and above). Default `false`.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentPatch {
+    #[schema(min_length = 1, max_length = 65536)]
+    pub body: String,
+}
+
+fn check_body(body: &str) -> Result<()> {
+    let mut v = Validator::default();
+    v.check(!body.trim().is_empty(), "body", "must not be blank");
+    check_text(&mut v, "body", body, MAX_TEXT);
+    v.finish()
+}
+
+pub async fn list(
+    db: &Db,
+    ctx: &TenantCtx,
+    ticket: &str,
+    page: PageRequest,
+) -> Result<Page<Comment>> {
+    access::authorize(ctx, Action::TicketRead)?;
+    let tx = db.tenant(ctx, false).await?;
+    let ticket = tickets::find_visible(&tx, ctx, ticket).await?;
+    let mut query = tx
+        .find::<comment::Entity>()
+        .filter(comment::Column::TicketId.eq(ticket.id))
+        .order_by_asc(comment::Column::Id)
+        .limit(page.limit + 1);
+    if !access::sees_internal_notes(ctx.role) {
+        query = query.filter(comment::Column::Internal.eq(false));
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(comment::Column::Id.gt(after));
+    }
+    let rows = query.all(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(rows, page.limit, |m| m.id, Comment::from))
+}
+
+pub async fn create(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    ticket: &str,
+    req: NewComment,
+) -> Result<Comment> {
+    access::authorize(ctx, Action::CommentCreate)?;
+    if req.internal {
+        access::authorize(ctx, Action::CommentInternal)?;
+    }
+    check_body(&req.body)?;
+    let ticket = tickets::find_visible(tx, ctx, ticket).await?;
+    if ticket.deleted {
+        return Err(Error::NotFound("ticket"));
+    }
+    let at = now();
+    let c = Comment::from(
+        comment::ActiveModel {
+            org_id: Set(tx.org_id()),
+            id: Set(Uuid::now_v7()),
+            ticket_id: Set(ticket.id),
+            author_id: Set(ctx.user_id),
+            body: Set(req.body),
+            internal: Set(req.internal),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(tx.conn())
+        .await?,
+    );
+    tickets::touch(tx, ticket.id, at).await?;
+    let changes = json!({"comment_id": c.id, "body": {"from": null, "to": c.body}});
+    record(tx, ctx, &ticket, &c, "comment.created", changes).await?;
+    Ok(c)
+}
+
+async fn record(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    ticket: &tickets::TicketHandle,
+    c: &Comment,
+    kind: &str,
+    changes: serde_json::Value,
+) -> Result<()> {
+    timeline::record(
+        tx,
+        ctx,
+        timeline::Entry {
+            project_id: ticket.project_id,
+            ticket_id: Some(ticket.id),
+            kind,
+            internal: c.internal,
+            version: None,
+            changes,
+            at: c.updated_at,
+        },
+    )
+    .await?;
+    events::emit(
+        tx,
+        ctx,
+        kind,
+        Some(ticket.id),
+        c.updated_at,
+        json!({
+            "ticket_id": ticket.id,
+            "project_id": ticket.project_id,
+            "requester_id": ticket.requester_id,
+            "comment_id": c.id,
+            "author_id": c.author_id,
+            "internal": c.internal,
+            "body": c.body,
+        }),
+    )
+    .await
+}
+
+/// Finds a comment the caller may change (its author, or an admin), locked, on a ticket they
+/// can see, at the version they expect.
+async fn lock(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    id: Uuid,
+    expected: &Expected,
+) -> Result<(comment::Model, tickets::TicketHandle)> {
+    let m = tx
+        .find_for_update::<comment::Entity>()
+        .filter(comment::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("comment"))?;
+    let ticket = tickets::find_visible(tx, ctx, &m.ticket_id.to_string())
+        .await
+        .map_err(|_| Error::NotFound("comment"))?;
+    if ticket.deleted || (m.internal && !access::sees_internal_notes(ctx.role)) {
+        return Err(Error::NotFound("comment"));
+    }
+    if m.author_id != ctx.user_id {
+        access::authorize(ctx, Action::CommentModerate)?;
+    }
+    expected.check("comment", m.version)?;
+    Ok((m, ticket))
+}
+
+pub async fn update(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    id: Uuid,
+    expected: &Expected,
+    patch: CommentPatch,
+) -> Result<Comment> {
+    check_body(&patch.body)?;
+    let (m, ticket) = lock(tx, ctx, id, expected).await?;
+    if m.body == patch.body {
+        return Ok(m.into());
+    }
+    let old = m.body.clone();
+    let at = now();
+    let mut row = m.clone().into_active_model();
+    row.body = Set(patch.body);
+    row.version = Set(m.version + 1);
+    row.updated_at = Set(at);
+    let c = Comment::from(row.update(tx.conn()).await?);
+    tickets::touch(tx, ticket.id, at).await?;
+    let changes = json!({"comment_id": c.id, "body": {"from": old, "to": c.body}});
+    record(tx, ctx, &ticket, &c, "comment.updated", changes).await?;
+    Ok(c)
+}
+
+pub async fn delete(tx: &TenantTx, ctx: &TenantCtx, id: Uuid, expected: &Expected) -> Result<()> {
+    let (m, ticket) = lock(tx, ctx, id, expected).await?;
+    let mut c = Comment::from(m.clone());
+    m.delete(tx.conn()).await?;
+    c.updated_at = now();
+    tickets::touch(tx, ticket.id, c.updated_at).await?;
+    // The timeline keeps what was said, so the deletion stays explainable.
+    let changes = json!({"comment_id": c.id, "body": {"from": c.body, "to": null}});
+    record(tx, ctx, &ticket, &c, "comment.deleted", changes).await
+}

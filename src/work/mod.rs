@@ -1,0 +1,139 @@
+//! The work core: projects, tickets (with assignees, labels and the status state machine),
+//! comments and the ticket timeline.
+//!
+//! Writes take a [`TenantTx`](crate::store::TenantTx) opened by the caller and do not commit:
+//! the caller (the HTTP write path) adds the idempotency record to the same transaction and
+//! commits once, so a change, its timeline entry, its audit entry and its outbox events exist
+//! together or not at all.
+
+pub mod comments;
+mod entity;
+pub mod projects;
+pub mod status;
+pub mod tickets;
+pub mod timeline;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{Error, Result, Validator};
+pub use status::Status;
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    /// Stored as its rank, so sorting by priority is sorting by the column.
+    fn rank(self) -> i16 {
+        match self {
+            Priority::Low => 1,
+            Priority::Medium => 2,
+            Priority::High => 3,
+            Priority::Urgent => 4,
+        }
+    }
+
+    fn from_rank(rank: i16) -> Result<Priority> {
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.rank() == rank)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("stored priority {rank} is unknown")))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+/// The version a conditional change is based on (`If-Match`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// `If-Match: *`: whatever the current version is.
+    Any,
+    /// One of these versions.
+    Versions(Vec<i64>),
+}
+
+impl Expected {
+    pub fn check(&self, what: &'static str, current: i64) -> Result<()> {
+        match self {
+            Expected::Any => Ok(()),
+            Expected::Versions(v) if v.contains(&current) => Ok(()),
+            Expected::Versions(v) => Err(Error::VersionMismatch {
+                what,
+                expected: v.first().copied().unwrap_or_default(),
+                current,
+            }),
+        }
+    }
+}
+
+/// Now, at the precision both databases store (microseconds), so what is written is what is
+/// read back and compared.
+pub(crate) fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.duration_trunc(TimeDelta::microseconds(1))
+        .unwrap_or(now)
+}
+
+/// Text a person typed as a one-line title: trimmed length 1..=max, no control characters.
+fn check_line(v: &mut Validator, field: &str, value: &str, max: usize) {
+    v.check(!value.trim().is_empty(), field, "must not be blank");
+    v.check(
+        value.chars().count() <= max,
+        field,
+        &format!("must be at most {max} characters"),
+    );
+    v.check(
+        !value.chars().any(char::is_control),
+        field,
+        "must not contain control characters",
+    );
+}
+
+/// Longer text (descriptions, comment bodies): up to `max` characters, line breaks allowed.
+fn check_text(v: &mut Validator, field: &str, value: &str, max: usize) {
+    v.check(
+        value.chars().count() <= max,
+        field,
+        &format!("must be at most {max} characters"),
+    );
+    v.check(
+        !value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')),
+        field,
+        "must not contain control characters other than line breaks and tabs",
+    );
+}
+
+pub const MAX_TITLE: usize = 200;
+pub const MAX_TEXT: usize = 65_536;
+
+/// For PATCH fields where `null` means "clear": absent → `None`, `null` → `Some(None)`.
+pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}

@@ -1,0 +1,146 @@
+//! The append-only timeline: every change to a ticket or project, with who made it and each
+//! field's old and new value. A ticket's current state is the replay of its timeline.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{entity::event, projects, tickets};
+use crate::{
+    access::{self, Action},
+    error::Result,
+    pagination::{Page, PageRequest},
+    store::{Db, TenantTx},
+    tenancy::TenantCtx,
+};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineEntry {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub ticket_id: Option<Uuid>,
+    /// Who made the change.
+    pub actor_id: Option<Uuid>,
+    /// What happened, e.g. `ticket.created`, `ticket.updated`, `ticket.status_changed`,
+    /// `comment.created`, `project.archived`.
+    #[schema(example = "ticket.updated")]
+    pub kind: String,
+    /// The ticket's version after the change (ticket changes only).
+    pub version: Option<i64>,
+    /// Field name → `{"from": old, "to": new}`.
+    #[schema(value_type = Object, example = json!({"status": {"from": "open", "to": "in_progress"}}))]
+    pub changes: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<event::Model> for TimelineEntry {
+    fn from(m: event::Model) -> Self {
+        Self {
+            id: m.id,
+            project_id: m.project_id,
+            ticket_id: m.ticket_id,
+            actor_id: m.actor_id,
+            kind: m.kind,
+            version: m.version,
+            changes: m.changes,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// One change to append.
+pub(crate) struct Entry<'a> {
+    pub project_id: Uuid,
+    pub ticket_id: Option<Uuid>,
+    pub kind: &'a str,
+    /// About an internal note: requesters never see it.
+    pub internal: bool,
+    pub version: Option<i64>,
+    pub changes: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+pub(crate) async fn record(tx: &TenantTx, ctx: &TenantCtx, e: Entry<'_>) -> Result<()> {
+    event::ActiveModel {
+        org_id: Set(tx.org_id()),
+        id: Set(Uuid::now_v7()),
+        project_id: Set(e.project_id),
+        ticket_id: Set(e.ticket_id),
+        actor_id: Set(Some(ctx.user_id)),
+        kind: Set(e.kind.to_owned()),
+        internal: Set(e.internal),
+        version: Set(e.version),
+        changes: Set(e.changes),
+        created_at: Set(e.at),
+    }
+    .insert(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A ticket's timeline, oldest first (the order to replay it in). Requesters do not see
+/// entries about internal notes.
+pub async fn of_ticket(
+    db: &Db,
+    ctx: &TenantCtx,
+    ticket: &str,
+    page: PageRequest,
+) -> Result<Page<TimelineEntry>> {
+    access::authorize(ctx, Action::TicketRead)?;
+    let tx = db.tenant(ctx, false).await?;
+    let ticket = tickets::find_visible(&tx, ctx, ticket).await?;
+    let mut query = tx
+        .find::<event::Entity>()
+        .filter(event::Column::TicketId.eq(ticket.id))
+        .order_by_asc(event::Column::Id)
+        .limit(page.limit + 1);
+    if !access::sees_internal_notes(ctx.role) {
+        query = query.filter(event::Column::Internal.eq(false));
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(event::Column::Id.gt(after));
+    }
+    let rows = query.all(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(
+        rows,
+        page.limit,
+        |m| m.id,
+        TimelineEntry::from,
+    ))
+}
+
+/// Everything that happened in a project and its tickets, newest first.
+pub async fn of_project(
+    db: &Db,
+    ctx: &TenantCtx,
+    project_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<TimelineEntry>> {
+    access::authorize(ctx, Action::ProjectActivity)?;
+    let tx = db.tenant(ctx, false).await?;
+    projects::find(&tx, project_id).await?;
+    let mut query = tx
+        .find::<event::Entity>()
+        .filter(event::Column::ProjectId.eq(project_id))
+        .order_by_desc(event::Column::Id)
+        .limit(page.limit + 1);
+    if !access::sees_internal_notes(ctx.role) {
+        query = query.filter(event::Column::Internal.eq(false));
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(event::Column::Id.lt(after));
+    }
+    let rows = query.all(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(
+        rows,
+        page.limit,
+        |m| m.id,
+        TimelineEntry::from,
+    ))
+}
