@@ -255,6 +255,48 @@ impl TestApp {
         Session::from_auth(self.login(email, PASSWORD, None).await.assert_ok(200))
     }
 
+    /// A request with `If-Match: "<version>"`.
+    pub async fn call_if(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        version: i64,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self
+            .request(method, path, Some(token))
+            .header("if-match", format!("\"{version}\""));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    /// Creates a project with `key`; returns its id.
+    pub async fn project(&self, token: &str, key: &str) -> String {
+        let res = self
+            .post(
+                "/api/v1/projects",
+                Some(token),
+                json!({"name": format!("Project {key}"), "key": key}),
+            )
+            .await;
+        res.assert_ok(201)["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Files a ticket in `project` with `extra` fields; returns it.
+    pub async fn ticket(&self, token: &str, project: &str, extra: Value) -> Value {
+        let mut body = json!({"project_id": project, "title": "Printer on fire"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.post("/api/v1/tickets", Some(token), body)
+            .await
+            .assert_ok(201)
+            .clone()
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await.expect("clean shutdown");

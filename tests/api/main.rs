@@ -11,3 +11,4 @@ mod matrix;
 mod openapi;
 mod people;
 mod rls;
+mod tickets;

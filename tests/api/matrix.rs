@@ -7,10 +7,18 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// Capital letters only, for project keys: 0 → "AA", 1 → "AB", …
+fn letters(n: usize) -> String {
+    let a = b'A' + (n / 26 % 26) as u8;
+    let b = b'A' + (n % 26) as u8;
+    format!("M{}{}", a as char, b as char)
+}
+
 #[tokio::test]
 async fn every_role_gets_what_the_matrix_says() {
     let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
+    let project = app.project(&owner.token, "OPS").await;
     let mut actors = Vec::new();
     for role in Role::ALL {
         let actor = match role {
@@ -31,11 +39,31 @@ async fn every_role_gets_what_the_matrix_says() {
         let role = *role;
         for action in Action::ALL {
             n += 1;
-            // A fresh target for actions on people, so nothing depends on earlier steps.
+            // Fresh targets, so nothing depends on earlier steps: a person, and a ticket the
+            // actor requested with a comment by the owner on it.
             let target = app
                 .post("/api/v1/users", Some(&owner.token), json!({"email": format!("target-{n}@example.com"), "name": "T", "role": "viewer", "password": PASSWORD}))
                 .await;
             let target_id = target.assert_ok(201)["id"].as_str().unwrap().to_owned();
+            let ticket = app
+                .ticket(
+                    &owner.token,
+                    &project,
+                    json!({"requester_id": actor.user_id}),
+                )
+                .await;
+            let tickets = format!("/api/v1/tickets/{}", ticket["id"].as_str().unwrap());
+            let comment = app
+                .post(
+                    &format!("{tickets}/comments"),
+                    Some(&owner.token),
+                    json!({"body": "On it"}),
+                )
+                .await;
+            let comments = format!(
+                "/api/v1/comments/{}",
+                comment.assert_ok(201)["id"].as_str().unwrap()
+            );
             let t = &actor.token;
             let users = format!("/api/v1/users/{target_id}");
             let res = match action {
@@ -49,6 +77,34 @@ async fn every_role_gets_what_the_matrix_says() {
                 Action::UserUpdate => app.patch(&users, t, json!({"role": "agent"})).await,
                 Action::UserDelete => app.call(Method::DELETE, &users, Some(t), None).await,
                 Action::AuditRead => app.get("/api/v1/audit-log", t).await,
+                Action::ProjectRead => app.get(&format!("/api/v1/projects/{project}"), t).await,
+                Action::ProjectManage => {
+                    app.post("/api/v1/projects", Some(t), json!({"name": "P", "key": letters(n)})).await
+                }
+                Action::ProjectActivity => {
+                    app.get(&format!("/api/v1/projects/{project}/activity"), t).await
+                }
+                Action::TicketRead => app.get(&tickets, t).await,
+                Action::TicketCreate => {
+                    app.post("/api/v1/tickets", Some(t), json!({"project_id": project, "title": "Help"})).await
+                }
+                Action::TicketUpdate => {
+                    app.call_if(Method::PATCH, &tickets, t, 1, Some(json!({"title": "Renamed"}))).await
+                }
+                Action::TicketDelete => app.call_if(Method::DELETE, &tickets, t, 1, None).await,
+                Action::TicketRestore => {
+                    app.call_if(Method::DELETE, &tickets, &owner.token, 1, None).await;
+                    app.call_if(Method::POST, &format!("{tickets}/restore"), t, 2, None).await
+                }
+                Action::CommentCreate => {
+                    app.post(&format!("{tickets}/comments"), Some(t), json!({"body": "Thanks"})).await
+                }
+                Action::CommentInternal => {
+                    app.post(&format!("{tickets}/comments"), Some(t), json!({"body": "psst", "internal": true})).await
+                }
+                Action::CommentModerate => {
+                    app.call_if(Method::PATCH, &comments, t, 1, Some(json!({"body": "Edited"}))).await
+                }
             };
             if allowed(role, action) {
                 assert!(
