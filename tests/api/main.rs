@@ -12,3 +12,4 @@ mod openapi;
 mod people;
 mod rls;
 mod tickets;
+mod writes;
