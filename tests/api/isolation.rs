@@ -6,34 +6,175 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// Endpoints that take an id: method, path with `{user}` for a person of the *other* tenant, body.
-const ID_ENDPOINTS: &[(&str, &str, Option<&str>)] = &[
-    ("GET", "/api/v1/users/{user}", None),
+/// Endpoints that take an id: method, path (placeholders name the *other* tenant's `{user}`,
+/// `{project}`, `{ticket}`, `{ticket_key}`, `{comment}`), body, and the 404 code expected.
+/// Conditional requests carry `If-Match: "1"`, which would be current for the target.
+const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
+    ("GET", "/api/v1/users/{user}", None, "user_not_found"),
     (
         "PATCH",
         "/api/v1/users/{user}",
         Some(r#"{"role": "viewer"}"#),
+        "user_not_found",
     ),
     (
         "PATCH",
         "/api/v1/users/{user}",
         Some(r#"{"active": false}"#),
+        "user_not_found",
     ),
-    ("DELETE", "/api/v1/users/{user}", None),
-    ("DELETE", "/api/v1/users/{user}?erase=true", None),
+    ("DELETE", "/api/v1/users/{user}", None, "user_not_found"),
+    (
+        "DELETE",
+        "/api/v1/users/{user}?erase=true",
+        None,
+        "user_not_found",
+    ),
+    (
+        "GET",
+        "/api/v1/projects/{project}",
+        None,
+        "project_not_found",
+    ),
+    (
+        "PATCH",
+        "/api/v1/projects/{project}",
+        Some(r#"{"name": "Taken"}"#),
+        "project_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/projects/{project}",
+        None,
+        "project_not_found",
+    ),
+    (
+        "GET",
+        "/api/v1/projects/{project}/activity",
+        None,
+        "project_not_found",
+    ),
+    ("GET", "/api/v1/tickets/{ticket}", None, "ticket_not_found"),
+    (
+        "GET",
+        "/api/v1/tickets/{ticket_key}",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "PATCH",
+        "/api/v1/tickets/{ticket}",
+        Some(r#"{"title": "Taken"}"#),
+        "ticket_not_found",
+    ),
+    (
+        "PATCH",
+        "/api/v1/tickets/{ticket_key}",
+        Some(r#"{"status": "pending"}"#),
+        "ticket_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/tickets/{ticket}",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/assign",
+        Some(r#"{"assignee_ids": []}"#),
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/complete",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/reopen",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/restore",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "GET",
+        "/api/v1/tickets/{ticket}/timeline",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "GET",
+        "/api/v1/tickets/{ticket}/comments",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/comments",
+        Some(r#"{"body": "hi"}"#),
+        "ticket_not_found",
+    ),
+    (
+        "PATCH",
+        "/api/v1/comments/{comment}",
+        Some(r#"{"body": "Taken"}"#),
+        "comment_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/comments/{comment}",
+        None,
+        "comment_not_found",
+    ),
 ];
 
 struct Tenant {
     owner: Session,
     agent: Session,
+    project: String,
+    ticket: Value,
+    comment: String,
 }
 
+/// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
 async fn tenant(app: &TestApp, slug: &str) -> Tenant {
     let owner = app.signup(slug, &format!("owner@{slug}.example.com")).await;
     let agent = app
         .member(&owner, &format!("agent@{slug}.example.com"), "agent")
         .await;
-    Tenant { owner, agent }
+    let project = app.project(&owner.token, &slug.to_uppercase()).await;
+    let ticket = app
+        .ticket(
+            &owner.token,
+            &project,
+            json!({"title": format!("secret of {slug}"), "assignee_ids": [agent.user_id]}),
+        )
+        .await;
+    let comment = app
+        .post(
+            &format!(
+                "/api/v1/tickets/{}/comments",
+                ticket["id"].as_str().unwrap()
+            ),
+            Some(&owner.token),
+            json!({"body": format!("whisper of {slug}"), "internal": true}),
+        )
+        .await;
+    let comment = comment.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    Tenant {
+        owner,
+        agent,
+        project,
+        ticket,
+        comment,
+    }
 }
 
 #[tokio::test]
@@ -42,25 +183,67 @@ async fn another_tenants_ids_are_not_found() {
     let a = tenant(&app, "alpha").await;
     let b = tenant(&app, "beta").await;
 
-    for (method, path, body) in ID_ENDPOINTS {
+    for (method, path, body, code) in ID_ENDPOINTS {
         for target in [&a.owner, &a.agent] {
-            let path = path.replace("{user}", &target.user_id);
+            let path = path
+                .replace("{user}", &target.user_id)
+                .replace("{project}", &a.project)
+                .replace("{ticket}", a.ticket["id"].as_str().unwrap())
+                .replace("{ticket_key}", a.ticket["key"].as_str().unwrap())
+                .replace("{comment}", &a.comment);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
-            let res = app
-                .call(
+            let mut req = app
+                .request(
                     Method::from_bytes(method.as_bytes()).unwrap(),
                     &path,
                     Some(&b.owner.token),
-                    body,
                 )
-                .await;
-            res.assert_problem(404, "user_not_found");
+                .header("if-match", "\"1\"");
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let res = app.send(req).await;
+            res.assert_problem(404, code);
+            let text = res.body.to_string();
             assert!(
-                !res.body.to_string().contains(&target.email),
-                "{method} {path} leaked: {}",
-                res.body
+                !text.contains(&target.email) && !text.contains("alpha"),
+                "{method} {path} leaked: {text}"
             );
         }
+    }
+    // Tenant A's ticket and comment are untouched by all of that.
+    let ticket = app
+        .get(
+            &format!("/api/v1/tickets/{}", a.ticket["id"].as_str().unwrap()),
+            &a.owner.token,
+        )
+        .await;
+    // (Its own comment touched `updated_at`; every field B could have changed is as created.)
+    for field in ["title", "status", "version", "assignee_ids", "deleted_at", "key"] {
+        assert_eq!(ticket.assert_ok(200)[field], a.ticket[field], "{field}");
+    }
+    let comments = app
+        .get(
+            &format!(
+                "/api/v1/tickets/{}/comments",
+                a.ticket["id"].as_str().unwrap()
+            ),
+            &a.owner.token,
+        )
+        .await;
+    assert_eq!(
+        comments.assert_ok(200)["items"][0]["body"],
+        "whisper of alpha"
+    );
+    // B cannot file into A's project, nor assign A's people or name A's people as requesters.
+    for body in [
+        json!({"project_id": a.project, "title": "x"}),
+        json!({"project_id": b.project, "title": "x", "assignee_ids": [a.agent.user_id]}),
+        json!({"project_id": b.project, "title": "x", "requester_id": a.agent.user_id}),
+    ] {
+        app.post("/api/v1/tickets", Some(&b.owner.token), body)
+            .await
+            .assert_problem(422, "validation_failed");
     }
     // Tenant A is unchanged by all of that.
     let me = app.get("/api/v1/auth/me", &a.agent.token).await;
@@ -101,6 +284,24 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
             !text.contains(&other.owner.user_id) && !text.contains(&other.agent.user_id),
             "{text}"
         );
+        let other_ticket = other.ticket["id"].as_str().unwrap();
+        for list in [
+            "/api/v1/projects?include_archived=true".to_owned(),
+            "/api/v1/tickets".to_owned(),
+            format!("/api/v1/tickets?project_id={}", other.project),
+            format!("/api/v1/tickets?assignee={}", other.agent.user_id),
+            "/api/v1/me/tickets".to_owned(),
+            format!("/api/v1/projects/{}/activity", viewer.project),
+        ] {
+            let res = app.get(&list, &viewer.owner.token).await;
+            let text = res.assert_ok(200).to_string();
+            assert!(
+                !text.contains(other_ticket)
+                    && !text.contains(&other.project)
+                    && !text.contains(&other.owner.org_id),
+                "{list}: {text}"
+            );
+        }
         let org = app.get("/api/v1/org", &viewer.owner.token).await;
         assert_eq!(org.assert_ok(200)["id"], viewer.owner.org_id.as_str());
         let me = app.get("/api/v1/auth/me", &viewer.owner.token).await;
