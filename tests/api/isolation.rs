@@ -219,7 +219,14 @@ async fn another_tenants_ids_are_not_found() {
         )
         .await;
     // (Its own comment touched `updated_at`; every field B could have changed is as created.)
-    for field in ["title", "status", "version", "assignee_ids", "deleted_at", "key"] {
+    for field in [
+        "title",
+        "status",
+        "version",
+        "assignee_ids",
+        "deleted_at",
+        "key",
+    ] {
         assert_eq!(ticket.assert_ok(200)[field], a.ticket[field], "{field}");
     }
     let comments = app

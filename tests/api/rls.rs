@@ -21,6 +21,7 @@ async fn the_database_walls_tenants_off() {
     let owner = Database::connect(&url).await.unwrap();
 
     composite_keys_refuse_cross_tenant_references(&owner, &a, &b).await;
+    work_tables_refuse_cross_tenant_references(&app, &owner, &a, &b).await;
     if backend() == Backend::Postgres {
         row_level_security(&owner, &url, &a, &b).await;
     }
@@ -108,6 +109,194 @@ async fn composite_keys_refuse_cross_tenant_references(
     tx.rollback().await.ok();
 }
 
+/// A comment of B on A's ticket, and B's person assigned to A's ticket, are refused by the keys.
+async fn work_tables_refuse_cross_tenant_references(
+    app: &TestApp,
+    owner: &DatabaseConnection,
+    a: &Session,
+    b: &Session,
+) {
+    let project = app.project(&a.token, "ALPHA").await;
+    let ticket = app.ticket(&a.token, &project, serde_json::json!({})).await;
+    let ticket = Uuid::parse_str(ticket["id"].as_str().unwrap()).unwrap();
+    let (a_org, b_org) = (
+        Uuid::parse_str(&a.org_id).unwrap(),
+        Uuid::parse_str(&b.org_id).unwrap(),
+    );
+    let (a_user, b_user) = (
+        Uuid::parse_str(&a.user_id).unwrap(),
+        Uuid::parse_str(&b.user_id).unwrap(),
+    );
+    let comment = |org: Uuid| {
+        Query::insert()
+            .into_table(Alias::new("comments"))
+            .columns(
+                [
+                    "org_id",
+                    "id",
+                    "ticket_id",
+                    "author_id",
+                    "body",
+                    "internal",
+                    "version",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(Alias::new),
+            )
+            .values_panic([
+                org.into(),
+                Uuid::now_v7().into(),
+                ticket.into(),
+                a_user.into(),
+                "hi".into(),
+                false.into(),
+                1i64.into(),
+                Utc::now().into(),
+                Utc::now().into(),
+            ])
+            .to_owned()
+    };
+    let assignee = |org: Uuid, user: Uuid| {
+        Query::insert()
+            .into_table(Alias::new("ticket_assignees"))
+            .columns(["org_id", "ticket_id", "user_id"].map(Alias::new))
+            .values_panic([org.into(), ticket.into(), user.into()])
+            .to_owned()
+    };
+    let tx = owner.begin().await.unwrap();
+    tx.execute(&comment(a_org))
+        .await
+        .expect("same-tenant comment");
+    tx.execute(&assignee(a_org, a_user))
+        .await
+        .expect("same-tenant assignee");
+    tx.rollback().await.unwrap();
+    for (what, stmt) in [
+        ("comment of B on A's ticket", comment(b_org)),
+        ("B's person assigned in A", assignee(a_org, b_user)),
+        ("A's ticket assigned in B", assignee(b_org, b_user)),
+    ] {
+        let err = owner.execute(&stmt).await.expect_err(what);
+        assert!(
+            matches!(
+                err.sql_err(),
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+            ),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_idempotency_records_are_purged_across_tenants_and_only_those() {
+    let app = spawn_app().await;
+    let mut keyed = Vec::new();
+    for slug in ["alpha", "beta"] {
+        let s = app.signup(slug, &format!("{slug}@example.com")).await;
+        let res = app
+            .send(
+                app.request(reqwest::Method::POST, "/api/v1/projects", Some(&s.token))
+                    .header("idempotency-key", "p-1")
+                    .json(&serde_json::json!({"name": "P", "key": slug.to_uppercase()})),
+            )
+            .await;
+        res.assert_ok(201);
+        keyed.push(s);
+    }
+    let owner = Database::connect(&app.database_url).await.unwrap();
+    let backend = owner.get_database_backend();
+    let param = if backend == DbBackend::Postgres {
+        "$1"
+    } else {
+        "?"
+    };
+    owner
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE idempotency_keys SET expires_at = {param} WHERE org_id = {}",
+                if backend == DbBackend::Postgres {
+                    "$2"
+                } else {
+                    "?"
+                }
+            ),
+            [
+                (Utc::now() - chrono::Duration::hours(1)).into(),
+                Uuid::parse_str(&keyed[0].org_id).unwrap().into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    // Purged by the server's own (unprivileged) connection, as its worker does.
+    let db = docket::store::Db::connect(&docket::config::StoreConfig {
+        data_dir: std::env::temp_dir(),
+        database_url: Some(docket::config::Secret::new(app.database_url.clone())),
+        db_app_role: "docket_app".into(),
+        db_max_connections: 1,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        docket::http::idempotency::purge_expired(&db).await.unwrap(),
+        1
+    );
+    db.close().await;
+    let left = owner
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT org_id FROM idempotency_keys",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        left[0].try_get::<Uuid>("", "org_id").unwrap().to_string(),
+        keyed[1].org_id
+    );
+
+    if backend == DbBackend::Postgres {
+        // The maintenance scope opens exactly the purgeable table, nothing else.
+        let tx = owner.begin().await.unwrap();
+        tx.execute_unprepared(
+            "SET LOCAL ROLE docket_app; SELECT set_config('app.maintenance', 'on', true)",
+        )
+        .await
+        .unwrap();
+        for (table, visible) in [
+            ("idempotency_keys", 1),
+            ("projects", 0),
+            ("tickets", 0),
+            ("audit_log", 0),
+        ] {
+            let n = tx
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    format!("SELECT count(*) AS n FROM {table}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap();
+            assert_eq!(n, visible, "{table}");
+        }
+        let write = tx
+            .execute_unprepared("UPDATE idempotency_keys SET state = 'done'")
+            .await
+            .unwrap();
+        assert_eq!(
+            write.rows_affected(),
+            0,
+            "maintenance cannot change records"
+        );
+        tx.rollback().await.unwrap();
+    }
+    owner.close().await.ok();
+    app.shutdown().await;
+}
+
 async fn row_level_security(owner: &DatabaseConnection, url: &str, a: &Session, b: &Session) {
     // Every table with an org_id (and organizations itself) has RLS enabled and forced.
     let rows = owner
@@ -141,6 +330,14 @@ async fn row_level_security(owner: &DatabaseConnection, url: &str, a: &Session, 
         "sessions",
         "refresh_tokens",
         "audit_log",
+        "projects",
+        "tickets",
+        "ticket_assignees",
+        "ticket_labels",
+        "comments",
+        "ticket_events",
+        "outbox_events",
+        "idempotency_keys",
     ] {
         assert!(walled.iter().any(|w| w == t), "{t} not checked");
     }
