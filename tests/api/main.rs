@@ -10,6 +10,8 @@ mod lifecycle;
 mod matrix;
 mod openapi;
 mod people;
+mod projects;
 mod rls;
 mod tickets;
+mod timeline;
 mod writes;
