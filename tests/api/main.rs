@@ -10,6 +10,7 @@ mod lifecycle;
 mod matrix;
 mod openapi;
 mod people;
+mod plans;
 mod projects;
 mod rls;
 mod tickets;
