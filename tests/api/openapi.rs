@@ -24,6 +24,27 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         ("/api/v1/users/{id}", "patch"),
         ("/api/v1/users/{id}", "delete"),
         ("/api/v1/audit-log", "get"),
+        ("/api/v1/projects", "get"),
+        ("/api/v1/projects", "post"),
+        ("/api/v1/projects/{id}", "get"),
+        ("/api/v1/projects/{id}", "patch"),
+        ("/api/v1/projects/{id}", "delete"),
+        ("/api/v1/projects/{id}/activity", "get"),
+        ("/api/v1/tickets", "get"),
+        ("/api/v1/tickets", "post"),
+        ("/api/v1/tickets/{id}", "get"),
+        ("/api/v1/tickets/{id}", "patch"),
+        ("/api/v1/tickets/{id}", "delete"),
+        ("/api/v1/tickets/{id}/assign", "post"),
+        ("/api/v1/tickets/{id}/complete", "post"),
+        ("/api/v1/tickets/{id}/reopen", "post"),
+        ("/api/v1/tickets/{id}/restore", "post"),
+        ("/api/v1/tickets/{id}/timeline", "get"),
+        ("/api/v1/tickets/{id}/comments", "get"),
+        ("/api/v1/tickets/{id}/comments", "post"),
+        ("/api/v1/comments/{id}", "patch"),
+        ("/api/v1/comments/{id}", "delete"),
+        ("/api/v1/me/tickets", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
     ] {
@@ -37,6 +58,19 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Conditional and idempotent requests are documented where they apply.
+    let params = |path: &str, method: &str| -> Vec<String> {
+        paths[path][method]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p["name"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert!(params("/api/v1/tickets/{id}", "patch").contains(&"If-Match".to_owned()));
+    assert!(params("/api/v1/tickets", "post").contains(&"Idempotency-Key".to_owned()));
+    assert!(paths["/api/v1/tickets/{id}"]["patch"]["responses"]["412"].is_object());
+    assert!(paths["/api/v1/tickets/{id}"]["patch"]["responses"]["428"].is_object());
 
     let ui = app.send(app.client.get(app.url("/docs/"))).await;
     assert_eq!(ui.status, 200);
