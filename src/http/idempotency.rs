@@ -86,11 +86,6 @@ fn key_of(headers: &HeaderMap) -> Result<Option<String>, Problem> {
         return Ok(None);
     };
     let key = value.to_str().ok().map(str::trim).unwrap_or_default();
-    // The draft makes the key a structured-field string; a quoted one is read as its content.
-    let key = key
-        .strip_prefix('"')
-        .and_then(|k| k.strip_suffix('"'))
-        .unwrap_or(key);
     let ok = !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| (0x20..0x7f).contains(&b));
     if !ok {
         return Err(Problem::new(
@@ -488,10 +483,6 @@ mod tests {
         assert_eq!(
             key_of(&headers("abc-123")).unwrap().as_deref(),
             Some("abc-123")
-        );
-        assert_eq!(
-            key_of(&headers("\"quoted\"")).unwrap().as_deref(),
-            Some("quoted")
         );
         assert!(key_of(&headers("")).is_err());
         assert!(key_of(&headers(&"k".repeat(256))).is_err());

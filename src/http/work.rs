@@ -67,7 +67,7 @@ pub async fn list_projects(
 
 /// Create a project (managers and above).
 #[utoipa::path(post, path = "/projects", tag = "projects", request_body = NewProject,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
     security(("bearer" = [])), responses((status = 201, description = "Created", body = Project)))]
 pub async fn create_project(
     State(s): State<AppState>,
@@ -162,7 +162,7 @@ pub async fn my_tickets(
 
 /// File a ticket. It gets the project's next key (`OPS-42`).
 #[utoipa::path(post, path = "/tickets", tag = "tickets", request_body = NewTicket,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = Ticket, headers(("ETag" = String), ("Location" = String)))))]
 pub async fn create_ticket(
@@ -192,7 +192,7 @@ const IF_MATCH: &str = "The ticket's current ETag";
 
 /// Change a ticket's fields or status (agents and above).
 #[utoipa::path(patch, path = "/tickets/{id}", tag = "tickets", request_body = TicketPatch,
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, description = IF_MATCH)),
+    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH)),
     security(("bearer" = [])), responses((status = 200, description = "Updated", body = Ticket, headers(("ETag" = String)))))]
 pub async fn update_ticket(
     State(s): State<AppState>,
@@ -208,7 +208,7 @@ pub async fn update_ticket(
 
 /// Delete a ticket (managers and above). Admins can restore it.
 #[utoipa::path(delete, path = "/tickets/{id}", tag = "tickets",
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, description = IF_MATCH)),
+    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH)),
     security(("bearer" = [])), responses((status = 204, description = "Deleted")))]
 pub async fn delete_ticket(
     State(s): State<AppState>,
@@ -224,8 +224,8 @@ pub async fn delete_ticket(
 
 /// Replace the assignees (agents and above).
 #[utoipa::path(post, path = "/tickets/{id}/assign", tag = "tickets", request_body = Assignment,
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
     security(("bearer" = [])), responses((status = 200, description = "Assigned", body = Ticket, headers(("ETag" = String)))))]
 pub async fn assign_ticket(
     State(s): State<AppState>,
@@ -241,8 +241,8 @@ pub async fn assign_ticket(
 
 /// Resolve the ticket (agents and above).
 #[utoipa::path(post, path = "/tickets/{id}/complete", tag = "tickets",
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
     security(("bearer" = [])), responses((status = 200, description = "Resolved", body = Ticket, headers(("ETag" = String)))))]
 pub async fn complete_ticket(
     State(s): State<AppState>,
@@ -258,8 +258,8 @@ pub async fn complete_ticket(
 
 /// Reopen a resolved, closed or cancelled ticket (agents and above).
 #[utoipa::path(post, path = "/tickets/{id}/reopen", tag = "tickets",
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
     security(("bearer" = [])), responses((status = 200, description = "Reopened", body = Ticket, headers(("ETag" = String)))))]
 pub async fn reopen_ticket(
     State(s): State<AppState>,
@@ -275,8 +275,8 @@ pub async fn reopen_ticket(
 
 /// Bring a deleted ticket back (admins).
 #[utoipa::path(post, path = "/tickets/{id}/restore", tag = "tickets",
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
     security(("bearer" = [])), responses((status = 200, description = "Restored", body = Ticket, headers(("ETag" = String)))))]
 pub async fn restore_ticket(
     State(s): State<AppState>,
@@ -322,7 +322,7 @@ pub async fn list_comments(
 
 /// Comment on a ticket; `internal: true` for a staff-only note.
 #[utoipa::path(post, path = "/tickets/{id}/comments", tag = "comments", request_body = NewComment,
-    params(("id" = String, Path, description = "Id or key"), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, description = "Id or key"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = Comment, headers(("ETag" = String), ("Location" = String)))))]
 pub async fn create_comment(
@@ -339,7 +339,7 @@ pub async fn create_comment(
 
 /// Edit a comment (its author, or an admin).
 #[utoipa::path(patch, path = "/comments/{id}", tag = "comments", request_body = CommentPatch,
-    params(("id" = Uuid, Path), ("If-Match" = String, Header, description = "The comment's current ETag")),
+    params(("id" = Uuid, Path), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = "The comment's current ETag")),
     security(("bearer" = [])), responses((status = 200, description = "Updated", body = Comment, headers(("ETag" = String)))))]
 pub async fn update_comment(
     State(s): State<AppState>,
@@ -356,7 +356,7 @@ pub async fn update_comment(
 
 /// Delete a comment (its author, or an admin). The timeline keeps what it said.
 #[utoipa::path(delete, path = "/comments/{id}", tag = "comments",
-    params(("id" = Uuid, Path), ("If-Match" = String, Header, description = "The comment's current ETag")),
+    params(("id" = Uuid, Path), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = "The comment's current ETag")),
     security(("bearer" = [])), responses((status = 204, description = "Deleted")))]
 pub async fn delete_comment(
     State(s): State<AppState>,

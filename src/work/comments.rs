@@ -52,7 +52,11 @@ impl From<comment::Model> for Comment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
-    #[schema(min_length = 1, max_length = 65536)]
+    #[schema(
+        min_length = 1,
+        max_length = 65536,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub body: String,
     /// An internal note (agents and above). Default `false`.
     #[serde(default)]
@@ -62,7 +66,11 @@ pub struct NewComment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentPatch {
-    #[schema(min_length = 1, max_length = 65536)]
+    #[schema(
+        min_length = 1,
+        max_length = 65536,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub body: String,
 }
 

@@ -111,9 +111,16 @@ fn diff(before: &Map<String, Value>, after: &Map<String, Value>) -> Map<String, 
 #[serde(deny_unknown_fields)]
 pub struct NewTicket {
     pub project_id: Uuid,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub title: String,
-    #[schema(max_length = 65536)]
+    #[schema(
+        max_length = 65536,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub description: Option<String>,
     /// Default `medium`.
     pub priority: Option<Priority>,
@@ -134,11 +141,15 @@ pub struct NewTicket {
 pub struct TicketPatch {
     /// Moves the ticket to another project: it gets that project's next number and key.
     pub project_id: Option<Uuid>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub title: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>, max_length = 65536)]
+    #[schema(value_type = Option<String>, max_length = 65536, pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$")]
     pub description: Option<Option<String>>,
     pub priority: Option<Priority>,
     /// Replaces the assignees.
@@ -858,7 +869,11 @@ pub struct TicketFilter {
     )]
     pub requester: Option<String>,
     /// Tickets carrying this label.
-    #[param(min_length = 1, max_length = 50)]
+    #[param(
+        min_length = 1,
+        max_length = 50,
+        pattern = "^[^,\\u0000-\\u001f\\u007f-\\u009f]*[^,\\s\\u0000-\\u001f\\u007f-\\u009f][^,\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub label: Option<String>,
     /// Due before this instant.
     pub due_before: Option<DateTime<Utc>>,
