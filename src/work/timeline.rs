@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Order, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -93,25 +93,8 @@ pub async fn of_ticket(
     access::authorize(ctx, Action::TicketRead)?;
     let tx = db.tenant(ctx, false).await?;
     let ticket = tickets::find_visible(&tx, ctx, ticket).await?;
-    let mut query = tx
-        .find::<event::Entity>()
-        .filter(event::Column::TicketId.eq(ticket.id))
-        .order_by_asc(event::Column::Id)
-        .limit(page.limit + 1);
-    if !access::sees_internal_notes(ctx.role) {
-        query = query.filter(event::Column::Internal.eq(false));
-    }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(event::Column::Id.gt(after));
-    }
-    let rows = query.all(tx.conn()).await?;
-    tx.commit().await?;
-    Ok(Page::from_rows(
-        rows,
-        page.limit,
-        |m| m.id,
-        TimelineEntry::from,
-    ))
+    let scope = event::Column::TicketId.eq(ticket.id);
+    read_page(tx, ctx, scope, page, false).await
 }
 
 /// Everything that happened in a project and its tickets, newest first.
@@ -124,16 +107,38 @@ pub async fn of_project(
     access::authorize(ctx, Action::ProjectActivity)?;
     let tx = db.tenant(ctx, false).await?;
     projects::find(&tx, project_id).await?;
+    let scope = event::Column::ProjectId.eq(project_id);
+    read_page(tx, ctx, scope, page, true).await
+}
+
+/// One page of the entries matching `scope`, without internal ones for those who may not see
+/// them, and commits the read.
+async fn read_page(
+    tx: TenantTx,
+    ctx: &TenantCtx,
+    scope: sea_orm::sea_query::SimpleExpr,
+    page: PageRequest,
+    newest_first: bool,
+) -> Result<Page<TimelineEntry>> {
+    let order = if newest_first {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
     let mut query = tx
         .find::<event::Entity>()
-        .filter(event::Column::ProjectId.eq(project_id))
-        .order_by_desc(event::Column::Id)
+        .filter(scope)
+        .order_by(event::Column::Id, order)
         .limit(page.limit + 1);
     if !access::sees_internal_notes(ctx.role) {
         query = query.filter(event::Column::Internal.eq(false));
     }
     if let Some(after) = page.after_id()? {
-        query = query.filter(event::Column::Id.lt(after));
+        query = query.filter(if newest_first {
+            event::Column::Id.lt(after)
+        } else {
+            event::Column::Id.gt(after)
+        });
     }
     let rows = query.all(tx.conn()).await?;
     tx.commit().await?;
