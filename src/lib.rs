@@ -15,5 +15,6 @@ pub mod pagination;
 pub mod request_id;
 pub mod store;
 pub mod tenancy;
+pub mod text;
 pub mod work;
 pub mod worker;

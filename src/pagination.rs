@@ -41,21 +41,32 @@ pub struct PageRequest {
     cursor: Option<String>,
 }
 
+const NOT_A_CURSOR: &str = "is not a cursor this server issued";
+
+/// `?limit=` of any list: 1–200, default 50.
+pub fn check_limit(v: &mut Validator, limit: Option<u64>) -> u64 {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    v.check(
+        (1..=MAX_LIMIT).contains(&limit),
+        "limit",
+        "must be between 1 and 200",
+    );
+    limit
+}
+
+/// `?cursor=` of a list sorted by another value than the id (see `encode_keyed`).
+pub fn check_keyed_cursor(v: &mut Validator, cursor: Option<&str>) -> Option<(i64, Uuid)> {
+    let decoded = cursor.map(decode_keyed);
+    v.check(decoded != Some(None), "cursor", NOT_A_CURSOR);
+    decoded.flatten()
+}
+
 impl PageParams {
     pub fn validate(self) -> Result<PageRequest> {
         let mut v = Validator::default();
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        v.check(
-            (1..=MAX_LIMIT).contains(&limit),
-            "limit",
-            "must be between 1 and 200",
-        );
+        let limit = check_limit(&mut v, self.limit);
         if let Some(c) = &self.cursor {
-            v.check(
-                decode(c).is_some(),
-                "cursor",
-                "is not a cursor this server issued",
-            );
+            v.check(decode(c).is_some(), "cursor", NOT_A_CURSOR);
         }
         v.finish()?;
         Ok(PageRequest {
@@ -70,10 +81,7 @@ impl PageRequest {
     pub fn after_id(&self) -> Result<Option<Uuid>> {
         self.cursor
             .as_deref()
-            .map(|c| {
-                decode(c)
-                    .ok_or_else(|| Error::invalid("cursor", "is not a cursor this server issued"))
-            })
+            .map(|c| decode(c).ok_or_else(|| Error::invalid("cursor", NOT_A_CURSOR)))
             .transpose()
     }
 }

@@ -36,6 +36,14 @@ mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// `base` with the fields of the object `extra` added (or replaced).
+pub(crate) fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
 /// Records that `kind` happened (e.g. `ticket.created`), for the workers. The payload always
 /// names its organisation and actor, so a handler never has to guess whose event it is.
 pub(crate) async fn emit(
@@ -46,14 +54,14 @@ pub(crate) async fn emit(
     at: DateTime<Utc>,
     data: Value,
 ) -> Result<()> {
-    let mut payload = json!({
-        "org_id": tx.org_id(),
-        "actor_id": ctx.user_id,
-        "request_id": request_id::current(),
-    });
-    if let (Some(p), Value::Object(extra)) = (payload.as_object_mut(), data) {
-        p.extend(extra);
-    }
+    let payload = merged(
+        json!({
+            "org_id": tx.org_id(),
+            "actor_id": ctx.user_id,
+            "request_id": request_id::current(),
+        }),
+        data,
+    );
     entity::ActiveModel {
         org_id: Set(tx.org_id()),
         id: Set(Uuid::now_v7()),

@@ -136,17 +136,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Command<T> {
 }
 
 /// A body-less action POST (`complete`, `reopen`) that may carry `Idempotency-Key`.
-pub struct Action {
+pub struct BodylessCommand {
     pub key: Option<Keyed>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Action {
+impl<S: Send + Sync> FromRequestParts<S> for BodylessCommand {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         let key = key_of(&parts.headers)?;
         let (method, path) = (parts.method.to_string(), parts.uri.path().to_owned());
-        Ok(Action {
+        Ok(BodylessCommand {
             key: key.map(|key| Keyed {
                 key,
                 fingerprint: fingerprint(&method, &path, b""),

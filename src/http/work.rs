@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     extract::{Auth, Json, Path, Query},
-    idempotency::{self, Action, Begun, Command, IfMatch, Reply, etag},
+    idempotency::{self, Begun, BodylessCommand, Command, IfMatch, Reply, etag},
 };
 use crate::{
     error::Result,
@@ -24,9 +24,10 @@ use crate::{
     },
 };
 
-/// Runs `$body` (with `$tx` bound to the change's transaction) as one write: replays a stored
-/// answer for a repeated `Idempotency-Key`, otherwise commits the change with its answer.
-macro_rules! write {
+/// `change!(state, ctx, key, |tx| body)` runs `body` as one write, with `tx` bound to the
+/// change's transaction: replays the stored answer for a repeated `Idempotency-Key`, otherwise
+/// commits the change together with its answer.
+macro_rules! change {
     ($s:expr, $ctx:expr, $key:expr, |$tx:ident| $body:expr) => {{
         let w = match idempotency::begin(&$s.db, &$ctx, $key).await? {
             Begun::Replay(answer) => return Ok(answer),
@@ -74,7 +75,7 @@ pub async fn create_project(
     Auth(ctx): Auth,
     cmd: Command<NewProject>,
 ) -> Result<Response> {
-    write!(s, ctx, cmd.key, |tx| {
+    change!(s, ctx, cmd.key, |tx| {
         let p = projects::create(tx, &ctx, cmd.body).await?;
         Reply::created(&p, format!("/api/v1/projects/{}", p.id), None)
     })
@@ -100,7 +101,7 @@ pub async fn update_project(
     Path(id): Path<Uuid>,
     Json(patch): Json<ProjectPatch>,
 ) -> Result<Response> {
-    write!(s, ctx, None, |tx| Reply::ok(
+    change!(s, ctx, None, |tx| Reply::ok(
         &projects::update(tx, &ctx, id, patch).await?,
         None
     ))
@@ -114,7 +115,7 @@ pub async fn archive_project(
     Auth(ctx): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<Response> {
-    write!(s, ctx, None, |tx| {
+    change!(s, ctx, None, |tx| {
         projects::archive(tx, &ctx, id).await?;
         Ok(Reply::no_content())
     })
@@ -170,7 +171,7 @@ pub async fn create_ticket(
     Auth(ctx): Auth,
     cmd: Command<NewTicket>,
 ) -> Result<Response> {
-    write!(s, ctx, cmd.key, |tx| {
+    change!(s, ctx, cmd.key, |tx| {
         let t = tickets::create(tx, &ctx, cmd.body).await?;
         Reply::created(&t, ticket_location(&t), Some(t.version))
     })
@@ -201,7 +202,7 @@ pub async fn update_ticket(
     IfMatch(expected): IfMatch,
     Json(patch): Json<TicketPatch>,
 ) -> Result<Response> {
-    write!(s, ctx, None, |tx| ticket_reply(
+    change!(s, ctx, None, |tx| ticket_reply(
         &tickets::update(tx, &ctx, &id, &expected, patch).await?
     ))
 }
@@ -216,7 +217,7 @@ pub async fn delete_ticket(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
 ) -> Result<Response> {
-    write!(s, ctx, None, |tx| {
+    change!(s, ctx, None, |tx| {
         tickets::delete(tx, &ctx, &id, &expected).await?;
         Ok(Reply::no_content())
     })
@@ -234,7 +235,7 @@ pub async fn assign_ticket(
     IfMatch(expected): IfMatch,
     cmd: Command<Assignment>,
 ) -> Result<Response> {
-    write!(s, ctx, cmd.key, |tx| ticket_reply(
+    change!(s, ctx, cmd.key, |tx| ticket_reply(
         &tickets::assign(tx, &ctx, &id, &expected, cmd.body).await?
     ))
 }
@@ -249,9 +250,9 @@ pub async fn complete_ticket(
     Auth(ctx): Auth,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-    action: Action,
+    action: BodylessCommand,
 ) -> Result<Response> {
-    write!(s, ctx, action.key, |tx| ticket_reply(
+    change!(s, ctx, action.key, |tx| ticket_reply(
         &tickets::complete(tx, &ctx, &id, &expected).await?
     ))
 }
@@ -266,9 +267,9 @@ pub async fn reopen_ticket(
     Auth(ctx): Auth,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-    action: Action,
+    action: BodylessCommand,
 ) -> Result<Response> {
-    write!(s, ctx, action.key, |tx| ticket_reply(
+    change!(s, ctx, action.key, |tx| ticket_reply(
         &tickets::reopen(tx, &ctx, &id, &expected).await?
     ))
 }
@@ -283,9 +284,9 @@ pub async fn restore_ticket(
     Auth(ctx): Auth,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-    action: Action,
+    action: BodylessCommand,
 ) -> Result<Response> {
-    write!(s, ctx, action.key, |tx| ticket_reply(
+    change!(s, ctx, action.key, |tx| ticket_reply(
         &tickets::restore(tx, &ctx, &id, &expected).await?
     ))
 }
@@ -331,7 +332,7 @@ pub async fn create_comment(
     Path(id): Path<String>,
     cmd: Command<NewComment>,
 ) -> Result<Response> {
-    write!(s, ctx, cmd.key, |tx| {
+    change!(s, ctx, cmd.key, |tx| {
         let c = comments::create(tx, &ctx, &id, cmd.body).await?;
         Reply::created(&c, format!("/api/v1/comments/{}", c.id), Some(c.version))
     })
@@ -348,7 +349,7 @@ pub async fn update_comment(
     IfMatch(expected): IfMatch,
     Json(patch): Json<CommentPatch>,
 ) -> Result<Response> {
-    write!(s, ctx, None, |tx| {
+    change!(s, ctx, None, |tx| {
         let c = comments::update(tx, &ctx, id, &expected, patch).await?;
         Reply::ok(&c, Some(c.version))
     })
@@ -364,7 +365,7 @@ pub async fn delete_comment(
     Path(id): Path<Uuid>,
     IfMatch(expected): IfMatch,
 ) -> Result<Response> {
-    write!(s, ctx, None, |tx| {
+    change!(s, ctx, None, |tx| {
         comments::delete(tx, &ctx, id, &expected).await?;
         Ok(Reply::no_content())
     })

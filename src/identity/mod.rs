@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::text;
+
 use crate::{
     access::Role,
     audit,
@@ -157,11 +159,11 @@ pub struct AuthResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
-    #[schema(schema_with = tenancy::name_schema)]
+    #[schema(schema_with = crate::text::line_schema)]
     pub organization_name: String,
     #[schema(schema_with = tenancy::optional_slug_schema)]
     pub organization_slug: Option<String>,
-    #[schema(schema_with = tenancy::name_schema)]
+    #[schema(schema_with = crate::text::line_schema)]
     pub name: String,
     #[schema(format = "email")]
     pub email: String,
@@ -307,8 +309,13 @@ pub async fn signup(
     ip: IpAddr,
 ) -> Result<AuthResponse> {
     let mut v = Validator::default();
-    tenancy::validate_name(&mut v, "organization_name", &req.organization_name);
-    tenancy::validate_name(&mut v, "name", &req.name);
+    text::check_line(
+        &mut v,
+        "organization_name",
+        &req.organization_name,
+        text::MAX_LINE,
+    );
+    text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
     let email = normalize_email(&mut v, "email", &req.email);
     if let Err(Error::Validation(errs)) = password::validate(&req.password) {
         errs.into_iter().for_each(|e| v.push(&e.field, e.message));

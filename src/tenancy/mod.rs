@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::text;
+
 use crate::{
     access::{self, Action, Role},
     audit,
@@ -74,60 +76,11 @@ pub struct OrgMembership {
     pub role: Role,
 }
 
-pub const MAX_NAME_LENGTH: usize = 200;
-
-/// What `validate_name` accepts, for the OpenAPI document: no control characters, and at least
-/// one character that is not white space.
-pub const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
 pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$";
-
-/// OpenAPI schema of a name field (organisation or person).
-pub fn name_schema() -> utoipa::openapi::schema::Object {
-    string_schema(NAME_PATTERN, Some(MAX_NAME_LENGTH), false)
-}
-
-/// The same for patches, where `null` means "leave as it is".
-pub fn optional_name_schema() -> utoipa::openapi::schema::Object {
-    string_schema(NAME_PATTERN, Some(MAX_NAME_LENGTH), true)
-}
 
 /// OpenAPI schema of an organisation slug (`null` allowed where it is optional).
 pub fn optional_slug_schema() -> utoipa::openapi::schema::Object {
-    string_schema(SLUG_PATTERN, None, true)
-}
-
-fn string_schema(
-    pattern: &str,
-    max_length: Option<usize>,
-    nullable: bool,
-) -> utoipa::openapi::schema::Object {
-    use utoipa::openapi::schema::{SchemaType, Type};
-    let kind = if nullable {
-        SchemaType::from_iter([Type::String, Type::Null])
-    } else {
-        SchemaType::Type(Type::String)
-    };
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(kind)
-        .min_length(Some(1))
-        .max_length(max_length)
-        .pattern(Some(pattern))
-        .build()
-}
-
-pub fn validate_name(v: &mut Validator, field: &str, name: &str) {
-    let trimmed = name.trim();
-    v.check(!trimmed.is_empty(), field, "must not be empty");
-    v.check(
-        name.chars().count() <= MAX_NAME_LENGTH,
-        field,
-        "must be at most 200 characters",
-    );
-    v.check(
-        !name.chars().any(char::is_control),
-        field,
-        "must not contain control characters",
-    );
+    crate::text::string_schema(SLUG_PATTERN, None, true)
 }
 
 /// Slugs: 2–63 characters of `[a-z0-9-]`, not starting or ending with `-`.
@@ -273,7 +226,7 @@ pub(crate) async fn memberships_of(tx: &MemberTx) -> Result<Vec<OrgMembership>> 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
-    #[schema(schema_with = optional_name_schema)]
+    #[schema(schema_with = crate::text::optional_line_schema)]
     pub name: Option<String>,
     #[schema(schema_with = optional_slug_schema)]
     pub slug: Option<String>,
@@ -288,7 +241,7 @@ pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Org
     access::authorize(ctx, Action::OrgUpdate)?;
     let mut v = Validator::default();
     if let Some(name) = &patch.name {
-        validate_name(&mut v, "name", name);
+        text::check_line(&mut v, "name", name, text::MAX_LINE);
     }
     if let Some(slug) = &patch.slug {
         validate_slug(&mut v, "slug", slug);

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{TenantCtx, active_owner_count, entity::membership, parse_role, validate_name};
+use crate::text;
+
+use super::{TenantCtx, active_owner_count, entity::membership, parse_role};
 use crate::{
     access::{self, Action, Role, RoleChange},
     audit,
@@ -45,7 +47,7 @@ fn person(m: membership::Model, user: UserSummary) -> Result<Person> {
 pub struct NewPerson {
     #[schema(format = "email")]
     pub email: String,
-    #[schema(schema_with = super::name_schema)]
+    #[schema(schema_with = crate::text::line_schema)]
     pub name: String,
     pub role: Role,
     /// Required until invitations by email exist.
@@ -57,7 +59,7 @@ pub struct NewPerson {
 #[serde(deny_unknown_fields)]
 pub struct PersonPatch {
     /// A person changes their own name; admins change roles and activation.
-    #[schema(schema_with = super::optional_name_schema)]
+    #[schema(schema_with = crate::text::optional_line_schema)]
     pub name: Option<String>,
     pub role: Option<Role>,
     pub active: Option<bool>,
@@ -126,7 +128,7 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Person> 
     access::authorize(ctx, Action::UserCreate)?;
     let mut v = Validator::default();
     let email = identity::normalize_email(&mut v, "email", &req.email);
-    validate_name(&mut v, "name", &req.name);
+    text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
     if let Err(Error::Validation(errs)) = password::validate(&req.password) {
         errs.into_iter().for_each(|e| v.push(&e.field, e.message));
     }
@@ -158,7 +160,7 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
     }
     let mut v = Validator::default();
     if let Some(name) = &patch.name {
-        validate_name(&mut v, "name", name);
+        text::check_line(&mut v, "name", name, text::MAX_LINE);
     }
     v.finish()?;
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Expected, MAX_TEXT, check_text, entity::comment, now, tickets, timeline};
+use super::{Expected, entity::comment, now, tickets, timeline};
 use crate::{
     access::{self, Action},
     error::{Error, Result, Validator},
@@ -18,6 +18,7 @@ use crate::{
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
     tenancy::TenantCtx,
+    text::{MAX_TEXT, check_text},
 };
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -52,11 +53,7 @@ impl From<comment::Model> for Comment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
-    #[schema(
-        min_length = 1,
-        max_length = 65536,
-        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = crate::text::body_schema)]
     pub body: String,
     /// An internal note (agents and above). Default `false`.
     #[serde(default)]
@@ -66,18 +63,13 @@ pub struct NewComment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentPatch {
-    #[schema(
-        min_length = 1,
-        max_length = 65536,
-        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = crate::text::body_schema)]
     pub body: String,
 }
 
 fn check_body(body: &str) -> Result<()> {
     let mut v = Validator::default();
-    v.check(!body.trim().is_empty(), "body", "must not be blank");
-    check_text(&mut v, "body", body, MAX_TEXT);
+    check_text(&mut v, "body", body, MAX_TEXT, true);
     v.finish()
 }
 

@@ -17,7 +17,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{Error, Result, Validator};
+use crate::error::{Error, Result};
 pub use status::Status;
 
 #[derive(
@@ -89,47 +89,15 @@ impl Expected {
     }
 }
 
-/// Now, at the precision both databases store (microseconds), so what is written is what is
+/// `t` at the precision both databases store (microseconds), so what is written is what is
 /// read back and compared.
+pub(crate) fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
 pub(crate) fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    now.duration_trunc(TimeDelta::microseconds(1))
-        .unwrap_or(now)
+    to_micros(Utc::now())
 }
-
-/// Text a person typed as a one-line title: trimmed length 1..=max, no control characters.
-fn check_line(v: &mut Validator, field: &str, value: &str, max: usize) {
-    v.check(!value.trim().is_empty(), field, "must not be blank");
-    v.check(
-        value.chars().count() <= max,
-        field,
-        &format!("must be at most {max} characters"),
-    );
-    v.check(
-        !value.chars().any(char::is_control),
-        field,
-        "must not contain control characters",
-    );
-}
-
-/// Longer text (descriptions, comment bodies): up to `max` characters, line breaks allowed.
-fn check_text(v: &mut Validator, field: &str, value: &str, max: usize) {
-    v.check(
-        value.chars().count() <= max,
-        field,
-        &format!("must be at most {max} characters"),
-    );
-    v.check(
-        !value
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')),
-        field,
-        "must not contain control characters other than line breaks and tabs",
-    );
-}
-
-pub const MAX_TITLE: usize = 200;
-pub const MAX_TEXT: usize = 65_536;
 
 /// For PATCH fields where `null` means "clear": absent → `None`, `null` → `Some(None)`.
 pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(

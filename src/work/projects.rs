@@ -10,7 +10,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{MAX_TEXT, MAX_TITLE, check_line, check_text, entity::project, now, timeline};
+use super::{entity::project, now, timeline};
 use crate::{
     access::{self, Action},
     audit,
@@ -19,9 +19,10 @@ use crate::{
     pagination::{Page, PageRequest},
     store::{Db, TenantTx, is_unique_violation},
     tenancy::TenantCtx,
+    text::{MAX_LINE, MAX_TEXT, check_line, check_text},
 };
 
-/// What `validate_key` accepts, for the OpenAPI document.
+/// What `is_key` accepts, for the OpenAPI document.
 pub const KEY_PATTERN: &str = "^[A-Z]{2,10}$";
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -65,33 +66,22 @@ fn key_schema() -> utoipa::openapi::schema::Object {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = crate::text::line_schema)]
     pub name: String,
     #[schema(schema_with = key_schema)]
     pub key: String,
-    #[schema(
-        max_length = 65536,
-        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = crate::text::optional_text_schema)]
     pub description: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = crate::text::optional_line_schema)]
     pub name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>, max_length = 65536, pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(schema_with = crate::text::optional_text_schema)]
     pub description: Option<Option<String>>,
     /// `false` brings an archived project back.
     pub archived: Option<bool>,
@@ -105,9 +95,9 @@ pub struct ProjectFilter {
     pub include_archived: bool,
 }
 
-pub fn validate_key(v: &mut Validator, field: &str, key: &str) {
-    let ok = (2..=10).contains(&key.len()) && key.chars().all(|c| c.is_ascii_uppercase());
-    v.check(ok, field, "must be 2 to 10 capital letters (A-Z)");
+/// 2–10 capital letters (`KEY_PATTERN`).
+pub fn is_key(key: &str) -> bool {
+    (2..=10).contains(&key.len()) && key.chars().all(|c| c.is_ascii_uppercase())
 }
 
 pub async fn list(
@@ -170,10 +160,14 @@ pub async fn get(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<Project> {
 pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewProject) -> Result<Project> {
     access::authorize(ctx, Action::ProjectManage)?;
     let mut v = Validator::default();
-    check_line(&mut v, "name", &req.name, MAX_TITLE);
-    validate_key(&mut v, "key", &req.key);
+    check_line(&mut v, "name", &req.name, MAX_LINE);
+    v.check(
+        is_key(&req.key),
+        "key",
+        "must be 2 to 10 capital letters (A-Z)",
+    );
     if let Some(d) = &req.description {
-        check_text(&mut v, "description", d, MAX_TEXT);
+        check_text(&mut v, "description", d, MAX_TEXT, false);
     }
     v.finish()?;
     let at = now();
@@ -249,10 +243,10 @@ pub async fn update(
     access::authorize(ctx, Action::ProjectManage)?;
     let mut v = Validator::default();
     if let Some(name) = &patch.name {
-        check_line(&mut v, "name", name, MAX_TITLE);
+        check_line(&mut v, "name", name, MAX_LINE);
     }
     if let Some(Some(d)) = &patch.description {
-        check_text(&mut v, "description", d, MAX_TEXT);
+        check_text(&mut v, "description", d, MAX_TEXT, false);
     }
     v.finish()?;
     let current = tx

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    Expected, MAX_TEXT, MAX_TITLE, Priority, Status, check_line, check_text,
+    Expected, Priority, Status,
     entity::{assignee, label, ticket},
     now, projects,
     status::{Stamps, transition},
@@ -28,9 +28,10 @@ use crate::{
     audit,
     error::{Error, Result, Validator},
     events,
-    pagination::{self, DEFAULT_LIMIT, MAX_LIMIT, Page},
+    pagination::{self, Page},
     store::{Db, TenantTx},
     tenancy::{self, TenantCtx},
+    text::{MAX_LINE, MAX_TEXT, check_line, check_text},
 };
 
 pub const MAX_LABELS: usize = 20;
@@ -111,16 +112,9 @@ fn diff(before: &Map<String, Value>, after: &Map<String, Value>) -> Map<String, 
 #[serde(deny_unknown_fields)]
 pub struct NewTicket {
     pub project_id: Uuid,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = crate::text::line_schema)]
     pub title: String,
-    #[schema(
-        max_length = 65536,
-        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = crate::text::optional_text_schema)]
     pub description: Option<String>,
     /// Default `medium`.
     pub priority: Option<Priority>,
@@ -141,15 +135,11 @@ pub struct NewTicket {
 pub struct TicketPatch {
     /// Moves the ticket to another project: it gets that project's next number and key.
     pub project_id: Option<Uuid>,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
+    #[schema(schema_with = crate::text::optional_line_schema)]
     pub title: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>, max_length = 65536, pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(schema_with = crate::text::optional_text_schema)]
     pub description: Option<Option<String>>,
     pub priority: Option<Priority>,
     /// Replaces the assignees.
@@ -189,17 +179,13 @@ fn parse_ref(s: &str) -> Option<TicketRef> {
         return Some(TicketRef::Id(id));
     }
     let (key, number) = s.rsplit_once('-')?;
-    let mut v = Validator::default();
-    projects::validate_key(&mut v, "key", key);
     let number: i64 = number.parse().ok().filter(|n| *n > 0)?;
-    v.finish().ok()?;
-    Some(TicketRef::Key(key.to_owned(), number))
+    projects::is_key(key).then(|| TicketRef::Key(key.to_owned(), number))
 }
 
 /// Finds a ticket the caller may see: not another tenant's, not someone else's for a
 /// requester, not deleted unless the caller may restore it. Otherwise: not found.
 async fn find_model(tx: &TenantTx, ctx: &TenantCtx, s: &str, lock: bool) -> Result<ticket::Model> {
-    let not_found = Error::NotFound("ticket");
     let mut query = if lock {
         tx.find_for_update::<ticket::Entity>()
     } else {
@@ -216,7 +202,10 @@ async fn find_model(tx: &TenantTx, ctx: &TenantCtx, s: &str, lock: bool) -> Resu
                 .filter(ticket::Column::Number.eq(number))
         }
     };
-    let m = query.one(tx.conn()).await?.ok_or(not_found)?;
+    let m = query
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("ticket"))?;
     let hidden = (access::sees_only_own_tickets(ctx.role) && m.requester_id != Some(ctx.user_id))
         || (m.deleted_at.is_some() && !access::allowed(ctx.role, Action::TicketRestore));
     if hidden {
@@ -386,9 +375,11 @@ fn clean_assignees(v: &mut Validator, ids: &[Uuid]) -> Vec<Uuid> {
     set.into_iter().collect()
 }
 
-fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::{DurationRound, TimeDelta};
-    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+/// A project named in the body that does not exist is a field error, reported with the others.
+fn no_such_project<T>(v: &mut Validator, numbered: &Result<T>) {
+    if matches!(numbered, Err(Error::NotFound("project"))) {
+        v.push("project_id", "no such project");
+    }
 }
 
 /// Assignees must be active members who work tickets (agent or above); a requester must be an
@@ -436,20 +427,19 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         ));
     }
     let mut v = Validator::default();
-    check_line(&mut v, "title", &req.title, MAX_TITLE);
+    check_line(&mut v, "title", &req.title, MAX_LINE);
     if let Some(d) = &req.description {
-        check_text(&mut v, "description", d, MAX_TEXT);
+        check_text(&mut v, "description", d, MAX_TEXT, false);
     }
     let labels = clean_labels(&mut v, &req.labels);
     let assignee_ids = clean_assignees(&mut v, &req.assignee_ids);
     let requester_id = req.requester_id.unwrap_or(ctx.user_id);
     check_people(tx, &mut v, &assignee_ids, Some(requester_id)).await?;
-    if projects::find(tx, req.project_id).await.is_err() {
-        v.push("project_id", "no such project");
-    }
+    // Numbering also finds the project; a refused create rolls the number back.
+    let numbered = projects::next_ticket_number(tx, req.project_id).await;
+    no_such_project(&mut v, &numbered);
     v.finish()?;
-
-    let (key, number) = projects::next_ticket_number(tx, req.project_id).await?;
+    let (key, number) = numbered?;
     let at = now();
     let ticket = Ticket {
         id: Uuid::now_v7(),
@@ -463,7 +453,7 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         assignee_ids,
         requester_id: Some(requester_id),
         labels,
-        due_at: req.due_at.map(truncate_micros),
+        due_at: req.due_at.map(super::to_micros),
         first_response_due_at: None,
         resolution_due_at: None,
         version: 1,
@@ -546,13 +536,7 @@ async fn record(
     .await?;
     let base =
         json!({"ticket_id": t.id, "project_id": t.project_id, "key": t.key, "version": t.version});
-    let with = |extra: Value| {
-        let mut payload = base.clone();
-        if let (Some(p), Value::Object(e)) = (payload.as_object_mut(), extra) {
-            p.extend(e);
-        }
-        payload
-    };
+    let with = |extra: Value| events::merged(base.clone(), extra);
     // Every edit is a `ticket.updated`; assignment and status changes also get their own event
     // for consumers that care only about those.
     let edit = !matches!(
@@ -625,12 +609,11 @@ async fn save(
         .exec(tx.conn())
         .await?;
     if updated.rows_affected != 1 {
-        // The row is locked for this transaction, so only a bug gets here; refuse safely.
-        return Err(Error::VersionMismatch {
-            what: "ticket",
-            expected: before.version,
-            current: before.version + 1,
-        });
+        // The row is locked by this transaction: only a bug gets here.
+        return Err(Error::internal(anyhow::anyhow!(
+            "ticket {} changed under its row lock",
+            before.id
+        )));
     }
     replace_children(
         tx,
@@ -681,10 +664,10 @@ pub async fn update(
     access::authorize(ctx, Action::TicketUpdate)?;
     let mut v = Validator::default();
     if let Some(t) = &patch.title {
-        check_line(&mut v, "title", t, MAX_TITLE);
+        check_line(&mut v, "title", t, MAX_LINE);
     }
     if let Some(Some(d)) = &patch.description {
-        check_text(&mut v, "description", d, MAX_TEXT);
+        check_text(&mut v, "description", d, MAX_TEXT, false);
     }
     let labels = patch.labels.as_deref().map(|l| clean_labels(&mut v, l));
     let assignees = patch
@@ -703,16 +686,18 @@ pub async fn update(
     )
     .await?;
     let target_project = patch.project_id.filter(|p| *p != before.project_id);
-    if let Some(p) = target_project
-        && projects::find(tx, p).await.is_err()
-    {
-        v.push("project_id", "no such project");
+    let numbered = match target_project {
+        Some(p) => Some(projects::next_ticket_number(tx, p).await),
+        None => None,
+    };
+    if let Some(n) = &numbered {
+        no_such_project(&mut v, n);
     }
     v.finish()?;
 
     let mut after = before.clone();
-    if let Some(p) = target_project {
-        let (key, number) = projects::next_ticket_number(tx, p).await?;
+    if let (Some(p), Some(numbered)) = (target_project, numbered) {
+        let (key, number) = numbered?;
         after.project_id = p;
         after.number = number;
         after.key = format!("{key}-{number}");
@@ -736,7 +721,7 @@ pub async fn update(
         after.labels = l;
     }
     if let Some(d) = patch.due_at {
-        after.due_at = d.map(truncate_micros);
+        after.due_at = d.map(super::to_micros);
     }
     if let Some(s) = patch.status.filter(|s| *s != before.status) {
         move_to(&mut after, s, now())?;
@@ -971,21 +956,8 @@ impl TicketFilter {
                 SortKey::CreatedAt
             }
         };
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        v.check(
-            (1..=MAX_LIMIT).contains(&limit),
-            "limit",
-            "must be between 1 and 200",
-        );
-        let after = self.cursor.as_deref().and_then(|c| {
-            let decoded = pagination::decode_keyed(c);
-            v.check(
-                decoded.is_some(),
-                "cursor",
-                "is not a cursor this server issued",
-            );
-            decoded
-        });
+        let limit = pagination::check_limit(&mut v, self.limit);
+        let after = pagination::check_keyed_cursor(&mut v, self.cursor.as_deref());
         let deleted = self.deleted.unwrap_or(false);
         v.finish()?;
         if deleted {
@@ -1152,20 +1124,18 @@ pub fn list_statement(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Sta
 pub async fn list(db: &Db, ctx: &TenantCtx, q: ListQuery) -> Result<Page<Ticket>> {
     access::authorize(ctx, Action::TicketRead)?;
     let tx = db.tenant(ctx, false).await?;
-    let mut rows = list_select(ctx, &q).all(tx.conn()).await?;
-    let more = rows.len() as u64 > q.limit;
-    rows.truncate(q.limit as usize);
-    let next = more
-        .then(|| {
-            rows.last()
-                .map(|m| pagination::encode_keyed(sort_value(q.sort, m), m.id))
-        })
-        .flatten();
-    let items = load(&tx, rows).await?;
+    let rows = list_select(ctx, &q).all(tx.conn()).await?;
+    let page = Page::with_cursor(
+        rows,
+        q.limit,
+        |m| pagination::encode_keyed(sort_value(q.sort, m), m.id),
+        |m| m,
+    );
+    let items = load(&tx, page.items).await?;
     tx.commit().await?;
     Ok(Page {
         items,
-        next_cursor: next,
+        next_cursor: page.next_cursor,
     })
 }
 

@@ -78,6 +78,16 @@ impl Resp {
     }
 }
 
+/// `field` of every element of the array `items` (e.g. the kinds of a timeline page).
+pub fn pluck(items: &Value, field: &str) -> Vec<String> {
+    items
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|item| item[field].as_str().expect("a string field").to_owned())
+        .collect()
+}
+
 /// A signed-in person: their tokens and ids.
 #[derive(Clone, Debug)]
 pub struct Session {
