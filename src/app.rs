@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::{
-    config::{LogFormat, Secret, ServeConfig, StoreConfig},
+    config::{LogFormat, Secret, ServeConfig, StoreConfig, WorkerConfig},
     http::{self, AppState},
     identity::tokens::{self, TokenKeys},
     store::{self, Db},
@@ -59,7 +59,7 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    worker: Option<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -73,8 +73,8 @@ impl Running {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.server.await??;
         let _ = self.stop.send(true);
-        if let Some(worker) = self.worker {
-            worker.await?;
+        for task in self.background {
+            task.await?;
         }
         Ok(())
     }
@@ -84,11 +84,11 @@ impl Running {
     }
 }
 
-/// Migrates, connects and starts serving (and, unless `with_worker` is false, the workers).
+/// Migrates, connects and starts serving (and, given a `worker` configuration, the workers).
 pub async fn start(
     store_cfg: &StoreConfig,
     serve_cfg: &ServeConfig,
-    with_worker: bool,
+    worker: Option<WorkerConfig>,
 ) -> anyhow::Result<Running> {
     store::migrate(store_cfg).await?;
     let db = Db::connect(store_cfg).await?;
@@ -101,6 +101,7 @@ pub async fn start(
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(keys),
+        metrics: crate::http::ops::recorder(),
     };
     let app = http::router(state, serve_cfg.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(serve_cfg.addr)
@@ -113,11 +114,17 @@ pub async fn start(
         let _ = server_stop.wait_for(|s| *s).await;
     }));
     tracing::info!(%addr, backend = ?db.backend(), "docket listening");
-    let worker = with_worker.then(|| tokio::spawn(crate::worker::run(db, stopped)));
+    let mut background = vec![tokio::spawn(crate::events::listen(
+        db.clone(),
+        stopped.clone(),
+    ))];
+    if let Some(cfg) = worker {
+        background.push(tokio::spawn(crate::worker::run(db, cfg, stopped)));
+    }
     Ok(Running {
         addr,
         stop,
         server,
-        worker,
+        background,
     })
 }

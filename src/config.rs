@@ -64,6 +64,40 @@ pub struct ServeConfig {
     pub refresh_token_ttl_secs: u64,
 }
 
+/// The event dispatcher's knobs (in `serve` and in `docket worker`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct WorkerConfig {
+    /// Events one dispatcher claims at a time.
+    #[arg(long, env = "DOCKET_WORKER_BATCH", default_value_t = 100)]
+    pub worker_batch: u64,
+    /// Seconds a claim lasts: a crashed worker's events are taken over after this.
+    #[arg(long, env = "DOCKET_WORKER_LEASE", default_value_t = 30)]
+    pub worker_lease_secs: u64,
+    /// Attempts before an event is dead (listed at `/admin/events?status=dead`).
+    #[arg(long, env = "DOCKET_WORKER_MAX_ATTEMPTS", default_value_t = 10,
+        value_parser = clap::value_parser!(i32).range(1..=100))]
+    pub worker_max_attempts: i32,
+    /// First retry delay in milliseconds; it doubles per attempt (with jitter), up to an hour.
+    #[arg(long, env = "DOCKET_WORKER_RETRY_BASE_MS", default_value_t = 1000)]
+    pub worker_retry_base_ms: u64,
+    /// How often an idle dispatcher looks for due events without a wake-up, in milliseconds
+    /// (retries that come due, and missed notifications).
+    #[arg(long, env = "DOCKET_WORKER_POLL_MS", default_value_t = 1000)]
+    pub worker_poll_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            worker_batch: 100,
+            worker_lease_secs: 30,
+            worker_max_attempts: 10,
+            worker_retry_base_ms: 1000,
+            worker_poll_ms: 1000,
+        }
+    }
+}
+
 fn parse_secret(value: &str) -> Result<Secret, String> {
     Ok(Secret::new(value))
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod identity;
+pub mod notify;
 pub mod pagination;
 pub mod request_id;
 pub mod store;

@@ -1,7 +1,7 @@
 use clap::{Parser, Subcommand};
 use docket::{
     app,
-    config::{LogFormat, ServeConfig, StoreConfig},
+    config::{LogFormat, ServeConfig, StoreConfig, WorkerConfig},
     store::{self, Db},
 };
 
@@ -36,11 +36,16 @@ enum Command {
         /// Run no workers in this process (run `docket worker` processes instead).
         #[arg(long)]
         no_worker: bool,
+        #[command(flatten)]
+        worker: WorkerConfig,
     },
-    /// Run the background workers only.
+    /// Run the background workers only (any number of these may run beside `serve
+    /// --no-worker` processes on PostgreSQL).
     Worker {
         #[command(flatten)]
         store: StoreConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -58,8 +63,9 @@ async fn main() -> anyhow::Result<()> {
             store,
             serve,
             no_worker,
+            worker,
         } => {
-            let running = app::start(&store, &serve, !no_worker).await?;
+            let running = app::start(&store, &serve, (!no_worker).then_some(worker)).await?;
             let stop = running.stopper();
             tokio::spawn(async move {
                 shutdown_signal().await;
@@ -68,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
             });
             running.wait().await?;
         }
-        Command::Worker { store } => {
+        Command::Worker { store, worker } => {
             store::migrate(&store).await?;
             let db = Db::connect(&store).await?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -76,7 +82,11 @@ async fn main() -> anyhow::Result<()> {
                 shutdown_signal().await;
                 let _ = stop.send(true);
             });
-            docket::worker::run(db, stopped).await;
+            tracing::info!(backend = ?db.backend(), "docket worker running");
+            tokio::join!(
+                docket::events::listen(db.clone(), stopped.clone()),
+                docket::worker::run(db, worker, stopped)
+            );
         }
         Command::Migrate { store } => {
             store::migrate(&store).await?;

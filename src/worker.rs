@@ -1,33 +1,54 @@
-//! Background work that runs beside the API (`serve`) or alone (`worker`). For now: routine
-//! maintenance (expired login throttles and idempotency records); the outbox dispatcher joins
-//! here.
+//! Background work that runs beside the API (`serve`) or alone (`worker`): the outbox
+//! dispatcher, and routine maintenance (expired login throttles, idempotency records, stream
+//! entries past their resume window, long-handled outbox rows).
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::{http::idempotency, identity::throttle, store::Db};
+use crate::{
+    config::WorkerConfig,
+    events::{dispatch, ops, stream},
+    http::idempotency,
+    identity::throttle,
+    store::Db,
+};
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 
 /// Runs until `stop` turns true.
-pub async fn run(db: Db, mut stop: watch::Receiver<bool>) {
+pub async fn run(db: Db, cfg: WorkerConfig, stop: watch::Receiver<bool>) {
     tracing::info!("worker started");
+    tokio::join!(
+        dispatch::run(db.clone(), cfg, stop.clone()),
+        maintain(db, stop)
+    );
+    tracing::info!("worker stopped");
+}
+
+async fn maintain(db: Db, mut stop: watch::Receiver<bool>) {
     loop {
-        match throttle::purge_expired(&db).await {
-            Ok(n) if n > 0 => tracing::info!(purged = n, "expired login throttle windows removed"),
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "maintenance failed; will retry"),
-        }
-        match idempotency::purge_expired(&db).await {
-            Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency records removed"),
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = ?err, "idempotency purge failed; will retry"),
-        }
+        report(
+            "expired login throttle windows",
+            throttle::purge_expired(&db).await,
+        );
+        report(
+            "expired idempotency records",
+            idempotency::purge_expired(&db).await,
+        );
+        report("expired stream entries", stream::purge_expired(&db).await);
+        report("handled outbox events", ops::purge_handled(&db).await);
         tokio::select! {
             _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
             _ = stop.changed() => break,
         }
     }
-    tracing::info!("worker stopped");
+}
+
+fn report(what: &str, purged: crate::error::Result<u64>) {
+    match purged {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(purged = n, "{what} removed"),
+        Err(err) => tracing::warn!(error = ?err, "purging {what} failed; will retry"),
+    }
 }

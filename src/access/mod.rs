@@ -98,10 +98,12 @@ pub enum Action {
     CommentInternal,
     /// Edit or delete other people's comments.
     CommentModerate,
+    /// See the organisation's outbox events and requeue dead ones.
+    EventsManage,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -121,6 +123,7 @@ impl Action {
         Action::CommentCreate,
         Action::CommentInternal,
         Action::CommentModerate,
+        Action::EventsManage,
     ];
 }
 
@@ -134,7 +137,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
         TicketUpdate | CommentInternal => role.at_least(Role::Agent),
         ProjectManage | TicketDelete => role.at_least(Role::Manager),
         OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
-        | CommentModerate => role.at_least(Role::Admin),
+        | CommentModerate | EventsManage => role.at_least(Role::Admin),
     }
 }
 
@@ -219,7 +222,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 19] = [
+        let expected: [(Action, [bool; 6]); 20] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -239,6 +242,7 @@ mod tests {
             (CommentCreate, [true, true, true, true, false, true]),
             (CommentInternal, [true, true, true, true, false, false]),
             (CommentModerate, [true, true, false, false, false, false]),
+            (EventsManage, [true, true, false, false, false, false]),
         ];
         assert_eq!(expected.len(), Action::ALL.len());
         for (action, row) in expected {

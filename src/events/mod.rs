@@ -1,14 +1,28 @@
 //! Events: the transactional outbox. Every write records its side effects here, in its own
-//! transaction, so an effect exists exactly when the change does; workers consume them later.
+//! transaction, so an effect exists exactly when the change does. The dispatcher (`dispatch`)
+//! hands each committed event to its handlers off the request path; `stream` is the
+//! per-organisation feed that real-time clients read; `ops` lets admins see and requeue dead
+//! events.
+
+pub mod dispatch;
+pub mod ops;
+pub mod stream;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{error::Result, request_id, store::TenantTx, tenancy::TenantCtx};
+use tokio::sync::watch;
 
-mod entity {
+use crate::{
+    error::Result,
+    request_id,
+    store::{Backend, Db, TenantTx},
+    tenancy::TenantCtx,
+};
+
+pub(crate) mod entity {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -24,6 +38,7 @@ mod entity {
         pub status: String,
         pub attempts: i32,
         pub available_at: DateTimeUtc,
+        /// While `processing`: when the claiming worker's lease ends.
         pub locked_until: Option<DateTimeUtc>,
         pub last_error: Option<String>,
         pub created_at: DateTimeUtc,
@@ -78,5 +93,63 @@ pub(crate) async fn emit(
     }
     .insert(tx.conn())
     .await?;
+    tx.wrote_outbox();
     Ok(())
+}
+
+/// PostgreSQL: turns commits made by any process (their `NOTIFY`) into this process's
+/// wake-ups, so dispatchers and stream connections react at once. A lost connection is
+/// re-established, and everything is woken in case a notification was missed meanwhile.
+/// On SQLite (one process) commits signal in-process and this returns at once.
+pub async fn listen(db: Db, mut stop: watch::Receiver<bool>) {
+    use sea_orm::sqlx::postgres::PgListener;
+
+    if db.backend() != Backend::Postgres {
+        return;
+    }
+    let wake_all = || {
+        db.signals().outbox.notify_one();
+        let _ = db.signals().stream.send(Uuid::nil());
+    };
+    loop {
+        let pool = db.connection().get_postgres_connection_pool();
+        let listener = async {
+            let mut l = PgListener::connect_with(pool).await?;
+            l.listen_all(["docket_outbox", "docket_stream"]).await?;
+            Ok::<_, sea_orm::sqlx::Error>(l)
+        };
+        let mut listener = tokio::select! {
+            l = listener => match l {
+                Ok(l) => l,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for commits; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        wake_all();
+        loop {
+            tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(n)) if n.channel() == "docket_outbox" => db.signals().outbox.notify_one(),
+                    Ok(Some(n)) => {
+                        if let Ok(org) = n.payload().parse() {
+                            let _ = db.signals().stream.send(org);
+                        }
+                    }
+                    // Reconnects on the next call; notifications sent meanwhile are lost.
+                    Ok(None) => wake_all(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "lost the commit listener; reconnecting");
+                        break;
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }
 }

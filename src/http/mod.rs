@@ -3,8 +3,11 @@
 mod auth;
 pub mod extract;
 pub mod idempotency;
+mod notify;
+pub mod ops;
 mod org;
 pub mod problem;
+mod stream;
 mod work;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -34,6 +37,7 @@ use problem::Problem;
 pub struct AppState {
     pub db: Db,
     pub keys: Arc<TokenKeys>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 #[derive(OpenApi)]
@@ -48,7 +52,9 @@ pub struct AppState {
         (name = "projects", description = "Projects and their activity"),
         (name = "tickets", description = "Tickets, their state machine and timeline"),
         (name = "comments", description = "Comments and internal notes"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "notifications", description = "The caller's in-app notifications"),
+        (name = "real time", description = "Live ticket changes and notifications (SSE and WebSocket)"),
+        (name = "operations", description = "Health, readiness, metrics and the event outbox"),
     )
 )]
 struct ApiDoc;
@@ -152,6 +158,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(work::my_tickets))
         .routes(routes!(work::list_comments, work::create_comment))
         .routes(routes!(work::update_comment, work::delete_comment))
+        .routes(routes!(notify::watch_ticket, notify::unwatch_ticket))
+        .routes(routes!(notify::list_notifications))
+        .routes(routes!(notify::unread_count))
+        .routes(routes!(notify::mark_read))
+        .routes(routes!(notify::mark_all_read))
+        .routes(routes!(stream::sse))
+        .routes(routes!(stream::ws))
+        .routes(routes!(ops::list_events))
+        .routes(routes!(ops::retry_event))
 }
 
 /// The OpenAPI document, generated from the handlers the server runs.
@@ -164,6 +179,7 @@ fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/api/v1", api_routes())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(ops::metrics))
         .split_for_parts();
     // Applied after the routes are in: it decorates every API operation.
     Conventions.modify(&mut api);

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -70,6 +70,20 @@ pub(crate) async fn find_user_by_email(
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email))
         .one(conn)
+        .await?)
+}
+
+/// The accounts with these (canonical, lower-case) addresses.
+pub(crate) async fn user_ids_by_emails(
+    conn: &impl ConnectionTrait,
+    emails: Vec<String>,
+) -> Result<Vec<Uuid>> {
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Email.is_in(emails))
+        .into_tuple()
+        .all(conn)
         .await?)
 }
 

@@ -4,6 +4,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
 mod m0002_work;
+mod m0003_events;
 
 pub struct Migrator;
 
@@ -13,8 +14,19 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_foundation::Migration),
             Box::new(m0002_work::Migration),
+            Box::new(m0003_events::Migration),
         ]
     }
+}
+
+/// A plain index over `cols` of `table`.
+fn index<T: IntoIden + Copy + 'static>(name: &str, table: T, cols: &[T]) -> IndexCreateStatement {
+    let mut idx = Index::create();
+    idx.name(name).table(table);
+    for c in cols {
+        idx.col(*c);
+    }
+    idx.to_owned()
 }
 
 /// How a tenant table is walled off on PostgreSQL. Tables that key the tenant by another

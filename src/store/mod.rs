@@ -4,7 +4,13 @@
 
 pub(crate) mod migrations;
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use sea_orm::{
@@ -14,6 +20,7 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
+use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
 use crate::config::StoreConfig;
@@ -30,6 +37,27 @@ pub enum Backend {
 pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
+    signals: Arc<Signals>,
+}
+
+/// In-process wake-ups fired after a commit wrote something the background parts wait for.
+/// On PostgreSQL the events module also feeds them from LISTEN, so other processes' commits
+/// wake this one too.
+#[derive(Debug)]
+pub struct Signals {
+    /// New outbox rows: wakes the dispatcher.
+    pub outbox: Notify,
+    /// New stream entries of an organisation: wakes its stream connections.
+    pub stream: broadcast::Sender<Uuid>,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self {
+            outbox: Notify::new(),
+            stream: broadcast::channel(1024).0,
+        }
+    }
 }
 
 fn database_url(cfg: &StoreConfig) -> anyhow::Result<(String, Backend)> {
@@ -78,7 +106,11 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
     let conn = Database::connect(opts)
         .await
         .context("connecting to the database")?;
-    Ok(Db { conn, backend })
+    Ok(Db {
+        conn,
+        backend,
+        signals: Arc::default(),
+    })
 }
 
 /// Applies pending migrations as the schema owner and (PostgreSQL) makes sure the application
@@ -132,6 +164,15 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn signals(&self) -> &Arc<Signals> {
+        &self.signals
+    }
+
+    /// The underlying pool, for the few things the ORM does not do (PostgreSQL LISTEN).
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.conn
     }
 
     /// True when the database answers and no migration is pending.
@@ -204,7 +245,13 @@ impl Db {
     pub(crate) async fn tenant_by_id(&self, org_id: Uuid, write: bool) -> Result<TenantTx, DbErr> {
         let tx = self.begin(write).await?;
         self.set_scope(&tx, "app.org_id", org_id).await?;
-        Ok(TenantTx { tx, org_id })
+        Ok(TenantTx {
+            tx,
+            org_id,
+            signals: self.signals.clone(),
+            wrote_outbox: AtomicBool::new(false),
+            wrote_stream: AtomicBool::new(false),
+        })
     }
 
     /// A transaction that sees one person's own memberships and organisations across tenants
@@ -241,6 +288,14 @@ pub(crate) trait TenantEntity: EntityTrait {
 
 macro_rules! scoped_tx {
     ($name:ident { $($field:ident: $ty:ty),* }) => {
+        scoped_tx!(@struct $name { $($field: $ty),* });
+        impl $name {
+            pub async fn commit(self) -> Result<(), DbErr> {
+                self.tx.commit().await
+            }
+        }
+    };
+    (@struct $name:ident { $($field:ident: $ty:ty),* }) => {
         pub struct $name {
             tx: DatabaseTransaction,
             $($field: $ty),*
@@ -249,9 +304,6 @@ macro_rules! scoped_tx {
             pub(crate) fn conn(&self) -> &DatabaseTransaction {
                 &self.tx
             }
-            pub async fn commit(self) -> Result<(), DbErr> {
-                self.tx.commit().await
-            }
             pub async fn rollback(self) -> Result<(), DbErr> {
                 self.tx.rollback().await
             }
@@ -259,7 +311,12 @@ macro_rules! scoped_tx {
     };
 }
 
-scoped_tx!(TenantTx { org_id: Uuid });
+scoped_tx!(@struct TenantTx {
+    org_id: Uuid,
+    signals: Arc<Signals>,
+    wrote_outbox: AtomicBool,
+    wrote_stream: AtomicBool
+});
 scoped_tx!(MemberTx { user_id: Uuid });
 scoped_tx!(GlobalTx {});
 scoped_tx!(MaintenanceTx {});
@@ -267,6 +324,29 @@ scoped_tx!(MaintenanceTx {});
 impl TenantTx {
     pub fn org_id(&self) -> Uuid {
         self.org_id
+    }
+
+    /// Commits, then wakes what waits for the outbox rows or stream entries written here.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.tx.commit().await?;
+        if self.wrote_outbox.into_inner() {
+            self.signals.outbox.notify_one();
+        }
+        if self.wrote_stream.into_inner() {
+            // No receiver (no stream connection) is not an error.
+            let _ = self.signals.stream.send(self.org_id);
+        }
+        Ok(())
+    }
+
+    /// Notes that this transaction inserted outbox rows (the dispatcher wakes at commit).
+    pub(crate) fn wrote_outbox(&self) {
+        self.wrote_outbox.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes that this transaction published stream entries (streams wake at commit).
+    pub(crate) fn wrote_stream(&self) {
+        self.wrote_stream.store(true, Ordering::Relaxed);
     }
     /// Serialises membership-changing transactions of one tenant (rules such as "the last owner
     /// stays" read then write). SQLite's `BEGIN IMMEDIATE` already serialises every writer.
@@ -300,6 +380,20 @@ impl MemberTx {
     pub fn user_id(&self) -> Uuid {
         self.user_id
     }
+}
+
+/// A raw statement written with PostgreSQL's `$1, $2, …` placeholders, for either backend
+/// (SQLite reads the same positions as `?1, ?2, …`).
+pub(crate) fn statement(
+    backend: DbBackend,
+    sql: &str,
+    values: impl IntoIterator<Item = sea_orm::Value>,
+) -> Statement {
+    let sql = match backend {
+        DbBackend::Sqlite => sql.replace('$', "?"),
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// True when the error is a unique-constraint violation (a duplicate the caller can fix).

@@ -111,3 +111,13 @@ pub mod event {
         created_at: DateTimeUtc,
     });
 }
+
+pub mod watcher {
+    tenant_entity!("ticket_watchers" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        ticket_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        user_id: Uuid,
+        created_at: DateTimeUtc,
+    });
+}

@@ -1,5 +1,5 @@
 //! The work core: projects, tickets (with assignees, labels and the status state machine),
-//! comments and the ticket timeline.
+//! comments, the ticket timeline and watchers.
 //!
 //! Writes take a [`TenantTx`](crate::store::TenantTx) opened by the caller and do not commit:
 //! the caller (the HTTP write path) adds the idempotency record to the same transaction and
@@ -12,6 +12,7 @@ pub mod projects;
 pub mod status;
 pub mod tickets;
 pub mod timeline;
+pub mod watchers;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Deserializer, Serialize};

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,7 +17,7 @@ use crate::{
     error::{Error, Result, Validator},
     events,
     pagination::{Page, PageRequest},
-    store::{Db, TenantTx, is_unique_violation},
+    store::{self, Db, TenantTx, is_unique_violation},
     tenancy::TenantCtx,
     text::{MAX_LINE, MAX_TEXT, check_line, check_text},
 };
@@ -330,20 +330,11 @@ pub(crate) async fn next_ticket_number(tx: &TenantTx, project_id: Uuid) -> Resul
     let backend = tx.conn().get_database_backend();
     let row = tx
         .conn()
-        .query_one_raw(Statement::from_sql_and_values(
+        .query_one_raw(store::statement(
             backend,
-            match backend {
-                sea_orm::DbBackend::Postgres => {
-                    "UPDATE projects SET ticket_counter = ticket_counter + 1 \
-                     WHERE org_id = $1 AND id = $2 AND archived_at IS NULL \
-                     RETURNING key, ticket_counter"
-                }
-                _ => {
-                    "UPDATE projects SET ticket_counter = ticket_counter + 1 \
-                     WHERE org_id = ? AND id = ? AND archived_at IS NULL \
-                     RETURNING key, ticket_counter"
-                }
-            },
+            "UPDATE projects SET ticket_counter = ticket_counter + 1 \
+             WHERE org_id = $1 AND id = $2 AND archived_at IS NULL \
+             RETURNING key, ticket_counter",
             [tx.org_id().into(), project_id.into()],
         ))
         .await?;

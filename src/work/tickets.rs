@@ -234,6 +234,38 @@ pub(crate) struct TicketHandle {
     pub deleted: bool,
 }
 
+/// Who hears about a ticket, and what to call it in a notification (for the workers).
+#[derive(Clone, Debug)]
+pub(crate) struct Audience {
+    pub key: String,
+    pub title: String,
+    pub requester_id: Option<Uuid>,
+    pub assignee_ids: Vec<Uuid>,
+    pub watcher_ids: Vec<Uuid>,
+    pub deleted: bool,
+}
+
+/// The ticket's audience as it is now; `None` if the ticket is gone.
+pub(crate) async fn audience(tx: &TenantTx, id: Uuid) -> Result<Option<Audience>> {
+    let Some(m) = tx
+        .find::<ticket::Entity>()
+        .filter(ticket::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let t = load_one(tx, m).await?;
+    Ok(Some(Audience {
+        key: t.key,
+        title: t.title,
+        requester_id: t.requester_id,
+        assignee_ids: t.assignee_ids,
+        watcher_ids: super::watchers::of(tx, id).await?,
+        deleted: t.deleted_at.is_some(),
+    }))
+}
+
 /// Marks the ticket as touched (a comment) without a new version.
 pub(crate) async fn touch(tx: &TenantTx, id: Uuid, at: DateTime<Utc>) -> Result<()> {
     ticket::Entity::update_many()
@@ -534,8 +566,8 @@ async fn record(
         },
     )
     .await?;
-    let base =
-        json!({"ticket_id": t.id, "project_id": t.project_id, "key": t.key, "version": t.version});
+    let base = json!({"ticket_id": t.id, "project_id": t.project_id, "key": t.key,
+        "requester_id": t.requester_id, "version": t.version});
     let with = |extra: Value| events::merged(base.clone(), extra);
     // Every edit is a `ticket.updated`; assignment and status changes also get their own event
     // for consumers that care only about those.

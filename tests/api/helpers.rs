@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use docket::{
     app::{self, Running},
-    config::{Secret, ServeConfig, StoreConfig},
+    config::{Secret, ServeConfig, StoreConfig, WorkerConfig},
 };
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use sea_orm::{ConnectionTrait, Database};
@@ -116,7 +116,28 @@ impl Session {
     }
 }
 
+/// A server without workers: outbox rows stay as the writes left them.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(None).await
+}
+
+/// Dispatcher settings that make tests quick: short polls, leases and retry delays.
+pub fn fast_worker() -> WorkerConfig {
+    WorkerConfig {
+        worker_batch: 100,
+        worker_lease_secs: 2,
+        worker_max_attempts: 3,
+        worker_retry_base_ms: 20,
+        worker_poll_ms: 100,
+    }
+}
+
+/// A server that runs the event dispatcher in-process, as `docket serve` does.
+pub async fn spawn_app_with_worker() -> TestApp {
+    spawn_app_with(Some(fast_worker())).await
+}
+
+pub async fn spawn_app_with(worker: Option<WorkerConfig>) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend() {
         Backend::Sqlite => None,
@@ -135,7 +156,7 @@ pub async fn spawn_app() -> TestApp {
         access_token_ttl_secs: 900,
         refresh_token_ttl_secs: 3600,
     };
-    let running = app::start(&store, &serve, false)
+    let running = app::start(&store, &serve, worker)
         .await
         .expect("server starts");
     // SQLite: the default file under the data directory.
@@ -153,7 +174,7 @@ pub async fn spawn_app() -> TestApp {
     }
 }
 
-async fn fresh_pg_database() -> String {
+pub async fn fresh_pg_database() -> String {
     let admin = Database::connect(pg_admin_url())
         .await
         .expect("PostgreSQL reachable for DOCKET_TEST_BACKEND=postgres");
@@ -305,6 +326,50 @@ impl TestApp {
             .await
             .assert_ok(201)
             .clone()
+    }
+
+    /// Runs `sql` with owner rights on the server's database (for inspecting and for
+    /// arranging failures).
+    pub async fn sql(&self, sql: &str) {
+        let db = Database::connect(&self.database_url)
+            .await
+            .expect("connect");
+        db.execute_unprepared(sql).await.expect(sql);
+        db.close().await.ok();
+    }
+
+    /// The first column of the first row of `sql`, as an integer.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let db = Database::connect(&self.database_url)
+            .await
+            .expect("connect");
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .expect(sql)
+            .expect("a row");
+        let n = row.try_get_by_index::<i64>(0).expect("an integer");
+        db.close().await.ok();
+        n
+    }
+
+    /// Polls `sql` (a count) until it gives `want`, for up to `secs` seconds.
+    pub async fn wait_count(&self, sql: &str, want: i64, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let n = self.count(sql).await;
+            if n == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql}: still {n} after {secs}s, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn shutdown(mut self) {

@@ -105,6 +105,7 @@ async fn every_role_gets_what_the_matrix_says() {
                 Action::CommentModerate => {
                     app.call_if(Method::PATCH, &comments, t, 1, Some(json!({"body": "Edited"}))).await
                 }
+                Action::EventsManage => app.get("/api/v1/admin/events?status=dead", t).await,
             };
             if allowed(role, action) {
                 assert!(
@@ -116,6 +117,52 @@ async fn every_role_gets_what_the_matrix_says() {
             } else {
                 res.assert_problem(403, "forbidden");
             }
+        }
+    }
+    // Personal endpoints are everyone's: their own notifications, and watching a ticket
+    // they can see.
+    for (role, actor) in &actors {
+        let t = &actor.token;
+        let ticket = app
+            .ticket(
+                &owner.token,
+                &project,
+                json!({"requester_id": actor.user_id}),
+            )
+            .await;
+        let watch = format!("/api/v1/tickets/{}/watch", ticket["id"].as_str().unwrap());
+        for res in [
+            app.get("/api/v1/notifications", t).await,
+            app.get("/api/v1/notifications/unread-count", t).await,
+            app.call(
+                Method::PATCH,
+                "/api/v1/notifications/read-all",
+                Some(t),
+                None,
+            )
+            .await,
+            app.call(Method::POST, &watch, Some(t), None).await,
+            app.call(Method::DELETE, &watch, Some(t), None).await,
+        ] {
+            assert!(
+                res.status.is_success(),
+                "{role:?}: {} {}",
+                res.status,
+                res.body
+            );
+        }
+        let retry = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/admin/events/{}/retry", uuid::Uuid::now_v7()),
+                Some(t),
+                None,
+            )
+            .await;
+        if allowed(*role, Action::EventsManage) {
+            retry.assert_problem(404, "event_not_found");
+        } else {
+            retry.assert_problem(403, "forbidden");
         }
     }
     app.shutdown().await;

@@ -4,7 +4,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
 use super::{
-    TENANT_POLICY,
+    TENANT_POLICY, index,
     m0001_foundation::{Memberships, Organizations, Users},
     tenant_rls,
 };
@@ -129,15 +129,6 @@ enum IdempotencyKeys {
 }
 
 /// `(org_id, <cols>)` index on `table`.
-fn index<T: IntoIden + Copy + 'static>(name: &str, table: T, cols: &[T]) -> IndexCreateStatement {
-    let mut idx = Index::create();
-    idx.name(name).table(table);
-    for c in cols {
-        idx.col(*c);
-    }
-    idx.to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -1,0 +1,275 @@
+//! The real-time feed: one numbered sequence of entries per organisation, read by `/stream`
+//! and `/ws`. A position is taken under a per-organisation counter row lock held until commit,
+//! so positions become visible strictly in order and never skip: a reader that has seen entry
+//! `n` has seen everything before it, and resuming is simply "after `n`" (see DESIGN.md on
+//! feeds and commit order).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::dispatch::Event;
+use crate::{
+    access,
+    error::Result,
+    store::{self, Db, TenantTx},
+    tenancy::TenantCtx,
+};
+
+/// Entries stay readable for resuming at least this long.
+pub const KEPT_FOR: Duration = Duration::from_secs(48 * 3600);
+
+pub(crate) mod entry {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stream_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub source: String,
+        pub kind: String,
+        pub ticket_id: Option<Uuid>,
+        pub requester_id: Option<Uuid>,
+        pub user_id: Option<Uuid>,
+        pub internal: bool,
+        pub data: Json,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+impl store::TenantEntity for entry::Entity {
+    fn org_column() -> entry::Column {
+        entry::Column::OrgId
+    }
+}
+
+/// What a handler publishes. `source` names what produced it, so publishing it again (a
+/// retried event) adds nothing.
+pub(crate) struct Entry {
+    pub source: String,
+    pub kind: String,
+    pub ticket_id: Option<Uuid>,
+    /// Who requested the ticket: the one requester who may see the entry.
+    pub requester_id: Option<Uuid>,
+    /// For one person only (their notification); `None` is the organisation's ticket feed.
+    pub user_id: Option<Uuid>,
+    /// An internal note: never shown to requesters.
+    pub internal: bool,
+    pub data: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// One entry as clients receive it. `id` is the position to resume after.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StreamEvent {
+    /// Position in the organisation's feed (send it back as `Last-Event-ID`).
+    pub id: String,
+    /// `ticket.updated`, `comment.created`, `notification.created`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ticket_id: Option<Uuid>,
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Publishes `entries` in the caller's transaction, in order; those already published are
+/// skipped. Returns how many were new.
+pub(crate) async fn publish(tx: &TenantTx, entries: Vec<Entry>) -> Result<usize> {
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let backend = tx.conn().get_database_backend();
+    // Lock the organisation's counter first: a concurrent run of the same handler then waits
+    // here and afterwards sees what this one published.
+    let last: i64 = tx
+        .conn()
+        .query_one_raw(store::statement(
+            backend,
+            "INSERT INTO stream_counters (org_id, last_seq) VALUES ($1, 0) \
+             ON CONFLICT (org_id) DO UPDATE SET last_seq = stream_counters.last_seq \
+             RETURNING last_seq",
+            [tx.org_id().into()],
+        ))
+        .await?
+        .ok_or_else(|| crate::error::Error::Internal(anyhow::anyhow!("no stream counter")))?
+        .try_get("", "last_seq")?;
+    let sources: Vec<String> = entries.iter().map(|e| e.source.clone()).collect();
+    let published: Vec<String> = tx
+        .find::<entry::Entity>()
+        .select_only()
+        .column(entry::Column::Source)
+        .filter(entry::Column::Source.is_in(sources))
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    let fresh: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| !published.contains(&e.source))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let count = fresh.len();
+    let org_id = tx.org_id();
+    entry::Entity::insert_many(fresh.into_iter().zip(last + 1..).map(|(e, seq)| {
+        entry::ActiveModel {
+            org_id: Set(org_id),
+            seq: Set(seq),
+            source: Set(e.source),
+            kind: Set(e.kind),
+            ticket_id: Set(e.ticket_id),
+            requester_id: Set(e.requester_id),
+            user_id: Set(e.user_id),
+            internal: Set(e.internal),
+            data: Set(e.data),
+            created_at: Set(e.at),
+        }
+    }))
+    .exec(tx.conn())
+    .await?;
+    tx.conn()
+        .execute_raw(store::statement(
+            backend,
+            "UPDATE stream_counters SET last_seq = $1 WHERE org_id = $2",
+            [(last + count as i64).into(), org_id.into()],
+        ))
+        .await?;
+    tx.wrote_stream();
+    Ok(count)
+}
+
+/// The stream handler: every outbox event becomes an entry of its organisation's feed.
+pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
+    let p = &event.payload;
+    let uuid_at = |field: &str| p[field].as_str().and_then(|s| s.parse().ok());
+    let mut data = p.clone();
+    if let Some(fields) = data.as_object_mut() {
+        // Who asked and under which request is for the audit trail, not for subscribers.
+        fields.remove("org_id");
+        fields.remove("request_id");
+    }
+    let tx = db.tenant_by_id(event.org_id, true).await?;
+    publish(
+        &tx,
+        vec![Entry {
+            source: format!("event:{}", event.id),
+            kind: event.kind.clone(),
+            ticket_id: event.ticket_id,
+            requester_id: uuid_at("requester_id"),
+            user_id: None,
+            internal: p["internal"].as_bool().unwrap_or(false),
+            data,
+            at: event.created_at,
+        }],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The feed's current end: where a new subscriber without `Last-Event-ID` starts.
+pub async fn head(db: &Db, ctx: &TenantCtx) -> Result<i64> {
+    let tx = db.tenant(ctx, false).await?;
+    let row = tx
+        .conn()
+        .query_one_raw(store::statement(
+            tx.conn().get_database_backend(),
+            "SELECT last_seq FROM stream_counters WHERE org_id = $1",
+            [ctx.org_id.into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(match row {
+        Some(row) => row.try_get("", "last_seq")?,
+        None => 0,
+    })
+}
+
+/// What one read of the feed gives a subscriber.
+pub struct Batch {
+    /// The entries after the requested position that this person may see, in order.
+    pub events: Vec<StreamEvent>,
+    /// The position read up to (entries others may see included): resume after this.
+    pub through: i64,
+    /// The requested position was older than what is kept: entries were lost to retention.
+    pub truncated: bool,
+    /// The read stopped at `limit`: more entries may follow at once.
+    pub more: bool,
+}
+
+/// Up to `limit` entries after position `after`, filtered for the caller: their organisation's
+/// ticket changes they may see, and their own entries.
+pub async fn read(db: &Db, ctx: &TenantCtx, after: i64, limit: u64) -> Result<Batch> {
+    let tx = db.tenant(ctx, false).await?;
+    let rows = tx
+        .find::<entry::Entity>()
+        .filter(entry::Column::Seq.gt(after))
+        .order_by_asc(entry::Column::Seq)
+        .limit(limit)
+        .all(tx.conn())
+        .await?;
+    let truncated = match rows.first() {
+        Some(first) if first.seq > after + 1 => true,
+        _ => false,
+    };
+    tx.commit().await?;
+    let more = rows.len() as u64 == limit;
+    let through = rows.last().map_or(after, |r| r.seq);
+    let events = rows
+        .into_iter()
+        .filter(|r| visible(ctx, r))
+        .map(|r| StreamEvent {
+            id: r.seq.to_string(),
+            kind: r.kind,
+            ticket_id: r.ticket_id,
+            data: r.data,
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(Batch {
+        events,
+        through,
+        truncated,
+        more,
+    })
+}
+
+/// Whether `ctx` may receive the entry: their own entries, and otherwise what their role may
+/// read of the organisation's tickets (requesters: their own tickets, never internal notes).
+fn visible(ctx: &TenantCtx, e: &entry::Model) -> bool {
+    match e.user_id {
+        Some(user) => user == ctx.user_id,
+        None if access::sees_only_own_tickets(ctx.role) => {
+            e.requester_id == Some(ctx.user_id) && !e.internal
+        }
+        None => !e.internal || access::sees_internal_notes(ctx.role),
+    }
+}
+
+/// Deletes entries older than [`KEPT_FOR`] across tenants.
+pub async fn purge_expired(db: &Db) -> Result<u64> {
+    let tx = db.maintenance().await?;
+    let cutoff = Utc::now() - KEPT_FOR;
+    let res = entry::Entity::delete_many()
+        .filter(entry::Column::CreatedAt.lt(cutoff))
+        .exec(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(res.rows_affected)
+}

@@ -1,0 +1,248 @@
+//! Real time: `/stream` (Server-Sent Events) and `/ws` (WebSocket) carry the caller's feed
+//! (see `events::stream`): their organisation's ticket changes they may see, and their own
+//! notifications, as they commit. Both resume after an event id (`Last-Event-ID` or
+//! `?last_event_id=`). The connection ends when the caller's access stops (token expired or
+//! revoked, membership ended); the client reconnects with a fresh token and its last id.
+
+use std::{
+    convert::Infallible,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{
+        State, WebSocketUpgrade,
+        ws::{Message, WebSocket, rejection::WebSocketUpgradeRejection},
+    },
+    http::{HeaderMap, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
+use utoipa::IntoParams;
+
+use super::{
+    AppState,
+    extract::{Auth, Query},
+    problem::Problem,
+};
+use crate::{
+    error::Result,
+    events::stream::{self, StreamEvent},
+    identity,
+    tenancy::TenantCtx,
+};
+
+/// Entries read from the database at a time.
+const READ_BATCH: u64 = 200;
+/// How often a connection re-checks that its caller may still listen.
+const RECHECK_ACCESS: Duration = Duration::from_secs(30);
+/// Fallback read when no wake-up arrives (a missed notification costs at most this).
+const POLL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ResumeParams {
+    /// Resume after this event id (for clients that cannot send `Last-Event-ID`).
+    #[param(minimum = 0)]
+    pub last_event_id: Option<i64>,
+}
+
+/// What a connection sends.
+enum Item {
+    Event(StreamEvent),
+    /// Entries after the requested id were dropped by retention: reload, then keep listening.
+    Reset,
+}
+
+/// Where to start: after the id the client names, or (a new subscriber) at the current end.
+async fn start_after(
+    s: &AppState,
+    ctx: &TenantCtx,
+    headers: &HeaderMap,
+    q: &ResumeParams,
+) -> std::result::Result<i64, Problem> {
+    let header = headers.get("last-event-id").map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_last_event_id",
+                    "Last-Event-ID must be an event id this stream sent",
+                )
+            })
+    });
+    match (header.transpose()?, q.last_event_id) {
+        (Some(n), _) | (None, Some(n)) if n >= 0 => Ok(n),
+        (None, Some(_)) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_last_event_id",
+            "last_event_id must be an event id this stream sent",
+        )),
+        _ => Ok(stream::head(&s.db, ctx).await?),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(7..))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Follows the caller's feed from `after` in a task; the receiver closes when the caller may
+/// no longer listen or the feed cannot be read.
+fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::Receiver<Item> {
+    let (out, rx) = mpsc::channel(READ_BATCH as usize);
+    tokio::spawn(async move {
+        // Subscribe before the first read, so a commit between the read and the wait wakes us.
+        let mut wake = s.db.signals().stream.subscribe();
+        let mut cursor = after;
+        let mut checked = Instant::now();
+        loop {
+            loop {
+                let batch = match stream::read(&s.db, &ctx, cursor, READ_BATCH).await {
+                    Ok(b) => b,
+                    Err(err) => {
+                        tracing::warn!(error = ?err, "reading the stream failed; closing it");
+                        return;
+                    }
+                };
+                if batch.truncated && out.send(Item::Reset).await.is_err() {
+                    return;
+                }
+                for e in batch.events {
+                    if out.send(Item::Event(e)).await.is_err() {
+                        return;
+                    }
+                }
+                cursor = batch.through;
+                if !batch.more {
+                    break;
+                }
+            }
+            if !woken(&mut wake, &ctx, &out).await {
+                return;
+            }
+            if checked.elapsed() >= RECHECK_ACCESS {
+                match identity::authenticate(&s.db, &s.keys, &token).await {
+                    Ok(current) => ctx = current,
+                    Err(_) => return,
+                }
+                checked = Instant::now();
+            }
+        }
+    });
+    rx
+}
+
+/// Waits until the caller's organisation has new entries (or the fallback poll); false when the
+/// client has gone.
+async fn woken(
+    wake: &mut broadcast::Receiver<uuid::Uuid>,
+    ctx: &TenantCtx,
+    out: &mpsc::Sender<Item>,
+) -> bool {
+    let deadline = tokio::time::sleep(POLL);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            got = wake.recv() => match got {
+                Ok(org) if org == ctx.org_id || org.is_nil() => return true,
+                Ok(_) => continue,
+                // Missed some wake-ups: read anyway.
+                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(broadcast::error::RecvError::Closed) => return false,
+            },
+            _ = &mut deadline => return true,
+            _ = out.closed() => return false,
+        }
+    }
+}
+
+/// Server-Sent Events: each event has `id` (resume after it with `Last-Event-ID`), `event`
+/// (its type) and JSON `data`. A `reset` event means entries were lost to retention (after
+/// 48 h): reload, then keep listening.
+#[utoipa::path(get, path = "/stream", tag = "real time", params(ResumeParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = StreamEvent)))]
+pub async fn sse(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    headers: HeaderMap,
+    Query(q): Query<ResumeParams>,
+) -> Result<Response, Problem> {
+    let after = start_after(&s, &ctx, &headers, &q).await?;
+    let items = follow(s, ctx, bearer(&headers), after);
+    let events = ReceiverStream::new(items).map(|item| {
+        Ok::<_, Infallible>(match item {
+            Item::Event(e) => Event::default()
+                .id(e.id.clone())
+                .event(e.kind.clone())
+                .json_data(&e)
+                .unwrap_or_default(),
+            Item::Reset => Event::default().event("reset").data(r#"{"type":"reset"}"#),
+        })
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// WebSocket: each text message is one event as JSON (`{id, type, ticket_id, data,
+/// created_at}`, or `{"type": "reset"}`). Resume with `?last_event_id=`.
+#[utoipa::path(get, path = "/ws", tag = "real time", params(ResumeParams),
+    security(("bearer" = [])),
+    responses((status = 101, description = "Switching to the WebSocket protocol")))]
+pub async fn ws(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    headers: HeaderMap,
+    Query(q): Query<ResumeParams>,
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Problem> {
+    let upgrade = upgrade.map_err(|rej| {
+        Problem::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            format!("this endpoint speaks WebSocket only: {rej}"),
+        )
+    })?;
+    let after = start_after(&s, &ctx, &headers, &q).await?;
+    let items = follow(s, ctx, bearer(&headers), after);
+    Ok(upgrade.on_upgrade(move |socket| pump(socket, items)))
+}
+
+/// Sends the feed to the socket until either side ends; what the client sends is ignored.
+async fn pump(mut socket: WebSocket, mut items: mpsc::Receiver<Item>) {
+    loop {
+        tokio::select! {
+            item = items.recv() => {
+                let Some(item) = item else { break };
+                let text = match item {
+                    Item::Event(e) => serde_json::to_string(&e).unwrap_or_default(),
+                    Item::Reset => r#"{"type":"reset"}"#.to_owned(),
+                };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            received = socket.recv() => match received {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}

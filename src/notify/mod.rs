@@ -1,0 +1,505 @@
+//! In-app notifications: who hears about a ticket event, and each person's inbox.
+//!
+//! Rules (the handler applies them to every outbox event):
+//! - assigned / unassigned: the people added to or removed from a ticket (creation included);
+//! - a status change or a new comment: the ticket's assignees, requester and watchers;
+//! - a mention (`@email` of a member in a comment) notifies that member, instead of the
+//!   plain comment notification;
+//! - nobody hears of their own action, requesters never hear of internal notes (nor of
+//!   tickets other than their own), and a deleted ticket notifies nobody.
+//!
+//! Each notification is keyed by (event, person): an event handled twice notifies once.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    access::{self, Role},
+    error::{Error, Result},
+    events::{dispatch::Event, stream},
+    identity,
+    pagination::{Page, PageRequest},
+    store::{Db, TenantEntity, TenantTx},
+    tenancy::{self, TenantCtx},
+    work::tickets::{self, Audience},
+};
+
+mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notifications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        pub event_id: Uuid,
+        pub kind: String,
+        pub ticket_id: Option<Uuid>,
+        pub actor_id: Option<Uuid>,
+        pub title: String,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub body: Option<String>,
+        pub read_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+impl TenantEntity for entity::Entity {
+    fn org_column() -> entity::Column {
+        entity::Column::OrgId
+    }
+}
+
+/// Longest comment excerpt a notification carries.
+const EXCERPT: usize = 280;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    Assigned,
+    Unassigned,
+    Comment,
+    Mentioned,
+    StatusChanged,
+}
+
+impl NotificationKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Assigned => "assigned",
+            NotificationKind::Unassigned => "unassigned",
+            NotificationKind::Comment => "comment",
+            NotificationKind::Mentioned => "mentioned",
+            NotificationKind::StatusChanged => "status_changed",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self> {
+        [
+            NotificationKind::Assigned,
+            NotificationKind::Unassigned,
+            NotificationKind::Comment,
+            NotificationKind::Mentioned,
+            NotificationKind::StatusChanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == stored)
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("notification kind {stored:?}")))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Notification {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: NotificationKind,
+    pub ticket_id: Option<Uuid>,
+    /// Who caused it.
+    pub actor_id: Option<Uuid>,
+    pub title: String,
+    /// A comment excerpt, when there is one.
+    pub body: Option<String>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<entity::Model> for Notification {
+    type Error = Error;
+    fn try_from(m: entity::Model) -> Result<Self> {
+        Ok(Self {
+            id: m.id,
+            kind: NotificationKind::parse(&m.kind)?,
+            ticket_id: m.ticket_id,
+            actor_id: m.actor_id,
+            title: m.title,
+            body: m.body,
+            read_at: m.read_at,
+            created_at: m.created_at,
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationFilter {
+    /// Only notifications not yet read.
+    pub unread: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreadCount {
+    pub count: u64,
+}
+
+/// One planned notification.
+struct Planned {
+    user_id: Uuid,
+    kind: NotificationKind,
+    title: String,
+    body: Option<String>,
+}
+
+/// The notifications handler: works out who hears about `event` and stores their
+/// notifications (and their stream entries) in one transaction.
+pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
+    let Some(ticket_id) = event.ticket_id else {
+        return Ok(());
+    };
+    if !matches!(
+        event.kind.as_str(),
+        "ticket.assigned" | "ticket.status_changed" | "comment.created"
+    ) {
+        return Ok(());
+    }
+    let tx = db.tenant_by_id(event.org_id, true).await?;
+    let Some(audience) = tickets::audience(&tx, ticket_id).await? else {
+        return Ok(());
+    };
+    if audience.deleted {
+        return Ok(());
+    }
+    let planned = plan(&tx, event, &audience).await?;
+    let planned = reachable(&tx, event, &audience, planned).await?;
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let actor_id = uuid_at(&event.payload, "actor_id");
+    let rows: Vec<entity::Model> = planned
+        .into_iter()
+        .map(|p| entity::Model {
+            org_id: event.org_id,
+            id: Uuid::now_v7(),
+            user_id: p.user_id,
+            event_id: event.id,
+            kind: p.kind.as_str().to_owned(),
+            ticket_id: Some(ticket_id),
+            actor_id,
+            title: p.title,
+            body: p.body,
+            read_at: None,
+            created_at: event.created_at,
+        })
+        .collect();
+    let inserted =
+        entity::Entity::insert_many(rows.iter().cloned().map(Into::<entity::ActiveModel>::into))
+            .on_conflict(
+                OnConflict::columns([
+                    entity::Column::OrgId,
+                    entity::Column::EventId,
+                    entity::Column::UserId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(tx.conn())
+            .await?;
+    if inserted > 0 {
+        // Only the ones this run created (a rerun of a handled event finds them all present).
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let created = tx
+            .find::<entity::Entity>()
+            .filter(entity::Column::Id.is_in(ids))
+            .all(tx.conn())
+            .await?;
+        let entries = created
+            .into_iter()
+            .map(|m| {
+                let user_id = m.user_id;
+                let id = m.id;
+                let ticket_id = m.ticket_id;
+                let at = m.created_at;
+                Notification::try_from(m).map(|n| stream::Entry {
+                    source: format!("notification:{id}"),
+                    kind: "notification.created".into(),
+                    ticket_id,
+                    requester_id: None,
+                    user_id: Some(user_id),
+                    internal: false,
+                    data: serde_json::to_value(n).unwrap_or_default(),
+                    at,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        stream::publish(&tx, entries).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Who should hear of the event and what they are told, before access checks.
+async fn plan(tx: &TenantTx, event: &Event, t: &Audience) -> Result<Vec<Planned>> {
+    let p = &event.payload;
+    let name = format!("{}: {}", t.key, t.title);
+    let mut planned: BTreeMap<Uuid, Planned> = BTreeMap::new();
+    let mut add = |user_id: Uuid, kind, title: String, body: Option<String>| {
+        // The first reason wins: a mention is stronger than being a watcher.
+        planned.entry(user_id).or_insert(Planned {
+            user_id,
+            kind,
+            title,
+            body,
+        });
+    };
+    let ids_at = |field: &str| -> Vec<Uuid> {
+        p[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str()?.parse().ok())
+            .collect()
+    };
+    match event.kind.as_str() {
+        "ticket.assigned" => {
+            for user in ids_at("added") {
+                add(
+                    user,
+                    NotificationKind::Assigned,
+                    format!("You were assigned {name}"),
+                    None,
+                );
+            }
+            for user in ids_at("removed") {
+                add(
+                    user,
+                    NotificationKind::Unassigned,
+                    format!("You were unassigned from {name}"),
+                    None,
+                );
+            }
+        }
+        "ticket.status_changed" => {
+            let (from, to) = (
+                p["from"].as_str().unwrap_or_default(),
+                p["to"].as_str().unwrap_or_default(),
+            );
+            for user in followers(t) {
+                add(
+                    user,
+                    NotificationKind::StatusChanged,
+                    format!("{name} moved from {from} to {to}"),
+                    None,
+                );
+            }
+        }
+        "comment.created" => {
+            let body = p["body"].as_str().unwrap_or_default();
+            let excerpt = Some(excerpt(body));
+            let emails = mentions(body);
+            if !emails.is_empty() {
+                for user in identity::user_ids_by_emails(tx.conn(), emails).await? {
+                    add(
+                        user,
+                        NotificationKind::Mentioned,
+                        format!("You were mentioned on {name}"),
+                        excerpt.clone(),
+                    );
+                }
+            }
+            for user in followers(t) {
+                add(
+                    user,
+                    NotificationKind::Comment,
+                    format!("New comment on {name}"),
+                    excerpt.clone(),
+                );
+            }
+        }
+        _ => {}
+    }
+    Ok(planned.into_values().collect())
+}
+
+/// Assignees, requester and watchers.
+fn followers(t: &Audience) -> impl Iterator<Item = Uuid> + '_ {
+    t.assignee_ids
+        .iter()
+        .chain(&t.requester_id)
+        .chain(&t.watcher_ids)
+        .copied()
+}
+
+/// Drops the actor, people who are no longer active members, and anyone who may not see what
+/// the notification would tell them.
+async fn reachable(
+    tx: &TenantTx,
+    event: &Event,
+    t: &Audience,
+    planned: Vec<Planned>,
+) -> Result<Vec<Planned>> {
+    let actor = uuid_at(&event.payload, "actor_id");
+    let internal = event.payload["internal"].as_bool().unwrap_or(false);
+    let ids: Vec<Uuid> = planned.iter().map(|p| p.user_id).collect();
+    let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &ids).await?.into_iter().collect();
+    Ok(planned
+        .into_iter()
+        .filter(|p| Some(p.user_id) != actor)
+        .filter(|p| match roles.get(&p.user_id) {
+            None => false,
+            Some(&role) if access::sees_only_own_tickets(role) => {
+                t.requester_id == Some(p.user_id) && !internal
+            }
+            Some(&role) => !internal || access::sees_internal_notes(role),
+        })
+        .collect())
+}
+
+fn uuid_at(payload: &Value, field: &str) -> Option<Uuid> {
+    payload[field].as_str().and_then(|s| s.parse().ok())
+}
+
+fn excerpt(body: &str) -> String {
+    match body.char_indices().nth(EXCERPT) {
+        Some((end, _)) => format!("{}…", &body[..end]),
+        None => body.to_owned(),
+    }
+}
+
+/// The addresses mentioned as `@alice@example.com` (lower-cased, each once). A mention starts
+/// a word; punctuation that ends a sentence or closes a bracket is not part of it.
+fn mentions(body: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for word in body.split(|c: char| c.is_whitespace() || "([{<,;\"'".contains(c)) {
+        let Some(rest) = word.strip_prefix('@') else {
+            continue;
+        };
+        let email = rest
+            .trim_end_matches(|c: char| ".,;:!?)]}>\"'".contains(c))
+            .to_lowercase();
+        let well_formed = matches!(email.split_once('@'),
+            Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        if well_formed && email.len() <= 254 && !found.contains(&email) {
+            found.push(email);
+        }
+    }
+    found
+}
+
+/// The caller's notifications, newest first.
+pub async fn list(
+    db: &Db,
+    ctx: &TenantCtx,
+    filter: NotificationFilter,
+    page: PageRequest,
+) -> Result<Page<Notification>> {
+    let tx = db.tenant(ctx, false).await?;
+    let mut query = tx
+        .find::<entity::Entity>()
+        .filter(entity::Column::UserId.eq(ctx.user_id))
+        .order_by_desc(entity::Column::Id)
+        .limit(page.limit + 1);
+    if filter.unread == Some(true) {
+        query = query.filter(entity::Column::ReadAt.is_null());
+    }
+    if filter.unread == Some(false) {
+        query = query.filter(entity::Column::ReadAt.is_not_null());
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(entity::Column::Id.lt(after));
+    }
+    let rows = query.all(tx.conn()).await?;
+    tx.commit().await?;
+    let page = Page::from_rows(rows, page.limit, |m| m.id, |m| m);
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(Notification::try_from)
+            .collect::<Result<_>>()?,
+        next_cursor: page.next_cursor,
+    })
+}
+
+pub async fn unread_count(db: &Db, ctx: &TenantCtx) -> Result<UnreadCount> {
+    let tx = db.tenant(ctx, false).await?;
+    let count = tx
+        .find::<entity::Entity>()
+        .filter(entity::Column::UserId.eq(ctx.user_id))
+        .filter(entity::Column::ReadAt.is_null())
+        .count(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(UnreadCount { count })
+}
+
+/// Marks one of the caller's notifications read (again: keeps the first time).
+pub async fn mark_read(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<Notification> {
+    let tx = db.tenant(ctx, true).await?;
+    let mine = || {
+        tx.find::<entity::Entity>()
+            .filter(entity::Column::UserId.eq(ctx.user_id))
+            .filter(entity::Column::Id.eq(id))
+    };
+    let m = mine()
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("notification"))?;
+    let m = if m.read_at.is_none() {
+        let mut am: entity::ActiveModel = m.into();
+        am.read_at = Set(Some(crate::work::now()));
+        sea_orm::ActiveModelTrait::update(am, tx.conn()).await?
+    } else {
+        m
+    };
+    tx.commit().await?;
+    Notification::try_from(m)
+}
+
+/// Marks all the caller's notifications read; returns how many were unread.
+pub async fn mark_all_read(db: &Db, ctx: &TenantCtx) -> Result<UnreadCount> {
+    let tx = db.tenant(ctx, true).await?;
+    let res = entity::Entity::update_many()
+        .col_expr(
+            entity::Column::ReadAt,
+            sea_orm::sea_query::Expr::value(crate::work::now()),
+        )
+        .filter(entity::Column::OrgId.eq(ctx.org_id))
+        .filter(entity::Column::UserId.eq(ctx.user_id))
+        .filter(entity::Column::ReadAt.is_null())
+        .exec(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(UnreadCount {
+        count: res.rows_affected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_whole_addresses_after_an_at_sign() {
+        assert_eq!(
+            mentions("Hi @Alice@Example.com, see (@bob@example.org). Thanks @alice@example.com!"),
+            vec!["alice@example.com", "bob@example.org"]
+        );
+        assert!(mentions("mail alice@example.com or @bob or @@x.y or @c@d").is_empty());
+        assert_eq!(mentions("@a@b.co\n@a@b.co"), vec!["a@b.co"]);
+    }
+
+    #[test]
+    fn excerpts_cut_on_characters() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "é".repeat(EXCERPT + 5);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), EXCERPT + 1);
+        assert!(cut.ends_with('…'));
+    }
+}

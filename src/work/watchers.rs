@@ -1,0 +1,56 @@
+//! Watchers: people who asked to hear about a ticket they neither requested nor work on.
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use super::{entity::watcher, now, tickets};
+use crate::{
+    access::{self, Action},
+    error::{Error, Result},
+    store::{Db, TenantTx},
+    tenancy::TenantCtx,
+};
+
+/// Starts (`watching`) or stops the caller watching a ticket they can see. Either is
+/// idempotent: watching twice is watching once.
+pub async fn set(db: &Db, ctx: &TenantCtx, ticket: &str, watching: bool) -> Result<()> {
+    access::authorize(ctx, Action::TicketRead)?;
+    let tx = db.tenant(ctx, true).await?;
+    let t = tickets::find_visible(&tx, ctx, ticket).await?;
+    if t.deleted {
+        return Err(Error::NotFound("ticket"));
+    }
+    if watching {
+        watcher::Entity::insert(watcher::ActiveModel {
+            org_id: Set(tx.org_id()),
+            ticket_id: Set(t.id),
+            user_id: Set(ctx.user_id),
+            created_at: Set(now()),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(tx.conn())
+        .await?;
+    } else {
+        watcher::Entity::delete_many()
+            .filter(watcher::Column::OrgId.eq(tx.org_id()))
+            .filter(watcher::Column::TicketId.eq(t.id))
+            .filter(watcher::Column::UserId.eq(ctx.user_id))
+            .exec(tx.conn())
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Who watches the ticket.
+pub(crate) async fn of(tx: &TenantTx, ticket_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(tx
+        .find::<watcher::Entity>()
+        .select_only()
+        .column(watcher::Column::UserId)
+        .filter(watcher::Column::TicketId.eq(ticket_id))
+        .order_by_asc(watcher::Column::UserId)
+        .into_tuple()
+        .all(tx.conn())
+        .await?)
+}
