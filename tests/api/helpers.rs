@@ -378,3 +378,83 @@ impl TestApp {
         }
     }
 }
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: Value,
+}
+
+/// A client of `GET /api/v1/stream`, reading events as they come.
+pub struct SseClient {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl SseClient {
+    /// Connects to `base` (a server's address) as `token`, resuming after `last_event_id`.
+    pub async fn connect(base: &str, token: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut req = reqwest::Client::new()
+            .get(format!("{base}/api/v1/stream"))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let res = req.send().await.expect("stream request");
+        assert_eq!(res.status(), 200, "stream answered {}", res.status());
+        assert_eq!(
+            res.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        SseClient {
+            body: Box::pin(res.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event, or `None` when none comes within `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<SseEvent> {
+        use futures::StreamExt as _;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some(SseEvent {
+                    id,
+                    event,
+                    data: serde_json::from_str(&data).expect("JSON data"),
+                });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await;
+            match chunk {
+                Ok(Some(Ok(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Some(Err(err))) => panic!("stream broke: {err}"),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every event that arrives until none comes for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<SseEvent> {
+        let mut all = Vec::new();
+        while let Some(e) = self.next(quiet).await {
+            all.push(e);
+        }
+        all
+    }
+}

@@ -1,0 +1,243 @@
+//! The outbox dispatcher over the real server: handlers run once in effect, failures retry and
+//! end dead without holding up other events, admins see and requeue dead letters, and the
+//! figures show at /metrics.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Open (not yet handled) outbox events.
+pub const OPEN: &str =
+    "SELECT count(*) FROM outbox_events WHERE status IN ('pending', 'processing')";
+
+/// Makes inserting a notification whose title contains `poison` fail (owner rights).
+async fn poison_notifications(app: &TestApp) {
+    if backend() == Backend::Postgres {
+        app.sql(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.title LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$",
+        )
+        .await;
+        app.sql("CREATE TRIGGER poison BEFORE INSERT ON notifications FOR EACH ROW EXECUTE FUNCTION poison()")
+            .await;
+    } else {
+        app.sql(
+            "CREATE TRIGGER poison BEFORE INSERT ON notifications
+             WHEN NEW.title LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn an_event_handled_twice_changes_nothing_the_second_time() {
+    let app = spawn_app_with_worker().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let agent = app.member(&owner, "a@example.com", "agent").await;
+    let project = app.project(&owner.token, "OPS").await;
+    for _ in 0..5 {
+        let t = app
+            .ticket(
+                &owner.token,
+                &project,
+                json!({"assignee_ids": [agent.user_id]}),
+            )
+            .await;
+        app.post(
+            &format!("/api/v1/tickets/{}/comments", t["id"].as_str().unwrap()),
+            Some(&owner.token),
+            json!({"body": "Any news?"}),
+        )
+        .await
+        .assert_ok(201);
+    }
+    app.wait_count(OPEN, 0, 20).await;
+    let notifications = "SELECT count(*) FROM notifications";
+    let stream = "SELECT count(*) FROM stream_events";
+    let (n, s) = (app.count(notifications).await, app.count(stream).await);
+    let events = app.count("SELECT count(*) FROM outbox_events").await;
+    // 5 × (assigned + comment) for the agent; every event and notification on the stream.
+    assert_eq!(n, 10);
+    assert_eq!(s, events + n);
+
+    // Every event runs through its handlers again (as after a crash before settling).
+    app.sql("UPDATE outbox_events SET status = 'pending', available_at = created_at")
+        .await;
+    app.wait_count(OPEN, 0, 20).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox_events WHERE attempts = 2 AND status = 'done'")
+            .await,
+        events,
+        "every event ran twice"
+    );
+    assert_eq!(app.count(notifications).await, n);
+    assert_eq!(app.count(stream).await, s);
+    let unread = app
+        .get("/api/v1/notifications/unread-count", &agent.token)
+        .await;
+    assert_eq!(unread.assert_ok(200)["count"], 10);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_event_ends_dead_without_holding_up_others_and_can_be_requeued() {
+    let app = spawn_app_with_worker().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let agent = app.member(&owner, "a@example.com", "agent").await;
+    let project = app.project(&owner.token, "OPS").await;
+    poison_notifications(&app).await;
+
+    let poisoned = app
+        .ticket(
+            &owner.token,
+            &project,
+            json!({"title": "poison pill", "assignee_ids": [agent.user_id]}),
+        )
+        .await;
+    let healthy = app
+        .ticket(
+            &owner.token,
+            &project,
+            json!({"assignee_ids": [agent.user_id]}),
+        )
+        .await;
+    let dead = "SELECT count(*) FROM outbox_events WHERE status = 'dead'";
+    app.wait_count(dead, 1, 20).await;
+    app.wait_count(OPEN, 0, 20).await;
+
+    // The dead letter, as admins see it: 3 attempts (the test limit) and the handler's error.
+    let list = app
+        .get("/api/v1/admin/events?status=dead", &owner.token)
+        .await;
+    let items = list.assert_ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let event = &items[0];
+    assert_eq!(event["type"], "ticket.assigned");
+    assert_eq!(event["ticket_id"], poisoned["id"]);
+    assert_eq!(event["status"], "dead");
+    assert_eq!(event["attempts"], 3);
+    assert!(
+        event["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("notifications:"),
+        "{event}"
+    );
+    // The healthy ticket's events were handled; so were the poisoned ticket's other events.
+    let done = app
+        .get("/api/v1/admin/events?status=done", &owner.token)
+        .await;
+    let done = done.assert_ok(200)["items"].as_array().unwrap().clone();
+    assert!(
+        done.iter()
+            .any(|e| e["ticket_id"] == healthy["id"] && e["type"] == "ticket.assigned")
+    );
+    assert!(
+        done.iter()
+            .any(|e| e["ticket_id"] == poisoned["id"] && e["type"] == "ticket.created")
+    );
+    let inbox = app.get("/api/v1/notifications", &agent.token).await;
+    assert_eq!(pluck(&inbox.assert_ok(200)["items"], "title").len(), 1);
+
+    // Later events of the same ticket still flow once the head is dead.
+    let ticket = format!("/api/v1/tickets/{}", poisoned["id"].as_str().unwrap());
+    app.call_if(
+        Method::PATCH,
+        &ticket,
+        &owner.token,
+        1,
+        Some(json!({"priority": "high"})),
+    )
+    .await
+    .assert_ok(200);
+    app.wait_count(OPEN, 0, 20).await;
+    app.wait_count(dead, 1, 1).await;
+
+    // Only admins requeue; a live event is not requeued; another tenant's id is not found.
+    let retry = format!(
+        "/api/v1/admin/events/{}/retry",
+        event["id"].as_str().unwrap()
+    );
+    app.call(Method::POST, &retry, Some(&agent.token), None)
+        .await
+        .assert_problem(403, "forbidden");
+    let other = app.signup("other", "x@example.com").await;
+    app.call(Method::POST, &retry, Some(&other.token), None)
+        .await
+        .assert_problem(404, "event_not_found");
+    let listed = app.get("/api/v1/admin/events", &other.token).await;
+    assert!(
+        listed.assert_ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    app.sql(match backend() {
+        Backend::Postgres => "DROP TRIGGER poison ON notifications",
+        Backend::Sqlite => "DROP TRIGGER poison",
+    })
+    .await;
+    let requeued = app
+        .call(Method::POST, &retry, Some(&owner.token), None)
+        .await;
+    let requeued = requeued.assert_ok(200);
+    assert_eq!(requeued["status"], "pending");
+    assert_eq!(requeued["attempts"], 0);
+    app.wait_count(OPEN, 0, 20).await;
+    let after = app
+        .get("/api/v1/admin/events?status=dead", &owner.token)
+        .await;
+    assert!(
+        after.assert_ok(200)["items"].as_array().unwrap().is_empty(),
+        "{}",
+        after.body
+    );
+    let inbox = app.get("/api/v1/notifications", &agent.token).await;
+    let titles = pluck(&inbox.assert_ok(200)["items"], "title");
+    assert!(
+        titles.iter().any(|t| t.contains("poison pill")),
+        "{titles:?}"
+    );
+    app.call(Method::POST, &retry, Some(&owner.token), None)
+        .await
+        .assert_problem(409, "event_not_dead");
+    let audit = app.get("/api/v1/audit-log", &owner.token).await;
+    assert!(pluck(&audit.assert_ok(200)["items"], "action").contains(&"event.requeued".to_owned()));
+
+    // Bad filters are precise 400s.
+    app.get("/api/v1/admin/events?status=zombie", &owner.token)
+        .await
+        .assert_problem(400, "invalid_query");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_show_the_backlog_and_what_was_handled() {
+    let app = spawn_app_with_worker().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let project = app.project(&owner.token, "OPS").await;
+    app.ticket(&owner.token, &project, json!({})).await;
+    app.wait_count(OPEN, 0, 20).await;
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    for metric in [
+        "docket_outbox_backlog 0",
+        "docket_outbox_dead 0",
+        "docket_outbox_oldest_pending_seconds 0",
+        "docket_events_handled_total{kind=\"ticket.created\"}",
+        "docket_event_handling_seconds_bucket",
+        "docket_event_delay_seconds_count",
+    ] {
+        assert!(text.contains(metric), "{metric} missing from:\n{text}");
+    }
+    app.shutdown().await;
+}
