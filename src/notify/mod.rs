@@ -30,7 +30,7 @@ use crate::{
     pagination::{Page, PageRequest},
     store::{Db, TenantEntity, TenantTx},
     tenancy::{self, TenantCtx},
-    work::tickets::{self, Audience},
+    work::tickets::{self, Summary},
 };
 
 mod entity {
@@ -169,14 +169,14 @@ pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
         return Ok(());
     }
     let tx = db.tenant_by_id(event.org_id, true).await?;
-    let Some(audience) = tickets::audience(&tx, ticket_id).await? else {
+    let Some(ticket) = tickets::summary(&tx, ticket_id).await? else {
         return Ok(());
     };
-    if audience.deleted {
+    if ticket.deleted {
         return Ok(());
     }
-    let planned = plan(&tx, event, &audience).await?;
-    let planned = reachable(&tx, event, &audience, planned).await?;
+    let planned = plan(&tx, event, &ticket).await?;
+    let planned = reachable(&tx, event, planned).await?;
     if planned.is_empty() {
         return Ok(());
     }
@@ -243,8 +243,9 @@ pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
     Ok(())
 }
 
-/// Who should hear of the event and what they are told, before access checks.
-async fn plan(tx: &TenantTx, event: &Event, t: &Audience) -> Result<Vec<Planned>> {
+/// Who should hear of the event and what they are told, before access checks. The event
+/// names who followed the ticket when it happened.
+async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>> {
     let p = &event.payload;
     let name = format!("{}: {}", t.key, t.title);
     let mut planned: BTreeMap<Uuid, Planned> = BTreeMap::new();
@@ -257,17 +258,9 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Audience) -> Result<Vec<Planned>
             body,
         });
     };
-    let ids_at = |field: &str| -> Vec<Uuid> {
-        p[field]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str()?.parse().ok())
-            .collect()
-    };
     match event.kind.as_str() {
         "ticket.assigned" => {
-            for user in ids_at("added") {
+            for user in ids_at(p, "added") {
                 add(
                     user,
                     NotificationKind::Assigned,
@@ -275,7 +268,7 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Audience) -> Result<Vec<Planned>
                     None,
                 );
             }
-            for user in ids_at("removed") {
+            for user in ids_at(p, "removed") {
                 add(
                     user,
                     NotificationKind::Unassigned,
@@ -289,7 +282,7 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Audience) -> Result<Vec<Planned>
                 p["from"].as_str().unwrap_or_default(),
                 p["to"].as_str().unwrap_or_default(),
             );
-            for user in followers(t) {
+            for user in followers(p) {
                 add(
                     user,
                     NotificationKind::StatusChanged,
@@ -312,7 +305,7 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Audience) -> Result<Vec<Planned>
                     );
                 }
             }
-            for user in followers(t) {
+            for user in followers(p) {
                 add(
                     user,
                     NotificationKind::Comment,
@@ -326,24 +319,29 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Audience) -> Result<Vec<Planned>
     Ok(planned.into_values().collect())
 }
 
-/// Assignees, requester and watchers.
-fn followers(t: &Audience) -> impl Iterator<Item = Uuid> + '_ {
-    t.assignee_ids
-        .iter()
-        .chain(&t.requester_id)
-        .chain(&t.watcher_ids)
-        .copied()
+/// The ids in the array `field` of an event payload.
+fn ids_at(p: &Value, field: &str) -> Vec<Uuid> {
+    p[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str()?.parse().ok())
+        .collect()
+}
+
+/// Assignees, requester and watchers of the event's ticket when it happened.
+fn followers(p: &Value) -> Vec<Uuid> {
+    let mut all = ids_at(p, "assignee_ids");
+    all.extend(uuid_at(p, "requester_id"));
+    all.extend(ids_at(p, "watcher_ids"));
+    all
 }
 
 /// Drops the actor, people who are no longer active members, and anyone who may not see what
 /// the notification would tell them.
-async fn reachable(
-    tx: &TenantTx,
-    event: &Event,
-    t: &Audience,
-    planned: Vec<Planned>,
-) -> Result<Vec<Planned>> {
+async fn reachable(tx: &TenantTx, event: &Event, planned: Vec<Planned>) -> Result<Vec<Planned>> {
     let actor = uuid_at(&event.payload, "actor_id");
+    let requester = uuid_at(&event.payload, "requester_id");
     let internal = event.payload["internal"].as_bool().unwrap_or(false);
     let ids: Vec<Uuid> = planned.iter().map(|p| p.user_id).collect();
     let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &ids).await?.into_iter().collect();
@@ -353,7 +351,7 @@ async fn reachable(
         .filter(|p| match roles.get(&p.user_id) {
             None => false,
             Some(&role) if access::sees_only_own_tickets(role) => {
-                t.requester_id == Some(p.user_id) && !internal
+                requester == Some(p.user_id) && !internal
             }
             Some(&role) => !internal || access::sees_internal_notes(role),
         })

@@ -157,23 +157,21 @@ async fn record(
         },
     )
     .await?;
-    events::emit(
-        tx,
-        ctx,
-        kind,
-        Some(ticket.id),
-        c.updated_at,
-        json!({
-            "ticket_id": ticket.id,
-            "project_id": ticket.project_id,
-            "requester_id": ticket.requester_id,
-            "comment_id": c.id,
-            "author_id": c.author_id,
-            "internal": c.internal,
-            "body": c.body,
-        }),
-    )
-    .await
+    let mut payload = json!({
+        "ticket_id": ticket.id,
+        "project_id": ticket.project_id,
+        "requester_id": ticket.requester_id,
+        "comment_id": c.id,
+        "author_id": c.author_id,
+        "internal": c.internal,
+        "body": c.body,
+    });
+    if kind == "comment.created" {
+        // Who followed the ticket when the comment was made, for notifications.
+        payload["assignee_ids"] = json!(tickets::assignees_of(tx, ticket.id).await?);
+        payload["watcher_ids"] = json!(super::watchers::of(tx, ticket.id).await?);
+    }
+    events::emit(tx, ctx, kind, Some(ticket.id), c.updated_at, payload).await
 }
 
 /// Finds a comment the caller may change (its author, or an admin), locked, on a ticket they

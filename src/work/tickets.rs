@@ -234,19 +234,16 @@ pub(crate) struct TicketHandle {
     pub deleted: bool,
 }
 
-/// Who hears about a ticket, and what to call it in a notification (for the workers).
+/// How a notification names a ticket, and whether it still exists (for the workers).
 #[derive(Clone, Debug)]
-pub(crate) struct Audience {
+pub(crate) struct Summary {
     pub key: String,
     pub title: String,
-    pub requester_id: Option<Uuid>,
-    pub assignee_ids: Vec<Uuid>,
-    pub watcher_ids: Vec<Uuid>,
     pub deleted: bool,
 }
 
-/// The ticket's audience as it is now; `None` if the ticket is gone.
-pub(crate) async fn audience(tx: &TenantTx, id: Uuid) -> Result<Option<Audience>> {
+/// The ticket as it is now; `None` if it is gone.
+pub(crate) async fn summary(tx: &TenantTx, id: Uuid) -> Result<Option<Summary>> {
     let Some(m) = tx
         .find::<ticket::Entity>()
         .filter(ticket::Column::Id.eq(id))
@@ -255,15 +252,29 @@ pub(crate) async fn audience(tx: &TenantTx, id: Uuid) -> Result<Option<Audience>
     else {
         return Ok(None);
     };
-    let t = load_one(tx, m).await?;
-    Ok(Some(Audience {
-        key: t.key,
-        title: t.title,
-        requester_id: t.requester_id,
-        assignee_ids: t.assignee_ids,
-        watcher_ids: super::watchers::of(tx, id).await?,
-        deleted: t.deleted_at.is_some(),
+    let key = projects::keys_of(tx, vec![m.project_id])
+        .await?
+        .into_iter()
+        .next()
+        .map_or_else(String::new, |(_, key)| key);
+    Ok(Some(Summary {
+        key: format!("{key}-{}", m.number),
+        title: m.title,
+        deleted: m.deleted_at.is_some(),
     }))
+}
+
+/// The ticket's assignees.
+pub(crate) async fn assignees_of(tx: &TenantTx, id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(tx
+        .find::<assignee::Entity>()
+        .select_only()
+        .column(assignee::Column::UserId)
+        .filter(assignee::Column::TicketId.eq(id))
+        .order_by_asc(assignee::Column::UserId)
+        .into_tuple()
+        .all(tx.conn())
+        .await?)
 }
 
 /// Marks the ticket as touched (a comment) without a new version.
@@ -596,9 +607,12 @@ async fn record(
         ));
     }
     if edit && let Some(c) = changes.get("status") {
+        // Who followed the ticket when it changed, for notifications.
+        let watchers = super::watchers::of(tx, t.id).await?;
         emitted.push((
             "ticket.status_changed",
-            with(json!({"from": c["from"], "to": c["to"]})),
+            with(json!({"from": c["from"], "to": c["to"],
+                "assignee_ids": t.assignee_ids, "watcher_ids": watchers})),
         ));
     }
     for (kind, payload) in emitted {

@@ -9,6 +9,7 @@ mod events;
 mod isolation;
 mod lifecycle;
 mod matrix;
+mod notifications;
 mod openapi;
 mod people;
 mod plans;
