@@ -98,17 +98,18 @@ pub async fn start(
         Duration::from_secs(serve_cfg.access_token_ttl_secs),
         Duration::from_secs(serve_cfg.refresh_token_ttl_secs),
     );
+    let (stop, stopped) = watch::channel(false);
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(keys),
         metrics: crate::http::ops::recorder(),
+        stopping: stopped.clone(),
     };
     let app = http::router(state, serve_cfg.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(serve_cfg.addr)
         .await
         .with_context(|| format!("binding {}", serve_cfg.addr))?;
     let addr = listener.local_addr()?;
-    let (stop, stopped) = watch::channel(false);
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(http::serve(listener, app, async move {
         let _ = server_stop.wait_for(|s| *s).await;

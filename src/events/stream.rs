@@ -160,9 +160,11 @@ pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
     let uuid_at = |field: &str| p[field].as_str().and_then(|s| s.parse().ok());
     let mut data = p.clone();
     if let Some(fields) = data.as_object_mut() {
-        // Who asked and under which request is for the audit trail, not for subscribers.
-        fields.remove("org_id");
-        fields.remove("request_id");
+        // The request id is for the audit trail, and who watches a ticket is nobody else's
+        // business; subscribers need neither.
+        for private in ["org_id", "request_id", "watcher_ids"] {
+            fields.remove(private);
+        }
     }
     let tx = db.tenant_by_id(event.org_id, true).await?;
     publish(

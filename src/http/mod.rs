@@ -38,6 +38,8 @@ pub struct AppState {
     pub db: Db,
     pub keys: Arc<TokenKeys>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Turns true when the server is stopping: long-lived streams end so shutdown can finish.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(OpenApi)]

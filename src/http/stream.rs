@@ -109,6 +109,7 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
         let mut wake = s.db.signals().stream.subscribe();
         let mut cursor = after;
         let mut checked = Instant::now();
+        let mut stopping = s.stopping.clone();
         loop {
             loop {
                 let batch = match stream::read(&s.db, &ctx, cursor, READ_BATCH).await {
@@ -131,8 +132,9 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
                     break;
                 }
             }
-            if !woken(&mut wake, &ctx, &out).await {
-                return;
+            tokio::select! {
+                more = woken(&mut wake, &ctx, &out) => if !more { return },
+                _ = stopping.wait_for(|stop| *stop) => return,
             }
             if checked.elapsed() >= RECHECK_ACCESS {
                 match identity::authenticate(&s.db, &s.keys, &token).await {

@@ -601,10 +601,12 @@ async fn record(
         let (from, to) = (ids(&c["from"]), ids(&c["to"]));
         let added: Vec<&String> = to.difference(&from).collect();
         let removed: Vec<&String> = from.difference(&to).collect();
-        emitted.push((
-            "ticket.assigned",
-            with(json!({"added": added, "removed": removed})),
-        ));
+        if !added.is_empty() || !removed.is_empty() {
+            emitted.push((
+                "ticket.assigned",
+                with(json!({"added": added, "removed": removed})),
+            ));
+        }
     }
     if edit && let Some(c) = changes.get("status") {
         // Who followed the ticket when it changed, for notifications.

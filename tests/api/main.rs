@@ -15,6 +15,7 @@ mod people;
 mod plans;
 mod projects;
 mod rls;
+mod stream;
 mod tickets;
 mod timeline;
 mod writes;
