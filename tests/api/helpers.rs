@@ -190,6 +190,20 @@ pub async fn fresh_pg_database() -> String {
 }
 
 impl TestApp {
+    /// A handle on a server running elsewhere (another process) over `database_url`.
+    pub fn remote(base: String, database_url: String) -> TestApp {
+        TestApp {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            database_url,
+            running: None,
+            _dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -13,6 +13,7 @@ mod notifications;
 mod openapi;
 mod people;
 mod plans;
+mod processes;
 mod projects;
 mod rls;
 mod stream;

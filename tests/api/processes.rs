@@ -1,0 +1,248 @@
+//! Docket as separate processes, the way it is deployed: `docket worker` killed with SIGKILL in
+//! the middle of its work, and (PostgreSQL) two `serve --no-worker` plus two `docket worker`
+//! processes sharing one database.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures::StreamExt as _;
+use serde_json::json;
+
+use crate::{events::OPEN, helpers::*};
+
+/// A child process, killed (SIGKILL) when dropped.
+struct Process(Child);
+
+impl Process {
+    /// Kills it at once, as a crash would (SIGKILL: no shutdown code runs).
+    fn kill(&mut self) {
+        self.0.kill().expect("kill");
+        self.0.wait().expect("reap");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `docket <args>` on the database, with quick dispatcher settings.
+fn docket(args: &[&str], database_url: &str, data_dir: &Path, addr: Option<SocketAddr>) -> Process {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docket"));
+    cmd.args(args)
+        .env("DATABASE_URL", database_url)
+        .env("DOCKET_DATA_DIR", data_dir)
+        .env("DOCKET_JWT_SECRET", JWT_SECRET)
+        .env("DOCKET_LOG_LEVEL", "warn")
+        .env("DOCKET_WORKER_LEASE", "2")
+        .env("DOCKET_WORKER_POLL_MS", "100")
+        .env("DOCKET_WORKER_RETRY_BASE_MS", "20")
+        .env("DOCKET_WORKER_BATCH", "50")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(addr) = addr {
+        cmd.env("DOCKET_ADDR", addr.to_string());
+    }
+    Process(cmd.spawn().expect("docket starts"))
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Starts `docket serve --no-worker` and waits until it is ready.
+async fn serve(database_url: &str, data_dir: &Path) -> (Process, TestApp) {
+    let addr = free_addr();
+    let process = docket(
+        &["serve", "--no-worker"],
+        database_url,
+        data_dir,
+        Some(addr),
+    );
+    let app = TestApp::remote(format!("http://{addr}"), database_url.to_owned());
+    for _ in 0..300 {
+        if let Ok(res) = app.client.get(app.url("/readyz")).send().await
+            && res.status() == 200
+        {
+            return (process, app);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("docket serve did not become ready");
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
+    let app = spawn_app().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let agent = app.member(&owner, "a@example.com", "agent").await;
+    let project = app.project(&owner.token, "OPS").await;
+    let tickets = 150;
+    for _ in 0..tickets {
+        let t = app
+            .ticket(
+                &owner.token,
+                &project,
+                json!({"assignee_ids": [agent.user_id]}),
+            )
+            .await;
+        app.post(
+            &format!("/api/v1/tickets/{}/comments", t["id"].as_str().unwrap()),
+            Some(&owner.token),
+            json!({"body": "Any news?"}),
+        )
+        .await
+        .assert_ok(201);
+    }
+    let events = app.count("SELECT count(*) FROM outbox_events").await;
+    let data = tempfile::tempdir().unwrap();
+    let mut worker = docket(&["worker"], &app.database_url, data.path(), None);
+    let done = "SELECT count(*) FROM outbox_events WHERE status = 'done'";
+    let handled_when_killed = loop {
+        let n = app.count(done).await;
+        if n > 0 {
+            worker.kill();
+            break app.count(done).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        handled_when_killed < events,
+        "the worker was killed with work left ({handled_when_killed} of {events} done)"
+    );
+    // A new worker takes over, including what the dead one had claimed (after its lease).
+    let _worker = docket(&["worker"], &app.database_url, data.path(), None);
+    app.wait_count(OPEN, 0, 60).await;
+    let notifications = 2 * tickets; // assigned + comment, for the agent
+    assert_eq!(
+        app.count("SELECT count(*) FROM notifications").await,
+        notifications
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM (SELECT DISTINCT event_id, user_id FROM notifications) d")
+            .await,
+        notifications
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM stream_events").await,
+        events + notifications
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox_events WHERE status = 'dead'")
+            .await,
+        0
+    );
+    let unread = app
+        .get("/api/v1/notifications/unread-count", &agent.token)
+        .await;
+    assert_eq!(unread.assert_ok(200)["count"], notifications);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_servers_and_two_workers_share_one_postgres() {
+    if backend() != Backend::Postgres {
+        return; // Several processes on one database is the PostgreSQL layout.
+    }
+    let url = fresh_pg_database().await;
+    let data = tempfile::tempdir().unwrap();
+    let (_s1, one) = serve(&url, data.path()).await;
+    let (_s2, two) = serve(&url, data.path()).await;
+    let _workers = [
+        docket(&["worker"], &url, data.path(), None),
+        docket(&["worker"], &url, data.path(), None),
+    ];
+    let owner = one.signup("acme", "o@example.com").await;
+    let agent = one.member(&owner, "a@example.com", "agent").await;
+    let project = one.project(&owner.token, "OPS").await;
+    one.wait_count(OPEN, 0, 30).await;
+    // A stream on server one, for writes made through server two.
+    let mut stream = SseClient::connect(&one.base, &agent.token, None).await;
+
+    let tickets = 1200;
+    let (one_ref, two_ref) = (&one, &two);
+    let (owner_ref, agent_ref, project_ref) = (&owner, &agent, &project);
+    let created: Vec<(usize, String)> = futures::stream::iter(0..tickets)
+        .map(|i| {
+            let (app, other) = if i % 2 == 0 {
+                (one_ref, two_ref)
+            } else {
+                (two_ref, one_ref)
+            };
+            let (owner, agent, project) = (owner_ref, agent_ref, project_ref);
+            async move {
+                let t = app
+                    .ticket(
+                        &owner.token,
+                        project,
+                        json!({"assignee_ids": [agent.user_id]}),
+                    )
+                    .await;
+                let id = t["id"].as_str().unwrap().to_owned();
+                // The comment goes through the other server.
+                other
+                    .post(
+                        &format!("/api/v1/tickets/{id}/comments"),
+                        Some(&owner.token),
+                        json!({"body": "Any news?"}),
+                    )
+                    .await
+                    .assert_ok(201);
+                (i, id)
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(created.len(), tickets);
+
+    one.wait_count(OPEN, 0, 180).await;
+    // Since the stream started: per ticket created, assigned, comment.
+    let events = one
+        .count("SELECT count(*) FROM outbox_events WHERE ticket_id IS NOT NULL")
+        .await;
+    assert_eq!(events, 3 * tickets as i64);
+    let notifications = 2 * tickets as i64;
+    assert_eq!(
+        one.count("SELECT count(*) FROM notifications").await,
+        notifications
+    );
+    assert_eq!(
+        one.count("SELECT count(*) FROM stream_events WHERE ticket_id IS NOT NULL")
+            .await,
+        events + notifications
+    );
+    assert_eq!(
+        one.count("SELECT count(*) FROM outbox_events WHERE status <> 'done'")
+            .await,
+        0
+    );
+
+    let got = stream.drain(Duration::from_secs(3)).await;
+    let mut seen: Vec<String> = got
+        .iter()
+        .filter(|e| e.event == "ticket.created")
+        .map(|e| e.data["ticket_id"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    let mut want: Vec<String> = created.iter().map(|(_, id)| id.clone()).collect();
+    want.sort();
+    assert_eq!(
+        seen, want,
+        "the stream on server one saw every ticket, including server two's"
+    );
+    assert_eq!(
+        got.len() as i64,
+        events + notifications,
+        "and nothing twice"
+    );
+}
