@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Endpoints that take an id: method, path (placeholders name the *other* tenant's `{user}`,
-/// `{project}`, `{ticket}`, `{ticket_key}`, `{comment}`), body, and the 404 code expected.
+/// `{project}`, `{ticket}`, `{ticket_key}`, `{comment}`, `{notification}`, `{event}`), body,
+/// and the 404 code expected.
 /// Conditional requests carry `If-Match: "1"`, which would be current for the target.
 const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("GET", "/api/v1/users/{user}", None, "user_not_found"),
@@ -133,6 +134,30 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         "comment_not_found",
     ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/watch",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/tickets/{ticket}/watch",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "PATCH",
+        "/api/v1/notifications/{notification}/read",
+        None,
+        "notification_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/admin/events/{event}/retry",
+        None,
+        "event_not_found",
+    ),
 ];
 
 struct Tenant {
@@ -141,6 +166,10 @@ struct Tenant {
     project: String,
     ticket: Value,
     comment: String,
+    /// The agent's notification of being assigned the ticket.
+    notification: String,
+    /// An outbox event of the ticket.
+    event: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -168,18 +197,31 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         )
         .await;
     let comment = comment.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    app.wait_count(crate::events::OPEN, 0, 20).await;
+    let inbox = app.get("/api/v1/notifications", &agent.token).await;
+    let notification = inbox.assert_ok(200)["items"][0]["id"]
+        .as_str()
+        .expect("the agent was notified")
+        .to_owned();
+    let events = app.get("/api/v1/admin/events", &owner.token).await;
+    let event = events.assert_ok(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     Tenant {
         owner,
         agent,
         project,
         ticket,
         comment,
+        notification,
+        event,
     }
 }
 
 #[tokio::test]
 async fn another_tenants_ids_are_not_found() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_worker().await;
     let a = tenant(&app, "alpha").await;
     let b = tenant(&app, "beta").await;
 
@@ -190,7 +232,9 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{project}", &a.project)
                 .replace("{ticket}", a.ticket["id"].as_str().unwrap())
                 .replace("{ticket_key}", a.ticket["key"].as_str().unwrap())
-                .replace("{comment}", &a.comment);
+                .replace("{comment}", &a.comment)
+                .replace("{notification}", &a.notification)
+                .replace("{event}", &a.event);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(
@@ -242,6 +286,15 @@ async fn another_tenants_ids_are_not_found() {
         comments.assert_ok(200)["items"][0]["body"],
         "whisper of alpha"
     );
+    // A's notification is still unread, and B watches nothing of A's.
+    let unread = app
+        .get("/api/v1/notifications?unread=true", &a.agent.token)
+        .await;
+    assert_eq!(
+        unread.assert_ok(200)["items"][0]["id"],
+        a.notification.as_str()
+    );
+    assert_eq!(app.count("SELECT count(*) FROM ticket_watchers").await, 0);
     // B cannot file into A's project, nor assign A's people or name A's people as requesters.
     for body in [
         json!({"project_id": a.project, "title": "x"}),
@@ -266,7 +319,7 @@ async fn another_tenants_ids_are_not_found() {
 
 #[tokio::test]
 async fn lists_and_logs_show_only_the_callers_tenant() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_worker().await;
     let a = tenant(&app, "alpha").await;
     let b = tenant(&app, "beta").await;
     // Generate audit entries in A.
@@ -299,6 +352,8 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
             format!("/api/v1/tickets?assignee={}", other.agent.user_id),
             "/api/v1/me/tickets".to_owned(),
             format!("/api/v1/projects/{}/activity", viewer.project),
+            "/api/v1/notifications".to_owned(),
+            "/api/v1/admin/events".to_owned(),
         ] {
             let res = app.get(&list, &viewer.owner.token).await;
             let text = res.assert_ok(200).to_string();
@@ -319,7 +374,7 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
 
 #[tokio::test]
 async fn a_refresh_token_cannot_be_replayed_under_another_tenant() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_worker().await;
     let a = tenant(&app, "alpha").await;
     let b = tenant(&app, "beta").await;
     // Re-label A's refresh token with B's organisation: its hash is not in B's wall.

@@ -338,6 +338,10 @@ async fn row_level_security(owner: &DatabaseConnection, url: &str, a: &Session, 
         "ticket_events",
         "outbox_events",
         "idempotency_keys",
+        "ticket_watchers",
+        "notifications",
+        "stream_counters",
+        "stream_events",
     ] {
         assert!(walled.iter().any(|w| w == t), "{t} not checked");
     }
