@@ -226,10 +226,7 @@ pub async fn read(db: &Db, ctx: &TenantCtx, after: i64, limit: u64) -> Result<Ba
         .limit(limit)
         .all(tx.conn())
         .await?;
-    let truncated = match rows.first() {
-        Some(first) if first.seq > after + 1 => true,
-        _ => false,
-    };
+    let truncated = rows.first().is_some_and(|first| first.seq > after + 1);
     tx.commit().await?;
     let more = rows.len() as u64 == limit;
     let through = rows.last().map_or(after, |r| r.seq);

@@ -207,6 +207,20 @@ async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing() {
     assert_eq!(ws_ids, ((after + 1)..=(after + 251)).collect::<Vec<_>>());
     ws.send(tungstenite::Message::Close(None)).await.ok();
 
+    // Resuming from before what is kept (retention removed the first entries) says so first.
+    app.sql("DELETE FROM stream_events WHERE seq <= 2").await;
+    let mut old = SseClient::connect(&app.base, &owner.token, Some("0")).await;
+    let reset = old.next(Duration::from_secs(10)).await.expect("a reset");
+    assert_eq!(reset.event, "reset");
+    assert_eq!(
+        old.next(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .id
+            .as_deref(),
+        Some("3")
+    );
+
     // Bad ids, no token, and a plain GET of the WebSocket endpoint are precise problems.
     let bad = app
         .send(
