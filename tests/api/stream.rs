@@ -127,7 +127,10 @@ async fn each_person_gets_what_they_may_see_and_nothing_of_other_tenants() {
     let mut kinds: Vec<&str> = got.iter().map(|e| e.event.as_str()).collect();
     kinds.sort();
     assert_eq!(kinds, ["project.created", "ticket.created"], "{got:?}");
-    assert!(got.iter().all(|e| e.data["data"]["project_id"] == other_project.as_str()));
+    assert!(
+        got.iter()
+            .all(|e| e.data["data"]["project_id"] == other_project.as_str())
+    );
     app.shutdown().await;
 }
 
