@@ -86,18 +86,6 @@ pub struct WorkerConfig {
     pub worker_poll_ms: u64,
 }
 
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            worker_batch: 100,
-            worker_lease_secs: 30,
-            worker_max_attempts: 10,
-            worker_retry_base_ms: 1000,
-            worker_poll_ms: 1000,
-        }
-    }
-}
-
 fn parse_secret(value: &str) -> Result<Secret, String> {
     Ok(Secret::new(value))
 }

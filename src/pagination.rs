@@ -129,6 +129,21 @@ impl<T> Page<T> {
         Self::with_cursor(rows, limit, |r| encode(key(r)), map)
     }
 
+    /// Like `from_rows`, for rows whose conversion can fail (a stored value the code does not
+    /// know is an internal error, not a row to skip).
+    pub fn try_from_rows<R>(
+        rows: Vec<R>,
+        limit: u64,
+        key: impl Fn(&R) -> Uuid,
+        map: impl FnMut(R) -> Result<T>,
+    ) -> Result<Self> {
+        let page = Page::from_rows(rows, limit, key, map);
+        Ok(Page {
+            items: page.items.into_iter().collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+
     /// Like `from_rows`, with the cursor made by `cursor` from the page's last row.
     pub fn with_cursor<R>(
         mut rows: Vec<R>,

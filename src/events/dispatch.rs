@@ -287,8 +287,11 @@ mod tests {
 
     fn cfg(base_ms: u64) -> WorkerConfig {
         WorkerConfig {
+            worker_batch: 100,
+            worker_lease_secs: 30,
+            worker_max_attempts: 10,
             worker_retry_base_ms: base_ms,
-            ..WorkerConfig::default()
+            worker_poll_ms: 1000,
         }
     }
 

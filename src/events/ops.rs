@@ -126,15 +126,7 @@ pub async fn list(
     }
     let rows = query.all(tx.conn()).await?;
     tx.commit().await?;
-    let page = Page::from_rows(rows, page.limit, |m| m.id, |m| m);
-    Ok(Page {
-        items: page
-            .items
-            .into_iter()
-            .map(OutboxEvent::try_from)
-            .collect::<Result<_>>()?,
-        next_cursor: page.next_cursor,
-    })
+    Page::try_from_rows(rows, page.limit, |m| m.id, OutboxEvent::try_from)
 }
 
 /// Puts a dead event back in the queue with a fresh set of attempts.

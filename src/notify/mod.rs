@@ -413,15 +413,7 @@ pub async fn list(
     }
     let rows = query.all(tx.conn()).await?;
     tx.commit().await?;
-    let page = Page::from_rows(rows, page.limit, |m| m.id, |m| m);
-    Ok(Page {
-        items: page
-            .items
-            .into_iter()
-            .map(Notification::try_from)
-            .collect::<Result<_>>()?,
-        next_cursor: page.next_cursor,
-    })
+    Page::try_from_rows(rows, page.limit, |m| m.id, Notification::try_from)
 }
 
 pub async fn unread_count(db: &Db, ctx: &TenantCtx) -> Result<UnreadCount> {

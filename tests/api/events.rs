@@ -36,22 +36,8 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
     let owner = app.signup("acme", "o@example.com").await;
     let agent = app.member(&owner, "a@example.com", "agent").await;
     let project = app.project(&owner.token, "OPS").await;
-    for _ in 0..5 {
-        let t = app
-            .ticket(
-                &owner.token,
-                &project,
-                json!({"assignee_ids": [agent.user_id]}),
-            )
-            .await;
-        app.post(
-            &format!("/api/v1/tickets/{}/comments", t["id"].as_str().unwrap()),
-            Some(&owner.token),
-            json!({"body": "Any news?"}),
-        )
-        .await
-        .assert_ok(201);
-    }
+    app.assigned_tickets_with_comments(&owner.token, &project, &agent, 5)
+        .await;
     app.wait_count(OPEN, 0, 20).await;
     let notifications = "SELECT count(*) FROM notifications";
     let stream = "SELECT count(*) FROM stream_events";

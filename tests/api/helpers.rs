@@ -342,6 +342,29 @@ impl TestApp {
             .clone()
     }
 
+    /// Files `n` tickets assigned to `assignee`, each with a comment by `token`'s owner: per
+    /// ticket three events (created, assigned, comment) and two notifications for the assignee.
+    pub async fn assigned_tickets_with_comments(
+        &self,
+        token: &str,
+        project: &str,
+        assignee: &Session,
+        n: usize,
+    ) {
+        for _ in 0..n {
+            let t = self
+                .ticket(token, project, json!({"assignee_ids": [assignee.user_id]}))
+                .await;
+            self.post(
+                &format!("/api/v1/tickets/{}/comments", t["id"].as_str().unwrap()),
+                Some(token),
+                json!({"body": "Any news?"}),
+            )
+            .await
+            .assert_ok(201);
+        }
+    }
+
     /// Runs `sql` with owner rights on the server's database (for inspecting and for
     /// arranging failures).
     pub async fn sql(&self, sql: &str) {

@@ -86,23 +86,9 @@ async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
     let owner = app.signup("acme", "o@example.com").await;
     let agent = app.member(&owner, "a@example.com", "agent").await;
     let project = app.project(&owner.token, "OPS").await;
-    let tickets = 150;
-    for _ in 0..tickets {
-        let t = app
-            .ticket(
-                &owner.token,
-                &project,
-                json!({"assignee_ids": [agent.user_id]}),
-            )
-            .await;
-        app.post(
-            &format!("/api/v1/tickets/{}/comments", t["id"].as_str().unwrap()),
-            Some(&owner.token),
-            json!({"body": "Any news?"}),
-        )
-        .await
-        .assert_ok(201);
-    }
+    let tickets: usize = 150;
+    app.assigned_tickets_with_comments(&owner.token, &project, &agent, tickets)
+        .await;
     let events = app.count("SELECT count(*) FROM outbox_events").await;
     let data = tempfile::tempdir().unwrap();
     let mut worker = docket(&["worker"], &app.database_url, data.path(), None);
@@ -122,7 +108,7 @@ async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
     // A new worker takes over, including what the dead one had claimed (after its lease).
     let _worker = docket(&["worker"], &app.database_url, data.path(), None);
     app.wait_count(OPEN, 0, 60).await;
-    let notifications = 2 * tickets; // assigned + comment, for the agent
+    let notifications = 2 * tickets as i64; // assigned + comment, for the agent
     assert_eq!(
         app.count("SELECT count(*) FROM notifications").await,
         notifications
