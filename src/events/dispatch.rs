@@ -40,6 +40,13 @@ pub(crate) struct Event {
     pub created_at: DateTime<Utc>,
 }
 
+impl Event {
+    /// The id in the payload field `field`, if there is one.
+    pub fn uuid_at(&self, field: &str) -> Option<Uuid> {
+        self.payload[field].as_str().and_then(|s| s.parse().ok())
+    }
+}
+
 impl From<entity::Model> for Event {
     fn from(m: entity::Model) -> Self {
         Self {

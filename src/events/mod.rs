@@ -49,6 +49,12 @@ pub(crate) mod entity {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    impl crate::store::TenantEntity for Entity {
+        fn org_column() -> Column {
+            Column::OrgId
+        }
+    }
 }
 
 /// `base` with the fields of the object `extra` added (or replaced).

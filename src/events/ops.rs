@@ -17,15 +17,9 @@ use crate::{
     audit,
     error::{Error, Result},
     pagination::{Page, PageRequest},
-    store::{Db, TenantEntity},
+    store::Db,
     tenancy::TenantCtx,
 };
-
-impl TenantEntity for entity::Entity {
-    fn org_column() -> entity::Column {
-        entity::Column::OrgId
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -157,7 +157,6 @@ pub(crate) async fn publish(tx: &TenantTx, entries: Vec<Entry>) -> Result<usize>
 /// The stream handler: every outbox event becomes an entry of its organisation's feed.
 pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
     let p = &event.payload;
-    let uuid_at = |field: &str| p[field].as_str().and_then(|s| s.parse().ok());
     let mut data = p.clone();
     if let Some(fields) = data.as_object_mut() {
         // The request id is for the audit trail, and who watches a ticket is nobody else's
@@ -173,7 +172,7 @@ pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
             source: format!("event:{}", event.id),
             kind: event.kind.clone(),
             ticket_id: event.ticket_id,
-            requester_id: uuid_at("requester_id"),
+            requester_id: event.uuid_at("requester_id"),
             user_id: None,
             internal: p["internal"].as_bool().unwrap_or(false),
             data,

@@ -14,7 +14,7 @@ use axum::{
         State, WebSocketUpgrade,
         ws::{Message, WebSocket, rejection::WebSocketUpgradeRejection},
     },
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -27,7 +27,7 @@ use utoipa::IntoParams;
 
 use super::{
     AppState,
-    extract::{Auth, Query},
+    extract::{Auth, Query, bearer_token},
     problem::Problem,
 };
 use crate::{
@@ -66,38 +66,27 @@ async fn start_after(
     headers: &HeaderMap,
     q: &ResumeParams,
 ) -> std::result::Result<i64, Problem> {
-    let header = headers.get("last-event-id").map(|v| {
-        v.to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_last_event_id",
-                    "Last-Event-ID must be an event id this stream sent",
-                )
-            })
-    });
-    match (header.transpose()?, q.last_event_id) {
-        (Some(n), _) | (None, Some(n)) if n >= 0 => Ok(n),
-        (None, Some(_)) => Err(Problem::new(
+    let invalid = || {
+        Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid_last_event_id",
-            "last_event_id must be an event id this stream sent",
-        )),
-        _ => Ok(stream::head(&s.db, ctx).await?),
+            "Last-Event-ID (or last_event_id) must be an event id this stream sent",
+        )
+    };
+    let named = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .ok_or_else(invalid)?,
+        ),
+        None => q.last_event_id,
+    };
+    match named {
+        Some(n) if n < 0 => Err(invalid()),
+        Some(n) => Ok(n),
+        None => Ok(stream::head(&s.db, ctx).await?),
     }
-}
-
-fn bearer(headers: &HeaderMap) -> String {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(7..))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
 }
 
 /// Follows the caller's feed from `after` in a task; the receiver closes when the caller may
@@ -186,7 +175,12 @@ pub async fn sse(
     Query(q): Query<ResumeParams>,
 ) -> Result<Response, Problem> {
     let after = start_after(&s, &ctx, &headers, &q).await?;
-    let items = follow(s, ctx, bearer(&headers), after);
+    let items = follow(
+        s,
+        ctx,
+        bearer_token(&headers).unwrap_or_default().to_owned(),
+        after,
+    );
     let events = ReceiverStream::new(items).map(|item| {
         Ok::<_, Infallible>(match item {
             Item::Event(e) => Event::default()
@@ -222,7 +216,12 @@ pub async fn ws(
         )
     })?;
     let after = start_after(&s, &ctx, &headers, &q).await?;
-    let items = follow(s, ctx, bearer(&headers), after);
+    let items = follow(
+        s,
+        ctx,
+        bearer_token(&headers).unwrap_or_default().to_owned(),
+        after,
+    );
     Ok(upgrade.on_upgrade(move |socket| pump(socket, items)))
 }
 

@@ -180,7 +180,7 @@ pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
     if planned.is_empty() {
         return Ok(());
     }
-    let actor_id = uuid_at(&event.payload, "actor_id");
+    let actor_id = event.uuid_at("actor_id");
     let rows: Vec<entity::Model> = planned
         .into_iter()
         .map(|p| entity::Model {
@@ -282,7 +282,7 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>>
                 p["from"].as_str().unwrap_or_default(),
                 p["to"].as_str().unwrap_or_default(),
             );
-            for user in followers(p) {
+            for user in followers(event) {
                 add(
                     user,
                     NotificationKind::StatusChanged,
@@ -305,7 +305,7 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>>
                     );
                 }
             }
-            for user in followers(p) {
+            for user in followers(event) {
                 add(
                     user,
                     NotificationKind::Comment,
@@ -330,18 +330,18 @@ fn ids_at(p: &Value, field: &str) -> Vec<Uuid> {
 }
 
 /// Assignees, requester and watchers of the event's ticket when it happened.
-fn followers(p: &Value) -> Vec<Uuid> {
-    let mut all = ids_at(p, "assignee_ids");
-    all.extend(uuid_at(p, "requester_id"));
-    all.extend(ids_at(p, "watcher_ids"));
+fn followers(event: &Event) -> Vec<Uuid> {
+    let mut all = ids_at(&event.payload, "assignee_ids");
+    all.extend(event.uuid_at("requester_id"));
+    all.extend(ids_at(&event.payload, "watcher_ids"));
     all
 }
 
 /// Drops the actor, people who are no longer active members, and anyone who may not see what
 /// the notification would tell them.
 async fn reachable(tx: &TenantTx, event: &Event, planned: Vec<Planned>) -> Result<Vec<Planned>> {
-    let actor = uuid_at(&event.payload, "actor_id");
-    let requester = uuid_at(&event.payload, "requester_id");
+    let actor = event.uuid_at("actor_id");
+    let requester = event.uuid_at("requester_id");
     let internal = event.payload["internal"].as_bool().unwrap_or(false);
     let ids: Vec<Uuid> = planned.iter().map(|p| p.user_id).collect();
     let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &ids).await?.into_iter().collect();
@@ -356,10 +356,6 @@ async fn reachable(tx: &TenantTx, event: &Event, planned: Vec<Planned>) -> Resul
             Some(&role) => !internal || access::sees_internal_notes(role),
         })
         .collect())
-}
-
-fn uuid_at(payload: &Value, field: &str) -> Option<Uuid> {
-    payload[field].as_str().and_then(|s| s.parse().ok())
 }
 
 fn excerpt(body: &str) -> String {

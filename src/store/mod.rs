@@ -47,7 +47,8 @@ pub struct Db {
 pub struct Signals {
     /// New outbox rows: wakes the dispatcher.
     pub outbox: Notify,
-    /// New stream entries of an organisation: wakes its stream connections.
+    /// New stream entries of an organisation: wakes its stream connections (the nil id wakes
+    /// every organisation's, after notifications may have been missed).
     pub stream: broadcast::Sender<Uuid>,
 }
 
