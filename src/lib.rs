@@ -7,6 +7,7 @@ pub mod access;
 pub mod app;
 pub mod audit;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod http;

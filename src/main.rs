@@ -1,6 +1,9 @@
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 use docket::{
     app,
+    demo,
     config::{LogFormat, ServeConfig, StoreConfig, WorkerConfig},
     store::{self, Db},
 };
@@ -47,10 +50,41 @@ enum Command {
         #[command(flatten)]
         worker: WorkerConfig,
     },
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        task: AdminTask,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         #[command(flatten)]
         store: StoreConfig,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Bulk-load the demo and benchmark dataset into a database that does not hold it yet:
+    /// organisations `demo-001`… of Zipf-like sizes, 6–30 people each, projects, and tickets
+    /// with assignees, labels, comments and timelines. Every account's password is
+    /// `--password`; `--manifest` writes who can sign in where, as JSON.
+    SeedDemo {
+        #[command(flatten)]
+        store: StoreConfig,
+        #[arg(long, default_value_t = 200)]
+        organizations: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        tickets: u64,
+        /// The same seed gives the same dataset.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, env = "DOCKET_DEMO_PASSWORD", default_value = "docket-demo-password")]
+        password: String,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Organisations loaded at once (default: 1 on SQLite, the CPU count on PostgreSQL).
+        #[arg(long)]
+        jobs: Option<usize>,
     },
 }
 
@@ -87,6 +121,46 @@ async fn main() -> anyhow::Result<()> {
                 docket::events::listen(db.clone(), stopped.clone()),
                 docket::worker::run(db, worker, stopped)
             );
+        }
+        Command::Admin {
+            task:
+                AdminTask::SeedDemo {
+                    store: store_cfg,
+                    organizations,
+                    tickets,
+                    seed,
+                    password,
+                    manifest,
+                    jobs,
+                },
+        } => {
+            store::migrate(&store_cfg).await?;
+            let db = Db::connect(&store_cfg).await?;
+            let jobs = jobs.unwrap_or(match db.backend() {
+                store::Backend::Sqlite => 1,
+                store::Backend::Postgres => {
+                    std::thread::available_parallelism().map_or(2, |n| n.get())
+                }
+            });
+            let opts = demo::Options {
+                organizations,
+                tickets,
+                seed,
+                password,
+                jobs,
+            };
+            let loaded = demo::seed(&db, &opts).await?;
+            tracing::info!(
+                organizations = loaded.organizations.len(),
+                tickets = loaded.tickets,
+                comments = loaded.comments,
+                timeline_entries = loaded.timeline_entries,
+                seconds = loaded.seconds,
+                "demo dataset loaded"
+            );
+            if let Some(path) = manifest {
+                std::fs::write(&path, serde_json::to_vec_pretty(&loaded)?)?;
+            }
         }
         Command::Migrate { store } => {
             store::migrate(&store).await?;

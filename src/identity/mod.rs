@@ -127,6 +127,27 @@ pub(crate) async fn create_user(
     }
 }
 
+/// Creates accounts in bulk, all with one password hash (the demo dataset: hashing each would
+/// take minutes). Each is `(id, email, name)`.
+pub(crate) async fn import_users(
+    conn: &impl ConnectionTrait,
+    users: &[(Uuid, String, String)],
+    password_hash: &str,
+) -> Result<()> {
+    let now = Utc::now();
+    user::Entity::insert_many(users.iter().map(|(id, email, name)| user::ActiveModel {
+        id: Set(*id),
+        email: Set(email.clone()),
+        name: Set(name.clone()),
+        password_hash: Set(password_hash.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }))
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn rename_user(conn: &impl ConnectionTrait, id: Uuid, name: &str) -> Result<()> {
     user::Entity::update_many()
         .col_expr(user::Column::Name, Expr::value(name.trim()))

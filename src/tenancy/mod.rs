@@ -166,6 +166,24 @@ pub(crate) async fn add_member(tx: &TenantTx, user_id: Uuid, role: Role) -> Resu
     }
 }
 
+/// Adds active members in bulk (the demo dataset).
+pub(crate) async fn import_members(tx: &TenantTx, members: &[(Uuid, Role)]) -> Result<()> {
+    let now = Utc::now();
+    membership::Entity::insert_many(members.iter().map(|(user_id, role)| {
+        membership::ActiveModel {
+            org_id: Set(tx.org_id()),
+            user_id: Set(*user_id),
+            role: Set(role.as_str().to_owned()),
+            active: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+    }))
+    .exec_without_returning(tx.conn())
+    .await?;
+    Ok(())
+}
+
 /// The active members among `user_ids`, with their roles (one query).
 pub(crate) async fn active_roles(tx: &TenantTx, user_ids: &[Uuid]) -> Result<Vec<(Uuid, Role)>> {
     let rows = tx

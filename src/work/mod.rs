@@ -8,6 +8,7 @@
 
 pub mod comments;
 mod entity;
+pub mod import;
 pub mod projects;
 pub mod status;
 pub mod tickets;

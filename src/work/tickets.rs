@@ -85,7 +85,7 @@ pub const REPLAYED_FIELDS: [&str; 14] = [
     "deleted_at",
 ];
 
-fn snapshot(t: &Ticket) -> Map<String, Value> {
+pub(super) fn snapshot(t: &Ticket) -> Map<String, Value> {
     let Value::Object(all) = serde_json::to_value(t).unwrap_or_default() else {
         return Map::new();
     };
@@ -95,7 +95,7 @@ fn snapshot(t: &Ticket) -> Map<String, Value> {
 }
 
 /// Field → `{"from", "to"}` for every recorded field that differs.
-fn diff(before: &Map<String, Value>, after: &Map<String, Value>) -> Map<String, Value> {
+pub(super) fn diff(before: &Map<String, Value>, after: &Map<String, Value>) -> Map<String, Value> {
     REPLAYED_FIELDS
         .iter()
         .filter_map(|f| {
@@ -359,7 +359,7 @@ async fn load_one(tx: &TenantTx, m: ticket::Model) -> Result<Ticket> {
         .ok_or(Error::NotFound("ticket"))
 }
 
-fn to_model(org_id: Uuid, t: &Ticket) -> ticket::Model {
+pub(super) fn to_model(org_id: Uuid, t: &Ticket) -> ticket::Model {
     ticket::Model {
         org_id,
         id: t.id,
