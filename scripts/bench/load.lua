@@ -3,7 +3,7 @@
 --   DOCKET_SCENARIO  list | get | create | update | comment | mixed
 --   DOCKET_ACTORS    path of a Lua file returning { actors = { {token, project, list, tickets} } }
 -- Each wrk thread takes every n-th ticket, so no two threads change the same ticket, and walks
--- its tickets round-robin, so a ticket is not changed again before its last answer arrived.
+-- its tickets round-robin, skipping one whose update has not been answered yet.
 -- Versions for If-Match are learned from each answer that carries a ticket.
 
 local scenario = os.getenv("DOCKET_SCENARIO")
@@ -46,8 +46,17 @@ local function key()
   return string.format("bench-%d-%d-%d-%d", thread_no, os.time(), math.random(1, 1e9), sent)
 end
 
-local function pick_ticket()
-  next_ticket = next_ticket % #tickets + 1
+local busy = {}  -- tickets with an update in flight (a slow answer must not be overtaken)
+
+local function pick_ticket(for_update)
+  for _ = 1, #tickets do
+    next_ticket = next_ticket % #tickets + 1
+    local t = tickets[next_ticket]
+    if not busy[t.id] then
+      if for_update then busy[t.id] = true end
+      return t
+    end
+  end
   return tickets[next_ticket]
 end
 
@@ -74,7 +83,7 @@ local requests = {
       auth(a, { ["Content-Type"] = "application/json", ["Idempotency-Key"] = key() }), body)
   end,
   update = function()
-    local t = pick_ticket()
+    local t = pick_ticket(true)
     local priorities = { "low", "medium", "high", "urgent" }
     local body = string.format('{"priority":"%s","title":"Updated by the load generator %d"}',
       priorities[math.random(1, 4)], sent)
@@ -106,14 +115,23 @@ function request()
   return requests[scenario]()
 end
 
+failures = {}  -- status -> count, read by done() from every thread
+
 function response(status, headers, body)
+  if status >= 300 then
+    failures[status] = (failures[status] or 0) + 1
+  end
   -- A ticket in the answer (get, create, update): remember its version.
   if status < 300 and body then
     local id = body:match('^{"id":"([0-9a-f%-]+)"')
       or body:match('"id":"([0-9a-f%-]+)","key"')
     local version = body:match('"version":(%d+)')
-    if id and version and versions[id] then
-      versions[id] = tonumber(version)
+    if id and versions[id] then
+      busy[id] = nil
+      -- A read that started before an update may answer after it: keep the newest version.
+      if version and tonumber(version) > versions[id] then
+        versions[id] = tonumber(version)
+      end
     end
   end
 end
@@ -121,10 +139,20 @@ end
 function done(summary, latency, requests)
   local seconds = summary.duration / 1e6
   local e = summary.errors
+  local by_status = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("failures") or {}) do
+      by_status[status] = (by_status[status] or 0) + n
+    end
+  end
+  local statuses = {}
+  for status, n in pairs(by_status) do
+    table.insert(statuses, string.format('"%d":%d', status, n))
+  end
   io.write(string.format(
-    'DOCKET_RESULT {"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.2f,"p95_ms":%.2f,"p99_ms":%.2f,"max_ms":%.2f,"non_2xx":%d,"socket_errors":%d}\n',
+    'DOCKET_RESULT {"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.2f,"p95_ms":%.2f,"p99_ms":%.2f,"max_ms":%.2f,"non_2xx":%d,"socket_errors":%d,"failures":{%s}}\n',
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000,
     latency:percentile(99) / 1000, latency.max / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout))
+    e.status, e.connect + e.read + e.write + e.timeout, table.concat(statuses, ",")))
 end

@@ -296,25 +296,28 @@ async fn load(tx: &TenantTx, rows: Vec<ticket::Model>) -> Result<Vec<Ticket>> {
     }
     let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
     let mut assignees: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    // Sorted here rather than by ORDER BY: ordering by the user or label lets SQLite walk the
+    // organisation's whole (user, ticket) or (label, ticket) index instead of looking up these
+    // tickets by primary key (70 ms instead of 0.5 ms in a 170,000-ticket organisation).
     for a in tx
         .find::<assignee::Entity>()
         .filter(assignee::Column::TicketId.is_in(ids.clone()))
-        .order_by_asc(assignee::Column::UserId)
         .all(tx.conn())
         .await?
     {
         assignees.entry(a.ticket_id).or_default().push(a.user_id);
     }
+    assignees.values_mut().for_each(|v| v.sort_unstable());
     let mut labels: HashMap<Uuid, Vec<String>> = HashMap::new();
     for l in tx
         .find::<label::Entity>()
         .filter(label::Column::TicketId.is_in(ids))
-        .order_by_asc(label::Column::Label)
         .all(tx.conn())
         .await?
     {
         labels.entry(l.ticket_id).or_default().push(l.label);
     }
+    labels.values_mut().for_each(|v| v.sort_unstable());
     let project_ids: BTreeSet<Uuid> = rows.iter().map(|t| t.project_id).collect();
     let keys: HashMap<Uuid, String> = projects::keys_of(tx, project_ids.into_iter().collect())
         .await?
