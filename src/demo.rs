@@ -346,7 +346,12 @@ async fn seed_org(
     let accounts: Vec<(Uuid, String, String)> = people
         .iter()
         .map(|p| {
-            let name = p.email.split('@').next().unwrap_or_default().replace('.', " ");
+            let name = p
+                .email
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .replace('.', " ");
             (p.id, p.email.clone(), name)
         })
         .collect();
@@ -457,7 +462,10 @@ fn generate_ticket(
         .map(|l| (*l).to_owned())
         .collect();
     labels.sort();
-    let requester_id = *requesters.choose(rng).or(agents.first()).unwrap_or(&Uuid::nil());
+    let requester_id = *requesters
+        .choose(rng)
+        .or(agents.first())
+        .unwrap_or(&Uuid::nil());
     let worked_by = assignee_ids
         .first()
         .or(agents.choose(rng))
@@ -465,7 +473,15 @@ fn generate_ticket(
         .unwrap_or(requester_id);
     let comment_count = weighted(
         rng,
-        &[(0usize, 35), (1, 25), (2, 20), (3, 12), (4, 4), (5, 2), (6, 2)],
+        &[
+            (0usize, 35),
+            (1, 25),
+            (2, 20),
+            (3, 12),
+            (4, 4),
+            (5, 2),
+            (6, 2),
+        ],
     );
     let mut comments: Vec<ImportedComment> = (0..comment_count)
         .map(|_| {

@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use docket::{
     app,
-    demo,
     config::{LogFormat, ServeConfig, StoreConfig, WorkerConfig},
+    demo,
     store::{self, Db},
 };
 
@@ -78,7 +78,11 @@ enum AdminTask {
         /// The same seed gives the same dataset.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        #[arg(long, env = "DOCKET_DEMO_PASSWORD", default_value = "docket-demo-password")]
+        #[arg(
+            long,
+            env = "DOCKET_DEMO_PASSWORD",
+            default_value = "docket-demo-password"
+        )]
         password: String,
         #[arg(long)]
         manifest: Option<PathBuf>,

@@ -243,11 +243,12 @@ impl Rows {
                 ticket_id: Set(t.id),
                 user_id: Set(*u),
             }));
-        self.labels.extend(t.labels.iter().map(|l| label::ActiveModel {
-            org_id: Set(org_id),
-            ticket_id: Set(t.id),
-            label: Set(l.clone()),
-        }));
+        self.labels
+            .extend(t.labels.iter().map(|l| label::ActiveModel {
+                org_id: Set(org_id),
+                ticket_id: Set(t.id),
+                label: Set(l.clone()),
+            }));
         self.tickets
             .push(to_model(org_id, &t).into_active_model().reset_all());
         Ok(())
