@@ -11,8 +11,7 @@ use uuid::Uuid;
 use super::{
     Priority, Status,
     entity::{assignee, comment, event, label, project},
-    status::{Stamps, transition},
-    tickets::{Ticket, diff, snapshot, to_model},
+    tickets::{Ticket, diff, move_to, snapshot, to_model},
 };
 use crate::{error::Result, store::TenantTx};
 
@@ -188,18 +187,7 @@ impl Rows {
         for (at, to, comment) in history {
             if let Some(to) = to {
                 let before = snapshot(&t);
-                let stamps = transition(
-                    t.status,
-                    to,
-                    Stamps {
-                        resolved_at: t.resolved_at,
-                        closed_at: t.closed_at,
-                    },
-                    at,
-                )?;
-                t.status = to;
-                t.resolved_at = stamps.resolved_at;
-                t.closed_at = stamps.closed_at;
+                move_to(&mut t, to, at)?;
                 t.version += 1;
                 let changes = diff(&before, &snapshot(&t));
                 self.entry(

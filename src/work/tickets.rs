@@ -689,7 +689,7 @@ async fn save(
 }
 
 /// Moves `t` to `to` through the state machine.
-fn move_to(t: &mut Ticket, to: Status, at: DateTime<Utc>) -> Result<()> {
+pub(super) fn move_to(t: &mut Ticket, to: Status, at: DateTime<Utc>) -> Result<()> {
     let stamps = transition(
         t.status,
         to,
