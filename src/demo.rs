@@ -355,8 +355,10 @@ async fn seed_org(
             (p.id, p.email.clone(), name)
         })
         .collect();
-    identity::import_users(tx.conn(), &accounts, hash).await?;
+    // The organisation first: on a database that holds the dataset already, its slug is what
+    // is refused, with a clear message.
     tenancy::create_organization(&tx, &format!("Demo {:03}", index + 1), &slug).await?;
+    identity::import_users(tx.conn(), &accounts, hash).await?;
     let members: Vec<(Uuid, Role)> = people.iter().map(|p| (p.id, p.role)).collect();
     tenancy::import_members(&tx, &members).await?;
     import::projects(

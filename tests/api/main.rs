@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod demo;
 mod errors;
 mod events;
 mod isolation;
