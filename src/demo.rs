@@ -412,13 +412,13 @@ async fn seed_org(
                 &agents,
                 &requesters,
             );
-            comments += ticket.comments.len() as u64;
-            timeline_entries += 1 + ticket.comments.len() as u64 + timeline_moves(ticket.status);
             rows.push(ticket);
         }
         let tx = db.tenant_by_id(org_id, true).await?;
-        import::tickets(&tx, rows).await?;
+        let imported = import::tickets(&tx, rows).await?;
         tx.commit().await?;
+        comments += imported.comments;
+        timeline_entries += imported.timeline_entries;
         done += batch;
     }
     Ok(LoadedOrg {
@@ -432,10 +432,6 @@ async fn seed_org(
         comments,
         timeline_entries,
     })
-}
-
-fn timeline_moves(status: Status) -> u64 {
-    import::path_to(status).len() as u64
 }
 
 fn generate_ticket(

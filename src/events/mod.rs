@@ -23,38 +23,21 @@ use crate::{
 };
 
 pub(crate) mod entity {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "outbox_events")]
-    pub struct Model {
+    crate::store::tenant_entity!("outbox_events" {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub org_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub kind: String,
-        pub ticket_id: Option<Uuid>,
-        pub payload: Json,
-        pub status: String,
-        pub attempts: i32,
-        pub available_at: DateTimeUtc,
+        id: Uuid,
+        kind: String,
+        ticket_id: Option<Uuid>,
+        payload: Json,
+        status: String,
+        attempts: i32,
+        available_at: DateTimeUtc,
         /// While `processing`: when the claiming worker's lease ends.
-        pub locked_until: Option<DateTimeUtc>,
-        pub last_error: Option<String>,
-        pub created_at: DateTimeUtc,
-        pub handled_at: Option<DateTimeUtc>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-
-    impl crate::store::TenantEntity for Entity {
-        fn org_column() -> Column {
-            Column::OrgId
-        }
-    }
+        locked_until: Option<DateTimeUtc>,
+        last_error: Option<String>,
+        created_at: DateTimeUtc,
+        handled_at: Option<DateTimeUtc>,
+    });
 }
 
 /// `base` with the fields of the object `extra` added (or replaced).

@@ -28,35 +28,18 @@ use crate::{
 pub const KEPT_FOR: Duration = Duration::from_secs(48 * 3600);
 
 pub(crate) mod entry {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "stream_events")]
-    pub struct Model {
+    crate::store::tenant_entity!("stream_events" {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub org_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub seq: i64,
-        pub source: String,
-        pub kind: String,
-        pub ticket_id: Option<Uuid>,
-        pub requester_id: Option<Uuid>,
-        pub user_id: Option<Uuid>,
-        pub internal: bool,
-        pub data: Json,
-        pub created_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-impl store::TenantEntity for entry::Entity {
-    fn org_column() -> entry::Column {
-        entry::Column::OrgId
-    }
+        seq: i64,
+        source: String,
+        kind: String,
+        ticket_id: Option<Uuid>,
+        requester_id: Option<Uuid>,
+        user_id: Option<Uuid>,
+        internal: bool,
+        data: Json,
+        created_at: DateTimeUtc,
+    });
 }
 
 /// What a handler publishes. `source` names what produced it, so publishing it again (a

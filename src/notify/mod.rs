@@ -28,43 +28,26 @@ use crate::{
     events::{dispatch::Event, stream},
     identity,
     pagination::{Page, PageRequest},
-    store::{Db, TenantEntity, TenantTx},
+    store::{Db, TenantTx},
     tenancy::{self, TenantCtx},
     work::tickets::{self, Summary},
 };
 
 mod entity {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "notifications")]
-    pub struct Model {
+    crate::store::tenant_entity!("notifications" {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub org_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub user_id: Uuid,
-        pub event_id: Uuid,
-        pub kind: String,
-        pub ticket_id: Option<Uuid>,
-        pub actor_id: Option<Uuid>,
-        pub title: String,
+        id: Uuid,
+        user_id: Uuid,
+        event_id: Uuid,
+        kind: String,
+        ticket_id: Option<Uuid>,
+        actor_id: Option<Uuid>,
+        title: String,
         #[sea_orm(column_type = "Text", nullable)]
-        pub body: Option<String>,
-        pub read_at: Option<DateTimeUtc>,
-        pub created_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-impl TenantEntity for entity::Entity {
-    fn org_column() -> entity::Column {
-        entity::Column::OrgId
-    }
+        body: Option<String>,
+        read_at: Option<DateTimeUtc>,
+        created_at: DateTimeUtc,
+    });
 }
 
 /// Longest comment excerpt a notification carries.

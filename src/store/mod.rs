@@ -287,6 +287,35 @@ pub(crate) trait TenantEntity: EntityTrait {
     fn org_column() -> Self::Column;
 }
 
+/// Declares a tenant table's entity inside its own module: `org_id` leads the primary key, and
+/// [`TenantEntity`] lets scoped queries filter on it. Each field may carry attributes (its own
+/// `primary_key`, a column type, a doc comment).
+macro_rules! tenant_entity {
+    ($table:literal { $($(#[$attr:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+        #[sea_orm(table_name = $table)]
+        pub struct Model {
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub org_id: Uuid,
+            $($(#[$attr])* pub $field: $ty),*
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+
+        impl crate::store::TenantEntity for Entity {
+            fn org_column() -> Column {
+                Column::OrgId
+            }
+        }
+    };
+}
+pub(crate) use tenant_entity;
+
 macro_rules! scoped_tx {
     ($name:ident { $($field:ident: $ty:ty),* }) => {
         scoped_tx!(@struct $name { $($field: $ty),* });

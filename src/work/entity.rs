@@ -1,32 +1,7 @@
 //! Tables owned by work. Private to this module: other modules go through its services.
 
-macro_rules! tenant_entity {
-    ($table:literal { $($(#[$attr:meta])* $field:ident: $ty:ty),* $(,)? }) => {
-        use sea_orm::entity::prelude::*;
-
-        #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-        #[sea_orm(table_name = $table)]
-        pub struct Model {
-            #[sea_orm(primary_key, auto_increment = false)]
-            pub org_id: Uuid,
-            $($(#[$attr])* pub $field: $ty),*
-        }
-
-        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-        pub enum Relation {}
-
-        impl ActiveModelBehavior for ActiveModel {}
-
-        impl crate::store::TenantEntity for Entity {
-            fn org_column() -> Column {
-                Column::OrgId
-            }
-        }
-    };
-}
-
 pub mod project {
-    tenant_entity!("projects" {
+    crate::store::tenant_entity!("projects" {
         #[sea_orm(primary_key, auto_increment = false)]
         id: Uuid,
         key: String,
@@ -41,7 +16,7 @@ pub mod project {
 }
 
 pub mod ticket {
-    tenant_entity!("tickets" {
+    crate::store::tenant_entity!("tickets" {
         #[sea_orm(primary_key, auto_increment = false)]
         id: Uuid,
         project_id: Uuid,
@@ -65,7 +40,7 @@ pub mod ticket {
 }
 
 pub mod assignee {
-    tenant_entity!("ticket_assignees" {
+    crate::store::tenant_entity!("ticket_assignees" {
         #[sea_orm(primary_key, auto_increment = false)]
         ticket_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
@@ -74,7 +49,7 @@ pub mod assignee {
 }
 
 pub mod label {
-    tenant_entity!("ticket_labels" {
+    crate::store::tenant_entity!("ticket_labels" {
         #[sea_orm(primary_key, auto_increment = false)]
         ticket_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
@@ -83,7 +58,7 @@ pub mod label {
 }
 
 pub mod comment {
-    tenant_entity!("comments" {
+    crate::store::tenant_entity!("comments" {
         #[sea_orm(primary_key, auto_increment = false)]
         id: Uuid,
         ticket_id: Uuid,
@@ -98,7 +73,7 @@ pub mod comment {
 }
 
 pub mod event {
-    tenant_entity!("ticket_events" {
+    crate::store::tenant_entity!("ticket_events" {
         #[sea_orm(primary_key, auto_increment = false)]
         id: Uuid,
         project_id: Uuid,
@@ -113,7 +88,7 @@ pub mod event {
 }
 
 pub mod watcher {
-    tenant_entity!("ticket_watchers" {
+    crate::store::tenant_entity!("ticket_watchers" {
         #[sea_orm(primary_key, auto_increment = false)]
         ticket_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]

@@ -56,7 +56,7 @@ pub struct ImportedComment {
 }
 
 /// The moves that take a new (open) ticket to `status`.
-pub(crate) fn path_to(status: Status) -> &'static [Status] {
+fn path_to(status: Status) -> &'static [Status] {
     use Status::*;
     match status {
         Open => &[],
@@ -243,9 +243,15 @@ impl Rows {
     }
 }
 
+/// What an import of tickets wrote besides the tickets.
+pub struct Imported {
+    pub comments: u64,
+    pub timeline_entries: u64,
+}
+
 /// Imports tickets with their assignees, labels, comments and timelines. The projects must
 /// exist, and their counters must already cover the imported numbers.
-pub(crate) async fn tickets(tx: &TenantTx, tickets: Vec<ImportedTicket>) -> Result<()> {
+pub(crate) async fn tickets(tx: &TenantTx, tickets: Vec<ImportedTicket>) -> Result<Imported> {
     let mut rows = Rows {
         org_id: tx.org_id(),
         tickets: Vec::with_capacity(tickets.len()),
@@ -257,11 +263,16 @@ pub(crate) async fn tickets(tx: &TenantTx, tickets: Vec<ImportedTicket>) -> Resu
     for t in tickets {
         rows.add(t)?;
     }
+    let imported = Imported {
+        comments: rows.comments.len() as u64,
+        timeline_entries: rows.timeline.len() as u64,
+    };
     insert_chunked(tx, rows.tickets, 20).await?;
     insert_chunked(tx, rows.assignees, 3).await?;
     insert_chunked(tx, rows.labels, 3).await?;
     insert_chunked(tx, rows.comments, 9).await?;
-    insert_chunked(tx, rows.timeline, 10).await
+    insert_chunked(tx, rows.timeline, 10).await?;
+    Ok(imported)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use docket::{
 };
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use sea_orm::{ConnectionTrait, Database};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 pub const JWT_SECRET: &str = "test-signing-key-that-is-long-enough-0123456789";
@@ -367,6 +367,21 @@ impl TestApp {
 
     /// Runs `sql` with owner rights on the server's database (for inspecting and for
     /// arranging failures).
+    /// Every item of a listing, following `next_cursor` (the path carries its own `limit`).
+    pub async fn all_items(&self, path: &str, token: &str) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut url = path.to_owned();
+        loop {
+            let page = self.get(&url, token).await.assert_ok(200).clone();
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => url = format!("{path}{sep}cursor={c}"),
+                None => return items,
+            }
+        }
+    }
+
     pub async fn sql(&self, sql: &str) {
         let db = Database::connect(&self.database_url)
             .await
@@ -494,4 +509,25 @@ impl SseClient {
         }
         all
     }
+}
+
+/// Replays a ticket's timeline (its `ticket.*` entries, oldest first) from nothing and checks
+/// that it yields `ticket`: every recorded field, and the version.
+pub fn assert_replays_to(timeline: &[Value], ticket: &Value, context: &str) {
+    let mut state: Map<String, Value> = Map::new();
+    let mut version = 0;
+    for e in timeline
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().starts_with("ticket."))
+    {
+        for (field, change) in e["changes"].as_object().unwrap() {
+            state.insert(field.clone(), change["to"].clone());
+        }
+        version = e["version"].as_i64().unwrap();
+    }
+    for field in docket::work::tickets::REPLAYED_FIELDS {
+        let replayed = state.get(field).cloned().unwrap_or(Value::Null);
+        assert_eq!(replayed, ticket[field], "{field} after {context}");
+    }
+    assert_eq!(version, ticket["version"].as_i64().unwrap(), "{context}");
 }

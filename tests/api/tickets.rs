@@ -554,22 +554,7 @@ async fn comments_are_edited_and_deleted_by_their_author_or_an_admin() {
 
 /// The keys of every ticket of a listing, following cursors.
 async fn all_keys(app: &TestApp, token: &str, query: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let sep = if query.contains('?') { '&' } else { '?' };
-        let url = match &cursor {
-            Some(c) => format!("{query}{sep}cursor={c}"),
-            None => query.to_owned(),
-        };
-        let page = app.get(&url, token).await;
-        let page = page.assert_ok(200);
-        out.extend(pluck(&page["items"], "key"));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
-        }
-    }
+    pluck(&Value::Array(app.all_items(query, token).await), "key")
 }
 
 #[tokio::test]

@@ -1,10 +1,9 @@
 //! The timeline explains the present: replaying a ticket's timeline from nothing gives exactly
 //! its current state, whatever sequence of changes (allowed or refused) it went through.
 
-use docket::work::tickets::REPLAYED_FIELDS;
 use proptest::{prelude::*, test_runner::TestRunner};
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -161,34 +160,11 @@ async fn replay(w: &World, ops: Vec<Op>) {
         .await
         .assert_ok(200)
         .clone();
-    let mut state: Map<String, Value> = Map::new();
-    let mut last_version = 0;
-    let mut url = format!("{path}/timeline?limit=200");
-    loop {
-        let page = w.app.get(&url, &w.owner.token).await.assert_ok(200).clone();
-        for e in page["items"].as_array().unwrap() {
-            if !e["kind"].as_str().unwrap().starts_with("ticket.") {
-                continue;
-            }
-            for (field, change) in e["changes"].as_object().unwrap() {
-                state.insert(field.clone(), change["to"].clone());
-            }
-            last_version = e["version"].as_i64().unwrap();
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => url = format!("{path}/timeline?limit=200&cursor={c}"),
-            None => break,
-        }
-    }
-    for field in REPLAYED_FIELDS {
-        let replayed = state.get(field).cloned().unwrap_or(Value::Null);
-        assert_eq!(replayed, current[field], "{field} after {ops:?}");
-    }
-    assert_eq!(
-        last_version,
-        current["version"].as_i64().unwrap(),
-        "{ops:?}"
-    );
+    let timeline = w
+        .app
+        .all_items(&format!("{path}/timeline?limit=200"), &w.owner.token)
+        .await;
+    assert_replays_to(&timeline, &current, &format!("{ops:?}"));
 }
 
 #[test]
