@@ -54,9 +54,10 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     opts.open(path)?.write_all(contents.as_bytes())
 }
 
-/// A running server: its address, and a handle to stop it gracefully.
+/// A running server: its address, its database, and a handle to stop it gracefully.
 pub struct Running {
     pub addr: std::net::SocketAddr,
+    db: Db,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -81,6 +82,12 @@ impl Running {
 
     pub fn stopper(&self) -> watch::Sender<bool> {
         self.stop.clone()
+    }
+
+    /// The server's own database handle: work done through it (running pending events, say)
+    /// wakes the server's stream connections as the server's own writes do.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 }
 
@@ -120,10 +127,11 @@ pub async fn start(
         stopped.clone(),
     ))];
     if let Some(cfg) = worker {
-        background.push(tokio::spawn(crate::worker::run(db, cfg, stopped)));
+        background.push(tokio::spawn(crate::worker::run(db.clone(), cfg, stopped)));
     }
     Ok(Running {
         addr,
+        db,
         stop,
         server,
         background,

@@ -342,7 +342,7 @@ async fn seed_org(
     let owner = people[0].id;
     let history_start = now - TimeDelta::days(HISTORY_DAYS);
 
-    let tx = db.tenant_by_id(org_id, true).await?;
+    let tx = db.write_org(org_id).await?;
     let accounts: Vec<(Uuid, String, String)> = people
         .iter()
         .map(|p| {
@@ -414,7 +414,7 @@ async fn seed_org(
             );
             rows.push(ticket);
         }
-        let tx = db.tenant_by_id(org_id, true).await?;
+        let tx = db.write_org(org_id).await?;
         let imported = import::tickets(&tx, rows).await?;
         tx.commit().await?;
         comments += imported.comments;

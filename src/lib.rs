@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod idempotency;
 pub mod identity;
 pub mod notify;
 pub mod pagination;
@@ -20,3 +21,6 @@ pub mod tenancy;
 pub mod text;
 pub mod work;
 pub mod worker;
+
+#[cfg(test)]
+mod layers;

@@ -8,19 +8,28 @@ use tokio::sync::watch;
 
 use crate::{
     config::WorkerConfig,
-    events::{dispatch, ops, stream},
-    http::idempotency,
+    events::{Handlers, dispatch, ops, stream},
+    idempotency,
     identity::throttle,
+    notify,
     store::Db,
 };
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 
+/// Everything an event causes, in order: its entry in the live feed, then notifications.
+/// A new consumer (mail, webhooks, SLA timers) is one module and one line here.
+pub fn handlers() -> Handlers {
+    Handlers::new()
+        .with(stream::Publisher)
+        .with(notify::Notifier)
+}
+
 /// Runs until `stop` turns true.
 pub async fn run(db: Db, cfg: WorkerConfig, stop: watch::Receiver<bool>) {
     tracing::info!("worker started");
     tokio::join!(
-        dispatch::run(db.clone(), cfg, stop.clone()),
+        dispatch::run(db.clone(), cfg, handlers(), stop.clone()),
         maintain(db, stop)
     );
     tracing::info!("worker stopped");

@@ -2,11 +2,9 @@
 //! whether a role may act.
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use crate::{
-    error::{Error, Result},
-    tenancy::TenantCtx,
-};
+use crate::error::{Error, Result};
 
 /// Roles within one organisation. `owner ⊃ admin ⊃ manager ⊃ agent ⊃ viewer`; `requester` is a
 /// customer outside that chain who sees only what they requested.
@@ -61,6 +59,32 @@ impl Role {
     /// True when this role includes every right of `other`.
     pub fn at_least(self, other: Role) -> bool {
         self.rank() >= other.rank()
+    }
+}
+
+/// Who is acting, in which organisation, with which role. Built only by the authentication
+/// layer (from a verified token and a live session) or by a worker from an event's own org.
+#[derive(Clone, Debug)]
+pub struct TenantCtx {
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Role,
+    pub session_id: Option<Uuid>,
+}
+
+impl TenantCtx {
+    pub(crate) fn authenticated(
+        org_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        session_id: Option<Uuid>,
+    ) -> Self {
+        Self {
+            org_id,
+            user_id,
+            role,
+            session_id,
+        }
     }
 }
 

@@ -9,12 +9,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    access::{self, Action},
+    access::{self, Action, TenantCtx},
     error::Result,
     pagination::{Page, PageRequest},
     request_id,
     store::{Db, TenantTx},
-    tenancy::TenantCtx,
 };
 
 mod entry {
@@ -64,7 +63,7 @@ pub struct AuditEntry {
 /// Appends an entry inside the caller's transaction: it exists exactly when the change does.
 pub(crate) async fn record(
     tx: &TenantTx,
-    ctx: &TenantCtx,
+    actor_id: Option<Uuid>,
     action: &str,
     target_type: &str,
     target_id: Option<Uuid>,
@@ -73,7 +72,7 @@ pub(crate) async fn record(
     entry::ActiveModel {
         org_id: Set(tx.org_id()),
         id: Set(Uuid::now_v7()),
-        actor_id: Set(Some(ctx.user_id)),
+        actor_id: Set(actor_id),
         action: Set(action.to_owned()),
         target_type: Set(target_type.to_owned()),
         target_id: Set(target_id),
@@ -89,7 +88,7 @@ pub(crate) async fn record(
 /// Newest first.
 pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<AuditEntry>> {
     access::authorize(ctx, Action::AuditRead)?;
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let mut query = tx
         .find::<entry::Entity>()
         .order_by_desc(entry::Column::Id)

@@ -13,76 +13,53 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rand::Rng as _;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
-use serde_json::Value;
 use tokio::{sync::watch, task::JoinSet};
 use uuid::Uuid;
 
-use super::{entity, stream};
-use crate::{config::WorkerConfig, error::Result, notify, store::Db};
+use super::{
+    contract::{Body, Event},
+    entity,
+};
+use crate::{config::WorkerConfig, error::Result, store::Db};
 
 /// Handlers of one batch that run at once (each holds a database connection while it runs).
 const HANDLERS_AT_ONCE: usize = 8;
 /// Retry delays stop growing here.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
-/// A claimed event, as handlers see it.
-#[derive(Clone, Debug)]
-pub(crate) struct Event {
-    pub org_id: Uuid,
-    pub id: Uuid,
-    pub kind: String,
-    pub ticket_id: Option<Uuid>,
-    pub payload: Value,
-    pub attempts: i32,
-    pub created_at: DateTime<Utc>,
+/// A consumer of events: notifications, the real-time feed, mail, webhooks. Handlers are
+/// registered in the wiring (`worker.rs`), never named here. Each must be idempotent: an event
+/// is handled at least once, and a retry after a crash or a failure runs every handler again.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Names the handler in logs, metrics and an event's `last_error`.
+    fn name(&self) -> &'static str;
+    async fn handle(&self, db: &Db, event: &Event) -> Result<()>;
 }
 
-impl Event {
-    /// The id in the payload field `field`, if there is one.
-    pub fn uuid_at(&self, field: &str) -> Option<Uuid> {
-        self.payload[field].as_str().and_then(|s| s.parse().ok())
-    }
-}
+/// The handlers every event goes through, in order of registration.
+#[derive(Clone, Default)]
+pub struct Handlers(Arc<Vec<Arc<dyn Handler>>>);
 
-impl From<entity::Model> for Event {
-    fn from(m: entity::Model) -> Self {
-        Self {
-            org_id: m.org_id,
-            id: m.id,
-            kind: m.kind,
-            ticket_id: m.ticket_id,
-            payload: m.payload,
-            attempts: m.attempts,
-            created_at: m.created_at,
-        }
-    }
-}
-
-/// Everything an event causes. Each handler is idempotent on its own.
-#[derive(Clone, Copy, Debug)]
-enum Handler {
-    Stream,
-    Notifications,
-}
-
-impl Handler {
-    const ALL: [Handler; 2] = [Handler::Stream, Handler::Notifications];
-
-    fn name(self) -> &'static str {
-        match self {
-            Handler::Stream => "stream",
-            Handler::Notifications => "notifications",
-        }
+impl Handlers {
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    async fn run(self, db: &Db, event: &Event) -> Result<()> {
-        match self {
-            Handler::Stream => stream::on_event(db, event).await,
-            Handler::Notifications => notify::on_event(db, event).await,
-        }
+    /// Adds `handler` after those already registered.
+    pub fn with(self, handler: impl Handler) -> Self {
+        let mut all: Vec<Arc<dyn Handler>> = self.0.iter().cloned().collect();
+        all.push(Arc::new(handler));
+        Self(Arc::new(all))
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|h| h.name()).collect()
     }
 }
 
@@ -93,28 +70,20 @@ enum Outcome {
 }
 
 /// Runs a dispatcher until `stop` turns true; the batch in hand is finished first.
-pub async fn run(db: Db, cfg: WorkerConfig, mut stop: watch::Receiver<bool>) {
-    tracing::info!(batch = cfg.worker_batch, "event dispatcher started");
+pub async fn run(db: Db, cfg: WorkerConfig, handlers: Handlers, mut stop: watch::Receiver<bool>) {
+    tracing::info!(batch = cfg.worker_batch, handlers = ?handlers.names(), "event dispatcher started");
     loop {
-        let claimed = match claim(&db, &cfg).await {
-            Ok(events) => events,
+        let handled = match step(&db, &cfg, &handlers).await {
+            Ok(n) => n,
             Err(err) => {
-                tracing::warn!(error = ?err, "claiming events failed; will retry");
-                Vec::new()
+                tracing::warn!(error = ?err, "dispatching events failed; will retry");
+                0
             }
         };
-        let idle = claimed.is_empty();
-        if !idle {
-            let outcomes = handle_all(&db, claimed).await;
-            if let Err(err) = settle(&db, &cfg, outcomes).await {
-                // The leases run out and the events are claimed again: handlers are idempotent.
-                tracing::warn!(error = ?err, "settling events failed; they will be retried");
-            }
-        }
         if *stop.borrow() {
             break;
         }
-        if idle {
+        if handled == 0 {
             tokio::select! {
                 _ = db.signals().outbox.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(cfg.worker_poll_ms)) => {}
@@ -125,8 +94,34 @@ pub async fn run(db: Db, cfg: WorkerConfig, mut stop: watch::Receiver<bool>) {
     tracing::info!("event dispatcher stopped");
 }
 
+/// Handles every event that is due now (retries that become due meanwhile included) and
+/// returns how many it handled, successfully or not. For tests and tools that own the worker:
+/// what `run` would do eventually, done before this returns.
+pub async fn drain(db: &Db, cfg: &WorkerConfig, handlers: &Handlers) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        match step(db, cfg, handlers).await? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
+}
+
+/// Claims one batch, runs its handlers and settles it; returns the batch's size.
+async fn step(db: &Db, cfg: &WorkerConfig, handlers: &Handlers) -> Result<usize> {
+    let claimed = claim(db, cfg).await?;
+    let n = claimed.len();
+    if n > 0 {
+        let outcomes = handle_all(db, handlers, claimed).await;
+        // If settling fails, the leases run out and the events are claimed again: handlers
+        // are idempotent.
+        settle(db, cfg, outcomes).await?;
+    }
+    Ok(n)
+}
+
 /// Claims up to a batch of due events (and events whose lease has run out).
-async fn claim(db: &Db, cfg: &WorkerConfig) -> Result<Vec<Event>> {
+async fn claim(db: &Db, cfg: &WorkerConfig) -> Result<Vec<Claimed>> {
     let now = Utc::now();
     let lease_end = now + Duration::from_secs(cfg.worker_lease_secs);
     let tx = db.maintenance().await?;
@@ -162,26 +157,58 @@ async fn claim(db: &Db, cfg: &WorkerConfig) -> Result<Vec<Event>> {
         .all(tx.conn())
         .await?;
     tx.commit().await?;
-    let mut events: Vec<Event> = rows.into_iter().map(Event::from).collect();
-    events.sort_by_key(|e| (e.created_at, e.id));
-    Ok(events)
+    let mut claimed: Vec<Claimed> = rows.into_iter().map(Claimed::from).collect();
+    claimed.sort_by_key(|c| (c.created_at, c.id));
+    Ok(claimed)
+}
+
+/// A claimed outbox row: what settling it needs, and its event if the payload decodes.
+struct Claimed {
+    org_id: Uuid,
+    id: Uuid,
+    kind: String,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    event: Result<Event>,
+}
+
+impl From<entity::Model> for Claimed {
+    fn from(m: entity::Model) -> Self {
+        let event = Body::decode(&m.kind, &m.payload)
+            .map(|(envelope, body)| Event::new(m.id, envelope, body, m.attempts, m.created_at));
+        Self {
+            org_id: m.org_id,
+            id: m.id,
+            kind: m.kind,
+            attempts: m.attempts,
+            created_at: m.created_at,
+            event,
+        }
+    }
 }
 
 /// Runs every claimed event's handlers, a few events at a time (claimed events are of
 /// different tickets, so their order does not matter).
-async fn handle_all(db: &Db, events: Vec<Event>) -> Vec<(Event, Outcome)> {
+async fn handle_all(
+    db: &Db,
+    handlers: &Handlers,
+    claimed: Vec<Claimed>,
+) -> Vec<(Claimed, Outcome)> {
     let mut running = JoinSet::new();
-    let mut outcomes = Vec::with_capacity(events.len());
-    for event in events {
+    let mut outcomes = Vec::with_capacity(claimed.len());
+    for c in claimed {
         if running.len() >= HANDLERS_AT_ONCE
             && let Some(done) = running.join_next().await
         {
             outcomes.extend(finished(done));
         }
-        let db = db.clone();
+        let (db, handlers) = (db.clone(), handlers.clone());
         running.spawn(async move {
-            let outcome = handle(&db, &event).await;
-            (event, outcome)
+            let outcome = match &c.event {
+                Ok(event) => handle(&db, &handlers, event).await,
+                Err(err) => Outcome::Failed(err.to_string()),
+            };
+            (c, outcome)
         });
     }
     while let Some(done) = running.join_next().await {
@@ -192,18 +219,18 @@ async fn handle_all(db: &Db, events: Vec<Event>) -> Vec<(Event, Outcome)> {
 
 /// A handler that panicked leaves its event claimed: the lease runs out and it is retried.
 fn finished(
-    joined: std::result::Result<(Event, Outcome), tokio::task::JoinError>,
-) -> Option<(Event, Outcome)> {
+    joined: std::result::Result<(Claimed, Outcome), tokio::task::JoinError>,
+) -> Option<(Claimed, Outcome)> {
     joined
         .inspect_err(|err| tracing::error!(error = %err, "an event handler panicked"))
         .ok()
 }
 
-async fn handle(db: &Db, event: &Event) -> Outcome {
+async fn handle(db: &Db, handlers: &Handlers, event: &Event) -> Outcome {
     let started = Instant::now();
-    for handler in Handler::ALL {
-        if let Err(err) = handler.run(db, event).await {
-            tracing::warn!(event_id = %event.id, kind = %event.kind, handler = handler.name(),
+    for handler in handlers.0.iter() {
+        if let Err(err) = handler.handle(db, event).await {
+            tracing::warn!(event_id = %event.id, kind = event.kind(), handler = handler.name(),
                 attempts = event.attempts, error = ?err, "event handler failed");
             return Outcome::Failed(format!("{}: {err}", handler.name()));
         }
@@ -216,7 +243,7 @@ async fn handle(db: &Db, event: &Event) -> Outcome {
 
 /// Marks each event done, due again after a backoff, or dead, in one transaction. An event
 /// whose attempt count moved on was claimed again by another worker: that claim settles it.
-async fn settle(db: &Db, cfg: &WorkerConfig, outcomes: Vec<(Event, Outcome)>) -> Result<()> {
+async fn settle(db: &Db, cfg: &WorkerConfig, outcomes: Vec<(Claimed, Outcome)>) -> Result<()> {
     let now = Utc::now();
     let tx = db.maintenance().await?;
     let backend = tx.conn().get_database_backend();

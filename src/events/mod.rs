@@ -2,25 +2,26 @@
 //! transaction, so an effect exists exactly when the change does. The dispatcher (`dispatch`)
 //! hands each committed event to its handlers off the request path; `stream` is the
 //! per-organisation feed that real-time clients read; `ops` lets admins see and requeue dead
-//! events.
+//! events. `contract` is the typed body of every event, for producers and handlers alike;
+//! handlers plug in through [`Handler`] and know nothing of each other.
 
+pub mod contract;
 pub mod dispatch;
 pub mod ops;
 pub mod stream;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
-use serde_json::{Value, json};
-use uuid::Uuid;
-
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::{
     error::Result,
     request_id,
     store::{Backend, Db, TenantTx},
-    tenancy::TenantCtx,
 };
+pub use contract::{Body, Envelope, Event};
+pub use dispatch::{Handler, Handlers};
 
 pub(crate) mod entity {
     crate::store::tenant_entity!("outbox_events" {
@@ -40,38 +41,26 @@ pub(crate) mod entity {
     });
 }
 
-/// `base` with the fields of the object `extra` added (or replaced).
-pub(crate) fn merged(mut base: Value, extra: Value) -> Value {
-    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
-        b.extend(e);
-    }
-    base
-}
-
-/// Records that `kind` happened (e.g. `ticket.created`), for the workers. The payload always
-/// names its organisation and actor, so a handler never has to guess whose event it is.
+/// Records that something happened, for the handlers: in the caller's transaction, so the
+/// event exists exactly when the change does. `actor_id` is who caused it.
 pub(crate) async fn emit(
     tx: &TenantTx,
-    ctx: &TenantCtx,
-    kind: &str,
-    ticket_id: Option<Uuid>,
+    actor_id: Option<Uuid>,
+    body: Body,
     at: DateTime<Utc>,
-    data: Value,
 ) -> Result<()> {
-    let payload = merged(
-        json!({
-            "org_id": tx.org_id(),
-            "actor_id": ctx.user_id,
-            "request_id": request_id::current(),
-        }),
-        data,
-    );
+    let envelope = Envelope {
+        org_id: tx.org_id(),
+        actor_id,
+        request_id: request_id::current(),
+        v: contract::VERSION,
+    };
     entity::ActiveModel {
         org_id: Set(tx.org_id()),
         id: Set(Uuid::now_v7()),
-        kind: Set(kind.to_owned()),
-        ticket_id: Set(ticket_id),
-        payload: Set(payload),
+        kind: Set(body.kind().to_owned()),
+        ticket_id: Set(body.ticket_id()),
+        payload: Set(body.encode(&envelope)?),
         status: Set("pending".to_owned()),
         attempts: Set(0),
         available_at: Set(at),

@@ -13,12 +13,11 @@ use uuid::Uuid;
 
 use super::entity;
 use crate::{
-    access::{self, Action},
+    access::{self, Action, TenantCtx},
     audit,
     error::{Error, Result},
     pagination::{Page, PageRequest},
     store::Db,
-    tenancy::TenantCtx,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -107,7 +106,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<OutboxEvent>> {
     access::authorize(ctx, Action::EventsManage)?;
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let mut query = tx
         .find::<entity::Entity>()
         .order_by_desc(entity::Column::Id)
@@ -126,7 +125,7 @@ pub async fn list(
 /// Puts a dead event back in the queue with a fresh set of attempts.
 pub async fn retry(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<OutboxEvent> {
     access::authorize(ctx, Action::EventsManage)?;
-    let tx = db.tenant(ctx, true).await?;
+    let tx = db.write(ctx).await?;
     let m = tx
         .find_for_update::<entity::Entity>()
         .filter(entity::Column::Id.eq(id))
@@ -146,7 +145,7 @@ pub async fn retry(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<OutboxEvent> {
     let m = am.update(tx.conn()).await?;
     audit::record(
         &tx,
-        ctx,
+        Some(ctx.user_id),
         "event.requeued",
         "event",
         Some(m.id),

@@ -16,12 +16,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::dispatch::Event;
+use super::{Event, Handler};
 use crate::{
     access,
+    access::TenantCtx,
     error::Result,
     store::{self, Db, TenantTx},
-    tenancy::TenantCtx,
 };
 
 /// Entries stay readable for resuming at least this long.
@@ -138,38 +138,38 @@ pub(crate) async fn publish(tx: &TenantTx, entries: Vec<Entry>) -> Result<usize>
 }
 
 /// The stream handler: every outbox event becomes an entry of its organisation's feed.
-pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
-    let p = &event.payload;
-    let mut data = p.clone();
-    if let Some(fields) = data.as_object_mut() {
-        // The request id is for the audit trail, and who watches a ticket is nobody else's
-        // business; subscribers need neither.
-        for private in ["org_id", "request_id", "watcher_ids"] {
-            fields.remove(private);
-        }
+pub struct Publisher;
+
+#[async_trait::async_trait]
+impl Handler for Publisher {
+    fn name(&self) -> &'static str {
+        "stream"
     }
-    let tx = db.tenant_by_id(event.org_id, true).await?;
-    publish(
-        &tx,
-        vec![Entry {
-            source: format!("event:{}", event.id),
-            kind: event.kind.clone(),
-            ticket_id: event.ticket_id,
-            requester_id: event.uuid_at("requester_id"),
-            user_id: None,
-            internal: p["internal"].as_bool().unwrap_or(false),
-            data,
-            at: event.created_at,
-        }],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+
+    async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
+        let tx = db.write_org(event.org_id).await?;
+        publish(
+            &tx,
+            vec![Entry {
+                source: format!("event:{}", event.id),
+                kind: event.kind().to_owned(),
+                ticket_id: event.ticket_id(),
+                requester_id: event.body.requester_id(),
+                user_id: None,
+                internal: event.body.internal(),
+                data: event.public_data()?,
+                at: event.created_at,
+            }],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// The feed's current end: where a new subscriber without `Last-Event-ID` starts.
 pub async fn head(db: &Db, ctx: &TenantCtx) -> Result<i64> {
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let row = tx
         .conn()
         .query_one_raw(store::statement(
@@ -200,7 +200,7 @@ pub struct Batch {
 /// Up to `limit` entries after position `after`, filtered for the caller: their organisation's
 /// ticket changes they may see, and their own entries.
 pub async fn read(db: &Db, ctx: &TenantCtx, after: i64, limit: u64) -> Result<Batch> {
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let rows = tx
         .find::<entry::Entity>()
         .filter(entry::Column::Seq.gt(after))

@@ -12,7 +12,7 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{AppState, problem::Problem};
-use crate::{error::FieldError, identity, tenancy::TenantCtx};
+use crate::{access::TenantCtx, error::FieldError, identity};
 
 /// A JSON body. Wrong media type → 415, unreadable or oversized → 400/413, not JSON → 400,
 /// JSON of the wrong shape → 422 naming the field.

@@ -31,10 +31,10 @@ use super::{
     problem::Problem,
 };
 use crate::{
+    access::TenantCtx,
     error::Result,
     events::stream::{self, StreamEvent},
     identity,
-    tenancy::TenantCtx,
 };
 
 /// Entries read from the database at a time.

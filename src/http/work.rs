@@ -11,10 +11,13 @@ use uuid::Uuid;
 use super::{
     AppState,
     extract::{Auth, Json, Path, Query},
-    idempotency::{self, Begun, BodylessCommand, Command, IfMatch, Reply, etag},
+    idempotency::{
+        BodylessCommand, Command, IdempotencyKeyHeader, IfMatch, IfMatchHeader, etag, write,
+    },
 };
 use crate::{
     error::Result,
+    idempotency::Reply,
     pagination::{Page, PageParams},
     work::{
         comments::{self, Comment, CommentPatch, NewComment},
@@ -23,24 +26,6 @@ use crate::{
         timeline::{self, TimelineEntry},
     },
 };
-
-/// `change!(state, ctx, key, |tx| body)` runs `body` as one write, with `tx` bound to the
-/// change's transaction: replays the stored answer for a repeated `Idempotency-Key`, otherwise
-/// commits the change together with its answer.
-macro_rules! change {
-    ($s:expr, $ctx:expr, $key:expr, |$tx:ident| $body:expr) => {{
-        let w = match idempotency::begin(&$s.db, &$ctx, $key).await? {
-            Begun::Replay(answer) => return Ok(answer),
-            Begun::Fresh(w) => w,
-        };
-        let outcome = async {
-            let $tx = w.tx();
-            $body
-        }
-        .await;
-        w.finish(&$s.db, &$ctx, outcome).await
-    }};
-}
 
 fn ticket_location(t: &Ticket) -> String {
     format!("/api/v1/tickets/{}", t.id)
@@ -68,17 +53,18 @@ pub async fn list_projects(
 
 /// Create a project (managers and above).
 #[utoipa::path(post, path = "/projects", tag = "projects", request_body = NewProject,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
+    params(IdempotencyKeyHeader),
     security(("bearer" = [])), responses((status = 201, description = "Created", body = Project)))]
 pub async fn create_project(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     cmd: Command<NewProject>,
 ) -> Result<Response> {
-    change!(s, ctx, cmd.key, |tx| {
+    write(&s.db, &ctx, cmd.key, async |tx| {
         let p = projects::create(tx, &ctx, cmd.body).await?;
         Reply::created(&p, format!("/api/v1/projects/{}", p.id), None)
     })
+    .await
 }
 
 /// One project.
@@ -101,10 +87,10 @@ pub async fn update_project(
     Path(id): Path<Uuid>,
     Json(patch): Json<ProjectPatch>,
 ) -> Result<Response> {
-    change!(s, ctx, None, |tx| Reply::ok(
-        &projects::update(tx, &ctx, id, patch).await?,
-        None
-    ))
+    write(&s.db, &ctx, None, async |tx| {
+        Reply::ok(&projects::update(tx, &ctx, id, patch).await?, None)
+    })
+    .await
 }
 
 /// Archive a project (managers and above): its tickets stay, new ones cannot be filed.
@@ -115,10 +101,11 @@ pub async fn archive_project(
     Auth(ctx): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<Response> {
-    change!(s, ctx, None, |tx| {
+    write(&s.db, &ctx, None, async |tx| {
         projects::archive(tx, &ctx, id).await?;
         Ok(Reply::no_content())
     })
+    .await
 }
 
 /// What happened in the project and its tickets, newest first (not for requesters).
@@ -163,7 +150,7 @@ pub async fn my_tickets(
 
 /// File a ticket. It gets the project's next key (`OPS-42`).
 #[utoipa::path(post, path = "/tickets", tag = "tickets", request_body = NewTicket,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
+    params(IdempotencyKeyHeader),
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = Ticket, headers(("ETag" = String), ("Location" = String)))))]
 pub async fn create_ticket(
@@ -171,10 +158,11 @@ pub async fn create_ticket(
     Auth(ctx): Auth,
     cmd: Command<NewTicket>,
 ) -> Result<Response> {
-    change!(s, ctx, cmd.key, |tx| {
+    write(&s.db, &ctx, cmd.key, async |tx| {
         let t = tickets::create(tx, &ctx, cmd.body).await?;
         Reply::created(&t, ticket_location(&t), Some(t.version))
     })
+    .await
 }
 
 /// One ticket, by id or key (`OPS-42`).
@@ -189,11 +177,9 @@ pub async fn get_ticket(
     Ok(([(header::ETAG, etag(t.version))], Json(t)).into_response())
 }
 
-const IF_MATCH: &str = "The ticket's current ETag";
-
 /// Change a ticket's fields or status (agents and above).
 #[utoipa::path(patch, path = "/tickets/{id}", tag = "tickets", request_body = TicketPatch,
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH)),
+    params(("id" = String, Path, description = "Id or key"), IfMatchHeader),
     security(("bearer" = [])), responses((status = 200, description = "Updated", body = Ticket, headers(("ETag" = String)))))]
 pub async fn update_ticket(
     State(s): State<AppState>,
@@ -202,14 +188,15 @@ pub async fn update_ticket(
     IfMatch(expected): IfMatch,
     Json(patch): Json<TicketPatch>,
 ) -> Result<Response> {
-    change!(s, ctx, None, |tx| ticket_reply(
-        &tickets::update(tx, &ctx, &id, &expected, patch).await?
-    ))
+    write(&s.db, &ctx, None, async |tx| {
+        ticket_reply(&tickets::update(tx, &ctx, &id, &expected, patch).await?)
+    })
+    .await
 }
 
 /// Delete a ticket (managers and above). Admins can restore it.
 #[utoipa::path(delete, path = "/tickets/{id}", tag = "tickets",
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH)),
+    params(("id" = String, Path, description = "Id or key"), IfMatchHeader),
     security(("bearer" = [])), responses((status = 204, description = "Deleted")))]
 pub async fn delete_ticket(
     State(s): State<AppState>,
@@ -217,16 +204,17 @@ pub async fn delete_ticket(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
 ) -> Result<Response> {
-    change!(s, ctx, None, |tx| {
+    write(&s.db, &ctx, None, async |tx| {
         tickets::delete(tx, &ctx, &id, &expected).await?;
         Ok(Reply::no_content())
     })
+    .await
 }
 
 /// Replace the assignees (agents and above).
 #[utoipa::path(post, path = "/tickets/{id}/assign", tag = "tickets", request_body = Assignment,
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
+    params(("id" = String, Path, description = "Id or key"), IfMatchHeader,
+        IdempotencyKeyHeader),
     security(("bearer" = [])), responses((status = 200, description = "Assigned", body = Ticket, headers(("ETag" = String)))))]
 pub async fn assign_ticket(
     State(s): State<AppState>,
@@ -235,15 +223,16 @@ pub async fn assign_ticket(
     IfMatch(expected): IfMatch,
     cmd: Command<Assignment>,
 ) -> Result<Response> {
-    change!(s, ctx, cmd.key, |tx| ticket_reply(
-        &tickets::assign(tx, &ctx, &id, &expected, cmd.body).await?
-    ))
+    write(&s.db, &ctx, cmd.key, async |tx| {
+        ticket_reply(&tickets::assign(tx, &ctx, &id, &expected, cmd.body).await?)
+    })
+    .await
 }
 
 /// Resolve the ticket (agents and above).
 #[utoipa::path(post, path = "/tickets/{id}/complete", tag = "tickets",
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
+    params(("id" = String, Path, description = "Id or key"), IfMatchHeader,
+        IdempotencyKeyHeader),
     security(("bearer" = [])), responses((status = 200, description = "Resolved", body = Ticket, headers(("ETag" = String)))))]
 pub async fn complete_ticket(
     State(s): State<AppState>,
@@ -252,15 +241,16 @@ pub async fn complete_ticket(
     IfMatch(expected): IfMatch,
     action: BodylessCommand,
 ) -> Result<Response> {
-    change!(s, ctx, action.key, |tx| ticket_reply(
-        &tickets::complete(tx, &ctx, &id, &expected).await?
-    ))
+    write(&s.db, &ctx, action.key, async |tx| {
+        ticket_reply(&tickets::complete(tx, &ctx, &id, &expected).await?)
+    })
+    .await
 }
 
 /// Reopen a resolved, closed or cancelled ticket (agents and above).
 #[utoipa::path(post, path = "/tickets/{id}/reopen", tag = "tickets",
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
+    params(("id" = String, Path, description = "Id or key"), IfMatchHeader,
+        IdempotencyKeyHeader),
     security(("bearer" = [])), responses((status = 200, description = "Reopened", body = Ticket, headers(("ETag" = String)))))]
 pub async fn reopen_ticket(
     State(s): State<AppState>,
@@ -269,15 +259,16 @@ pub async fn reopen_ticket(
     IfMatch(expected): IfMatch,
     action: BodylessCommand,
 ) -> Result<Response> {
-    change!(s, ctx, action.key, |tx| ticket_reply(
-        &tickets::reopen(tx, &ctx, &id, &expected).await?
-    ))
+    write(&s.db, &ctx, action.key, async |tx| {
+        ticket_reply(&tickets::reopen(tx, &ctx, &id, &expected).await?)
+    })
+    .await
 }
 
 /// Bring a deleted ticket back (admins).
 #[utoipa::path(post, path = "/tickets/{id}/restore", tag = "tickets",
-    params(("id" = String, Path, description = "Id or key"), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
+    params(("id" = String, Path, description = "Id or key"), IfMatchHeader,
+        IdempotencyKeyHeader),
     security(("bearer" = [])), responses((status = 200, description = "Restored", body = Ticket, headers(("ETag" = String)))))]
 pub async fn restore_ticket(
     State(s): State<AppState>,
@@ -286,9 +277,10 @@ pub async fn restore_ticket(
     IfMatch(expected): IfMatch,
     action: BodylessCommand,
 ) -> Result<Response> {
-    change!(s, ctx, action.key, |tx| ticket_reply(
-        &tickets::restore(tx, &ctx, &id, &expected).await?
-    ))
+    write(&s.db, &ctx, action.key, async |tx| {
+        ticket_reply(&tickets::restore(tx, &ctx, &id, &expected).await?)
+    })
+    .await
 }
 
 /// The ticket's timeline, oldest first: who changed what, when.
@@ -323,7 +315,7 @@ pub async fn list_comments(
 
 /// Comment on a ticket; `internal: true` for a staff-only note.
 #[utoipa::path(post, path = "/tickets/{id}/comments", tag = "comments", request_body = NewComment,
-    params(("id" = String, Path, description = "Id or key"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "Makes a retry return the first answer (1–255 printable ASCII characters)")),
+    params(("id" = String, Path, description = "Id or key"), IdempotencyKeyHeader),
     security(("bearer" = [])),
     responses((status = 201, description = "Created", body = Comment, headers(("ETag" = String), ("Location" = String)))))]
 pub async fn create_comment(
@@ -332,15 +324,16 @@ pub async fn create_comment(
     Path(id): Path<String>,
     cmd: Command<NewComment>,
 ) -> Result<Response> {
-    change!(s, ctx, cmd.key, |tx| {
+    write(&s.db, &ctx, cmd.key, async |tx| {
         let c = comments::create(tx, &ctx, &id, cmd.body).await?;
         Reply::created(&c, format!("/api/v1/comments/{}", c.id), Some(c.version))
     })
+    .await
 }
 
 /// Edit a comment (its author, or an admin).
 #[utoipa::path(patch, path = "/comments/{id}", tag = "comments", request_body = CommentPatch,
-    params(("id" = Uuid, Path), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = "The comment's current ETag")),
+    params(("id" = Uuid, Path), IfMatchHeader),
     security(("bearer" = [])), responses((status = 200, description = "Updated", body = Comment, headers(("ETag" = String)))))]
 pub async fn update_comment(
     State(s): State<AppState>,
@@ -349,15 +342,16 @@ pub async fn update_comment(
     IfMatch(expected): IfMatch,
     Json(patch): Json<CommentPatch>,
 ) -> Result<Response> {
-    change!(s, ctx, None, |tx| {
+    write(&s.db, &ctx, None, async |tx| {
         let c = comments::update(tx, &ctx, id, &expected, patch).await?;
         Reply::ok(&c, Some(c.version))
     })
+    .await
 }
 
 /// Delete a comment (its author, or an admin). The timeline keeps what it said.
 #[utoipa::path(delete, path = "/comments/{id}", tag = "comments",
-    params(("id" = Uuid, Path), ("If-Match" = String, Header, pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$", description = "The comment's current ETag")),
+    params(("id" = Uuid, Path), IfMatchHeader),
     security(("bearer" = [])), responses((status = 204, description = "Deleted")))]
 pub async fn delete_comment(
     State(s): State<AppState>,
@@ -365,8 +359,9 @@ pub async fn delete_comment(
     Path(id): Path<Uuid>,
     IfMatch(expected): IfMatch,
 ) -> Result<Response> {
-    change!(s, ctx, None, |tx| {
+    write(&s.db, &ctx, None, async |tx| {
         comments::delete(tx, &ctx, id, &expected).await?;
         Ok(Reply::no_content())
     })
+    .await
 }

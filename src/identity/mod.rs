@@ -19,11 +19,11 @@ use uuid::Uuid;
 use crate::text;
 
 use crate::{
-    access::Role,
+    access::{Role, TenantCtx},
     audit,
     error::{Error, Result, Validator},
     store::{Db, TenantTx, is_unique_violation},
-    tenancy::{self, OrgMembership, Organization, TenantCtx},
+    tenancy::{self, OrgMembership, Organization},
 };
 use entity::{refresh_token, session, user};
 use throttle::Key;
@@ -370,7 +370,7 @@ pub async fn signup(
         None => Account::New(password::hash(&req.password).await?),
     };
 
-    let tx = db.tenant_by_id(Uuid::now_v7(), true).await?;
+    let tx = db.write_org(Uuid::now_v7()).await?;
     let user = match account {
         Account::Existing(user) => UserSummary::from(user),
         Account::New(hash) => create_user(tx.conn(), &email, &req.name, hash).await?,
@@ -378,10 +378,9 @@ pub async fn signup(
     let org = tenancy::create_organization(&tx, &req.organization_name, &slug).await?;
     tenancy::add_member(&tx, user.id, Role::Owner).await?;
     let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
-    let ctx = TenantCtx::authenticated(org.id, user.id, Role::Owner, Some(session_id));
     audit::record(
         &tx,
-        &ctx,
+        Some(user.id),
         "organization.created",
         "organization",
         Some(org.id),
@@ -431,7 +430,7 @@ pub async fn login(
         }
     };
 
-    let tx = db.tenant_by_id(chosen.organization.id, true).await?;
+    let tx = db.write_org(chosen.organization.id).await?;
     let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
     tx.commit().await?;
     respond(
@@ -449,7 +448,7 @@ pub async fn login(
 pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<AuthResponse> {
     let bad = || Error::invalid_token("the refresh token is invalid, expired or revoked");
     let presented = RefreshToken::parse(&req.refresh_token).ok_or_else(bad)?;
-    let tx = db.tenant_by_id(presented.org_id, true).await?;
+    let tx = db.write_org(presented.org_id).await?;
     let row = tx
         .find::<refresh_token::Entity>()
         .filter(refresh_token::Column::TokenHash.eq(presented.hash()))
@@ -460,20 +459,18 @@ pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<A
 
     // Only one of concurrent rotations of the same token wins; the others count as reuse.
     let now = Utc::now();
-    let claimed = refresh_token::Entity::update_many()
+    let claimed = tx
+        .update_many::<refresh_token::Entity>()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-        .filter(refresh_token::Column::OrgId.eq(tx.org_id()))
         .filter(refresh_token::Column::TokenHash.eq(&row.token_hash))
         .filter(refresh_token::Column::UsedAt.is_null())
         .exec(tx.conn())
         .await?;
     if claimed.rows_affected != 1 {
         revoke(&tx, session::Column::Id, session.id, "refresh_token_reuse").await?;
-        let ctx =
-            TenantCtx::authenticated(tx.org_id(), session.user_id, Role::Viewer, Some(session.id));
         audit::record(
             &tx,
-            &ctx,
+            Some(session.user_id),
             "session.revoked_on_token_reuse",
             "session",
             Some(session.id),
@@ -508,10 +505,9 @@ async fn live_session(tx: &TenantTx, id: Uuid) -> Result<Option<session::Model>>
 
 /// Revokes the live sessions whose `column` (a session id, or a user id) equals `id`.
 async fn revoke(tx: &TenantTx, column: session::Column, id: Uuid, reason: &str) -> Result<()> {
-    session::Entity::update_many()
+    tx.update_many::<session::Entity>()
         .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
         .col_expr(session::Column::RevokedReason, Expr::value(reason))
-        .filter(session::Column::OrgId.eq(tx.org_id()))
         .filter(column.eq(id))
         .filter(session::Column::RevokedAt.is_null())
         .exec(tx.conn())
@@ -526,7 +522,7 @@ pub(crate) async fn revoke_sessions_of(tx: &TenantTx, user_id: Uuid, reason: &st
 
 /// Ends the caller's session, and the one of `refresh_token` when it is the caller's too.
 pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> {
-    let tx = db.tenant(ctx, true).await?;
+    let tx = db.write(ctx).await?;
     if let Some(sid) = ctx.session_id {
         revoke(&tx, session::Column::Id, sid, "logout").await?;
     }
@@ -556,7 +552,7 @@ pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> 
 pub async fn authenticate(db: &Db, keys: &TokenKeys, bearer: &str) -> Result<TenantCtx> {
     let bad = || Error::invalid_token("the access token is invalid, expired or revoked");
     let claims = keys.verify(bearer).ok_or_else(bad)?;
-    let tx = db.tenant_by_id(claims.org, false).await?;
+    let tx = db.read_org(claims.org).await?;
     let session = live_session(&tx, claims.sid)
         .await?
         .filter(|s| s.user_id == claims.sub)
@@ -574,7 +570,7 @@ pub async fn authenticate(db: &Db, keys: &TokenKeys, bearer: &str) -> Result<Ten
 }
 
 pub async fn me(db: &Db, ctx: &TenantCtx) -> Result<MeResponse> {
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let organization = tenancy::organization(&tx).await?;
     let user = users_by_ids(tx.conn(), vec![ctx.user_id])
         .await?
@@ -606,7 +602,7 @@ pub async fn switch(
                 || m.organization.id.to_string() == req.organization
         })
         .ok_or(Error::NotFound("organization"))?;
-    let tx = db.tenant_by_id(target.organization.id, true).await?;
+    let tx = db.write_org(target.organization.id).await?;
     let user = users_by_ids(tx.conn(), vec![ctx.user_id])
         .await?
         .pop()

@@ -18,18 +18,17 @@ use sea_orm::{
     QuerySelect, sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    access::{self, Role},
+    access::{self, Role, TenantCtx},
     error::{Error, Result},
-    events::{dispatch::Event, stream},
+    events::{Body, Event, Handler, contract::Followers, stream},
     identity,
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
-    tenancy::{self, TenantCtx},
+    tenancy,
     work::tickets::{self, Summary},
 };
 
@@ -139,31 +138,46 @@ struct Planned {
     body: Option<String>,
 }
 
-/// The notifications handler: works out who hears about `event` and stores their
+/// The notifications handler: works out who hears about an event and stores their
 /// notifications (and their stream entries) in one transaction.
-pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
-    let Some(ticket_id) = event.ticket_id else {
-        return Ok(());
-    };
-    if !matches!(
-        event.kind.as_str(),
-        "ticket.assigned" | "ticket.status_changed" | "comment.created"
-    ) {
-        return Ok(());
+pub struct Notifier;
+
+#[async_trait::async_trait]
+impl Handler for Notifier {
+    fn name(&self) -> &'static str {
+        "notifications"
     }
-    let tx = db.tenant_by_id(event.org_id, true).await?;
-    let Some(ticket) = tickets::summary(&tx, ticket_id).await? else {
-        return Ok(());
-    };
-    if ticket.deleted {
-        return Ok(());
+
+    async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
+        let Some(ticket_id) = event.ticket_id() else {
+            return Ok(());
+        };
+        if !matches!(
+            event.body,
+            Body::TicketAssigned(_) | Body::TicketStatusChanged(_) | Body::CommentCreated(_)
+        ) {
+            return Ok(());
+        }
+        let tx = db.write_org(event.org_id).await?;
+        let Some(ticket) = tickets::summary(&tx, ticket_id).await? else {
+            return Ok(());
+        };
+        if ticket.deleted {
+            return Ok(());
+        }
+        let planned = plan(&tx, &event.body, &ticket).await?;
+        let planned = reachable(&tx, event, planned).await?;
+        if !planned.is_empty() {
+            store(&tx, event, ticket_id, planned).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
-    let planned = plan(&tx, event, &ticket).await?;
-    let planned = reachable(&tx, event, planned).await?;
-    if planned.is_empty() {
-        return Ok(());
-    }
-    let actor_id = event.uuid_at("actor_id");
+}
+
+/// Inserts the planned notifications (once per event and person) and publishes the new ones
+/// on their people's streams.
+async fn store(tx: &TenantTx, event: &Event, ticket_id: Uuid, planned: Vec<Planned>) -> Result<()> {
     let rows: Vec<entity::Model> = planned
         .into_iter()
         .map(|p| entity::Model {
@@ -173,7 +187,7 @@ pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
             event_id: event.id,
             kind: p.kind.as_str().to_owned(),
             ticket_id: Some(ticket_id),
-            actor_id,
+            actor_id: event.actor_id,
             title: p.title,
             body: p.body,
             read_at: None,
@@ -193,43 +207,42 @@ pub(crate) async fn on_event(db: &Db, event: &Event) -> Result<()> {
             )
             .exec_without_returning(tx.conn())
             .await?;
-    if inserted > 0 {
-        // Only the ones this run created (a rerun of a handled event finds them all present).
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let created = tx
-            .find::<entity::Entity>()
-            .filter(entity::Column::Id.is_in(ids))
-            .all(tx.conn())
-            .await?;
-        let entries = created
-            .into_iter()
-            .map(|m| {
-                let user_id = m.user_id;
-                let id = m.id;
-                let ticket_id = m.ticket_id;
-                let at = m.created_at;
-                Notification::try_from(m).map(|n| stream::Entry {
-                    source: format!("notification:{id}"),
-                    kind: "notification.created".into(),
-                    ticket_id,
-                    requester_id: None,
-                    user_id: Some(user_id),
-                    internal: false,
-                    data: serde_json::to_value(n).unwrap_or_default(),
-                    at,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        stream::publish(&tx, entries).await?;
+    if inserted == 0 {
+        return Ok(());
     }
-    tx.commit().await?;
+    // Only the ones this run created (a rerun of a handled event finds them all present).
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let created = tx
+        .find::<entity::Entity>()
+        .filter(entity::Column::Id.is_in(ids))
+        .all(tx.conn())
+        .await?;
+    let entries = created
+        .into_iter()
+        .map(|m| {
+            let user_id = m.user_id;
+            let id = m.id;
+            let ticket_id = m.ticket_id;
+            let at = m.created_at;
+            Notification::try_from(m).map(|n| stream::Entry {
+                source: format!("notification:{id}"),
+                kind: "notification.created".into(),
+                ticket_id,
+                requester_id: None,
+                user_id: Some(user_id),
+                internal: false,
+                data: serde_json::to_value(n).unwrap_or_default(),
+                at,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    stream::publish(tx, entries).await?;
     Ok(())
 }
 
 /// Who should hear of the event and what they are told, before access checks. The event
 /// names who followed the ticket when it happened.
-async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>> {
-    let p = &event.payload;
+async fn plan(tx: &TenantTx, body: &Body, t: &Summary) -> Result<Vec<Planned>> {
     let name = format!("{}: {}", t.key, t.title);
     let mut planned: BTreeMap<Uuid, Planned> = BTreeMap::new();
     let mut add = |user_id: Uuid, kind, title: String, body: Option<String>| {
@@ -241,9 +254,9 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>>
             body,
         });
     };
-    match event.kind.as_str() {
-        "ticket.assigned" => {
-            for user in ids_at(p, "added") {
+    match body {
+        Body::TicketAssigned(a) => {
+            for &user in &a.added {
                 add(
                     user,
                     NotificationKind::Assigned,
@@ -251,7 +264,7 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>>
                     None,
                 );
             }
-            for user in ids_at(p, "removed") {
+            for &user in &a.removed {
                 add(
                     user,
                     NotificationKind::Unassigned,
@@ -260,12 +273,9 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>>
                 );
             }
         }
-        "ticket.status_changed" => {
-            let (from, to) = (
-                p["from"].as_str().unwrap_or_default(),
-                p["to"].as_str().unwrap_or_default(),
-            );
-            for user in followers(event) {
+        Body::TicketStatusChanged(s) => {
+            let (from, to) = (&s.from, &s.to);
+            for user in followers(&s.followers, s.ticket.requester_id) {
                 add(
                     user,
                     NotificationKind::StatusChanged,
@@ -274,10 +284,10 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>>
                 );
             }
         }
-        "comment.created" => {
-            let body = p["body"].as_str().unwrap_or_default();
-            let excerpt = Some(excerpt(body));
-            let emails = mentions(body);
+        Body::CommentCreated(c) => {
+            let text = c.comment.body.as_str();
+            let excerpt = Some(excerpt(text));
+            let emails = mentions(text);
             if !emails.is_empty() {
                 for user in identity::user_ids_by_emails(tx.conn(), emails).await? {
                     add(
@@ -288,7 +298,7 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>>
                     );
                 }
             }
-            for user in followers(event) {
+            for user in followers(&c.followers, c.comment.requester_id) {
                 add(
                     user,
                     NotificationKind::Comment,
@@ -302,35 +312,24 @@ async fn plan(tx: &TenantTx, event: &Event, t: &Summary) -> Result<Vec<Planned>>
     Ok(planned.into_values().collect())
 }
 
-/// The ids in the array `field` of an event payload.
-fn ids_at(p: &Value, field: &str) -> Vec<Uuid> {
-    p[field]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str()?.parse().ok())
-        .collect()
-}
-
 /// Assignees, requester and watchers of the event's ticket when it happened.
-fn followers(event: &Event) -> Vec<Uuid> {
-    let mut all = ids_at(&event.payload, "assignee_ids");
-    all.extend(event.uuid_at("requester_id"));
-    all.extend(ids_at(&event.payload, "watcher_ids"));
+fn followers(f: &Followers, requester: Option<Uuid>) -> Vec<Uuid> {
+    let mut all = f.assignee_ids.clone();
+    all.extend(requester);
+    all.extend(&f.watcher_ids);
     all
 }
 
 /// Drops the actor, people who are no longer active members, and anyone who may not see what
 /// the notification would tell them.
 async fn reachable(tx: &TenantTx, event: &Event, planned: Vec<Planned>) -> Result<Vec<Planned>> {
-    let actor = event.uuid_at("actor_id");
-    let requester = event.uuid_at("requester_id");
-    let internal = event.payload["internal"].as_bool().unwrap_or(false);
+    let requester = event.body.requester_id();
+    let internal = event.body.internal();
     let ids: Vec<Uuid> = planned.iter().map(|p| p.user_id).collect();
     let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &ids).await?.into_iter().collect();
     Ok(planned
         .into_iter()
-        .filter(|p| Some(p.user_id) != actor)
+        .filter(|p| Some(p.user_id) != event.actor_id)
         .filter(|p| match roles.get(&p.user_id) {
             None => false,
             Some(&role) if access::sees_only_own_tickets(role) => {
@@ -375,7 +374,7 @@ pub async fn list(
     filter: NotificationFilter,
     page: PageRequest,
 ) -> Result<Page<Notification>> {
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let mut query = tx
         .find::<entity::Entity>()
         .filter(entity::Column::UserId.eq(ctx.user_id))
@@ -396,7 +395,7 @@ pub async fn list(
 }
 
 pub async fn unread_count(db: &Db, ctx: &TenantCtx) -> Result<UnreadCount> {
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let count = tx
         .find::<entity::Entity>()
         .filter(entity::Column::UserId.eq(ctx.user_id))
@@ -409,7 +408,7 @@ pub async fn unread_count(db: &Db, ctx: &TenantCtx) -> Result<UnreadCount> {
 
 /// Marks one of the caller's notifications read (again: keeps the first time).
 pub async fn mark_read(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<Notification> {
-    let tx = db.tenant(ctx, true).await?;
+    let tx = db.write(ctx).await?;
     let mine = || {
         tx.find::<entity::Entity>()
             .filter(entity::Column::UserId.eq(ctx.user_id))
@@ -432,13 +431,13 @@ pub async fn mark_read(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<Notificatio
 
 /// Marks all the caller's notifications read; returns how many were unread.
 pub async fn mark_all_read(db: &Db, ctx: &TenantCtx) -> Result<UnreadCount> {
-    let tx = db.tenant(ctx, true).await?;
-    let res = entity::Entity::update_many()
+    let tx = db.write(ctx).await?;
+    let res = tx
+        .update_many::<entity::Entity>()
         .col_expr(
             entity::Column::ReadAt,
             sea_orm::sea_query::Expr::value(crate::work::now()),
         )
-        .filter(entity::Column::OrgId.eq(ctx.org_id))
         .filter(entity::Column::UserId.eq(ctx.user_id))
         .filter(entity::Column::ReadAt.is_null())
         .exec(tx.conn())

@@ -15,15 +15,16 @@ use std::{
 use anyhow::Context as _;
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Select, SqlErr,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, QueryFilter, QuerySelect,
+    Select, SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    UpdateMany,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-use crate::config::StoreConfig;
+use crate::{access::TenantCtx, config::StoreConfig};
 pub(crate) use migrations::Migrator;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,19 +232,30 @@ impl Db {
         Ok(())
     }
 
-    /// A transaction over one organisation's data. Only code that has authenticated the caller
-    /// (or a worker acting on an event of that organisation) holds a `TenantCtx` to pass here.
-    pub async fn tenant(
-        &self,
-        ctx: &crate::tenancy::TenantCtx,
-        write: bool,
-    ) -> Result<TenantTx, DbErr> {
-        self.tenant_by_id(ctx.org_id, write).await
+    /// A read transaction over the acting person's organisation. Only the authentication layer
+    /// (from a verified token and a live session) builds a `TenantCtx` to pass here.
+    pub async fn read(&self, ctx: &TenantCtx) -> Result<TenantTx, DbErr> {
+        self.scoped(ctx.org_id, false).await
     }
 
-    /// For the few places that act for an organisation before anyone is authenticated in it:
-    /// creating it at sign-up, and refresh tokens, which name their organisation.
-    pub(crate) async fn tenant_by_id(&self, org_id: Uuid, write: bool) -> Result<TenantTx, DbErr> {
+    /// A write transaction over the acting person's organisation.
+    pub async fn write(&self, ctx: &TenantCtx) -> Result<TenantTx, DbErr> {
+        self.scoped(ctx.org_id, true).await
+    }
+
+    /// For the few places that act for an organisation before anyone is authenticated in it
+    /// (creating it at sign-up; refresh tokens, which name their organisation) and for workers
+    /// acting on an event of that organisation.
+    pub(crate) async fn read_org(&self, org_id: Uuid) -> Result<TenantTx, DbErr> {
+        self.scoped(org_id, false).await
+    }
+
+    /// Like [`Db::read_org`], to write.
+    pub(crate) async fn write_org(&self, org_id: Uuid) -> Result<TenantTx, DbErr> {
+        self.scoped(org_id, true).await
+    }
+
+    async fn scoped(&self, org_id: Uuid, write: bool) -> Result<TenantTx, DbErr> {
         let tx = self.begin(write).await?;
         self.set_scope(&tx, "app.org_id", org_id).await?;
         Ok(TenantTx {
@@ -398,6 +410,17 @@ impl TenantTx {
         E::find().filter(E::org_column().eq(self.org_id))
     }
 
+    /// `UPDATE … WHERE org_id = <this tenant>`: SQLite has no row security behind it, so the
+    /// filter is never left to the caller.
+    pub(crate) fn update_many<E: TenantEntity>(&self) -> UpdateMany<E> {
+        E::update_many().filter(E::org_column().eq(self.org_id))
+    }
+
+    /// `DELETE … WHERE org_id = <this tenant>`.
+    pub(crate) fn delete_many<E: TenantEntity>(&self) -> DeleteMany<E> {
+        E::delete_many().filter(E::org_column().eq(self.org_id))
+    }
+
     /// Like `find`, for rows this transaction is about to change: `FOR UPDATE` on PostgreSQL, so
     /// concurrent writers queue instead of acting on what they read before another committed.
     /// (SQLite's `BEGIN IMMEDIATE` already admits one writer at a time.)
@@ -413,12 +436,20 @@ impl MemberTx {
 }
 
 /// A raw statement written with PostgreSQL's `$1, $2, …` placeholders, for either backend
-/// (SQLite reads the same positions as `?1, ?2, …`).
+/// (SQLite reads the same positions as `?1, ?2, …`). Values travel as parameters, never in the
+/// text: a `$` that is not a placeholder is refused rather than rewritten.
 pub(crate) fn statement(
     backend: DbBackend,
     sql: &str,
     values: impl IntoIterator<Item = sea_orm::Value>,
 ) -> Statement {
+    let placeholders_only = sql
+        .match_indices('$')
+        .all(|(i, _)| sql[i + 1..].starts_with(|c: char| c.is_ascii_digit()));
+    assert!(
+        placeholders_only,
+        "a raw statement may use `$` only for placeholders: {sql}"
+    );
     let sql = match backend {
         DbBackend::Sqlite => sql.replace('$', "?"),
         _ => sql.to_owned(),

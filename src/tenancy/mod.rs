@@ -15,38 +15,12 @@ use uuid::Uuid;
 use crate::text;
 
 use crate::{
-    access::{self, Action, Role},
+    access::{self, Action, Role, TenantCtx},
     audit,
     error::{Error, Result, Validator},
     store::{Db, MemberTx, TenantTx, is_unique_violation},
 };
 use entity::{membership, organization};
-
-/// Who is acting, in which organisation, with which role. Built only by the authentication
-/// layer (from a verified token and a live session) or by a worker from an event's own org.
-#[derive(Clone, Debug)]
-pub struct TenantCtx {
-    pub org_id: Uuid,
-    pub user_id: Uuid,
-    pub role: Role,
-    pub session_id: Option<Uuid>,
-}
-
-impl TenantCtx {
-    pub(crate) fn authenticated(
-        org_id: Uuid,
-        user_id: Uuid,
-        role: Role,
-        session_id: Option<Uuid>,
-    ) -> Self {
-        Self {
-            org_id,
-            user_id,
-            role,
-            session_id,
-        }
-    }
-}
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Organization {
@@ -252,7 +226,7 @@ pub struct OrgPatch {
 
 pub async fn get_org(db: &Db, ctx: &TenantCtx) -> Result<Organization> {
     access::authorize(ctx, Action::OrgRead)?;
-    organization(&db.tenant(ctx, false).await?).await
+    organization(&db.read(ctx).await?).await
 }
 
 pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Organization> {
@@ -265,7 +239,7 @@ pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Org
         validate_slug(&mut v, "slug", slug);
     }
     v.finish()?;
-    let tx = db.tenant(ctx, true).await?;
+    let tx = db.write(ctx).await?;
     let current = tx
         .find::<organization::Entity>()
         .one(tx.conn())
@@ -293,7 +267,7 @@ pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Org
     let after = serde_json::json!({"name": updated.name, "slug": updated.slug});
     audit::record(
         &tx,
-        ctx,
+        Some(ctx.user_id),
         "organization.updated",
         "organization",
         Some(updated.id),

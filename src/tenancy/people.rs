@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::text;
 
-use super::{TenantCtx, active_owner_count, entity::membership, parse_role};
+use super::{active_owner_count, entity::membership, parse_role};
+use crate::access::TenantCtx;
 use crate::{
     access::{self, Action, Role, RoleChange},
     audit,
@@ -83,7 +84,7 @@ async fn load_person(tx: &TenantTx, m: membership::Model) -> Result<Person> {
 
 pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<Person>> {
     access::authorize(ctx, Action::UserList)?;
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let mut query = tx
         .find::<membership::Entity>()
         .order_by_asc(membership::Column::UserId)
@@ -118,7 +119,7 @@ pub async fn get(db: &Db, ctx: &TenantCtx, user_id: Uuid) -> Result<Person> {
     if user_id != ctx.user_id {
         access::authorize(ctx, Action::UserRead)?;
     }
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let m = membership_of(&tx, user_id).await?;
     load_person(&tx, m).await
 }
@@ -135,12 +136,12 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Person> 
     v.finish()?;
     access::check_grant(ctx.role, req.role)?;
     let hash = password::hash(&req.password).await?;
-    let tx = db.tenant(ctx, true).await?;
+    let tx = db.write(ctx).await?;
     let user = identity::create_user(tx.conn(), &email, &req.name, hash).await?;
     super::add_member(&tx, user.id, req.role).await?;
     audit::record(
         &tx,
-        ctx,
+        Some(ctx.user_id),
         "membership.created",
         "user",
         Some(user.id),
@@ -164,7 +165,7 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
     }
     v.finish()?;
 
-    let tx = db.tenant(ctx, true).await?;
+    let tx = db.write(ctx).await?;
     tx.lock_tenant().await?;
     let m = membership_of(&tx, user_id).await?;
     let current = parse_role(&m.role)?;
@@ -205,7 +206,7 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
         model.role = Set(role.as_str().to_owned());
         audit::record(
             &tx,
-            ctx,
+            Some(ctx.user_id),
             "membership.role_changed",
             "user",
             Some(user_id),
@@ -222,7 +223,7 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
         };
         audit::record(
             &tx,
-            ctx,
+            Some(ctx.user_id),
             action,
             "user",
             Some(user_id),
@@ -244,7 +245,7 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
 /// `erase`, an account that belongs to no other organisation is anonymised as well.
 pub async fn remove(db: &Db, ctx: &TenantCtx, user_id: Uuid, erase: bool) -> Result<()> {
     access::authorize(ctx, Action::UserDelete)?;
-    let tx = db.tenant(ctx, true).await?;
+    let tx = db.write(ctx).await?;
     tx.lock_tenant().await?;
     let m = membership_of(&tx, user_id).await?;
     let current = parse_role(&m.role)?;
@@ -267,7 +268,7 @@ pub async fn remove(db: &Db, ctx: &TenantCtx, user_id: Uuid, erase: bool) -> Res
     }
     audit::record(
         &tx,
-        ctx,
+        Some(ctx.user_id),
         "membership.removed",
         "user",
         Some(user_id),

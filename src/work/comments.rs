@@ -12,12 +12,14 @@ use uuid::Uuid;
 
 use super::{Expected, entity::comment, now, tickets, timeline};
 use crate::{
-    access::{self, Action},
+    access::{self, Action, TenantCtx},
     error::{Error, Result, Validator},
-    events,
+    events::{
+        self, Body,
+        contract::{CommentCreated, CommentRef, Followers},
+    },
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
-    tenancy::TenantCtx,
     text::{MAX_TEXT, check_text},
 };
 
@@ -80,7 +82,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<Comment>> {
     access::authorize(ctx, Action::TicketRead)?;
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let ticket = tickets::find_visible(&tx, ctx, ticket).await?;
     let mut query = tx
         .find::<comment::Entity>()
@@ -131,8 +133,16 @@ pub async fn create(
     );
     tickets::touch(tx, ticket.id, at).await?;
     let changes = json!({"comment_id": c.id, "body": {"from": null, "to": c.body}});
-    record(tx, ctx, &ticket, &c, "comment.created", changes).await?;
+    record(tx, ctx, &ticket, &c, Change::Created, changes).await?;
     Ok(c)
+}
+
+/// What a write did to a comment.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    Created,
+    Updated,
+    Deleted,
 }
 
 async fn record(
@@ -140,16 +150,37 @@ async fn record(
     ctx: &TenantCtx,
     ticket: &tickets::TicketHandle,
     c: &Comment,
-    kind: &str,
+    change: Change,
     changes: serde_json::Value,
 ) -> Result<()> {
+    let comment = CommentRef {
+        ticket_id: ticket.id,
+        project_id: ticket.project_id,
+        requester_id: ticket.requester_id,
+        comment_id: c.id,
+        author_id: c.author_id,
+        internal: c.internal,
+        body: c.body.clone(),
+    };
+    let body = match change {
+        // Who followed the ticket when the comment was made, for notifications.
+        Change::Created => Body::CommentCreated(CommentCreated {
+            comment,
+            followers: Followers {
+                assignee_ids: tickets::assignees_of(tx, ticket.id).await?,
+                watcher_ids: super::watchers::of(tx, ticket.id).await?,
+            },
+        }),
+        Change::Updated => Body::CommentUpdated(comment),
+        Change::Deleted => Body::CommentDeleted(comment),
+    };
     timeline::record(
         tx,
         ctx,
         timeline::Entry {
             project_id: ticket.project_id,
             ticket_id: Some(ticket.id),
-            kind,
+            kind: body.kind(),
             internal: c.internal,
             version: None,
             changes,
@@ -157,21 +188,7 @@ async fn record(
         },
     )
     .await?;
-    let mut payload = json!({
-        "ticket_id": ticket.id,
-        "project_id": ticket.project_id,
-        "requester_id": ticket.requester_id,
-        "comment_id": c.id,
-        "author_id": c.author_id,
-        "internal": c.internal,
-        "body": c.body,
-    });
-    if kind == "comment.created" {
-        // Who followed the ticket when the comment was made, for notifications.
-        payload["assignee_ids"] = json!(tickets::assignees_of(tx, ticket.id).await?);
-        payload["watcher_ids"] = json!(super::watchers::of(tx, ticket.id).await?);
-    }
-    events::emit(tx, ctx, kind, Some(ticket.id), c.updated_at, payload).await
+    events::emit(tx, Some(ctx.user_id), body, c.updated_at).await
 }
 
 /// Finds a comment the caller may change (its author, or an admin), locked, on a ticket they
@@ -222,7 +239,7 @@ pub async fn update(
     let c = Comment::from(row.update(tx.conn()).await?);
     tickets::touch(tx, ticket.id, at).await?;
     let changes = json!({"comment_id": c.id, "body": {"from": old, "to": c.body}});
-    record(tx, ctx, &ticket, &c, "comment.updated", changes).await?;
+    record(tx, ctx, &ticket, &c, Change::Updated, changes).await?;
     Ok(c)
 }
 
@@ -234,5 +251,5 @@ pub async fn delete(tx: &TenantTx, ctx: &TenantCtx, id: Uuid, expected: &Expecte
     tickets::touch(tx, ticket.id, c.updated_at).await?;
     // The timeline keeps what was said, so the deletion stays explainable.
     let changes = json!({"comment_id": c.id, "body": {"from": c.body, "to": null}});
-    record(tx, ctx, &ticket, &c, "comment.deleted", changes).await
+    record(tx, ctx, &ticket, &c, Change::Deleted, changes).await
 }

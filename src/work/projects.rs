@@ -6,19 +6,18 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{entity::project, now, timeline};
 use crate::{
-    access::{self, Action},
+    access::{self, Action, TenantCtx},
     audit,
     error::{Error, Result, Validator},
-    events,
+    events::{self, Body, contract::ProjectChanged},
     pagination::{Page, PageRequest},
     store::{self, Db, TenantTx, is_unique_violation},
-    tenancy::TenantCtx,
     text::{MAX_LINE, MAX_TEXT, check_line, check_text},
 };
 
@@ -107,7 +106,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<Project>> {
     access::authorize(ctx, Action::ProjectRead)?;
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let mut query = tx
         .find::<project::Entity>()
         .order_by_asc(project::Column::Id)
@@ -151,7 +150,7 @@ pub(crate) async fn keys_of(tx: &TenantTx, ids: Vec<Uuid>) -> Result<Vec<(Uuid, 
 
 pub async fn get(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<Project> {
     access::authorize(ctx, Action::ProjectRead)?;
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let p = find(&tx, id).await?;
     tx.commit().await?;
     Ok(p.into())
@@ -197,41 +196,40 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewProject) -> Result<P
     })?;
     let project = Project::from(model);
     let changes = json!({"key": {"from": null, "to": project.key}, "name": {"from": null, "to": project.name}});
-    record(tx, ctx, &project, "project.created", changes).await?;
+    record(tx, ctx, &project, Body::ProjectCreated, changes).await?;
     Ok(project)
 }
 
-/// The project's timeline entry and outbox event for one change.
+/// The project's timeline entry and outbox event for one change (`event` names its kind);
+/// returns the kind.
 async fn record(
     tx: &TenantTx,
     ctx: &TenantCtx,
     project: &Project,
-    kind: &str,
-    changes: serde_json::Value,
-) -> Result<()> {
+    event: fn(ProjectChanged) -> Body,
+    changes: Value,
+) -> Result<&'static str> {
+    let body = event(ProjectChanged {
+        project_id: project.id,
+        changes: changes.clone(),
+    });
     timeline::record(
         tx,
         ctx,
         timeline::Entry {
             project_id: project.id,
             ticket_id: None,
-            kind,
+            kind: body.kind(),
             internal: false,
             version: None,
-            changes: changes.clone(),
+            changes,
             at: project.updated_at,
         },
     )
     .await?;
-    events::emit(
-        tx,
-        ctx,
-        kind,
-        None,
-        project.updated_at,
-        json!({"project_id": project.id, "changes": changes}),
-    )
-    .await
+    let kind = body.kind();
+    events::emit(tx, Some(ctx.user_id), body, project.updated_at).await?;
+    Ok(kind)
 }
 
 pub async fn update(
@@ -289,15 +287,16 @@ pub async fn update(
     }
     model.updated_at = Set(at);
     let project = Project::from(model.update(tx.conn()).await?);
-    let kind = match archive {
-        Some(true) => "project.archived",
-        Some(false) => "project.restored",
-        None => "project.updated",
+    let event: fn(ProjectChanged) -> Body = match archive {
+        Some(true) => Body::ProjectArchived,
+        Some(false) => Body::ProjectRestored,
+        None => Body::ProjectUpdated,
     };
+    let kind = record(tx, ctx, &project, event, changes.into()).await?;
     if archive.is_some() {
         audit::record(
             tx,
-            ctx,
+            Some(ctx.user_id),
             kind,
             "project",
             Some(project.id),
@@ -305,7 +304,6 @@ pub async fn update(
         )
         .await?;
     }
-    record(tx, ctx, &project, kind, changes.into()).await?;
     Ok(project)
 }
 

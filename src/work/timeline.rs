@@ -11,11 +11,10 @@ use uuid::Uuid;
 
 use super::{entity::event, projects, tickets};
 use crate::{
-    access::{self, Action},
+    access::{self, Action, TenantCtx},
     error::Result,
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
-    tenancy::TenantCtx,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,7 +90,7 @@ pub async fn of_ticket(
     page: PageRequest,
 ) -> Result<Page<TimelineEntry>> {
     access::authorize(ctx, Action::TicketRead)?;
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     let ticket = tickets::find_visible(&tx, ctx, ticket).await?;
     let scope = event::Column::TicketId.eq(ticket.id);
     read_page(tx, ctx, scope, page, false).await
@@ -105,7 +104,7 @@ pub async fn of_project(
     page: PageRequest,
 ) -> Result<Page<TimelineEntry>> {
     access::authorize(ctx, Action::ProjectActivity)?;
-    let tx = db.tenant(ctx, false).await?;
+    let tx = db.read(ctx).await?;
     projects::find(&tx, project_id).await?;
     let scope = event::Column::ProjectId.eq(project_id);
     read_page(tx, ctx, scope, page, true).await

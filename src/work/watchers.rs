@@ -5,17 +5,16 @@ use uuid::Uuid;
 
 use super::{entity::watcher, now, tickets};
 use crate::{
-    access::{self, Action},
+    access::{self, Action, TenantCtx},
     error::{Error, Result},
     store::{Db, TenantTx},
-    tenancy::TenantCtx,
 };
 
 /// Starts (`watching`) or stops the caller watching a ticket they can see. Either is
 /// idempotent: watching twice is watching once.
 pub async fn set(db: &Db, ctx: &TenantCtx, ticket: &str, watching: bool) -> Result<()> {
     access::authorize(ctx, Action::TicketRead)?;
-    let tx = db.tenant(ctx, true).await?;
+    let tx = db.write(ctx).await?;
     let t = tickets::find_visible(&tx, ctx, ticket).await?;
     if t.deleted {
         return Err(Error::NotFound("ticket"));
@@ -31,8 +30,7 @@ pub async fn set(db: &Db, ctx: &TenantCtx, ticket: &str, watching: bool) -> Resu
         .exec_without_returning(tx.conn())
         .await?;
     } else {
-        watcher::Entity::delete_many()
-            .filter(watcher::Column::OrgId.eq(tx.org_id()))
+        tx.delete_many::<watcher::Entity>()
             .filter(watcher::Column::TicketId.eq(t.id))
             .filter(watcher::Column::UserId.eq(ctx.user_id))
             .exec(tx.conn())

@@ -2,8 +2,18 @@
 //! end dead without holding up other events, admins see and requeue dead letters, and the
 //! figures show at /metrics.
 
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
+
+use docket::{
+    events::{Body, Event, Handler, Handlers},
+    store::Db,
+};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::helpers::*;
 
@@ -11,38 +21,63 @@ use crate::helpers::*;
 pub const OPEN: &str =
     "SELECT count(*) FROM outbox_events WHERE status IN ('pending', 'processing')";
 
-/// Makes inserting a notification whose title contains `poison` fail (owner rights).
-async fn poison_notifications(app: &TestApp) {
-    if backend() == Backend::Postgres {
-        app.sql(
-            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN IF NEW.title LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$",
-        )
-        .await;
-        app.sql("CREATE TRIGGER poison BEFORE INSERT ON notifications FOR EACH ROW EXECUTE FUNCTION poison()")
-            .await;
-    } else {
-        app.sql(
-            "CREATE TRIGGER poison BEFORE INSERT ON notifications
-             WHEN NEW.title LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
-        )
-        .await;
+/// A handler that fails every `ticket.assigned` event of the tickets it is told about, as a
+/// broken consumer (a mail server that is down, say) would.
+#[derive(Clone, Default)]
+struct Poisoned(Arc<Mutex<HashSet<Uuid>>>);
+
+impl Poisoned {
+    fn poison(&self, ticket: &Value) {
+        let id = ticket["id"].as_str().unwrap().parse().unwrap();
+        self.0.lock().unwrap().insert(id);
+    }
+
+    fn cure(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// The real handlers with this one just before notifications: a poisoned event reaches
+    /// the stream, but notifies nobody until it is cured.
+    fn with_real_handlers(&self) -> Handlers {
+        Handlers::new()
+            .with(docket::events::stream::Publisher)
+            .with(self.clone())
+            .with(docket::notify::Notifier)
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for Poisoned {
+    fn name(&self) -> &'static str {
+        "poisoned"
+    }
+
+    async fn handle(&self, _: &Db, event: &Event) -> docket::error::Result<()> {
+        let poisoned = matches!(event.body, Body::TicketAssigned(_))
+            && event
+                .ticket_id()
+                .is_some_and(|t| self.0.lock().unwrap().contains(&t));
+        if poisoned {
+            return Err(docket::error::Error::internal(anyhow::anyhow!("poisoned")));
+        }
+        Ok(())
     }
 }
 
 #[tokio::test]
 async fn an_event_handled_twice_changes_nothing_the_second_time() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
     let agent = app.member(&owner, "a@example.com", "agent").await;
     let project = app.project(&owner.token, "OPS").await;
     app.assigned_tickets_with_comments(&owner.token, &project, &agent, 5)
         .await;
-    app.wait_count(OPEN, 0, 20).await;
+    let events = app.count("SELECT count(*) FROM outbox_events").await;
+    assert_eq!(app.run_pending_events().await as i64, events);
+    assert_eq!(app.count(OPEN).await, 0);
     let notifications = "SELECT count(*) FROM notifications";
     let stream = "SELECT count(*) FROM stream_events";
     let (n, s) = (app.count(notifications).await, app.count(stream).await);
-    let events = app.count("SELECT count(*) FROM outbox_events").await;
     // 5 × (assigned + comment) for the agent; every event and notification on the stream.
     assert_eq!(n, 10);
     assert_eq!(s, events + n);
@@ -50,7 +85,8 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
     // Every event runs through its handlers again (as after a crash before settling).
     app.sql("UPDATE outbox_events SET status = 'pending', available_at = created_at")
         .await;
-    app.wait_count(OPEN, 0, 20).await;
+    assert_eq!(app.run_pending_events().await as i64, events);
+    assert_eq!(app.count(OPEN).await, 0);
     assert_eq!(
         app.count("SELECT count(*) FROM outbox_events WHERE attempts = 2 AND status = 'done'")
             .await,
@@ -68,11 +104,11 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
 
 #[tokio::test]
 async fn a_failing_event_ends_dead_without_holding_up_others_and_can_be_requeued() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
     let agent = app.member(&owner, "a@example.com", "agent").await;
     let project = app.project(&owner.token, "OPS").await;
-    poison_notifications(&app).await;
+    let poisoned_handler = Poisoned::default();
 
     let poisoned = app
         .ticket(
@@ -88,9 +124,12 @@ async fn a_failing_event_ends_dead_without_holding_up_others_and_can_be_requeued
             json!({"assignee_ids": [agent.user_id]}),
         )
         .await;
+    poisoned_handler.poison(&poisoned);
+    app.run_pending_events_with(poisoned_handler.with_real_handlers())
+        .await;
     let dead = "SELECT count(*) FROM outbox_events WHERE status = 'dead'";
-    app.wait_count(dead, 1, 20).await;
-    app.wait_count(OPEN, 0, 20).await;
+    assert_eq!(app.count(dead).await, 1);
+    assert_eq!(app.count(OPEN).await, 0);
 
     // The dead letter, as admins see it: 3 attempts (the test limit) and the handler's error.
     let list = app
@@ -107,7 +146,7 @@ async fn a_failing_event_ends_dead_without_holding_up_others_and_can_be_requeued
         event["last_error"]
             .as_str()
             .unwrap()
-            .starts_with("notifications:"),
+            .starts_with("poisoned: "),
         "{event}"
     );
     // The healthy ticket's events were handled; so were the poisoned ticket's other events.
@@ -137,8 +176,10 @@ async fn a_failing_event_ends_dead_without_holding_up_others_and_can_be_requeued
     )
     .await
     .assert_ok(200);
-    app.wait_count(OPEN, 0, 20).await;
-    app.wait_count(dead, 1, 1).await;
+    app.run_pending_events_with(poisoned_handler.with_real_handlers())
+        .await;
+    assert_eq!(app.count(OPEN).await, 0);
+    assert_eq!(app.count(dead).await, 1);
 
     // Only admins requeue; a live event is not requeued; another tenant's id is not found.
     let retry = format!(
@@ -160,18 +201,16 @@ async fn a_failing_event_ends_dead_without_holding_up_others_and_can_be_requeued
             .is_empty()
     );
 
-    app.sql(match backend() {
-        Backend::Postgres => "DROP TRIGGER poison ON notifications",
-        Backend::Sqlite => "DROP TRIGGER poison",
-    })
-    .await;
+    poisoned_handler.cure();
     let requeued = app
         .call(Method::POST, &retry, Some(&owner.token), None)
         .await;
     let requeued = requeued.assert_ok(200);
     assert_eq!(requeued["status"], "pending");
     assert_eq!(requeued["attempts"], 0);
-    app.wait_count(OPEN, 0, 20).await;
+    app.run_pending_events_with(poisoned_handler.with_real_handlers())
+        .await;
+    assert_eq!(app.count(OPEN).await, 0);
     let after = app
         .get("/api/v1/admin/events?status=dead", &owner.token)
         .await;
@@ -201,11 +240,11 @@ async fn a_failing_event_ends_dead_without_holding_up_others_and_can_be_requeued
 
 #[tokio::test]
 async fn metrics_show_the_backlog_and_what_was_handled() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
     let project = app.project(&owner.token, "OPS").await;
     app.ticket(&owner.token, &project, json!({})).await;
-    app.wait_count(OPEN, 0, 20).await;
+    app.run_pending_events().await;
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(

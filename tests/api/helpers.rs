@@ -3,6 +3,7 @@ use std::time::Duration;
 use docket::{
     app::{self, Running},
     config::{Secret, ServeConfig, StoreConfig, WorkerConfig},
+    events::{Handlers, dispatch},
 };
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use sea_orm::{ConnectionTrait, Database};
@@ -406,6 +407,30 @@ impl TestApp {
         let n = row.try_get_by_index::<i64>(0).expect("an integer");
         db.close().await.ok();
         n
+    }
+
+    /// Handles every pending event now, as the worker would, through the server's own database
+    /// handle (so its stream connections wake). For tests whose server runs no worker: what the
+    /// test then reads is settled, with no waiting or polling. Returns how many were handled.
+    pub async fn run_pending_events(&self) -> usize {
+        self.run_pending_events_with(docket::worker::handlers())
+            .await
+    }
+
+    /// Like [`TestApp::run_pending_events`], with `handlers` instead of the real ones (to add a
+    /// failing handler, say). A failed event is retried at once, until it is dead.
+    pub async fn run_pending_events_with(&self, handlers: Handlers) -> usize {
+        let running = self
+            .running
+            .as_ref()
+            .expect("the test's own server (not a remote one)");
+        let retry_at_once = WorkerConfig {
+            worker_retry_base_ms: 0,
+            ..fast_worker()
+        };
+        dispatch::drain(running.db(), &retry_at_once, &handlers)
+            .await
+            .expect("pending events handled")
     }
 
     /// Polls `sql` (a count) until it gives `want`, for up to `secs` seconds.

@@ -197,7 +197,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         )
         .await;
     let comment = comment.assert_ok(201)["id"].as_str().unwrap().to_owned();
-    app.wait_count(crate::events::OPEN, 0, 20).await;
+    app.run_pending_events().await;
     let inbox = app.get("/api/v1/notifications", &agent.token).await;
     let notification = inbox.assert_ok(200)["items"][0]["id"]
         .as_str()
@@ -221,7 +221,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
 
 #[tokio::test]
 async fn another_tenants_ids_are_not_found() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let a = tenant(&app, "alpha").await;
     let b = tenant(&app, "beta").await;
 
@@ -319,7 +319,7 @@ async fn another_tenants_ids_are_not_found() {
 
 #[tokio::test]
 async fn lists_and_logs_show_only_the_callers_tenant() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let a = tenant(&app, "alpha").await;
     let b = tenant(&app, "beta").await;
     // Generate audit entries in A.
@@ -374,7 +374,7 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
 
 #[tokio::test]
 async fn a_refresh_token_cannot_be_replayed_under_another_tenant() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let a = tenant(&app, "alpha").await;
     let b = tenant(&app, "beta").await;
     // Re-label A's refresh token with B's organisation: its hash is not in B's wall.

@@ -3,11 +3,11 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{events::OPEN, helpers::*};
+use crate::helpers::*;
 
 /// The person's notifications as (type, title) pairs, oldest first.
 async fn inbox(app: &TestApp, who: &Session) -> Vec<(String, String)> {
-    app.wait_count(OPEN, 0, 20).await;
+    app.run_pending_events().await;
     let res = app.get("/api/v1/notifications?limit=200", &who.token).await;
     let mut items: Vec<(String, String)> = res.assert_ok(200)["items"]
         .as_array()
@@ -30,7 +30,7 @@ fn kinds(items: &[(String, String)]) -> Vec<&str> {
 
 #[tokio::test]
 async fn the_right_people_hear_about_each_change_and_nobody_of_their_own() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
     let alice = app.member(&owner, "alice@example.com", "agent").await;
     let bob = app.member(&owner, "bob@example.com", "agent").await;
@@ -167,7 +167,7 @@ async fn the_right_people_hear_about_each_change_and_nobody_of_their_own() {
 
 #[tokio::test]
 async fn the_inbox_counts_filters_and_marks_read() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
     let agent = app.member(&owner, "a@example.com", "agent").await;
     let colleague = app.member(&owner, "c@example.com", "agent").await;
@@ -180,7 +180,7 @@ async fn the_inbox_counts_filters_and_marks_read() {
         )
         .await;
     }
-    app.wait_count(OPEN, 0, 20).await;
+    app.run_pending_events().await;
     let count = |who: &Session| {
         let token = who.token.clone();
         let app = &app;

@@ -2,8 +2,7 @@
 //! scanning the table: the plans of the server's own list queries, on 100k generated rows.
 
 use docket::{
-    access::Role,
-    tenancy::TenantCtx,
+    access::{Role, TenantCtx},
     work::tickets::{self, TicketFilter},
 };
 use sea_orm::{

@@ -238,10 +238,7 @@ async fn expired_idempotency_records_are_purged_across_tenants_and_only_those() 
     })
     .await
     .unwrap();
-    assert_eq!(
-        docket::http::idempotency::purge_expired(&db).await.unwrap(),
-        1
-    );
+    assert_eq!(docket::idempotency::purge_expired(&db).await.unwrap(), 1);
     db.close().await;
     let left = owner
         .query_all_raw(Statement::from_string(

@@ -14,14 +14,14 @@ const QUIET: Duration = Duration::from_millis(1500);
 
 #[tokio::test]
 async fn each_person_gets_what_they_may_see_and_nothing_of_other_tenants() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
     let agent = app.member(&owner, "a@example.com", "agent").await;
     let customer = app.member(&owner, "c@example.com", "requester").await;
     let stranger = app.signup("other", "x@example.com").await;
     let project = app.project(&owner.token, "OPS").await;
     // Streams start at the feed's end: let what happened so far reach it first.
-    app.wait_count(OPEN, 0, 20).await;
+    app.run_pending_events().await;
 
     let mut agent_stream = SseClient::connect(&app.base, &agent.token, None).await;
     let mut customer_stream = SseClient::connect(&app.base, &customer.token, None).await;
@@ -55,6 +55,7 @@ async fn each_person_gets_what_they_may_see_and_nothing_of_other_tenants() {
     .assert_ok(201);
     let other_project = app.project(&stranger.token, "OTH").await;
     app.ticket(&stranger.token, &other_project, json!({})).await;
+    app.run_pending_events().await;
 
     let got = agent_stream.drain(QUIET).await;
     // Tickets are handled side by side; each ticket's events keep their order.

@@ -1,0 +1,322 @@
+//! Idempotent writes (IETF draft-ietf-httpapi-idempotency-key-header): the stored record of a
+//! keyed request and the unit of work that ties a change and its stored answer into one
+//! transaction. The HTTP layer reads the headers and turns a [`Reply`] into a response; this
+//! module knows nothing of HTTP beyond status codes and header names as data.
+//!
+//! A keyed request first *claims* its key (organisation, user, key) in a short transaction of
+//! its own: a new key is marked in progress; a finished one is replayed; one in progress is 409;
+//! one used for a different request is 422. The change then runs in its own transaction, which
+//! also stores the answer under the key, so the change and its record commit together. A
+//! failed change releases the claim (nothing happened, so a retry may run it again); a claim
+//! left behind by a crashed process is taken over once it is older than any request can run.
+
+use chrono::{Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    sea_query::OnConflict,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    access::TenantCtx,
+    error::{Error, Result},
+    store::{Db, TenantTx},
+};
+
+/// How long a finished answer is replayed.
+const KEPT_FOR: Duration = Duration::hours(24);
+/// After this, an in-progress claim belongs to a request that can no longer be running (the
+/// server answers every request within 30 s).
+const STALE_CLAIM: Duration = Duration::seconds(90);
+
+mod record {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "idempotency_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub fingerprint: String,
+        /// `in_progress` or `done`.
+        pub state: String,
+        pub response_status: Option<i32>,
+        pub response_headers: Option<Json>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub response_body: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl crate::store::TenantEntity for Entity {
+        fn org_column() -> Column {
+            Column::OrgId
+        }
+    }
+}
+
+/// An `Idempotency-Key` and the fingerprint of the request it came with.
+#[derive(Clone, Debug)]
+pub struct Keyed {
+    key: String,
+    fingerprint: String,
+}
+
+impl Keyed {
+    /// Same method, path and JSON content (whatever its spacing or key order) = same request.
+    pub fn new(key: String, method: &str, path: &str, body: &[u8]) -> Self {
+        let canonical = serde_json::from_slice::<serde_json::Value>(body)
+            .map(|v| v.to_string().into_bytes())
+            .unwrap_or_else(|_| body.to_vec());
+        let mut h = Sha256::new();
+        h.update(method.as_bytes());
+        h.update([0]);
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(&canonical);
+        Self {
+            key,
+            fingerprint: hex::encode(h.finalize()),
+        }
+    }
+}
+
+/// A successful write's answer, in the form it is stored for replay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<serde_json::Value>,
+    /// Header name and value pairs (`location`, `etag`).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// `201 Created` with the new resource, its `Location` and (if versioned) `ETag`.
+    pub fn created<T: Serialize>(
+        value: &T,
+        location: String,
+        version: Option<i64>,
+    ) -> Result<Self> {
+        let mut r = Self::ok(value, version)?;
+        r.status = 201;
+        r.headers.push(("location".into(), location));
+        Ok(r)
+    }
+
+    /// `200 OK` with the resource and (if versioned) its `ETag`.
+    pub fn ok<T: Serialize>(value: &T, version: Option<i64>) -> Result<Self> {
+        let body = serde_json::to_value(value).map_err(Error::internal)?;
+        let headers = version
+            .map(|v| ("etag".to_owned(), format!("\"{v}\"")))
+            .into_iter()
+            .collect();
+        Ok(Self {
+            status: 200,
+            body: Some(body),
+            headers,
+        })
+    }
+
+    pub fn no_content() -> Self {
+        Self {
+            status: 204,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// How a write was answered: by running it now, or from the record of an earlier run.
+#[derive(Debug)]
+pub struct Answer {
+    pub reply: Reply,
+    pub replayed: bool,
+}
+
+/// Runs `change` as one business write for `ctx`: replays the stored answer for a repeated
+/// `Idempotency-Key`; otherwise runs the change in a write transaction and commits it together
+/// with its answer, or rolls it back (and frees the key) when it fails.
+pub async fn write<F>(db: &Db, ctx: &TenantCtx, key: Option<Keyed>, change: F) -> Result<Answer>
+where
+    F: AsyncFnOnce(&TenantTx) -> Result<Reply>,
+{
+    if let Some(k) = &key
+        && let Some(reply) = claim(db, ctx, k).await?
+    {
+        return Ok(Answer {
+            reply,
+            replayed: true,
+        });
+    }
+    let tx = db.write(ctx).await?;
+    let reply = match change(&tx).await {
+        Ok(reply) => reply,
+        Err(err) => {
+            tx.rollback().await?;
+            if let Some(k) = &key {
+                release(db, ctx, k).await?;
+            }
+            return Err(err);
+        }
+    };
+    if let Some(k) = &key {
+        store(&tx, ctx, k, &reply).await?;
+    }
+    tx.commit().await?;
+    Ok(Answer {
+        reply,
+        replayed: false,
+    })
+}
+
+/// Claims the key, or answers from it. Two racing claims of one new key: the database lets
+/// one insert; the other sees the claim and gets 409.
+async fn claim(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<Option<Reply>> {
+    let now = Utc::now();
+    let tx = db.write(ctx).await?;
+    let fresh = record::ActiveModel {
+        org_id: Set(ctx.org_id),
+        user_id: Set(ctx.user_id),
+        key: Set(k.key.clone()),
+        fingerprint: Set(k.fingerprint.clone()),
+        state: Set("in_progress".into()),
+        response_status: Set(None),
+        response_headers: Set(None),
+        response_body: Set(None),
+        created_at: Set(now),
+        expires_at: Set(now + KEPT_FOR),
+    };
+    let inserted = record::Entity::insert(fresh.clone())
+        .on_conflict(
+            OnConflict::columns([
+                record::Column::OrgId,
+                record::Column::UserId,
+                record::Column::Key,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(tx.conn())
+        .await?;
+    if inserted == 1 {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let existing = tx
+        .find_for_update::<record::Entity>()
+        .filter(record::Column::UserId.eq(ctx.user_id))
+        .filter(record::Column::Key.eq(k.key.as_str()))
+        .one(tx.conn())
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("idempotency record vanished")))?;
+    let expired = existing.expires_at <= now;
+    let abandoned = existing.state == "in_progress" && existing.created_at + STALE_CLAIM <= now;
+    if expired || abandoned {
+        // Start over under the key: the old use is forgotten, or its request is gone.
+        let mut row = fresh.clone();
+        row.org_id = sea_orm::ActiveValue::Unchanged(ctx.org_id);
+        row.user_id = sea_orm::ActiveValue::Unchanged(ctx.user_id);
+        row.key = sea_orm::ActiveValue::Unchanged(k.key.clone());
+        row.update(tx.conn()).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
+    if existing.fingerprint != k.fingerprint {
+        return Err(Error::Unprocessable {
+            code: "idempotency_key_reused",
+            detail: "this Idempotency-Key was already used for a different request; use a new key"
+                .into(),
+        });
+    }
+    if existing.state != "done" {
+        return Err(Error::conflict(
+            "idempotency_key_in_progress",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+        ));
+    }
+    let headers: Vec<(String, String)> = existing
+        .response_headers
+        .and_then(|h| serde_json::from_value(h).ok())
+        .unwrap_or_default();
+    let status = existing
+        .response_status
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(200);
+    let body = existing
+        .response_body
+        .and_then(|b| serde_json::from_str(&b).ok());
+    tx.commit().await?;
+    Ok(Some(Reply {
+        status,
+        body,
+        headers,
+    }))
+}
+
+/// Stores the answer under the claimed key, in the change's own transaction.
+async fn store(tx: &TenantTx, ctx: &TenantCtx, k: &Keyed, reply: &Reply) -> Result<()> {
+    let row = tx
+        .find_for_update::<record::Entity>()
+        .filter(record::Column::UserId.eq(ctx.user_id))
+        .filter(record::Column::Key.eq(k.key.as_str()))
+        .one(tx.conn())
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("idempotency claim vanished")))?;
+    let mut row = row.into_active_model();
+    row.state = Set("done".into());
+    row.response_status = Set(Some(i32::from(reply.status)));
+    row.response_headers = Set(Some(
+        serde_json::to_value(&reply.headers).map_err(Error::internal)?,
+    ));
+    row.response_body = Set(reply.body.as_ref().map(|b| b.to_string()));
+    row.update(tx.conn()).await?;
+    Ok(())
+}
+
+/// Frees a key whose request failed, so the client can retry it.
+async fn release(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<()> {
+    let tx = db.write(ctx).await?;
+    tx.delete_many::<record::Entity>()
+        .filter(record::Column::UserId.eq(ctx.user_id))
+        .filter(record::Column::Key.eq(k.key.as_str()))
+        .filter(record::Column::State.eq("in_progress"))
+        .exec(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes records past their 24 hours, across tenants (maintenance).
+pub async fn purge_expired(db: &Db) -> Result<u64> {
+    let tx = db.maintenance().await?;
+    let res = record::Entity::delete_many()
+        .filter(record::Column::ExpiresAt.lt(Utc::now()))
+        .exec(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(res.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_json_layout_but_not_content_or_target() {
+        let f = |path: &str, body: &[u8]| Keyed::new("k".into(), "POST", path, body).fingerprint;
+        let a = f("/t", br#"{"a": 1, "b": 2}"#);
+        assert_eq!(a, f("/t", br#"{"b":2,"a":1}"#));
+        assert_ne!(a, f("/t", br#"{"a": 1, "b": 3}"#));
+        assert_ne!(a, f("/u", br#"{"a": 1, "b": 2}"#));
+    }
+}
