@@ -12,8 +12,8 @@
 
 use chrono::{Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    sea_query::OnConflict,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    QueryFilter, sea_query::OnConflict,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -31,38 +31,21 @@ const KEPT_FOR: Duration = Duration::hours(24);
 const STALE_CLAIM: Duration = Duration::seconds(90);
 
 mod record {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "idempotency_keys")]
-    pub struct Model {
+    crate::store::tenant_entity!("idempotency_keys" {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub org_id: Uuid,
+        user_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
-        pub user_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub key: String,
-        pub fingerprint: String,
+        key: String,
+        fingerprint: String,
         /// `in_progress` or `done`.
-        pub state: String,
-        pub response_status: Option<i32>,
-        pub response_headers: Option<Json>,
+        state: String,
+        response_status: Option<i32>,
+        response_headers: Option<Json>,
         #[sea_orm(column_type = "Text", nullable)]
-        pub response_body: Option<String>,
-        pub created_at: DateTimeUtc,
-        pub expires_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-
-    impl crate::store::TenantEntity for Entity {
-        fn org_column() -> Column {
-            Column::OrgId
-        }
-    }
+        response_body: Option<String>,
+        created_at: DateTimeUtc,
+        expires_at: DateTimeUtc,
+    });
 }
 
 /// An `Idempotency-Key` and the fingerprint of the request it came with.
@@ -298,13 +281,8 @@ async fn release(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<()> {
 
 /// Deletes records past their 24 hours, across tenants (maintenance).
 pub async fn purge_expired(db: &Db) -> Result<u64> {
-    let tx = db.maintenance().await?;
-    let res = record::Entity::delete_many()
-        .filter(record::Column::ExpiresAt.lt(Utc::now()))
-        .exec(tx.conn())
-        .await?;
-    tx.commit().await?;
-    Ok(res.rows_affected)
+    let expired = Condition::all().add(record::Column::ExpiresAt.lt(Utc::now()));
+    Ok(db.purge::<record::Entity>(expired).await?)
 }
 
 #[cfg(test)]

@@ -17,34 +17,17 @@ use crate::{
 };
 
 mod entry {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "audit_log")]
-    pub struct Model {
+    crate::store::tenant_entity!("audit_log" {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub org_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub actor_id: Option<Uuid>,
-        pub action: String,
-        pub target_type: String,
-        pub target_id: Option<Uuid>,
-        pub details: Json,
-        pub request_id: Option<String>,
-        pub created_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-
-    impl crate::store::TenantEntity for Entity {
-        fn org_column() -> Column {
-            Column::OrgId
-        }
-    }
+        id: Uuid,
+        actor_id: Option<Uuid>,
+        action: String,
+        target_type: String,
+        target_id: Option<Uuid>,
+        details: Json,
+        request_id: Option<String>,
+        created_at: DateTimeUtc,
+    });
 }
 
 #[derive(Debug, Serialize, ToSchema)]

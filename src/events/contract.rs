@@ -169,24 +169,18 @@ impl Body {
 
     /// The ticket the event is about, if any.
     pub fn ticket_id(&self) -> Option<Uuid> {
-        match self {
-            Body::ProjectCreated(_)
-            | Body::ProjectUpdated(_)
-            | Body::ProjectArchived(_)
-            | Body::ProjectRestored(_) => None,
-            Body::TicketCreated(c)
-            | Body::TicketUpdated(c)
-            | Body::TicketDeleted(c)
-            | Body::TicketRestored(c) => Some(c.ticket.ticket_id),
-            Body::TicketAssigned(a) => Some(a.ticket.ticket_id),
-            Body::TicketStatusChanged(s) => Some(s.ticket.ticket_id),
-            Body::CommentCreated(c) => Some(c.comment.ticket_id),
-            Body::CommentUpdated(c) | Body::CommentDeleted(c) => Some(c.ticket_id),
-        }
+        self.ticket().map(|(ticket_id, _)| ticket_id)
     }
 
     /// Who requested the event's ticket: the one requester who may hear of it.
     pub fn requester_id(&self) -> Option<Uuid> {
+        self.ticket().and_then(|(_, requester_id)| requester_id)
+    }
+
+    /// The event's ticket and its requester, for events about a ticket.
+    fn ticket(&self) -> Option<(Uuid, Option<Uuid>)> {
+        let of = |t: &TicketRef| (t.ticket_id, t.requester_id);
+        let of_comment = |c: &CommentRef| (c.ticket_id, c.requester_id);
         match self {
             Body::ProjectCreated(_)
             | Body::ProjectUpdated(_)
@@ -195,11 +189,11 @@ impl Body {
             Body::TicketCreated(c)
             | Body::TicketUpdated(c)
             | Body::TicketDeleted(c)
-            | Body::TicketRestored(c) => c.ticket.requester_id,
-            Body::TicketAssigned(a) => a.ticket.requester_id,
-            Body::TicketStatusChanged(s) => s.ticket.requester_id,
-            Body::CommentCreated(c) => c.comment.requester_id,
-            Body::CommentUpdated(c) | Body::CommentDeleted(c) => c.requester_id,
+            | Body::TicketRestored(c) => Some(of(&c.ticket)),
+            Body::TicketAssigned(a) => Some(of(&a.ticket)),
+            Body::TicketStatusChanged(s) => Some(of(&s.ticket)),
+            Body::CommentCreated(c) => Some(of_comment(&c.comment)),
+            Body::CommentUpdated(c) | Body::CommentDeleted(c) => Some(of_comment(c)),
         }
     }
 

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -200,12 +200,8 @@ pub async fn backlog(db: &Db) -> Result<Backlog> {
 /// Deletes handled events older than a week (dead ones stay until requeued or the
 /// organisation is gone).
 pub async fn purge_handled(db: &Db) -> Result<u64> {
-    let tx = db.maintenance().await?;
-    let res = entity::Entity::delete_many()
-        .filter(entity::Column::Status.eq("done"))
-        .filter(entity::Column::CreatedAt.lt(Utc::now() - chrono::Duration::days(7)))
-        .exec(tx.conn())
-        .await?;
-    tx.commit().await?;
-    Ok(res.rows_affected)
+    let long_handled = Condition::all()
+        .add(entity::Column::Status.eq("done"))
+        .add(entity::Column::CreatedAt.lt(Utc::now() - chrono::Duration::days(7)));
+    Ok(db.purge::<entity::Entity>(long_handled).await?)
 }

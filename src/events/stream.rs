@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -245,12 +245,6 @@ fn visible(ctx: &TenantCtx, e: &entry::Model) -> bool {
 
 /// Deletes entries older than [`KEPT_FOR`] across tenants.
 pub async fn purge_expired(db: &Db) -> Result<u64> {
-    let tx = db.maintenance().await?;
-    let cutoff = Utc::now() - KEPT_FOR;
-    let res = entry::Entity::delete_many()
-        .filter(entry::Column::CreatedAt.lt(cutoff))
-        .exec(tx.conn())
-        .await?;
-    tx.commit().await?;
-    Ok(res.rows_affected)
+    let expired = Condition::all().add(entry::Column::CreatedAt.lt(Utc::now() - KEPT_FOR));
+    Ok(db.purge::<entry::Entity>(expired).await?)
 }

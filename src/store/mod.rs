@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::Context as _;
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, QueryFilter, QuerySelect,
     Select, SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
     UpdateMany,
@@ -286,6 +286,15 @@ impl Db {
         Ok(MaintenanceTx { tx })
     }
 
+    /// Deletes, across tenants, the rows of `E` that `expired` matches: what has outlived its
+    /// use (maintenance scope).
+    pub(crate) async fn purge<E: EntityTrait>(&self, expired: Condition) -> Result<u64, DbErr> {
+        let tx = self.maintenance().await?;
+        let res = E::delete_many().filter(expired).exec(tx.conn()).await?;
+        tx.commit().await?;
+        Ok(res.rows_affected)
+    }
+
     /// A transaction over global (non-tenant) tables only: users, login throttling.
     pub(crate) async fn global(&self, write: bool) -> Result<GlobalTx, DbErr> {
         Ok(GlobalTx {
@@ -460,4 +469,28 @@ pub(crate) fn statement(
 /// True when the error is a unique-constraint violation (a duplicate the caller can fix).
 pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_either_backend() {
+        let sql = "SELECT a FROM t WHERE b = $1 AND c = $2";
+        let sqlite = statement(DbBackend::Sqlite, sql, [1.into(), 2.into()]);
+        assert_eq!(sqlite.sql, "SELECT a FROM t WHERE b = ?1 AND c = ?2");
+        let postgres = statement(DbBackend::Postgres, sql, [1.into(), 2.into()]);
+        assert_eq!(postgres.sql, sql);
+    }
+
+    #[test]
+    #[should_panic(expected = "only for placeholders")]
+    fn a_dollar_that_is_no_placeholder_is_refused() {
+        statement(
+            DbBackend::Sqlite,
+            "SELECT '$ price' WHERE a = $1",
+            [1.into()],
+        );
+    }
 }

@@ -137,14 +137,15 @@ async fn each_person_gets_what_they_may_see_and_nothing_of_other_tenants() {
 
 #[tokio::test]
 async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing() {
-    let app = spawn_app_with_worker().await;
+    let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
     let project = app.project(&owner.token, "OPS").await;
-    app.wait_count(OPEN, 0, 20).await;
+    app.run_pending_events().await;
     let mut stream = SseClient::connect(&app.base, &owner.token, None).await;
     for _ in 0..3 {
         app.ticket(&owner.token, &project, json!({})).await;
     }
+    app.run_pending_events().await;
     let first = stream.drain(QUIET).await;
     assert_eq!(first.len(), 3);
     let last = first.last().unwrap().id.clone().unwrap();
@@ -155,7 +156,7 @@ async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing() {
     for _ in 0..250 {
         created.push(app.ticket(&owner.token, &project, json!({})).await["id"].clone());
     }
-    app.wait_count(OPEN, 0, 30).await;
+    app.run_pending_events().await;
     let mut resumed = SseClient::connect(&app.base, &owner.token, Some(&last)).await;
     let replay = resumed.drain(QUIET).await;
     let ids: Vec<i64> = replay
@@ -177,6 +178,7 @@ async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing() {
 
     // Live again after the replay.
     app.ticket(&owner.token, &project, json!({})).await;
+    app.run_pending_events().await;
     let live = resumed
         .next(Duration::from_secs(10))
         .await
