@@ -43,6 +43,10 @@ pub struct StoreConfig {
     /// Maximum connections in the pool.
     #[arg(long, env = "DOCKET_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+    /// How long a request waits for a free connection before it is answered 503 (busy) with
+    /// `Retry-After`, in milliseconds.
+    #[arg(long, env = "DOCKET_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub db_acquire_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, clap::Args)]

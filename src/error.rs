@@ -70,6 +70,12 @@ pub enum Error {
         detail: String,
         retry_after: Duration,
     },
+    /// A temporary condition (the database is saturated): retry after the given time.
+    #[error("{detail}")]
+    Unavailable {
+        detail: String,
+        retry_after: Duration,
+    },
     /// Anything unexpected: logged in full, answered as an opaque 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -111,9 +117,24 @@ impl Error {
     }
 }
 
+/// How long a client should wait before retrying when the database pool is exhausted.
+const POOL_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 impl From<sea_orm::DbErr> for Error {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::Internal(err.into())
+        use sea_orm::{ConnAcquireErr, DbErr};
+        match err {
+            // Every connection is busy for longer than the acquire timeout: the server is
+            // saturated, not broken.
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => {
+                tracing::warn!("no database connection became free in time");
+                Self::Unavailable {
+                    detail: "the server is busy; retry shortly".into(),
+                    retry_after: POOL_RETRY_AFTER,
+                }
+            }
+            other => Self::Internal(other.into()),
+        }
     }
 }
 

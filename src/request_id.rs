@@ -16,17 +16,18 @@ pub fn current() -> Option<String> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Accepts a caller's id when it is short and plain; otherwise makes a new one.
-pub fn accept_or_generate(incoming: Option<&str>) -> String {
-    match incoming {
-        Some(id)
-            if (1..=64).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
-        {
-            id.to_owned()
-        }
-        _ => Uuid::now_v7().to_string(),
-    }
+/// A new id for a request. The server always makes its own: a caller's id is only logged
+/// beside it (see [`plain`]), so what the audit trail records cannot be chosen by the caller.
+pub fn generate() -> String {
+    Uuid::now_v7().to_string()
+}
+
+/// A caller's own request id, when it is short and plain enough to log.
+pub fn plain(incoming: Option<&str>) -> Option<&str> {
+    incoming.filter(|id| {
+        (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    })
 }

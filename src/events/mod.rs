@@ -88,12 +88,14 @@ pub async fn listen(db: Db, mut stop: watch::Receiver<bool>) {
     let wake_all = || {
         db.signals().outbox.notify_one();
         let _ = db.signals().stream.send(Uuid::nil());
+        let _ = db.signals().access.send(Uuid::nil());
     };
     loop {
         let pool = db.connection().get_postgres_connection_pool();
         let listener = async {
             let mut l = PgListener::connect_with(pool).await?;
-            l.listen_all(["docket_outbox", "docket_stream"]).await?;
+            l.listen_all(["docket_outbox", "docket_stream", "docket_access"])
+                .await?;
             Ok::<_, sea_orm::sqlx::Error>(l)
         };
         let mut listener = tokio::select! {
@@ -114,6 +116,11 @@ pub async fn listen(db: Db, mut stop: watch::Receiver<bool>) {
             tokio::select! {
                 received = listener.try_recv() => match received {
                     Ok(Some(n)) if n.channel() == "docket_outbox" => db.signals().outbox.notify_one(),
+                    Ok(Some(n)) if n.channel() == "docket_access" => {
+                        if let Ok(user) = n.payload().parse() {
+                            let _ = db.signals().access.send(user);
+                        }
+                    }
                     Ok(Some(n)) => {
                         if let Ok(org) = n.payload().parse() {
                             let _ = db.signals().stream.send(org);

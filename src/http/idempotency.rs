@@ -16,6 +16,7 @@ use crate::{
     error::{Error, Result},
     idempotency::{self, Keyed, Reply},
     store::{Db, TenantTx},
+    tenancy,
     work::Expected,
 };
 
@@ -145,13 +146,18 @@ pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits")
 }
 
-/// Runs `change` as one business write (see [`idempotency::write`]) and answers with its reply,
-/// marked `Idempotent-Replayed: true` when it comes from an earlier run.
+/// Runs `change` as one business write (see [`idempotency::write`]) by a person whose role is
+/// still the one they were authenticated with, and answers with its reply, marked
+/// `Idempotent-Replayed: true` when it comes from an earlier run.
 pub async fn write<F>(db: &Db, ctx: &TenantCtx, key: Option<Keyed>, change: F) -> Result<Response>
 where
     F: AsyncFnOnce(&TenantTx) -> Result<Reply>,
 {
-    let answer = idempotency::write(db, ctx, key, change).await?;
+    let answer = idempotency::write(db, ctx, key, async |tx| {
+        tenancy::ensure_still_acting(tx, ctx).await?;
+        change(tx).await
+    })
+    .await?;
     let reply = answer.reply;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut res = match reply.body {

@@ -89,6 +89,7 @@ impl Modify for Conventions {
             ("422", "Invalid fields"),
             ("428", "This change needs If-Match"),
             ("429", "Too many requests; see Retry-After"),
+            ("503", "The server is busy; see Retry-After"),
         ];
         for (path, item) in api.paths.paths.iter_mut() {
             if !path.starts_with("/api/") {
@@ -202,9 +203,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    // The path only: query strings may carry secrets.
+                    // The path only: query strings may carry secrets. The caller's own id, if
+                    // plain, is logged beside the server's.
+                    let client_id = request_id::plain(
+                        req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()),
+                    );
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(),
-                        request_id = request_id::current().as_deref().unwrap_or(""))
+                        request_id = request_id::current().as_deref().unwrap_or(""),
+                        client_request_id = client_id.unwrap_or(""))
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
@@ -221,12 +227,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Gives every request an id (the caller's, if plain enough), visible to all layers below and
-/// returned in the `x-request-id` header of every response.
+/// Gives every request the server's own id, visible to all layers below (logs, problems, the
+/// audit log, events) and returned in the `x-request-id` header of every response.
 async fn with_request_id(req: Request, next: Next) -> Response {
-    let id = request_id::accept_or_generate(
-        req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()),
-    );
+    let id = request_id::generate();
     let mut res = request_id::scope(id.clone(), next.run(req)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID.clone(), value);

@@ -17,6 +17,7 @@ use crate::{
         self, OrgPatch, Organization,
         people::{self, NewPerson, Person, PersonPatch},
     },
+    work::tickets,
 };
 
 /// The caller's organisation.
@@ -102,7 +103,10 @@ pub async fn remove_user(
     Path(id): Path<Uuid>,
     Query(q): Query<RemoveParams>,
 ) -> Result<StatusCode> {
-    people::remove(&s.db, &ctx, id, q.erase).await?;
+    people::remove(&s.db, &ctx, id, q.erase, async |tx| {
+        tickets::unassign_everywhere(tx, &ctx, id).await
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

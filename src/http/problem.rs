@@ -72,6 +72,12 @@ impl Problem {
         self
     }
 
+    /// `Retry-After` in whole seconds (at least one).
+    pub fn retry_after(self, after: std::time::Duration) -> Self {
+        let secs = HeaderValue::from_str(&after.as_secs().max(1).to_string()).expect("digits");
+        self.with_header(header::RETRY_AFTER, secs)
+    }
+
     /// The 401 every protected endpoint answers, with the RFC 6750 challenge.
     pub fn unauthorized(code: &str, detail: impl Into<String>, invalid_token: bool) -> Self {
         let challenge = if invalid_token {
@@ -158,11 +164,12 @@ impl From<Error> for Problem {
                 detail,
                 retry_after,
             } => Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", detail)
-                .with_header(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
-                        .expect("digits"),
-                ),
+                .retry_after(retry_after),
+            Error::Unavailable {
+                detail,
+                retry_after,
+            } => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+                .retry_after(retry_after),
             Error::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
                 internal()

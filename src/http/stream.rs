@@ -39,7 +39,8 @@ use crate::{
 
 /// Entries read from the database at a time.
 const READ_BATCH: u64 = 200;
-/// How often a connection re-checks that its caller may still listen.
+/// How often a connection re-checks that its caller may still listen, besides at once when
+/// their access changes (deactivation, removal, a role change, logout).
 const RECHECK_ACCESS: Duration = Duration::from_secs(30);
 /// Fallback read when no wake-up arrives (a missed notification costs at most this).
 const POLL: Duration = Duration::from_secs(5);
@@ -96,6 +97,7 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
     tokio::spawn(async move {
         // Subscribe before the first read, so a commit between the read and the wait wakes us.
         let mut wake = s.db.signals().stream.subscribe();
+        let mut access = s.db.signals().access.subscribe();
         let mut cursor = after;
         let mut checked = Instant::now();
         let mut stopping = s.stopping.clone();
@@ -121,11 +123,12 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
                     break;
                 }
             }
-            tokio::select! {
-                more = woken(&mut wake, &ctx, &out) => if !more { return },
+            let access_changed = tokio::select! {
+                more = woken(&mut wake, &ctx, &out) => if more { false } else { return },
+                changed = changed_for(&mut access, ctx.user_id) => if changed { true } else { return },
                 _ = stopping.wait_for(|stop| *stop) => return,
-            }
-            if checked.elapsed() >= RECHECK_ACCESS {
+            };
+            if access_changed || checked.elapsed() >= RECHECK_ACCESS {
                 match identity::authenticate(&s.db, &s.keys, &token).await {
                     Ok(current) => ctx = current,
                     Err(_) => return,
@@ -135,6 +138,19 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
         }
     });
     rx
+}
+
+/// Waits until the access of `user` (or of everyone) may have changed; false when the signal
+/// is gone.
+async fn changed_for(access: &mut broadcast::Receiver<uuid::Uuid>, user: uuid::Uuid) -> bool {
+    loop {
+        match access.recv().await {
+            Ok(changed) if changed == user || changed.is_nil() => return true,
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(_)) => return true,
+            Err(broadcast::error::RecvError::Closed) => return false,
+        }
+    }
 }
 
 /// Waits until the caller's organisation has new entries (or the fallback poll); false when the

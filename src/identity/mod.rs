@@ -50,17 +50,29 @@ impl From<user::Model> for UserSummary {
 /// Validates an address and returns its canonical (lower-case) form: emails are
 /// case-insensitive everywhere.
 pub fn normalize_email(v: &mut Validator, field: &str, email: &str) -> String {
-    let email = email.trim().to_lowercase();
-    let ok = email.len() <= 254
-        && email_address::EmailAddress::parse_with_options(
-            &email,
-            email_address::Options::default()
-                .without_display_text()
-                .without_domain_literal(),
-        )
-        .is_ok();
+    let email = canonical_email(email);
+    let ok = email.as_deref().is_some_and(|e| {
+        e.len() <= 254
+            && email_address::EmailAddress::parse_with_options(
+                e,
+                email_address::Options::default()
+                    .without_display_text()
+                    .without_domain_literal(),
+            )
+            .is_ok()
+    });
     v.check(ok, field, "must be a valid email address");
-    email
+    email.unwrap_or_default()
+}
+
+/// One spelling per address: Unicode compatibility forms folded (NFKC), the local part in lower
+/// case, the domain in its ASCII (IDNA) form. `None` when the domain cannot be one.
+fn canonical_email(email: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization as _;
+    let folded: String = email.trim().nfkc().collect();
+    let (local, domain) = folded.rsplit_once('@')?;
+    let domain = idna::domain_to_ascii(domain).ok()?;
+    Some(format!("{}@{domain}", local.to_lowercase()))
 }
 
 pub(crate) async fn find_user_by_email(
@@ -313,16 +325,24 @@ fn respond(
 /// after the throttle's delay.
 async fn check_password(db: &Db, email: &str, password: &str, ip: IpAddr) -> Result<user::Model> {
     let keys = [Key::account(email), Key::address(ip)];
-    throttle::ensure_unlocked(db, &keys).await?;
+    throttle::reserve(db, &keys).await?;
     let found = find_user_by_email(db.global(false).await?.conn(), email).await?;
-    let ok = password::verify(password, found.as_ref().map(|u| u.password_hash.clone())).await?;
+    let verified =
+        password::verify(password, found.as_ref().map(|u| u.password_hash.clone())).await;
+    let ok = match verified {
+        Ok(ok) => ok,
+        Err(err) => {
+            throttle::release(db, &keys).await?;
+            return Err(err);
+        }
+    };
     match found {
         Some(user) if ok => {
-            throttle::clear(db, &keys[0]).await?;
+            throttle::succeeded(db, &keys[0], &keys[1..]).await?;
             Ok(user)
         }
         _ => {
-            let delay = throttle::record_failure(db, &keys).await?;
+            let delay = throttle::failed(db, &keys).await?;
             tokio::time::sleep(delay).await;
             Err(invalid_credentials())
         }
@@ -352,7 +372,7 @@ pub async fn signup(
     );
     text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
     let email = normalize_email(&mut v, "email", &req.email);
-    if let Err(Error::Validation(errs)) = password::validate(&req.password) {
+    if let Err(Error::Validation(errs)) = password::validate(&req.password, &[&email, &req.name]) {
         errs.into_iter().for_each(|e| v.push(&e.field, e.message));
     }
     let slug = match &req.organization_slug {
@@ -363,6 +383,7 @@ pub async fn signup(
         None => tenancy::slugify(&req.organization_name),
     };
     v.finish()?;
+    throttle::reserve(db, &[Key::sign_ups(ip)]).await?;
 
     // Hash (slow) before the transaction, so no lock is held while it runs.
     let account = match find_user_by_email(db.global(false).await?.conn(), &email).await? {
@@ -468,6 +489,7 @@ pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<A
         .await?;
     if claimed.rows_affected != 1 {
         revoke(&tx, session::Column::Id, session.id, "refresh_token_reuse").await?;
+        tx.access_changed(session.user_id).await?;
         audit::record(
             &tx,
             Some(session.user_id),
@@ -526,6 +548,7 @@ pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> 
     if let Some(sid) = ctx.session_id {
         revoke(&tx, session::Column::Id, sid, "logout").await?;
     }
+    tx.access_changed(ctx.user_id).await?;
     if let Some(token) = req.refresh_token.as_deref().and_then(RefreshToken::parse) {
         let row = tx
             .find::<refresh_token::Entity>()
@@ -617,4 +640,41 @@ pub async fn switch(
         session_id,
         refresh,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalized(email: &str) -> Option<String> {
+        let mut v = Validator::default();
+        let email = normalize_email(&mut v, "email", email);
+        v.finish().ok().map(|()| email)
+    }
+
+    #[test]
+    fn emails_have_one_spelling() {
+        assert_eq!(
+            normalized(" Ann@Example.COM ").as_deref(),
+            Some("ann@example.com")
+        );
+        // Full-width letters fold to their plain forms; international domains to IDNA.
+        assert_eq!(
+            normalized("ａｎｎ@ＥＸＡＭＰＬＥ.com").as_deref(),
+            Some("ann@example.com")
+        );
+        assert_eq!(
+            normalized("bob@Bücher.de").as_deref(),
+            Some("bob@xn--bcher-kva.de")
+        );
+        for bad in [
+            "ann",
+            "ann@",
+            "@example.com",
+            "a\u{0}b@example.com",
+            "ann@exa mple.com",
+        ] {
+            assert_eq!(normalized(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -1,16 +1,83 @@
 //! Password hashing with argon2id, off the async runtime (hashing is deliberately slow).
+//!
+//! Each hash takes a core and about 19 MiB for tens of milliseconds, so hashes run a few at a
+//! time (one per core) with a short queue; beyond it, sign-ups and sign-ins are answered 503
+//! with `Retry-After` at once instead of piling up threads and memory.
 
 use argon2::{
     Argon2,
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
 };
 
+use std::{
+    sync::{
+        LazyLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::Semaphore;
+
 use crate::error::{Error, Result};
 
+/// Hashes that may wait for a slot, per slot; more are refused at once.
+const QUEUE_PER_SLOT: usize = 4;
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The hashing slots of this process: one per core.
+static SLOTS: LazyLock<(Semaphore, usize)> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    (Semaphore::new(cores), cores)
+});
+/// Hashes waiting for a slot now.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a waiting hash while it lives, even when its request is dropped while waiting.
+struct Waiting;
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `work` (one hash or verification) on the blocking pool once a slot is free; refuses
+/// with 503 when the queue is full.
+async fn with_slot<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (slots, count) = &*SLOTS;
+    let waiting = Waiting;
+    if WAITING.fetch_add(1, Ordering::SeqCst) >= count * QUEUE_PER_SLOT {
+        drop(waiting);
+        metrics::counter!("docket_password_hashing_refused_total").increment(1);
+        return Err(Error::Unavailable {
+            detail: "too many sign-ins at once; retry shortly".into(),
+            retry_after: BUSY_RETRY_AFTER,
+        });
+    }
+    let permit = slots
+        .acquire()
+        .await
+        .map_err(|e| Error::internal(anyhow::anyhow!("hashing slots closed: {e}")))?;
+    drop(waiting);
+    let result = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::internal)?;
+    drop(permit);
+    result
+}
+
 pub const MIN_LENGTH: usize = 10;
+/// The estimator's score a password needs: 3 is "safely unguessable" (10^10 guesses or more).
+const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
 pub const MAX_LENGTH: usize = 1024;
 
-pub fn validate(password: &str) -> Result<()> {
+/// Length limits, then strength: a password a guesser would try early (`password123`, a
+/// keyboard run, a repeated character, the person's own name or address) is refused with the
+/// estimator's reason. `about_the_person` are their name and email address.
+pub fn validate(password: &str, about_the_person: &[&str]) -> Result<()> {
     let chars = password.chars().count();
     if chars < MIN_LENGTH {
         return Err(Error::invalid(
@@ -24,26 +91,42 @@ pub fn validate(password: &str) -> Result<()> {
             format!("must be at most {MAX_LENGTH} characters"),
         ));
     }
+    let estimate = zxcvbn::zxcvbn(password, about_the_person);
+    if estimate.score() < MIN_SCORE {
+        let feedback = estimate.feedback();
+        let reason = feedback
+            .and_then(|f| f.warning())
+            .map(|w| w.to_string())
+            .or_else(|| {
+                feedback
+                    .and_then(|f| f.suggestions().first())
+                    .map(|s| s.to_string())
+            })
+            .unwrap_or_else(|| "it would be guessed too easily".into());
+        return Err(Error::invalid(
+            "password",
+            format!("is too easy to guess: {reason}"),
+        ));
+    }
     Ok(())
 }
 
 pub async fn hash(password: &str) -> Result<String> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    with_slot(move || {
         Argon2::default()
             .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
             .map(|h| h.to_string())
             .map_err(|e| Error::internal(anyhow::anyhow!("hashing password: {e}")))
     })
     .await
-    .map_err(Error::internal)?
 }
 
 /// Verifies a password; with no stored hash (unknown account) it still does the work of one
 /// verification, so response time does not reveal whether an account exists.
 pub async fn verify(password: &str, stored: Option<String>) -> Result<bool> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    with_slot(move || {
         // Erased accounts carry a hash nothing matches; treat them like unknown ones.
         let real = stored.filter(|s| PasswordHash::new(s).is_ok());
         let candidate = real.as_deref().unwrap_or(DUMMY_HASH);
@@ -55,7 +138,6 @@ pub async fn verify(password: &str, stored: Option<String>) -> Result<bool> {
         Ok(ok && real.is_some())
     })
     .await
-    .map_err(Error::internal)?
 }
 
 /// An argon2id hash (default parameters) of a random string nobody knows.
@@ -90,8 +172,31 @@ mod tests {
 
     #[test]
     fn length_rules() {
-        assert!(validate("short").is_err());
-        assert!(validate("exactly10!").is_ok());
-        assert!(validate(&"x".repeat(MAX_LENGTH + 1)).is_err());
+        assert!(validate("short", &[]).is_err());
+        assert!(validate("vX9#kq2!Lm", &[]).is_ok());
+        assert!(validate(&"x".repeat(MAX_LENGTH + 1), &[]).is_err());
+    }
+
+    #[test]
+    fn guessable_passwords_are_refused_with_a_reason() {
+        for weak in [
+            "          ",
+            "aaaaaaaaaaaa",
+            "1234567890",
+            "password123",
+            "qwertyuiop",
+        ] {
+            let Err(Error::Validation(errors)) = validate(weak, &[]) else {
+                panic!("{weak:?} was accepted");
+            };
+            assert!(
+                errors[0].message.starts_with("is too easy to guess: "),
+                "{errors:?}"
+            );
+        }
+        assert!(validate("ann.smith@example.com", &["ann.smith@example.com"]).is_err());
+        for strong in ["correct horse battery", "another good one", "vX9#kq2!Lm"] {
+            assert!(validate(strong, &[]).is_ok(), "{strong}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use sea_orm::{
 use super::entity::login_throttle as throttle;
 use crate::{
     error::{Error, Result},
-    store::Db,
+    store::{Db, GlobalTx},
 };
 
 const WINDOW: TimeDelta = TimeDelta::minutes(15);
@@ -40,68 +40,107 @@ impl Key {
             lock_after: 50,
         }
     }
-}
-
-/// Refuses with 429 while any of the keys is locked.
-pub async fn ensure_unlocked(db: &Db, keys: &[Key]) -> Result<()> {
-    let tx = db.global(false).await?;
-    let now = Utc::now();
-    let locked = throttle::Entity::find()
-        .filter(throttle::Column::Key.is_in(keys.iter().map(|k| k.key.clone())))
-        .filter(throttle::Column::LockedUntil.gt(now))
-        .all(tx.conn())
-        .await?;
-    if let Some(until) = locked.iter().filter_map(|r| r.locked_until).max() {
-        let secs = (until - now).num_seconds().max(1) as u64;
-        return Err(Error::TooManyRequests {
-            detail: "too many failed sign-in attempts; try again later".into(),
-            retry_after: Duration::from_secs(secs),
-        });
+    /// Sign-ups from one address: each one counts, successful or not.
+    pub fn sign_ups(ip: std::net::IpAddr) -> Self {
+        Self {
+            key: format!("signup:{ip}"),
+            lock_after: 20,
+        }
     }
-    Ok(())
 }
 
-/// Counts a failure against every key and returns how long to hold the answer back.
-pub async fn record_failure(db: &Db, keys: &[Key]) -> Result<Duration> {
+/// The shortest `Retry-After` of a refused attempt.
+const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
+
+/// Counts an attempt against every key before its password is judged, in one transaction, so
+/// that however many attempts arrive at once, no more than a key's allowance is ever judged in
+/// its window: the rest are refused with 429 before any password work. A key that is locked, or
+/// whose allowance is taken, refuses.
+pub async fn reserve(db: &Db, keys: &[Key]) -> Result<()> {
     let tx = db.global(true).await?;
     let now = Utc::now();
-    let mut worst = 0;
     for key in keys {
-        // Atomic increments: concurrent failures never undercount.
-        let bumped = throttle::Entity::update_many()
+        // A new key, or one whose window has passed (and that is not locked), starts afresh.
+        throttle::Entity::insert(throttle::ActiveModel {
+            key: Set(key.key.clone()),
+            failures: Set(0),
+            window_started_at: Set(now),
+            locked_until: Set(None),
+        })
+        .on_conflict(
+            OnConflict::column(throttle::Column::Key)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(tx.conn())
+        .await?;
+        throttle::Entity::update_many()
+            .col_expr(throttle::Column::Failures, Expr::value(0))
+            .col_expr(throttle::Column::WindowStartedAt, Expr::value(now))
+            .col_expr(
+                throttle::Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .filter(throttle::Column::Key.eq(&key.key))
+            .filter(throttle::Column::WindowStartedAt.lte(now - WINDOW))
+            .filter(unlocked(now))
+            .exec(tx.conn())
+            .await?;
+        // Take one attempt of the allowance, if one is left (atomic: a concurrent attempt
+        // waits for this row and then sees the new count).
+        let taken = throttle::Entity::update_many()
             .col_expr(
                 throttle::Column::Failures,
                 sea_orm::sea_query::ExprTrait::add(Expr::col(throttle::Column::Failures), 1),
             )
             .filter(throttle::Column::Key.eq(&key.key))
-            .filter(throttle::Column::WindowStartedAt.gt(now - WINDOW))
+            .filter(throttle::Column::Failures.lt(key.lock_after))
+            .filter(unlocked(now))
             .exec(tx.conn())
             .await?;
-        if bumped.rows_affected == 0 {
-            let fresh = throttle::ActiveModel {
-                key: Set(key.key.clone()),
-                failures: Set(1),
-                window_started_at: Set(now),
-                locked_until: Set(None),
-            };
-            throttle::Entity::insert(fresh)
-                .on_conflict(
-                    OnConflict::column(throttle::Column::Key)
-                        .update_columns([
-                            throttle::Column::Failures,
-                            throttle::Column::WindowStartedAt,
-                            throttle::Column::LockedUntil,
-                        ])
-                        .to_owned(),
-                )
-                .exec(tx.conn())
-                .await?;
+        if taken.rows_affected == 0 {
+            // Locked: until the lock ends. Allowance taken: until the window ends.
+            let free_at = throttle::Entity::find_by_id(key.key.clone())
+                .one(tx.conn())
+                .await?
+                .map(|row| {
+                    row.locked_until
+                        .filter(|until| *until > now)
+                        .unwrap_or(row.window_started_at + WINDOW)
+                });
+            tx.rollback().await?;
+            let retry_after = free_at
+                .and_then(|at| (at - now).to_std().ok())
+                .unwrap_or(IN_FLIGHT_RETRY)
+                .max(IN_FLIGHT_RETRY);
+            return Err(Error::TooManyRequests {
+                detail: "too many attempts; try again later".into(),
+                retry_after,
+            });
         }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn unlocked(now: chrono::DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(throttle::Column::LockedUntil.is_null())
+        .add(throttle::Column::LockedUntil.lte(now))
+}
+
+/// The reserved attempt failed: keys whose allowance is used up lock, and the answer is held
+/// back for the returned time.
+pub async fn failed(db: &Db, keys: &[Key]) -> Result<Duration> {
+    let tx = db.global(true).await?;
+    let now = Utc::now();
+    let mut worst = 0;
+    for key in keys {
         throttle::Entity::update_many()
             .col_expr(throttle::Column::LockedUntil, Expr::value(now + LOCK_FOR))
             .filter(throttle::Column::Key.eq(&key.key))
             .filter(throttle::Column::Failures.gte(key.lock_after))
-            .filter(throttle::Column::LockedUntil.is_null())
+            .filter(unlocked(now))
             .exec(tx.conn())
             .await?;
         if let Some(row) = throttle::Entity::find_by_id(key.key.clone())
@@ -115,22 +154,48 @@ pub async fn record_failure(db: &Db, keys: &[Key]) -> Result<Duration> {
     Ok(delay_for(worst))
 }
 
+/// The reserved attempt succeeded: the account forgets its failures, and the attempt is given
+/// back to the other keys (a right password is no failure of the address).
+pub async fn succeeded(db: &Db, account: &Key, others: &[Key]) -> Result<()> {
+    let tx = db.global(true).await?;
+    throttle::Entity::delete_by_id(account.key.clone())
+        .exec(tx.conn())
+        .await?;
+    give_back(&tx, others).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The reserved attempt was never judged (the server was too busy to verify it): it is given
+/// back, so a flood of refused attempts cannot use up an account's allowance.
+pub async fn release(db: &Db, keys: &[Key]) -> Result<()> {
+    let tx = db.global(true).await?;
+    give_back(&tx, keys).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn give_back(tx: &GlobalTx, keys: &[Key]) -> Result<()> {
+    for key in keys {
+        throttle::Entity::update_many()
+            .col_expr(
+                throttle::Column::Failures,
+                sea_orm::sea_query::ExprTrait::sub(Expr::col(throttle::Column::Failures), 1),
+            )
+            .filter(throttle::Column::Key.eq(&key.key))
+            .filter(throttle::Column::Failures.gt(0))
+            .exec(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
 fn delay_for(failures: i32) -> Duration {
     if failures < SLOW_AFTER {
         return Duration::ZERO;
     }
     let exp = (failures - SLOW_AFTER).min(8) as u32;
     (Duration::from_millis(250) * 2u32.pow(exp)).min(MAX_DELAY)
-}
-
-/// A successful sign-in forgets the account's failures.
-pub async fn clear(db: &Db, key: &Key) -> Result<()> {
-    let tx = db.global(true).await?;
-    throttle::Entity::delete_by_id(key.key.clone())
-        .exec(tx.conn())
-        .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Forgets windows that ended long ago (run by the maintenance worker).

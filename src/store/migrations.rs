@@ -5,6 +5,9 @@ use sea_orm_migration::{prelude::*, schema::*};
 
 mod m0002_work;
 mod m0003_events;
+mod m0004_append_only;
+
+pub(crate) use m0004_append_only::APPEND_ONLY;
 
 pub struct Migrator;
 
@@ -15,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_foundation::Migration),
             Box::new(m0002_work::Migration),
             Box::new(m0003_events::Migration),
+            Box::new(m0004_append_only::Migration),
         ]
     }
 }

@@ -6,7 +6,7 @@ pub(crate) mod migrations;
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -51,6 +51,9 @@ pub struct Signals {
     /// New stream entries of an organisation: wakes its stream connections (the nil id wakes
     /// every organisation's, after notifications may have been missed).
     pub stream: broadcast::Sender<Uuid>,
+    /// A person's access changed (role, membership, a session ended): their open streams
+    /// re-check it at once (the nil id: everyone's, after notifications may have been missed).
+    pub access: broadcast::Sender<Uuid>,
 }
 
 impl Default for Signals {
@@ -58,6 +61,7 @@ impl Default for Signals {
         Self {
             outbox: Notify::new(),
             stream: broadcast::channel(1024).0,
+            access: broadcast::channel(256).0,
         }
     }
 }
@@ -93,7 +97,7 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(cfg.db_max_connections)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_millis(cfg.db_acquire_timeout_ms))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
@@ -125,6 +129,7 @@ pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
         .context("running migrations")?;
     if owner.backend == Backend::Postgres {
         let role = &cfg.db_app_role;
+        let append_only = migrations::APPEND_ONLY.join(", ");
         // Concurrent migrations (tests, several processes) may race to create the role.
         owner
             .conn
@@ -137,7 +142,8 @@ pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
                  END $$;
                  GRANT USAGE ON SCHEMA public TO {role};
                  GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
-                 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+                 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+                 REVOKE UPDATE, DELETE ON {append_only} FROM {role};"
             ))
             .await
             .context("granting the application role")?;
@@ -264,6 +270,7 @@ impl Db {
             signals: self.signals.clone(),
             wrote_outbox: AtomicBool::new(false),
             wrote_stream: AtomicBool::new(false),
+            access_changed: Mutex::new(Vec::new()),
         })
     }
 
@@ -366,7 +373,8 @@ scoped_tx!(@struct TenantTx {
     org_id: Uuid,
     signals: Arc<Signals>,
     wrote_outbox: AtomicBool,
-    wrote_stream: AtomicBool
+    wrote_stream: AtomicBool,
+    access_changed: Mutex<Vec<Uuid>>
 });
 scoped_tx!(MemberTx { user_id: Uuid });
 scoped_tx!(GlobalTx {});
@@ -386,6 +394,28 @@ impl TenantTx {
         if self.wrote_stream.into_inner() {
             // No receiver (no stream connection) is not an error.
             let _ = self.signals.stream.send(self.org_id);
+        }
+        for user_id in self.access_changed.into_inner().unwrap_or_default() {
+            let _ = self.signals.access.send(user_id);
+        }
+        Ok(())
+    }
+
+    /// Notes that a person's access to this tenant changed (role, membership, a session
+    /// ended). At commit their open streams re-check it at once, in this process and (through
+    /// `NOTIFY`, delivered at commit) in every other.
+    pub(crate) async fn access_changed(&self, user_id: Uuid) -> Result<(), DbErr> {
+        if self.tx.get_database_backend() == DbBackend::Postgres {
+            self.tx
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_notify('docket_access', $1)",
+                    [user_id.to_string().into()],
+                ))
+                .await?;
+        }
+        if let Ok(mut changed) = self.access_changed.lock() {
+            changed.push(user_id);
         }
         Ok(())
     }

@@ -182,6 +182,36 @@ pub(crate) async fn active_role(tx: &TenantTx, user_id: Uuid) -> Result<Option<R
     m.map(|m| parse_role(&m.role)).transpose()
 }
 
+/// The acting person's role as it is now, read under a share lock on their membership: a change
+/// of their role or membership and this transaction are then ordered, and whichever commits
+/// first wins (a demoted admin's write that was already on its way does not run as admin).
+/// A membership that ended means their access has gone (401).
+pub(crate) async fn acting_role(tx: &TenantTx, ctx: &TenantCtx) -> Result<Role> {
+    let m = tx
+        .find::<membership::Entity>()
+        .filter(membership::Column::UserId.eq(ctx.user_id))
+        .lock_shared()
+        .one(tx.conn())
+        .await?;
+    match m {
+        Some(m) if m.active => parse_role(&m.role),
+        _ => Err(Error::invalid_token(
+            "your access to this organization has ended",
+        )),
+    }
+}
+
+/// Refuses a write whose actor's role changed (or whose membership ended) after the request was
+/// authenticated: see [`acting_role`].
+pub async fn ensure_still_acting(tx: &TenantTx, ctx: &TenantCtx) -> Result<()> {
+    if acting_role(tx, ctx).await? != ctx.role {
+        return Err(Error::forbidden(
+            "your role changed while this request was on its way; send it again",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn organization(tx: &TenantTx) -> Result<Organization> {
     tx.find::<organization::Entity>()
         .one(tx.conn())
@@ -240,6 +270,7 @@ pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Org
     }
     v.finish()?;
     let tx = db.write(ctx).await?;
+    ensure_still_acting(&tx, ctx).await?;
     let current = tx
         .find::<organization::Entity>()
         .one(tx.conn())

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::text;
 
-use super::{active_owner_count, entity::membership, parse_role};
+use super::{acting_role, active_owner_count, entity::membership, parse_role};
 use crate::access::TenantCtx;
 use crate::{
     access::{self, Action, Role, RoleChange},
@@ -130,13 +130,14 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Person> 
     let mut v = Validator::default();
     let email = identity::normalize_email(&mut v, "email", &req.email);
     text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
-    if let Err(Error::Validation(errs)) = password::validate(&req.password) {
+    if let Err(Error::Validation(errs)) = password::validate(&req.password, &[&email, &req.name]) {
         errs.into_iter().for_each(|e| v.push(&e.field, e.message));
     }
     v.finish()?;
     access::check_grant(ctx.role, req.role)?;
     let hash = password::hash(&req.password).await?;
     let tx = db.write(ctx).await?;
+    super::ensure_still_acting(&tx, ctx).await?;
     let user = identity::create_user(tx.conn(), &email, &req.name, hash).await?;
     super::add_member(&tx, user.id, req.role).await?;
     audit::record(
@@ -167,6 +168,7 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
 
     let tx = db.write(ctx).await?;
     tx.lock_tenant().await?;
+    let actor = acting_role(&tx, ctx).await?;
     let m = membership_of(&tx, user_id).await?;
     let current = parse_role(&m.role)?;
     if patch.name.is_some() && !is_self {
@@ -178,7 +180,7 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
     let reactivate = patch.active == Some(true) && !m.active;
     if new_role.is_some() || deactivate || reactivate {
         access::check_role_change(RoleChange {
-            actor: ctx.role,
+            actor,
             actor_is_target: is_self,
             current,
             new: if deactivate {
@@ -234,6 +236,9 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
             identity::revoke_sessions_of(&tx, user_id, "deactivated").await?;
         }
     }
+    if new_role.is_some() || deactivate || reactivate {
+        tx.access_changed(user_id).await?;
+    }
     model.updated_at = Set(Utc::now());
     let updated = model.update(tx.conn()).await?;
     let person = load_person(&tx, updated).await?;
@@ -242,15 +247,21 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
 }
 
 /// Removes a person from the organisation (their sessions here end with the membership). With
-/// `erase`, an account that belongs to no other organisation is anonymised as well.
-pub async fn remove(db: &Db, ctx: &TenantCtx, user_id: Uuid, erase: bool) -> Result<()> {
+/// `erase`, an account that belongs to no other organisation is anonymised as well. `leave`
+/// runs in the same transaction once the removal is allowed and before the membership goes:
+/// the caller takes the person off their tickets there, through the tickets' own write path.
+pub async fn remove<F>(db: &Db, ctx: &TenantCtx, user_id: Uuid, erase: bool, leave: F) -> Result<()>
+where
+    F: AsyncFnOnce(&TenantTx) -> Result<()>,
+{
     access::authorize(ctx, Action::UserDelete)?;
     let tx = db.write(ctx).await?;
     tx.lock_tenant().await?;
+    let actor = acting_role(&tx, ctx).await?;
     let m = membership_of(&tx, user_id).await?;
     let current = parse_role(&m.role)?;
     access::check_role_change(RoleChange {
-        actor: ctx.role,
+        actor,
         actor_is_target: user_id == ctx.user_id,
         current,
         new: None,
@@ -261,7 +272,9 @@ pub async fn remove(db: &Db, ctx: &TenantCtx, user_id: Uuid, erase: bool) -> Res
             "the organization must keep at least one active owner",
         ));
     }
+    leave(&tx).await?;
     m.delete(tx.conn()).await?;
+    tx.access_changed(user_id).await?;
     let erased = erase && !has_other_memberships(db, ctx, user_id).await?;
     if erased {
         identity::anonymise_user(tx.conn(), user_id).await?;

@@ -101,6 +101,34 @@ pub(crate) fn now() -> DateTime<Utc> {
     to_micros(Utc::now())
 }
 
+/// The instants a client may send: years 1–9999. Both databases store and order every one of
+/// them alike (SQLite compares timestamps as text, so a five-digit year would sort before
+/// 1999), and every one fits in a cursor.
+fn in_range<E: serde::de::Error>(t: DateTime<Utc>) -> std::result::Result<DateTime<Utc>, E> {
+    use chrono::Datelike as _;
+    if (1..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(E::custom("must be an instant in the years 1 to 9999"))
+    }
+}
+
+/// `deserialize_with` for optional instants (`#[serde(default, …)]`).
+pub(crate) fn instant<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<DateTime<Utc>>, D::Error> {
+    Option::<DateTime<Utc>>::deserialize(d)?
+        .map(in_range)
+        .transpose()
+}
+
+/// `deserialize_with` for PATCH instants where `null` clears (see [`nullable`]).
+pub(crate) fn nullable_instant<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<DateTime<Utc>>>, D::Error> {
+    instant(d).map(Some)
+}
+
 /// For PATCH fields where `null` means "clear": absent → `None`, `null` → `Some(None)`.
 pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,

@@ -139,17 +139,27 @@ pub async fn spawn_app_with_worker() -> TestApp {
 }
 
 pub async fn spawn_app_with(worker: Option<WorkerConfig>) -> TestApp {
+    spawn_app_tuned(worker, |_| {}).await
+}
+
+/// A server whose store settings `tune` adjusts (a smaller pool, say).
+pub async fn spawn_app_tuned(
+    worker: Option<WorkerConfig>,
+    tune: impl FnOnce(&mut StoreConfig),
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend() {
         Backend::Sqlite => None,
         Backend::Postgres => Some(fresh_pg_database().await),
     };
-    let store = StoreConfig {
+    let mut store = StoreConfig {
         data_dir: dir.path().to_path_buf(),
         database_url: database_url.clone().map(Secret::new),
         db_app_role: "docket_app".into(),
         db_max_connections: 8,
+        db_acquire_timeout_ms: 10_000,
     };
+    tune(&mut store);
     let serve = ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: Some(Secret::new(JWT_SECRET)),

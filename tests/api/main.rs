@@ -7,6 +7,7 @@ mod auth;
 mod demo;
 mod errors;
 mod events;
+mod hardening;
 mod isolation;
 mod lifecycle;
 mod matrix;

@@ -235,6 +235,7 @@ async fn expired_idempotency_records_are_purged_across_tenants_and_only_those() 
         database_url: Some(docket::config::Secret::new(app.database_url.clone())),
         db_app_role: "docket_app".into(),
         db_max_connections: 1,
+        db_acquire_timeout_ms: 10_000,
     })
     .await
     .unwrap();
@@ -429,6 +430,7 @@ async fn row_level_security(owner: &DatabaseConnection, url: &str, a: &Session, 
         database_url: Some(docket::config::Secret::new(url)),
         db_app_role: "docket_app".into(),
         db_max_connections: 1,
+        db_acquire_timeout_ms: 10_000,
     })
     .await
     .unwrap();

@@ -54,9 +54,11 @@ pub struct TicketFilter {
         pattern = "^[^,\\u0000-\\u001f\\u007f-\\u009f]*[^,\\s\\u0000-\\u001f\\u007f-\\u009f][^,\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     pub label: Option<String>,
-    /// Due before this instant.
+    /// Due before this instant (years 1–9999).
+    #[serde(default, deserialize_with = "crate::work::instant")]
     pub due_before: Option<DateTime<Utc>>,
-    /// Changed at or after this instant.
+    /// Changed at or after this instant (years 1–9999).
+    #[serde(default, deserialize_with = "crate::work::instant")]
     pub updated_since: Option<DateTime<Utc>>,
     /// `created_at`, `updated_at`, `priority` or `due_at`, with `-` for descending
     /// (default `-created_at`). Tickets without a due date come last either way.

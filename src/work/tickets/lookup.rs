@@ -132,6 +132,19 @@ pub(crate) async fn assignees_of(tx: &TenantTx, id: Uuid) -> Result<Vec<Uuid>> {
         .await?)
 }
 
+/// The tickets `user_id` is assigned to.
+pub(super) async fn assigned_to(tx: &TenantTx, user_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(tx
+        .find::<assignee::Entity>()
+        .select_only()
+        .column(assignee::Column::TicketId)
+        .filter(assignee::Column::UserId.eq(user_id))
+        .order_by_asc(assignee::Column::TicketId)
+        .into_tuple()
+        .all(tx.conn())
+        .await?)
+}
+
 /// Marks the ticket as touched (a comment) without a new version.
 pub(crate) async fn touch(tx: &TenantTx, id: Uuid, at: DateTime<Utc>) -> Result<()> {
     tx.update_many::<ticket::Entity>()

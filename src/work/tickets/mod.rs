@@ -17,7 +17,7 @@ pub use list::{ListQuery, SortKey, TicketFilter, list, list_statement, mine};
 pub use lookup::get;
 pub(crate) use lookup::{Summary, TicketHandle, assignees_of, find_visible, summary, touch};
 pub(crate) use write::move_to;
-pub use write::{assign, complete, create, delete, reopen, restore, update};
+pub use write::{assign, complete, create, delete, reopen, restore, unassign_everywhere, update};
 
 pub const MAX_LABELS: usize = 20;
 pub const MAX_LABEL: usize = 50;
@@ -112,6 +112,8 @@ pub struct NewTicket {
     #[serde(default)]
     #[schema(max_items = 20)]
     pub labels: Vec<String>,
+    /// Years 1–9999.
+    #[serde(default, deserialize_with = "super::instant")]
     pub due_at: Option<DateTime<Utc>>,
 }
 
@@ -138,7 +140,7 @@ pub struct TicketPatch {
     #[schema(max_items = 20)]
     pub labels: Option<Vec<String>>,
     /// `null` clears it.
-    #[serde(default, deserialize_with = "super::nullable")]
+    #[serde(default, deserialize_with = "super::nullable_instant")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub due_at: Option<Option<DateTime<Utc>>>,
     /// Goes through the state machine; a move it does not allow is 409 `invalid_transition`.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     Assignment, MAX_ASSIGNEES, MAX_LABEL, MAX_LABELS, NewTicket, Ticket, TicketPatch, diff,
-    lookup::{find_model, load_one},
+    lookup::{assigned_to, find_model, load_one},
     snapshot, to_model,
 };
 use crate::{
@@ -512,6 +512,19 @@ async fn move_by_action(
     // Unlike a PATCH naming the current status, an action that changes nothing is refused.
     move_to(&mut after, to, now())?;
     save(tx, ctx, &before, after, Change::Edited).await
+}
+
+/// Takes `user_id` off every ticket they are assigned to, each as a change of its own (a new
+/// version, a timeline entry and events), for a member who is leaving the organisation.
+pub async fn unassign_everywhere(tx: &TenantTx, ctx: &TenantCtx, user_id: Uuid) -> Result<()> {
+    access::authorize(ctx, Action::TicketUpdate)?;
+    for id in assigned_to(tx, user_id).await? {
+        let before = lock(tx, ctx, &id.to_string(), &Expected::Any).await?;
+        let mut after = before.clone();
+        after.assignee_ids.retain(|a| *a != user_id);
+        save(tx, ctx, &before, after, Change::Edited).await?;
+    }
+    Ok(())
 }
 
 /// Soft delete: the ticket leaves every list and lookup; admins can restore it.
