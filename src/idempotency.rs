@@ -3,12 +3,12 @@
 //! transaction. The HTTP layer reads the headers and turns a [`Reply`] into a response; this
 //! module knows nothing of HTTP beyond status codes and header names as data.
 //!
-//! A keyed request first *claims* its key (organisation, user, key) in a short transaction of
-//! its own: a new key is marked in progress; a finished one is replayed; one in progress is 409;
-//! one used for a different request is 422. The change then runs in its own transaction, which
-//! also stores the answer under the key, so the change and its record commit together. A
-//! failed change releases the claim (nothing happened, so a retry may run it again); a claim
-//! left behind by a crashed process is taken over once it is older than any request can run.
+//! A keyed request *claims* its key (organisation, user, key) inside the change's own
+//! transaction, before the change: a new key is inserted as claimed; a finished one is replayed;
+//! one used for a different request is 422. A concurrent duplicate waits for the first
+//! transaction (on the key's unique index, or SQLite's single writer) and then replays its
+//! answer. The change stores its answer under the key and commits once, so a failed change, or
+//! a process killed mid-request, leaves no claim behind: a retry runs at once.
 
 use chrono::{Duration, Utc};
 use sea_orm::{
@@ -26,9 +26,6 @@ use crate::{
 
 /// How long a finished answer is replayed.
 const KEPT_FOR: Duration = Duration::hours(24);
-/// After this, an in-progress claim belongs to a request that can no longer be running (the
-/// server answers every request within 30 s).
-const STALE_CLAIM: Duration = Duration::seconds(90);
 
 mod record {
     crate::store::tenant_entity!("idempotency_keys" {
@@ -133,22 +130,21 @@ pub async fn write<F>(db: &Db, ctx: &TenantCtx, key: Option<Keyed>, change: F) -
 where
     F: AsyncFnOnce(&TenantTx) -> Result<Reply>,
 {
+    let tx = db.write(ctx).await?;
     if let Some(k) = &key
-        && let Some(reply) = claim(db, ctx, k).await?
+        && let Some(reply) = claim(&tx, ctx, k).await?
     {
+        tx.rollback().await?;
         return Ok(Answer {
             reply,
             replayed: true,
         });
     }
-    let tx = db.write(ctx).await?;
     let reply = match change(&tx).await {
         Ok(reply) => reply,
         Err(err) => {
+            // The claim goes with the change: the key is free for a retry.
             tx.rollback().await?;
-            if let Some(k) = &key {
-                release(db, ctx, k).await?;
-            }
             return Err(err);
         }
     };
@@ -162,11 +158,11 @@ where
     })
 }
 
-/// Claims the key, or answers from it. Two racing claims of one new key: the database lets
-/// one insert; the other sees the claim and gets 409.
-async fn claim(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<Option<Reply>> {
+/// Claims the key in the change's transaction, or answers from it. A concurrent claim of the
+/// same new key waits on the key's unique index (PostgreSQL) or for the single writer (SQLite)
+/// until the first transaction ends, then finds its answer (or, if it failed, the key free).
+async fn claim(tx: &TenantTx, ctx: &TenantCtx, k: &Keyed) -> Result<Option<Reply>> {
     let now = Utc::now();
-    let tx = db.write(ctx).await?;
     let fresh = record::ActiveModel {
         org_id: Set(ctx.org_id),
         user_id: Set(ctx.user_id),
@@ -192,7 +188,6 @@ async fn claim(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<Option<Reply>> {
         .exec_without_returning(tx.conn())
         .await?;
     if inserted == 1 {
-        tx.commit().await?;
         return Ok(None);
     }
     let existing = tx
@@ -202,16 +197,15 @@ async fn claim(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<Option<Reply>> {
         .one(tx.conn())
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("idempotency record vanished")))?;
-    let expired = existing.expires_at <= now;
-    let abandoned = existing.state == "in_progress" && existing.created_at + STALE_CLAIM <= now;
-    if expired || abandoned {
-        // Start over under the key: the old use is forgotten, or its request is gone.
-        let mut row = fresh.clone();
+    // A claim is only ever committed with its answer; one still "in progress" was left by an
+    // older version of the server whose request is long gone.
+    let forgotten = existing.expires_at <= now || existing.state != "done";
+    if forgotten {
+        let mut row = fresh;
         row.org_id = sea_orm::ActiveValue::Unchanged(ctx.org_id);
         row.user_id = sea_orm::ActiveValue::Unchanged(ctx.user_id);
         row.key = sea_orm::ActiveValue::Unchanged(k.key.clone());
         row.update(tx.conn()).await?;
-        tx.commit().await?;
         return Ok(None);
     }
     if existing.fingerprint != k.fingerprint {
@@ -220,12 +214,6 @@ async fn claim(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<Option<Reply>> {
             detail: "this Idempotency-Key was already used for a different request; use a new key"
                 .into(),
         });
-    }
-    if existing.state != "done" {
-        return Err(Error::conflict(
-            "idempotency_key_in_progress",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        ));
     }
     let headers: Vec<(String, String)> = existing
         .response_headers
@@ -238,7 +226,6 @@ async fn claim(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<Option<Reply>> {
     let body = existing
         .response_body
         .and_then(|b| serde_json::from_str(&b).ok());
-    tx.commit().await?;
     Ok(Some(Reply {
         status,
         body,
@@ -263,19 +250,6 @@ async fn store(tx: &TenantTx, ctx: &TenantCtx, k: &Keyed, reply: &Reply) -> Resu
     ));
     row.response_body = Set(reply.body.as_ref().map(|b| b.to_string()));
     row.update(tx.conn()).await?;
-    Ok(())
-}
-
-/// Frees a key whose request failed, so the client can retry it.
-async fn release(db: &Db, ctx: &TenantCtx, k: &Keyed) -> Result<()> {
-    let tx = db.write(ctx).await?;
-    tx.delete_many::<record::Entity>()
-        .filter(record::Column::UserId.eq(ctx.user_id))
-        .filter(record::Column::Key.eq(k.key.as_str()))
-        .filter(record::Column::State.eq("in_progress"))
-        .exec(tx.conn())
-        .await?;
-    tx.commit().await?;
     Ok(())
 }
 
