@@ -118,7 +118,11 @@ pub async fn start(
         .with_context(|| format!("binding {}", serve_cfg.addr))?;
     let addr = listener.local_addr()?;
     let mut server_stop = stopped.clone();
-    let server = tokio::spawn(http::serve(listener, app, async move {
+    let limits = http::ConnectionLimits {
+        max_connections: serve_cfg.max_connections,
+        header_timeout: Duration::from_secs(serve_cfg.header_timeout_secs),
+    };
+    let server = tokio::spawn(http::serve(listener, app, limits, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
     tracing::info!(%addr, backend = ?db.backend(), "docket listening");

@@ -66,6 +66,13 @@ pub struct ServeConfig {
     /// Lifetime of a session's refresh token chain, in seconds.
     #[arg(long, env = "DOCKET_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
+    /// Open connections at most; one more is answered 503 and closed.
+    #[arg(long, env = "DOCKET_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request head, counted from when it opened or
+    /// finished its previous request (slow senders and idle keep-alives are closed after it).
+    #[arg(long, env = "DOCKET_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout_secs: u64,
 }
 
 /// The event dispatcher's knobs (in `serve` and in `docket worker`).

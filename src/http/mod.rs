@@ -10,7 +10,7 @@ pub mod problem;
 mod stream;
 mod work;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -262,16 +262,108 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
+/// Limits on connections, against clients that hold them without using them.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Open connections at most; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// A connection that has not sent a complete request head this long after it opened or
+    /// after its previous response (a slow sender, or an idle keep-alive) is closed. Streams are
+    /// not affected once their request is in: they send their own heartbeats.
+    pub header_timeout: Duration,
+}
+
 /// Serves until `shutdown` resolves; in-flight requests finish first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::{
+        rt::{TokioIo, TokioTimer},
+        service::TowerToHyperService,
+    };
+
+    // HTTP/1.1 (a TLS terminator in front speaks it to us). Its header timer runs whenever the
+    // connection waits for a request head, so it also ends idle keep-alives.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let (stop_connections, stopping) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stopping.changed() => {
+                    // Finish the request in hand, take no more.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = ended {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = stop_connections.send(true);
+    // Every connection has ended when every slot is free again.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+    Ok(())
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt as _;
+    metrics::counter!("docket_connections_refused_total").increment(1);
+    let problem = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "the server has too many open connections; retry shortly",
+    );
+    let body = serde_json::to_string(&problem).unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\nretry-after: 1\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        problem::CONTENT_TYPE,
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }

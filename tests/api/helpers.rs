@@ -139,13 +139,13 @@ pub async fn spawn_app_with_worker() -> TestApp {
 }
 
 pub async fn spawn_app_with(worker: Option<WorkerConfig>) -> TestApp {
-    spawn_app_tuned(worker, |_| {}).await
+    spawn_app_tuned(worker, |_, _| {}).await
 }
 
-/// A server whose store settings `tune` adjusts (a smaller pool, say).
+/// A server whose settings `tune` adjusts (a smaller pool, a shorter header timeout, …).
 pub async fn spawn_app_tuned(
     worker: Option<WorkerConfig>,
-    tune: impl FnOnce(&mut StoreConfig),
+    tune: impl FnOnce(&mut StoreConfig, &mut ServeConfig),
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend() {
@@ -159,14 +159,16 @@ pub async fn spawn_app_tuned(
         db_max_connections: 8,
         db_acquire_timeout_ms: 10_000,
     };
-    tune(&mut store);
-    let serve = ServeConfig {
+    let mut serve = ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: Some(Secret::new(JWT_SECRET)),
         max_body_bytes: 64 * 1024,
         access_token_ttl_secs: 900,
         refresh_token_ttl_secs: 3600,
+        max_connections: 256,
+        header_timeout_secs: 10,
     };
+    tune(&mut store, &mut serve);
     let running = app::start(&store, &serve, worker)
         .await
         .expect("server starts");
