@@ -403,6 +403,20 @@ impl TestApp {
         db.close().await.ok();
     }
 
+    /// Runs `sql` with owner rights and says whether the database refused it.
+    pub async fn try_sql(&self, sql: &str) -> Result<(), String> {
+        let db = Database::connect(&self.database_url)
+            .await
+            .expect("connect");
+        let result = db
+            .execute_unprepared(sql)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+        db.close().await.ok();
+        result
+    }
+
     /// The first column of the first row of `sql`, as an integer.
     pub async fn count(&self, sql: &str) -> i64 {
         let db = Database::connect(&self.database_url)
