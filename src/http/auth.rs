@@ -58,7 +58,9 @@ pub async fn logout(
     Auth(ctx): Auth,
     body: Bytes,
 ) -> Result<StatusCode, Problem> {
-    let req = if body.iter().all(u8::is_ascii_whitespace) {
+    // The body is optional: none, or JSON `null`, is an empty request.
+    let text = body.trim_ascii();
+    let req = if text.is_empty() || text == b"null" {
         LogoutRequest::default()
     } else {
         parse_json(&body)?

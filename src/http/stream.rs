@@ -216,7 +216,8 @@ pub async fn sse(
 /// created_at}`, or `{"type": "reset"}`). Resume with `?last_event_id=`.
 #[utoipa::path(get, path = "/ws", tag = "real time", params(ResumeParams),
     security(("bearer" = [])),
-    responses((status = 101, description = "Switching to the WebSocket protocol")))]
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 426, description = "A plain HTTP request: this endpoint speaks WebSocket only", body = Problem)))]
 pub async fn ws(
     State(s): State<AppState>,
     Auth(ctx): Auth,
@@ -224,6 +225,8 @@ pub async fn ws(
     Query(q): Query<ResumeParams>,
     upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, Problem> {
+    // The request's own parameters first: a bad one is 400 whether or not it upgrades.
+    let after = start_after(&s, &ctx, &headers, &q).await?;
     let upgrade = upgrade.map_err(|rej| {
         Problem::new(
             StatusCode::UPGRADE_REQUIRED,
@@ -231,7 +234,6 @@ pub async fn ws(
             format!("this endpoint speaks WebSocket only: {rej}"),
         )
     })?;
-    let after = start_after(&s, &ctx, &headers, &q).await?;
     let items = follow(
         s,
         ctx,

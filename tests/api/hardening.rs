@@ -751,3 +751,32 @@ async fn passwords_names_addresses_and_request_ids() {
     assert_eq!(entry["request_id"], server_id.as_str());
     app.shutdown().await;
 }
+
+/// `POST /auth/logout` documents its body as optional: none, an empty body or JSON `null` all
+/// sign out.
+#[tokio::test]
+async fn logout_takes_no_body_or_null() {
+    let app = spawn_app().await;
+    app.signup("acme", "o@example.com").await;
+    for body in [None, Some(""), Some("null")] {
+        let session = Session::from_auth(
+            app.login("o@example.com", PASSWORD, None)
+                .await
+                .assert_ok(200),
+        );
+        let mut req = app.request(
+            reqwest::Method::POST,
+            "/api/v1/auth/logout",
+            Some(&session.token),
+        );
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let res = app.send(req).await;
+        assert_eq!(res.status, 204, "{body:?}: {}", res.body);
+        app.get("/api/v1/auth/me", &session.token)
+            .await
+            .assert_problem(401, "invalid_token");
+    }
+    app.shutdown().await;
+}

@@ -246,6 +246,10 @@ async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing() {
     app.get("/api/v1/ws", &owner.token)
         .await
         .assert_problem(426, "websocket_required");
+    // Its parameters are checked first, upgrade or not.
+    app.get("/api/v1/ws?last_event_id=-1", &owner.token)
+        .await
+        .assert_problem(400, "invalid_last_event_id");
     app.shutdown().await;
 }
 
