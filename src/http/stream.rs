@@ -20,10 +20,10 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     AppState,
@@ -53,11 +53,34 @@ pub struct ResumeParams {
     pub last_event_id: Option<i64>,
 }
 
-/// What a connection sends.
-enum Item {
+/// What a connection sends: an event of the feed, or a reset. Each message's JSON has `type`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StreamMessage {
     Event(StreamEvent),
-    /// Entries after the requested id were dropped by retention: reload, then keep listening.
-    Reset,
+    Reset(StreamReset),
+}
+
+/// Entries after the requested id were dropped by retention: reload, then keep listening.
+#[derive(Serialize, ToSchema)]
+pub struct StreamReset {
+    #[serde(rename = "type")]
+    #[schema(pattern = "^reset$", example = "reset")]
+    kind: &'static str,
+}
+
+impl StreamMessage {
+    fn reset() -> Self {
+        StreamMessage::Reset(StreamReset { kind: "reset" })
+    }
+
+    /// The message's `type`, which SSE also sends as the event name.
+    fn kind(&self) -> &str {
+        match self {
+            StreamMessage::Event(e) => &e.kind,
+            StreamMessage::Reset(r) => r.kind,
+        }
+    }
 }
 
 /// Where to start: after the id the client names, or (a new subscriber) at the current end.
@@ -92,7 +115,12 @@ async fn start_after(
 
 /// Follows the caller's feed from `after` in a task; the receiver closes when the caller may
 /// no longer listen or the feed cannot be read.
-fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::Receiver<Item> {
+fn follow(
+    s: AppState,
+    mut ctx: TenantCtx,
+    token: String,
+    after: i64,
+) -> mpsc::Receiver<StreamMessage> {
     let (out, rx) = mpsc::channel(READ_BATCH as usize);
     tokio::spawn(async move {
         // Subscribe before the first read, so a commit between the read and the wait wakes us.
@@ -110,11 +138,11 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
                         return;
                     }
                 };
-                if batch.truncated && out.send(Item::Reset).await.is_err() {
+                if batch.truncated && out.send(StreamMessage::reset()).await.is_err() {
                     return;
                 }
                 for e in batch.events {
-                    if out.send(Item::Event(e)).await.is_err() {
+                    if out.send(StreamMessage::Event(e)).await.is_err() {
                         return;
                     }
                 }
@@ -158,7 +186,7 @@ async fn changed_for(access: &mut broadcast::Receiver<uuid::Uuid>, user: uuid::U
 async fn woken(
     wake: &mut broadcast::Receiver<uuid::Uuid>,
     ctx: &TenantCtx,
-    out: &mpsc::Sender<Item>,
+    out: &mpsc::Sender<StreamMessage>,
 ) -> bool {
     let deadline = tokio::time::sleep(POLL);
     tokio::pin!(deadline);
@@ -183,7 +211,7 @@ async fn woken(
 #[utoipa::path(get, path = "/stream", tag = "real time", params(ResumeParams,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = StreamEvent)))]
+    responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = StreamMessage)))]
 pub async fn sse(
     State(s): State<AppState>,
     Auth(ctx): Auth,
@@ -197,15 +225,12 @@ pub async fn sse(
         bearer_token(&headers).unwrap_or_default().to_owned(),
         after,
     );
-    let events = ReceiverStream::new(items).map(|item| {
-        Ok::<_, Infallible>(match item {
-            Item::Event(e) => Event::default()
-                .id(e.id.clone())
-                .event(e.kind.clone())
-                .json_data(&e)
-                .unwrap_or_default(),
-            Item::Reset => Event::default().event("reset").data(r#"{"type":"reset"}"#),
-        })
+    let events = ReceiverStream::new(items).map(|message| {
+        let mut event = Event::default().event(message.kind());
+        if let StreamMessage::Event(e) = &message {
+            event = event.id(e.id.clone());
+        }
+        Ok::<_, Infallible>(event.json_data(&message).unwrap_or_default())
     });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -244,15 +269,12 @@ pub async fn ws(
 }
 
 /// Sends the feed to the socket until either side ends; what the client sends is ignored.
-async fn pump(mut socket: WebSocket, mut items: mpsc::Receiver<Item>) {
+async fn pump(mut socket: WebSocket, mut items: mpsc::Receiver<StreamMessage>) {
     loop {
         tokio::select! {
             item = items.recv() => {
                 let Some(item) = item else { break };
-                let text = match item {
-                    Item::Event(e) => serde_json::to_string(&e).unwrap_or_default(),
-                    Item::Reset => r#"{"type":"reset"}"#.to_owned(),
-                };
+                let text = serde_json::to_string(&item).unwrap_or_default();
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }

@@ -11,62 +11,77 @@ use argon2::{
 
 use std::{
     sync::{
-        LazyLock,
-        atomic::{AtomicUsize, Ordering},
+        Arc, LazyLock, Mutex,
+        mpsc::{SyncSender, TrySendError},
     },
     time::Duration,
 };
 
-use tokio::sync::Semaphore;
-
 use crate::error::{Error, Result};
 
-/// Hashes that may wait for a slot, per slot; more are refused at once.
+/// Hashes that may wait for a hashing thread, per thread; more are refused at once.
 const QUEUE_PER_SLOT: usize = 4;
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// The hashing slots of this process: one per core.
-static SLOTS: LazyLock<(Semaphore, usize)> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    (Semaphore::new(cores), cores)
-});
-/// Hashes waiting for a slot now.
-static WAITING: AtomicUsize = AtomicUsize::new(0);
+/// A hash or verification waiting for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
 
-/// Counts a waiting hash while it lives, even when its request is dropped while waiting.
-struct Waiting;
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        WAITING.fetch_sub(1, Ordering::SeqCst);
+/// The hashing threads of this process, one per core, started at first use, and their bounded
+/// queue. Dedicated threads (rather than the runtime's blocking pool, which grows a thread per
+/// waiting task) keep argon2's memory in as many allocator arenas as there are threads.
+static HASHING: LazyLock<SyncSender<Job>> = LazyLock::new(|| {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(threads * QUEUE_PER_SLOT);
+    let jobs = Arc::new(Mutex::new(jobs));
+    for n in 0..threads {
+        let jobs = jobs.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("docket-hash-{n}"))
+            .spawn(move || {
+                loop {
+                    let next = jobs
+                        .lock()
+                        .map_err(drop)
+                        .and_then(|j| j.recv().map_err(drop));
+                    let Ok(job) = next else { return };
+                    // A panicking job must not take its thread with it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "cannot start a password hashing thread");
+        }
     }
-}
+    queue
+});
 
-/// Runs `work` (one hash or verification) on the blocking pool once a slot is free; refuses
-/// with 503 when the queue is full.
+/// Runs `work` (one hash or verification) on a hashing thread; refuses with 503 at once when
+/// the queue is full.
 async fn with_slot<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let (slots, count) = &*SLOTS;
-    let waiting = Waiting;
-    if WAITING.fetch_add(1, Ordering::SeqCst) >= count * QUEUE_PER_SLOT {
-        drop(waiting);
-        metrics::counter!("docket_password_hashing_refused_total").increment(1);
-        return Err(Error::Unavailable {
-            detail: "too many sign-ins at once; retry shortly".into(),
-            retry_after: BUSY_RETRY_AFTER,
-        });
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = done.send(work());
+    });
+    match HASHING.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            metrics::counter!("docket_password_hashing_refused_total").increment(1);
+            return Err(Error::Unavailable {
+                detail: "too many sign-ins at once; retry shortly".into(),
+                retry_after: BUSY_RETRY_AFTER,
+            });
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            return Err(Error::internal(anyhow::anyhow!(
+                "no password hashing thread is running"
+            )));
+        }
     }
-    let permit = slots
-        .acquire()
-        .await
-        .map_err(|e| Error::internal(anyhow::anyhow!("hashing slots closed: {e}")))?;
-    drop(waiting);
-    let result = tokio::task::spawn_blocking(work)
-        .await
-        .map_err(Error::internal)?;
-    drop(permit);
     result
+        .await
+        .map_err(|_| Error::internal(anyhow::anyhow!("a password hashing job was lost")))?
 }
 
 pub const MIN_LENGTH: usize = 10;

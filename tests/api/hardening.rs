@@ -161,6 +161,19 @@ fn statuses(answers: &[Resp]) -> std::collections::BTreeMap<u16, usize> {
     counts
 }
 
+/// `n` sign-ins at once with a wrong password, each for another (unknown) account.
+async fn wrong_passwords_at_once(app: &TestApp, prefix: &str, n: usize) -> Vec<Resp> {
+    futures::future::join_all((0..n).map(|i| async move {
+        app.login(
+            &format!("{prefix}{i}@example.com"),
+            "wrong horse battery",
+            None,
+        )
+        .await
+    }))
+    .await
+}
+
 /// Every answer that judged no password is a 429 or 503 with `Retry-After`.
 #[track_caller]
 fn refused_with_retry_after(answers: &[Resp]) -> usize {
@@ -202,17 +215,7 @@ async fn parallel_guesses_cannot_pass_the_lock() {
     assert!(refused_with_retry_after(&answers) >= 30, "{counts:?}");
 
     // 60 wrong passwords at once from one address, each for another account.
-    let app_ref = &app;
-    let answers = futures::future::join_all((0..60).map(|i| async move {
-        app_ref
-            .login(
-                &format!("nobody{i}@example.com"),
-                "wrong horse battery",
-                None,
-            )
-            .await
-    }))
-    .await;
+    let answers = wrong_passwords_at_once(&app, "nobody", 60).await;
     let counts = statuses(&answers);
     assert!(counts.get(&401).copied().unwrap_or(0) <= 50, "{counts:?}");
     assert!(refused_with_retry_after(&answers) >= 10, "{counts:?}");
@@ -224,17 +227,7 @@ async fn parallel_guesses_cannot_pass_the_lock() {
 #[tokio::test]
 async fn a_sign_in_flood_is_turned_away_not_queued() {
     let app = spawn_app().await;
-    let app_ref = &app;
-    let answers = futures::future::join_all((0..120).map(|i| async move {
-        app_ref
-            .login(
-                &format!("flood{i}@example.com"),
-                "wrong horse battery",
-                None,
-            )
-            .await
-    }))
-    .await;
+    let answers = wrong_passwords_at_once(&app, "flood", 120).await;
     let counts = statuses(&answers);
     assert!(counts.get(&503).copied().unwrap_or(0) > 0, "{counts:?}");
     assert_eq!(

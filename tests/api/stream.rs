@@ -87,7 +87,10 @@ async fn each_person_gets_what_they_may_see_and_nothing_of_other_tenants() {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let first = &got[0];
-    assert_eq!(first.data["type"], first.event.as_str());
+    // Every message's JSON names its type, as the SSE event name does.
+    for e in &got {
+        assert_eq!(e.data["type"], e.event.as_str(), "{e:?}");
+    }
     assert_eq!(first.data["id"], first.id.clone().unwrap());
     let notice = got
         .iter()
@@ -220,6 +223,7 @@ async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing() {
     let mut old = SseClient::connect(&app.base, &owner.token, Some("0")).await;
     let reset = old.next(Duration::from_secs(10)).await.expect("a reset");
     assert_eq!(reset.event, "reset");
+    assert_eq!(reset.data, serde_json::json!({"type": "reset"}));
     assert_eq!(
         old.next(Duration::from_secs(10))
             .await
