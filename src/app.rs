@@ -109,6 +109,7 @@ pub async fn start(
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(keys),
+        hasher: crate::identity::Hasher::start(),
         metrics: crate::http::ops::recorder(),
         stopping: stopped.clone(),
     };

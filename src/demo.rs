@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     access::Role,
-    identity::{self, password},
+    identity,
     store::Db,
     tenancy,
     work::{
@@ -235,7 +235,7 @@ pub async fn seed(db: &Db, opts: &Options) -> anyhow::Result<Manifest> {
         "need at least one organisation and one ticket per organisation"
     );
     let started = Instant::now();
-    let hash: Arc<str> = password::hash(&opts.password).await?.into();
+    let hash: Arc<str> = identity::Hasher::start().hash(&opts.password).await?.into();
     // Zipf-like sizes: the largest organisation gets about 1/H(n) of all tickets (17% of them
     // with 200 organisations).
     let weights: Vec<f64> = (0..opts.organizations)

@@ -25,7 +25,7 @@ pub async fn signup(
     ClientIp(ip): ClientIp,
     Json(req): Json<SignupRequest>,
 ) -> Result<impl IntoResponse> {
-    let res = identity::signup(&s.db, &s.keys, req, ip).await?;
+    let res = identity::signup(&s.db, &s.keys, &s.hasher, req, ip).await?;
     Ok((StatusCode::CREATED, Json(res)))
 }
 
@@ -37,7 +37,9 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<AuthResponse>> {
-    Ok(Json(identity::login(&s.db, &s.keys, req, ip).await?))
+    Ok(Json(
+        identity::login(&s.db, &s.keys, &s.hasher, req, ip).await?,
+    ))
 }
 
 /// Exchange a refresh token for new tokens (the old refresh token stops working).

@@ -30,13 +30,19 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{identity::tokens::TokenKeys, request_id, store::Db};
+use crate::{
+    identity::{Hasher, tokens::TokenKeys},
+    request_id,
+    store::Db,
+};
 use problem::Problem;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub keys: Arc<TokenKeys>,
+    /// This server's password hashing threads.
+    pub hasher: Hasher,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Turns true when the server is stopping: long-lived streams end so shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,

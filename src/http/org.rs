@@ -59,7 +59,7 @@ pub async fn create_user(
 ) -> Result<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
-        Json(people::create(&s.db, &ctx, req).await?),
+        Json(people::create(&s.db, &s.hasher, &ctx, req).await?),
     ))
 }
 

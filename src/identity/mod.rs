@@ -26,6 +26,7 @@ use crate::{
     tenancy::{self, OrgMembership, Organization},
 };
 use entity::{refresh_token, session, user};
+pub use password::Hasher;
 use throttle::Key;
 use tokens::{RefreshToken, TokenKeys};
 
@@ -112,7 +113,7 @@ pub(crate) async fn users_by_ids(
         .collect())
 }
 
-/// Creates an account. `password_hash` comes from [`password::hash`], done before the
+/// Creates an account. `password_hash` comes from [`Hasher::hash`], done before the
 /// transaction so the slow hashing holds no lock.
 pub(crate) async fn create_user(
     conn: &impl ConnectionTrait,
@@ -323,12 +324,19 @@ fn respond(
 
 /// Verifies the caller's credentials against the throttle; on failure counts it and answers
 /// after the throttle's delay.
-async fn check_password(db: &Db, email: &str, password: &str, ip: IpAddr) -> Result<user::Model> {
+async fn check_password(
+    db: &Db,
+    hasher: &Hasher,
+    email: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<user::Model> {
     let keys = [Key::account(email), Key::address(ip)];
     throttle::reserve(db, &keys).await?;
     let found = find_user_by_email(db.global(false).await?.conn(), email).await?;
-    let verified =
-        password::verify(password, found.as_ref().map(|u| u.password_hash.clone())).await;
+    let verified = hasher
+        .verify(password, found.as_ref().map(|u| u.password_hash.clone()))
+        .await;
     let ok = match verified {
         Ok(ok) => ok,
         Err(err) => {
@@ -360,6 +368,7 @@ enum Account {
 pub async fn signup(
     db: &Db,
     keys: &TokenKeys,
+    hasher: &Hasher,
     req: SignupRequest,
     ip: IpAddr,
 ) -> Result<AuthResponse> {
@@ -387,8 +396,8 @@ pub async fn signup(
 
     // Hash (slow) before the transaction, so no lock is held while it runs.
     let account = match find_user_by_email(db.global(false).await?.conn(), &email).await? {
-        Some(_) => Account::Existing(check_password(db, &email, &req.password, ip).await?),
-        None => Account::New(password::hash(&req.password).await?),
+        Some(_) => Account::Existing(check_password(db, hasher, &email, &req.password, ip).await?),
+        None => Account::New(hasher.hash(&req.password).await?),
     };
 
     let tx = db.write_org(Uuid::now_v7()).await?;
@@ -415,6 +424,7 @@ pub async fn signup(
 pub async fn login(
     db: &Db,
     keys: &TokenKeys,
+    hasher: &Hasher,
     req: LoginRequest,
     ip: IpAddr,
 ) -> Result<AuthResponse> {
@@ -422,7 +432,7 @@ pub async fn login(
     if email.is_empty() || email.len() > 254 || req.password.len() > password::MAX_LENGTH * 4 {
         return Err(invalid_credentials());
     }
-    let user = check_password(db, &email, &req.password, ip).await?;
+    let user = check_password(db, hasher, &email, &req.password, ip).await?;
 
     let memberships = tenancy::memberships_of(&db.member(user.id).await?).await?;
     let chosen = match &req.organization {

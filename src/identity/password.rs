@@ -11,7 +11,7 @@ use argon2::{
 
 use std::{
     sync::{
-        Arc, LazyLock, Mutex,
+        Arc, Mutex,
         mpsc::{SyncSender, TrySendError},
     },
     time::Duration,
@@ -26,62 +26,106 @@ const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A hash or verification waiting for a hashing thread.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The hashing threads of this process, one per core, started at first use, and their bounded
-/// queue. Dedicated threads (rather than the runtime's blocking pool, which grows a thread per
-/// waiting task) keep argon2's memory in as many allocator arenas as there are threads.
-static HASHING: LazyLock<SyncSender<Job>> = LazyLock::new(|| {
-    let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(threads * QUEUE_PER_SLOT);
-    let jobs = Arc::new(Mutex::new(jobs));
-    for n in 0..threads {
-        let jobs = jobs.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("docket-hash-{n}"))
-            .spawn(move || {
-                loop {
-                    let next = jobs
-                        .lock()
-                        .map_err(drop)
-                        .and_then(|j| j.recv().map_err(drop));
-                    let Ok(job) = next else { return };
-                    // A panicking job must not take its thread with it.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                }
-            });
-        if let Err(err) = spawned {
-            tracing::error!(error = %err, "cannot start a password hashing thread");
-        }
-    }
-    queue
-});
+/// The password hashing threads of a server, one per core, and their bounded queue. Dedicated
+/// threads (rather than the runtime's blocking pool, which grows a thread per waiting task) keep
+/// argon2's memory in as many allocator arenas as there are threads. The threads end when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub struct Hasher {
+    queue: SyncSender<Job>,
+}
 
-/// Runs `work` (one hash or verification) on a hashing thread; refuses with 503 at once when
-/// the queue is full.
-async fn with_slot<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _ = done.send(work());
-    });
-    match HASHING.try_send(job) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            metrics::counter!("docket_password_hashing_refused_total").increment(1);
-            return Err(Error::Unavailable {
-                detail: "too many sign-ins at once; retry shortly".into(),
-                retry_after: BUSY_RETRY_AFTER,
-            });
-        }
-        Err(TrySendError::Disconnected(_)) => {
-            return Err(Error::internal(anyhow::anyhow!(
-                "no password hashing thread is running"
-            )));
-        }
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hasher")
     }
-    result
+}
+
+impl Hasher {
+    pub fn start() -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(threads * QUEUE_PER_SLOT);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..threads {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("docket-hash-{n}"))
+                .spawn(move || {
+                    loop {
+                        let next = jobs
+                            .lock()
+                            .map_err(drop)
+                            .and_then(|j| j.recv().map_err(drop));
+                        let Ok(job) = next else { return };
+                        // A panicking job must not take its thread with it.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "cannot start a password hashing thread");
+            }
+        }
+        Self { queue }
+    }
+
+    /// Runs `work` (one hash or verification) on a hashing thread; refuses with 503 at once when
+    /// the queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("docket_password_hashing_refused_total").increment(1);
+                return Err(Error::Unavailable {
+                    detail: "too many sign-ins at once; retry shortly".into(),
+                    retry_after: BUSY_RETRY_AFTER,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "no password hashing thread is running"
+                )));
+            }
+        }
+        result
+            .await
+            .map_err(|_| Error::internal(anyhow::anyhow!("a password hashing job was lost")))?
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let password = password.to_owned();
+        self.run(move || {
+            Argon2::default()
+                .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+                .map(|h| h.to_string())
+                .map_err(|e| Error::internal(anyhow::anyhow!("hashing password: {e}")))
+        })
         .await
-        .map_err(|_| Error::internal(anyhow::anyhow!("a password hashing job was lost")))?
+    }
+
+    /// Verifies a password; with no stored hash (unknown account) it still does the work of one
+    /// verification, so response time does not reveal whether an account exists.
+    pub async fn verify(&self, password: &str, stored: Option<String>) -> Result<bool> {
+        let password = password.to_owned();
+        self.run(move || {
+            // Erased accounts carry a hash nothing matches; treat them like unknown ones.
+            let real = stored.filter(|s| PasswordHash::new(s).is_ok());
+            let candidate = real.as_deref().unwrap_or(DUMMY_HASH);
+            let parsed = PasswordHash::new(candidate)
+                .map_err(|e| Error::internal(anyhow::anyhow!("dummy hash unreadable: {e}")))?;
+            let ok = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            Ok(ok && real.is_some())
+        })
+        .await
+    }
 }
 
 pub const MIN_LENGTH: usize = 10;
@@ -126,35 +170,6 @@ pub fn validate(password: &str, about_the_person: &[&str]) -> Result<()> {
     Ok(())
 }
 
-pub async fn hash(password: &str) -> Result<String> {
-    let password = password.to_owned();
-    with_slot(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-            .map(|h| h.to_string())
-            .map_err(|e| Error::internal(anyhow::anyhow!("hashing password: {e}")))
-    })
-    .await
-}
-
-/// Verifies a password; with no stored hash (unknown account) it still does the work of one
-/// verification, so response time does not reveal whether an account exists.
-pub async fn verify(password: &str, stored: Option<String>) -> Result<bool> {
-    let password = password.to_owned();
-    with_slot(move || {
-        // Erased accounts carry a hash nothing matches; treat them like unknown ones.
-        let real = stored.filter(|s| PasswordHash::new(s).is_ok());
-        let candidate = real.as_deref().unwrap_or(DUMMY_HASH);
-        let parsed = PasswordHash::new(candidate)
-            .map_err(|e| Error::internal(anyhow::anyhow!("dummy hash unreadable: {e}")))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok(ok && real.is_some())
-    })
-    .await
-}
-
 /// An argon2id hash (default parameters) of a random string nobody knows.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0a4d2XkT8FQzZ5c8WbXNbPS6yMPJMi0lAN6Yd1YKc7Q";
 
@@ -167,6 +182,11 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_differ() {
+        let hasher = Hasher::start();
+        let (hash, verify) = (
+            |p: &'static str| hasher.hash(p),
+            |p: &'static str, stored| hasher.verify(p, stored),
+        );
         let a = hash("correct horse battery").await.unwrap();
         let b = hash("correct horse battery").await.unwrap();
         assert!(a.starts_with("$argon2id$"));

@@ -125,7 +125,12 @@ pub async fn get(db: &Db, ctx: &TenantCtx, user_id: Uuid) -> Result<Person> {
 }
 
 /// Adds a new account to the organisation with the given password.
-pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Person> {
+pub async fn create(
+    db: &Db,
+    hasher: &identity::Hasher,
+    ctx: &TenantCtx,
+    req: NewPerson,
+) -> Result<Person> {
     access::authorize(ctx, Action::UserCreate)?;
     let mut v = Validator::default();
     let email = identity::normalize_email(&mut v, "email", &req.email);
@@ -135,7 +140,7 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Person> 
     }
     v.finish()?;
     access::check_grant(ctx.role, req.role)?;
-    let hash = password::hash(&req.password).await?;
+    let hash = hasher.hash(&req.password).await?;
     let tx = db.write(ctx).await?;
     super::ensure_still_acting(&tx, ctx).await?;
     let user = identity::create_user(tx.conn(), &email, &req.name, hash).await?;
