@@ -5,8 +5,8 @@
 //! with `Retry-After` at once instead of piling up threads and memory.
 
 use argon2::{
-    Argon2,
-    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString, rand_core::OsRng},
 };
 
 use std::{
@@ -23,8 +23,12 @@ use crate::error::{Error, Result};
 const QUEUE_PER_SLOT: usize = 4;
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// A hash or verification waiting for a hashing thread.
-type Job = Box<dyn FnOnce() + Send>;
+/// A hash or verification waiting for a hashing thread; it runs with that thread's memory.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
+/// A hashing thread's argon2 working memory (about 19 MiB), allocated once and reused by every
+/// hash the thread runs, so a burst of sign-ins leaves no freed-but-kept blocks behind.
+type Memory = Vec<Block>;
 
 /// The password hashing threads of a server, one per core, and their bounded queue. Dedicated
 /// threads (rather than the runtime's blocking pool, which grows a thread per waiting task) keep
@@ -51,6 +55,7 @@ impl Hasher {
             let spawned = std::thread::Builder::new()
                 .name(format!("docket-hash-{n}"))
                 .spawn(move || {
+                    let mut memory = Memory::new();
                     loop {
                         let next = jobs
                             .lock()
@@ -58,7 +63,8 @@ impl Hasher {
                             .and_then(|j| j.recv().map_err(drop));
                         let Ok(job) = next else { return };
                         // A panicking job must not take its thread with it.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        let run = std::panic::AssertUnwindSafe(|| job(&mut memory));
+                        let _ = std::panic::catch_unwind(run);
                     }
                 });
             if let Err(err) = spawned {
@@ -72,11 +78,11 @@ impl Hasher {
     /// the queue is full.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(work());
+        let job: Job = Box::new(move |memory| {
+            let _ = done.send(work(memory));
         });
         match self.queue.try_send(job) {
             Ok(()) => {}
@@ -100,11 +106,17 @@ impl Hasher {
 
     pub async fn hash(&self, password: &str) -> Result<String> {
         let password = password.to_owned();
-        self.run(move || {
-            Argon2::default()
-                .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-                .map(|h| h.to_string())
-                .map_err(|e| Error::internal(anyhow::anyhow!("hashing password: {e}")))
+        self.run(move |memory| {
+            let argon = Argon2::default();
+            let salt = SaltString::generate(&mut OsRng);
+            let hashed = PasswordHash {
+                algorithm: argon2::ARGON2ID_IDENT,
+                version: Some(Version::default().into()),
+                params: ParamsString::try_from(argon.params()).map_err(hashing)?,
+                salt: Some(salt.as_salt()),
+                hash: Some(derive(&argon, password.as_bytes(), salt.as_salt(), memory)?),
+            };
+            Ok(hashed.to_string())
         })
         .await
     }
@@ -113,19 +125,49 @@ impl Hasher {
     /// verification, so response time does not reveal whether an account exists.
     pub async fn verify(&self, password: &str, stored: Option<String>) -> Result<bool> {
         let password = password.to_owned();
-        self.run(move || {
+        self.run(move |memory| {
             // Erased accounts carry a hash nothing matches; treat them like unknown ones.
             let real = stored.filter(|s| PasswordHash::new(s).is_ok());
-            let candidate = real.as_deref().unwrap_or(DUMMY_HASH);
-            let parsed = PasswordHash::new(candidate)
-                .map_err(|e| Error::internal(anyhow::anyhow!("dummy hash unreadable: {e}")))?;
-            let ok = Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok();
-            Ok(ok && real.is_some())
+            let parsed =
+                PasswordHash::new(real.as_deref().unwrap_or(DUMMY_HASH)).map_err(hashing)?;
+            let argon = Argon2::new(
+                Algorithm::try_from(parsed.algorithm).map_err(hashing)?,
+                parsed
+                    .version
+                    .map(Version::try_from)
+                    .transpose()
+                    .map_err(hashing)?
+                    .unwrap_or_default(),
+                Params::try_from(&parsed).map_err(hashing)?,
+            );
+            let salt = parsed
+                .salt
+                .ok_or_else(|| hashing("the stored hash has no salt"))?;
+            let derived = derive(&argon, password.as_bytes(), salt, memory)?;
+            // `Output` compares in constant time.
+            Ok(parsed.hash == Some(derived) && real.is_some())
         })
         .await
     }
+}
+
+/// argon2's output for `password` and `salt`, computed in the thread's reused memory.
+fn derive(argon: &Argon2, password: &[u8], salt: Salt, memory: &mut Memory) -> Result<Output> {
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes).map_err(hashing)?;
+    let params = argon.params();
+    memory.resize(params.block_count(), Block::default());
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    Output::init_with(len, |out| {
+        argon
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..])
+            .map_err(password_hash::Error::from)
+    })
+    .map_err(hashing)
+}
+
+fn hashing(err: impl std::fmt::Display) -> Error {
+    Error::internal(anyhow::anyhow!("password hashing: {err}"))
 }
 
 pub const MIN_LENGTH: usize = 10;
