@@ -258,34 +258,23 @@ fn undecodable(err: serde_json::Error) -> Error {
 /// A committed event, as handlers see it.
 #[derive(Clone, Debug)]
 pub struct Event {
-    pub org_id: Uuid,
     pub id: Uuid,
-    /// Who caused it (`None` for the system).
-    pub actor_id: Option<Uuid>,
+    /// Its organisation, actor and request.
+    pub envelope: Envelope,
     pub body: Body,
     /// How many times it has been claimed, this time included.
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
-    envelope: Envelope,
 }
 
 impl Event {
-    pub(crate) fn new(
-        id: Uuid,
-        envelope: Envelope,
-        body: Body,
-        attempts: i32,
-        created_at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            org_id: envelope.org_id,
-            id,
-            actor_id: envelope.actor_id,
-            body,
-            attempts,
-            created_at,
-            envelope,
-        }
+    pub fn org_id(&self) -> Uuid {
+        self.envelope.org_id
+    }
+
+    /// Who caused it (`None` for the system).
+    pub fn actor_id(&self) -> Option<Uuid> {
+        self.envelope.actor_id
     }
 
     pub fn kind(&self) -> &'static str {

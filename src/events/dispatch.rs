@@ -174,8 +174,13 @@ struct Claimed {
 
 impl From<entity::Model> for Claimed {
     fn from(m: entity::Model) -> Self {
-        let event = Body::decode(&m.kind, &m.payload)
-            .map(|(envelope, body)| Event::new(m.id, envelope, body, m.attempts, m.created_at));
+        let event = Body::decode(&m.kind, &m.payload).map(|(envelope, body)| Event {
+            id: m.id,
+            envelope,
+            body,
+            attempts: m.attempts,
+            created_at: m.created_at,
+        });
         Self {
             org_id: m.org_id,
             id: m.id,

@@ -147,7 +147,7 @@ impl Handler for Publisher {
     }
 
     async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        let tx = db.write_org(event.org_id).await?;
+        let tx = db.write_org(event.org_id()).await?;
         publish(
             &tx,
             vec![Entry {

@@ -127,9 +127,11 @@ impl Hasher {
         let password = password.to_owned();
         self.run(move |memory| {
             // Erased accounts carry a hash nothing matches; treat them like unknown ones.
-            let real = stored.filter(|s| PasswordHash::new(s).is_ok());
-            let parsed =
-                PasswordHash::new(real.as_deref().unwrap_or(DUMMY_HASH)).map_err(hashing)?;
+            let real = stored.as_deref().and_then(|s| PasswordHash::new(s).ok());
+            let parsed = match &real {
+                Some(parsed) => parsed.clone(),
+                None => PasswordHash::new(DUMMY_HASH).map_err(hashing)?,
+            };
             let argon = Argon2::new(
                 Algorithm::try_from(parsed.algorithm).map_err(hashing)?,
                 parsed

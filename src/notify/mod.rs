@@ -158,7 +158,7 @@ impl Handler for Notifier {
         ) {
             return Ok(());
         }
-        let tx = db.write_org(event.org_id).await?;
+        let tx = db.write_org(event.org_id()).await?;
         let Some(ticket) = tickets::summary(&tx, ticket_id).await? else {
             return Ok(());
         };
@@ -181,13 +181,13 @@ async fn store(tx: &TenantTx, event: &Event, ticket_id: Uuid, planned: Vec<Plann
     let rows: Vec<entity::Model> = planned
         .into_iter()
         .map(|p| entity::Model {
-            org_id: event.org_id,
+            org_id: event.org_id(),
             id: Uuid::now_v7(),
             user_id: p.user_id,
             event_id: event.id,
             kind: p.kind.as_str().to_owned(),
             ticket_id: Some(ticket_id),
-            actor_id: event.actor_id,
+            actor_id: event.actor_id(),
             title: p.title,
             body: p.body,
             read_at: None,
@@ -329,7 +329,7 @@ async fn reachable(tx: &TenantTx, event: &Event, planned: Vec<Planned>) -> Resul
     let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &ids).await?.into_iter().collect();
     Ok(planned
         .into_iter()
-        .filter(|p| Some(p.user_id) != event.actor_id)
+        .filter(|p| Some(p.user_id) != event.actor_id())
         .filter(|p| match roles.get(&p.user_id) {
             None => false,
             Some(&role) if access::sees_only_own_tickets(role) => {

@@ -396,11 +396,9 @@ impl TestApp {
     }
 
     pub async fn sql(&self, sql: &str) {
-        let db = Database::connect(&self.database_url)
-            .await
-            .expect("connect");
-        db.execute_unprepared(sql).await.expect(sql);
-        db.close().await.ok();
+        if let Err(err) = self.try_sql(sql).await {
+            panic!("{sql}: {err}");
+        }
     }
 
     /// Runs `sql` with owner rights and says whether the database refused it.

@@ -121,25 +121,33 @@ pub(crate) async fn summary(tx: &TenantTx, id: Uuid) -> Result<Option<Summary>> 
 
 /// The ticket's assignees.
 pub(crate) async fn assignees_of(tx: &TenantTx, id: Uuid) -> Result<Vec<Uuid>> {
-    Ok(tx
-        .find::<assignee::Entity>()
-        .select_only()
-        .column(assignee::Column::UserId)
-        .filter(assignee::Column::TicketId.eq(id))
-        .order_by_asc(assignee::Column::UserId)
-        .into_tuple()
-        .all(tx.conn())
-        .await?)
+    assignments(tx, assignee::Column::UserId, assignee::Column::TicketId, id).await
 }
 
 /// The tickets `user_id` is assigned to.
 pub(super) async fn assigned_to(tx: &TenantTx, user_id: Uuid) -> Result<Vec<Uuid>> {
+    assignments(
+        tx,
+        assignee::Column::TicketId,
+        assignee::Column::UserId,
+        user_id,
+    )
+    .await
+}
+
+/// One side (`wanted`) of the assignments whose other side (`by`) is `id`, in order.
+async fn assignments(
+    tx: &TenantTx,
+    wanted: assignee::Column,
+    by: assignee::Column,
+    id: Uuid,
+) -> Result<Vec<Uuid>> {
     Ok(tx
         .find::<assignee::Entity>()
         .select_only()
-        .column(assignee::Column::TicketId)
-        .filter(assignee::Column::UserId.eq(user_id))
-        .order_by_asc(assignee::Column::TicketId)
+        .column(wanted)
+        .filter(by.eq(id))
+        .order_by_asc(wanted)
         .into_tuple()
         .all(tx.conn())
         .await?)
