@@ -38,10 +38,10 @@ pub struct IdempotencyKeyHeader {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 pub struct IfMatchHeader {
-    /// The resource's current ETag
+    /// The resource's current ETag (`"3"`; a bare `3` is read the same)
     #[param(
         rename = "If-Match",
-        pattern = "^(\\*|\"[1-9][0-9]{0,17}\"( *, *\"[1-9][0-9]{0,17}\")*)$"
+        pattern = "^(\\*|(\"[1-9][0-9]{0,17}\"|[1-9][0-9]{0,17})( *, *(\"[1-9][0-9]{0,17}\"|[1-9][0-9]{0,17}))*)$"
     )]
     pub if_match: String,
 }
