@@ -55,6 +55,9 @@ enum Command {
         #[command(subcommand)]
         task: AdminTask,
     },
+    /// Print the OpenAPI document the server serves at `/api/v1/openapi.json` (the web app's
+    /// API types are generated from it).
+    Openapi,
     /// Apply pending database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -111,6 +114,9 @@ async fn main() -> anyhow::Result<()> {
                 let _ = stop.send(true);
             });
             running.wait().await?;
+        }
+        Command::Openapi => {
+            println!("{}", docket::http::openapi().to_pretty_json()?);
         }
         Command::Worker { store, worker } => {
             store::migrate(&store).await?;

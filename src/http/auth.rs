@@ -1,6 +1,18 @@
 //! Sign-up, login, tokens and the caller's own identity.
+//!
+//! Browsers keep the refresh token out of reach of scripts: a request that sends
+//! `X-Docket-Refresh: cookie` gets it as an `HttpOnly`, `SameSite=Strict` cookie scoped to the
+//! auth paths instead of in the body, and refresh and logout read it from there. The cookie is
+//! only ever read on requests carrying that header, which a cross-site form or link cannot send
+//! (see docs/adr/0012-web-app.md on CSRF).
 
-use axum::{body::Bytes, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    body::Bytes,
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use cookie::{Cookie, SameSite};
 
 use super::{
     AppState,
@@ -8,67 +20,222 @@ use super::{
     problem::Problem,
 };
 use crate::{
-    error::Result,
+    error::{Error, FieldError, Result},
     identity::{
         self, AuthResponse, LoginRequest, LogoutRequest, MeResponse, RefreshRequest, SignupRequest,
         SwitchRequest,
     },
 };
 
+/// The header by which a browser asks for the refresh token as a cookie.
+pub const REFRESH_MODE_HEADER: &str = "x-docket-refresh";
+/// The refresh token's cookie.
+pub const REFRESH_COOKIE: &str = "docket_refresh";
+/// Where browsers send the cookie: the auth endpoints only.
+const REFRESH_COOKIE_PATH: &str = "/api/v1/auth";
+
+/// How the caller carries its refresh token: in bodies (API clients) or in a cookie (browsers).
+pub enum RefreshTransport {
+    Body,
+    Cookie {
+        /// The cookie the browser sent, if any.
+        presented: Option<String>,
+        /// `Secure` is left off only for a server reached on a loopback name (local
+        /// development over plain HTTP); everywhere else the cookie travels over TLS only.
+        secure: bool,
+    },
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RefreshTransport {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let Some(mode) = parts.headers.get(REFRESH_MODE_HEADER) else {
+            return Ok(RefreshTransport::Body);
+        };
+        if mode.as_bytes() != b"cookie" {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_refresh_mode",
+                "X-Docket-Refresh must be `cookie` when sent",
+            ));
+        }
+        Ok(RefreshTransport::Cookie {
+            presented: refresh_cookie(&parts.headers),
+            secure: !is_loopback_host(&parts.headers),
+        })
+    }
+}
+
+fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(std::result::Result::ok)
+        .find(|c| c.name() == REFRESH_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+fn is_loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl RefreshTransport {
+    /// The auth response as this caller wants it: in cookie mode the refresh token moves from
+    /// the body into the cookie.
+    fn respond(&self, status: StatusCode, mut res: AuthResponse, max_age_secs: u64) -> Response {
+        match self {
+            RefreshTransport::Body => (status, Json(res)).into_response(),
+            RefreshTransport::Cookie { secure, .. } => {
+                let token = res.refresh_token.take().unwrap_or_default();
+                let cookie = session_cookie(token, *secure, max_age_secs);
+                (status, [set_cookie(cookie)], Json(res)).into_response()
+            }
+        }
+    }
+
+    /// A response that also removes the cookie, in cookie mode.
+    fn clearing(&self, res: impl IntoResponse) -> Response {
+        let mut res = res.into_response();
+        if let RefreshTransport::Cookie { secure, .. } = self {
+            let (name, value) = set_cookie(session_cookie(String::new(), *secure, 0));
+            res.headers_mut().append(name, value);
+        }
+        res
+    }
+}
+
+fn session_cookie(token: String, secure: bool, max_age_secs: u64) -> Cookie<'static> {
+    Cookie::build((REFRESH_COOKIE, token))
+        .path(REFRESH_COOKIE_PATH)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(max_age_secs).unwrap_or(i64::MAX),
+        ))
+        .build()
+}
+
+fn set_cookie(cookie: Cookie<'static>) -> (header::HeaderName, HeaderValue) {
+    let value = HeaderValue::from_str(&cookie.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    (header::SET_COOKIE, value)
+}
+
+/// An optional JSON body: none, or JSON `null`, is `T::default()`.
+fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+    let text = body.trim_ascii();
+    if text.is_empty() || text == b"null" {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
 /// Create an organisation and its owner.
 ///
 /// An existing account signs up a further organisation with its current password.
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
+    params(RefreshModeHeader),
     responses((status = 201, description = "Organisation created; the caller is its owner", body = AuthResponse)))]
 pub async fn signup(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
+    transport: RefreshTransport,
     Json(req): Json<SignupRequest>,
-) -> Result<impl IntoResponse> {
+) -> Result<Response> {
     let res = identity::signup(&s.db, &s.keys, &s.hasher, req, ip).await?;
-    Ok((StatusCode::CREATED, Json(res)))
+    Ok(transport.respond(StatusCode::CREATED, res, s.keys.refresh_ttl.as_secs()))
 }
 
 /// Sign in with email and password.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    params(RefreshModeHeader),
     responses((status = 200, description = "Signed in", body = AuthResponse)))]
 pub async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
+    transport: RefreshTransport,
     Json(req): Json<LoginRequest>,
-) -> Result<Json<AuthResponse>> {
-    Ok(Json(
-        identity::login(&s.db, &s.keys, &s.hasher, req, ip).await?,
-    ))
+) -> Result<Response> {
+    let res = identity::login(&s.db, &s.keys, &s.hasher, req, ip).await?;
+    Ok(transport.respond(StatusCode::OK, res, s.keys.refresh_ttl.as_secs()))
 }
 
 /// Exchange a refresh token for new tokens (the old refresh token stops working).
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+///
+/// In cookie mode the token comes from the `docket_refresh` cookie and the body may be empty.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    request_body(content = Option<RefreshRequest>, description = "Required unless in cookie mode"),
+    params(RefreshModeHeader),
     responses((status = 200, description = "New tokens", body = AuthResponse)))]
 pub async fn refresh(
     State(s): State<AppState>,
-    Json(req): Json<RefreshRequest>,
-) -> Result<Json<AuthResponse>> {
-    Ok(Json(identity::refresh(&s.db, &s.keys, req).await?))
+    transport: RefreshTransport,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let token = match &transport {
+        RefreshTransport::Cookie { presented, .. } => presented.clone(),
+        RefreshTransport::Body => {
+            let req: Option<RefreshRequest> = optional_body(&body)?;
+            let req = req.ok_or_else(|| {
+                Problem::from(Error::Validation(vec![FieldError::new(
+                    "refresh_token",
+                    "required",
+                )]))
+            })?;
+            Some(req.refresh_token)
+        }
+    };
+    let outcome = match token {
+        Some(refresh_token) => {
+            identity::refresh(&s.db, &s.keys, RefreshRequest { refresh_token }).await
+        }
+        None => Err(Error::invalid_token("no refresh token was presented")),
+    };
+    match outcome {
+        Ok(res) => Ok(transport.respond(StatusCode::OK, res, s.keys.refresh_ttl.as_secs())),
+        // A cookie that no longer works is dropped, so the browser stops sending it.
+        Err(err) => Ok(transport.clearing(Problem::from(err))),
+    }
 }
 
-/// End the current session (and the one of `refresh_token`, when given).
+/// End the current session (and the one of `refresh_token`, or of the refresh cookie in cookie
+/// mode, when given).
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
+    params(RefreshModeHeader),
     security(("bearer" = [])), responses((status = 204, description = "Signed out")))]
 pub async fn logout(
     State(s): State<AppState>,
     Auth(ctx): Auth,
+    transport: RefreshTransport,
     body: Bytes,
-) -> Result<StatusCode, Problem> {
-    // The body is optional: none, or JSON `null`, is an empty request.
-    let text = body.trim_ascii();
-    let req = if text.is_empty() || text == b"null" {
-        LogoutRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+) -> Result<Response, Problem> {
+    let mut req: LogoutRequest = optional_body(&body)?;
+    if let RefreshTransport::Cookie {
+        presented: Some(token),
+        ..
+    } = &transport
+    {
+        req.refresh_token.get_or_insert_with(|| token.clone());
+    }
     identity::logout(&s.db, &ctx, req).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(transport.clearing(StatusCode::NO_CONTENT))
 }
 
 /// The caller, their current organisation and role, and the organisations they can switch to.
@@ -80,11 +247,25 @@ pub async fn me(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<MeRes
 
 /// Get tokens for another organisation of the same person.
 #[utoipa::path(post, path = "/auth/switch", tag = "auth", request_body = SwitchRequest, security(("bearer" = [])),
+    params(RefreshModeHeader),
     responses((status = 200, description = "Tokens for the other organisation", body = AuthResponse)))]
 pub async fn switch(
     State(s): State<AppState>,
     Auth(ctx): Auth,
+    transport: RefreshTransport,
     Json(req): Json<SwitchRequest>,
-) -> Result<Json<AuthResponse>> {
-    Ok(Json(identity::switch(&s.db, &s.keys, &ctx, req).await?))
+) -> Result<Response> {
+    let res = identity::switch(&s.db, &s.keys, &ctx, req).await?;
+    Ok(transport.respond(StatusCode::OK, res, s.keys.refresh_ttl.as_secs()))
+}
+
+/// Asks for the refresh token as a cookie (browsers) instead of in the body.
+/// (`params(RefreshModeHeader)`); [`RefreshTransport`] reads it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code, reason = "declares the header in the OpenAPI document only")]
+pub struct RefreshModeHeader {
+    /// `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies
+    #[param(rename = "X-Docket-Refresh", pattern = "^cookie$")]
+    pub x_docket_refresh: Option<String>,
 }

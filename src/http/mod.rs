@@ -8,6 +8,7 @@ pub mod ops;
 mod org;
 pub mod problem;
 mod stream;
+mod web;
 mod work;
 
 use std::{sync::Arc, time::Duration};
@@ -60,6 +61,7 @@ pub struct AppState {
         (name = "projects", description = "Projects and their activity"),
         (name = "tickets", description = "Tickets, their state machine and timeline"),
         (name = "comments", description = "Comments and internal notes"),
+        (name = "views", description = "The caller's saved ticket list views"),
         (name = "notifications", description = "The caller's in-app notifications"),
         (name = "real time", description = "Live ticket changes and notifications (SSE and WebSocket)"),
         (name = "operations", description = "Health, readiness, metrics and the event outbox"),
@@ -165,9 +167,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(work::restore_ticket))
         .routes(routes!(work::ticket_timeline))
         .routes(routes!(work::my_tickets))
+        .routes(routes!(work::list_views, work::create_view))
+        .routes(routes!(work::update_view, work::delete_view))
         .routes(routes!(work::list_comments, work::create_comment))
         .routes(routes!(work::update_comment, work::delete_comment))
         .routes(routes!(notify::watch_ticket, notify::unwatch_ticket))
+        .routes(routes!(notify::ticket_watchers))
         .routes(routes!(notify::list_notifications))
         .routes(routes!(notify::unread_count))
         .routes(routes!(notify::mark_read))
@@ -199,6 +204,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (routes, api) = build();
     routes
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", api))
+        .fallback_service(
+            axum::routing::any(web::app).layer(tower_http::compression::CompressionLayer::new()),
+        )
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(problem::panic_response))
         .layer(TimeoutLayer::with_status_code(

@@ -82,3 +82,23 @@ pub async fn unwatch_ticket(
     watchers::set(&s.db, &ctx, &id, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /tickets/{id}/watchers`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Watchers {
+    pub user_ids: Vec<Uuid>,
+}
+
+/// Who watches a ticket.
+#[utoipa::path(get, path = "/tickets/{id}/watchers", tag = "tickets",
+    params(("id" = String, Path, description = "Id or key")), security(("bearer" = [])),
+    responses((status = 200, description = "The watchers' ids", body = Watchers)))]
+pub async fn ticket_watchers(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Watchers>> {
+    Ok(Json(Watchers {
+        user_ids: watchers::list(&s.db, &ctx, &id).await?,
+    }))
+}

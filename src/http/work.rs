@@ -24,8 +24,15 @@ use crate::{
         projects::{self, NewProject, Project, ProjectFilter, ProjectPatch},
         tickets::{self, Assignment, NewTicket, Ticket, TicketFilter, TicketPatch},
         timeline::{self, TimelineEntry},
+        views::{self, NewSavedView, SavedView, SavedViewPatch},
     },
 };
+
+/// `GET /views`: all of them (a person keeps at most a hundred).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SavedViewList {
+    pub items: Vec<SavedView>,
+}
 
 fn ticket_location(t: &Ticket) -> String {
     format!("/api/v1/tickets/{}", t.id)
@@ -361,6 +368,63 @@ pub async fn delete_comment(
 ) -> Result<Response> {
     write(&s.db, &ctx, None, async |tx| {
         comments::delete(tx, &ctx, id, &expected).await?;
+        Ok(Reply::no_content())
+    })
+    .await
+}
+
+// ---- Saved views ----
+
+/// The caller's saved ticket list views, by name.
+#[utoipa::path(get, path = "/views", tag = "views", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's views", body = SavedViewList)))]
+pub async fn list_views(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<SavedViewList>> {
+    Ok(Json(SavedViewList {
+        items: views::list(&s.db, &ctx).await?,
+    }))
+}
+
+/// Save a ticket list view for the caller.
+#[utoipa::path(post, path = "/views", tag = "views", request_body = NewSavedView,
+    params(IdempotencyKeyHeader),
+    security(("bearer" = [])), responses((status = 201, description = "Saved", body = SavedView)))]
+pub async fn create_view(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    cmd: Command<NewSavedView>,
+) -> Result<Response> {
+    write(&s.db, &ctx, cmd.key, async |tx| {
+        let view = views::create(tx, &ctx, cmd.body).await?;
+        Reply::created(&view, format!("/api/v1/views/{}", view.id), None)
+    })
+    .await
+}
+
+/// Rename a view or change its query.
+#[utoipa::path(patch, path = "/views/{id}", tag = "views", params(("id" = Uuid, Path)), request_body = SavedViewPatch,
+    security(("bearer" = [])), responses((status = 200, description = "Updated", body = SavedView)))]
+pub async fn update_view(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<Uuid>,
+    Json(patch): Json<SavedViewPatch>,
+) -> Result<Response> {
+    write(&s.db, &ctx, None, async |tx| {
+        Reply::ok(&views::update(tx, &ctx, id, patch).await?, None)
+    })
+    .await
+}
+
+/// Delete one of the caller's views.
+#[utoipa::path(delete, path = "/views/{id}", tag = "views", params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "Deleted")))]
+pub async fn delete_view(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    write(&s.db, &ctx, None, async |tx| {
+        views::delete(tx, &ctx, id).await?;
         Ok(Reply::no_content())
     })
     .await

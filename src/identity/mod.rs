@@ -194,7 +194,9 @@ pub(crate) async fn anonymise_user(conn: &impl ConnectionTrait, id: Uuid) -> Res
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthResponse {
     pub access_token: String,
-    pub refresh_token: String,
+    /// Absent when the client asked for it as a cookie (`X-Docket-Refresh: cookie`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
@@ -313,7 +315,7 @@ fn respond(
 ) -> Result<AuthResponse> {
     Ok(AuthResponse {
         access_token: keys.issue(user.id, organization.id, session_id, role)?,
-        refresh_token: refresh.token,
+        refresh_token: Some(refresh.token),
         token_type: "Bearer",
         expires_in: keys.access_ttl.as_secs(),
         user,

@@ -6,6 +6,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 mod m0002_work;
 mod m0003_events;
 mod m0004_append_only;
+mod m0005_saved_views;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_work::Migration),
             Box::new(m0003_events::Migration),
             Box::new(m0004_append_only::Migration),
+            Box::new(m0005_saved_views::Migration),
         ]
     }
 }

@@ -96,3 +96,15 @@ pub mod watcher {
         created_at: DateTimeUtc,
     });
 }
+
+pub mod saved_view {
+    crate::store::tenant_entity!("saved_views" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        id: Uuid,
+        user_id: Uuid,
+        name: String,
+        query: String,
+        created_at: DateTimeUtc,
+        updated_at: DateTimeUtc,
+    });
+}

@@ -13,6 +13,7 @@ pub mod projects;
 pub mod status;
 pub mod tickets;
 pub mod timeline;
+pub mod views;
 pub mod watchers;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};

@@ -52,3 +52,13 @@ pub(crate) async fn of(tx: &TenantTx, ticket_id: Uuid) -> Result<Vec<Uuid>> {
         .all(tx.conn())
         .await?)
 }
+
+/// Who watches a ticket the caller can see.
+pub async fn list(db: &Db, ctx: &TenantCtx, ticket: &str) -> Result<Vec<Uuid>> {
+    access::authorize(ctx, Action::TicketRead)?;
+    let tx = db.read(ctx).await?;
+    let t = tickets::find_visible(&tx, ctx, ticket).await?;
+    let ids = of(&tx, t.id).await?;
+    tx.commit().await?;
+    Ok(ids)
+}

@@ -1,0 +1,192 @@
+import { Alert, Badge, Button, Group, Menu, Modal, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { useForm } from "@mantine/form";
+import { modals } from "./confirm";
+import { IconDots, IconPlus } from "@tabler/icons-react";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { api, call } from "../api/client";
+import type { Role } from "../api/session";
+import { useSession } from "../auth/useSession";
+import { notifyDone, notifyError, showSubmitError } from "../ui/forms";
+import { Empty, Failed, Loading } from "../ui/states";
+import { usePeople, type Person } from "../tickets/reference";
+
+export const ROLES: { value: Role; label: string }[] = [
+  { value: "owner", label: "Owner" },
+  { value: "admin", label: "Admin" },
+  { value: "manager", label: "Manager" },
+  { value: "agent", label: "Agent" },
+  { value: "viewer", label: "Viewer" },
+  { value: "requester", label: "Requester (customer)" },
+];
+
+export function People() {
+  const people = usePeople();
+  const me = useSession()?.user.id;
+  const client = useQueryClient();
+  const [adding, setAdding] = useState(false);
+  const change = useMutation({
+    mutationFn: ({ id, patch }: { id: string; patch: { role?: Role; active?: boolean } }) =>
+      call(api.PATCH("/api/v1/users/{id}", { params: { path: { id } }, body: patch })),
+    onSuccess: (p) => {
+      notifyDone(`Updated ${p.name}`);
+      void client.invalidateQueries({ queryKey: ["people"] });
+    },
+    onError: (e) => notifyError(e),
+  });
+  const remove = useMutation({
+    mutationFn: (id: string) => call(api.DELETE("/api/v1/users/{id}", { params: { path: { id } } })),
+    onSuccess: () => {
+      notifyDone("Removed");
+      void client.invalidateQueries({ queryKey: ["people"] });
+    },
+    onError: (e) => notifyError(e),
+  });
+
+  const confirmRemove = (p: Person) =>
+    modals.confirm({
+      title: `Remove ${p.name}?`,
+      body: "They lose access to this organization at once. Their tickets and comments stay.",
+      confirm: "Remove",
+      onConfirm: () => remove.mutate(p.id),
+    });
+
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Title order={1} size="h2">
+          People
+        </Title>
+        <Button leftSection={<IconPlus size={16} aria-hidden />} onClick={() => setAdding(true)}>
+          Add person
+        </Button>
+      </Group>
+      {people.isPending ? (
+        <Loading />
+      ) : people.isError ? (
+        <Failed error={people.error} onRetry={() => void people.refetch()} />
+      ) : people.data.length === 0 ? (
+        <Empty title="Nobody here yet" />
+      ) : (
+        <Table.ScrollContainer minWidth={360}>
+          <Table aria-label="People">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Name</Table.Th>
+                <Table.Th visibleFrom="sm">Email</Table.Th>
+                <Table.Th>Role</Table.Th>
+                <Table.Th>Status</Table.Th>
+                <Table.Th>
+                  <span className="sr-only">Actions</span>
+                </Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {people.data.map((p) => (
+                <Table.Tr key={p.id} data-testid="person-row">
+                  <Table.Td>{p.name}</Table.Td>
+                  <Table.Td visibleFrom="sm">{p.email}</Table.Td>
+                  <Table.Td>
+                    <Select
+                      aria-label={`Role of ${p.name}`}
+                      data={ROLES}
+                      value={p.role}
+                      allowDeselect={false}
+                      disabled={p.id === me}
+                      onChange={(role) => role && change.mutate({ id: p.id, patch: { role: role as Role } })}
+                      w={200}
+                    />
+                  </Table.Td>
+                  <Table.Td>
+                    <Badge color={p.active ? "green" : "gray"} variant="light">
+                      {p.active ? "Active" : "Deactivated"}
+                    </Badge>
+                  </Table.Td>
+                  <Table.Td>
+                    {p.id !== me && (
+                      <Menu position="bottom-end">
+                        <Menu.Target>
+                          <Button variant="subtle" size="xs" aria-label={`Actions for ${p.name}`}>
+                            <IconDots size={16} aria-hidden />
+                          </Button>
+                        </Menu.Target>
+                        <Menu.Dropdown>
+                          <Menu.Item onClick={() => change.mutate({ id: p.id, patch: { active: !p.active } })}>
+                            {p.active ? "Deactivate" : "Reactivate"}
+                          </Menu.Item>
+                          <Menu.Item color="red" onClick={() => confirmRemove(p)}>
+                            Remove from organization
+                          </Menu.Item>
+                        </Menu.Dropdown>
+                      </Menu>
+                    )}
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      )}
+      <AddPerson opened={adding} onClose={() => setAdding(false)} />
+      <modals.Host />
+    </Stack>
+  );
+}
+
+function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }) {
+  const client = useQueryClient();
+  const [error, setError] = useState<string | null>(null);
+  const form = useForm({
+    initialValues: { name: "", email: "", role: "agent" as Role, password: "" },
+    validate: {
+      name: (v) => (v.trim() ? null : "Enter their name"),
+      email: (v) => (/^\S+@\S+$/.test(v) ? null : "Enter their email address"),
+      password: (v) => (v.length >= 10 ? null : "At least 10 characters"),
+    },
+  });
+  const submit = form.onSubmit(async (values) => {
+    setError(null);
+    try {
+      const p = await call(api.POST("/api/v1/users", { body: values }));
+      notifyDone(`Added ${p.name}`);
+      void client.invalidateQueries({ queryKey: ["people"] });
+      form.reset();
+      onClose();
+    } catch (err) {
+      setError(showSubmitError(form, err));
+    }
+  });
+  return (
+    <Modal opened={opened} onClose={onClose} title="Add a person">
+      <form onSubmit={submit} noValidate>
+        <Stack>
+          {error && (
+            <Alert color="red" role="alert">
+              {error}
+            </Alert>
+          )}
+          <TextInput label="Name" required data-autofocus {...form.getInputProps("name")} />
+          <TextInput label="Email" type="email" required {...form.getInputProps("email")} />
+          <Select label="Role" data={ROLES} allowDeselect={false} {...form.getInputProps("role")} />
+          <PasswordInput
+            label="First password"
+            description="Tell it to them; they can change it after signing in"
+            required
+            {...form.getInputProps("password")}
+          />
+          <Text size="xs" c="dimmed">
+            Requesters are customers: they see only the tickets they asked for.
+          </Text>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={form.submitting}>
+              Add person
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}

@@ -1,0 +1,162 @@
+// The browser session: the access token lives in memory only; the refresh token is an
+// HttpOnly cookie the server sets on the auth paths (`X-Docket-Refresh: cookie`), which no
+// script can read. Tabs share the cookie, and refreshing rotates it, so refreshes are
+// serialised across tabs with the Web Locks API: a tab never presents a token another tab has
+// just rotated (the server would take that for theft and end the session).
+
+import { problemOf } from "./problem";
+
+export type Role = "owner" | "admin" | "manager" | "agent" | "viewer" | "requester";
+
+export interface Session {
+  accessToken: string;
+  /** Epoch milliseconds when the access token stops working. */
+  expiresAt: number;
+  user: { id: string; email: string; name: string };
+  organization: { id: string; name: string; slug: string };
+  role: Role;
+}
+
+interface AuthResponse {
+  access_token: string;
+  expires_in: number;
+  user: Session["user"];
+  organization: Session["organization"];
+  role: Role;
+}
+
+const AUTH = "/api/v1/auth";
+const COOKIE_MODE = { "X-Docket-Refresh": "cookie" };
+/** Refresh this long before the access token expires. */
+const REFRESH_AHEAD_MS = 60_000;
+
+let current: Session | null = null;
+let timer: ReturnType<typeof setTimeout> | undefined;
+const listeners = new Set<(s: Session | null) => void>();
+const channel = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel("docket-session");
+
+export function session(): Session | null {
+  return current;
+}
+
+export function subscribe(fn: (s: Session | null) => void): () => void {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+function set(next: Session | null): void {
+  current = next;
+  clearTimeout(timer);
+  if (next) {
+    const wait = Math.max(5_000, next.expiresAt - Date.now() - REFRESH_AHEAD_MS);
+    timer = setTimeout(() => void refresh().catch(() => set(null)), wait);
+  }
+  for (const fn of listeners) fn(next);
+}
+
+function fromResponse(body: AuthResponse): Session {
+  return {
+    accessToken: body.access_token,
+    expiresAt: Date.now() + body.expires_in * 1000,
+    user: body.user,
+    organization: body.organization,
+    role: body.role,
+  };
+}
+
+async function post(path: string, body?: unknown, token?: string): Promise<Response> {
+  const headers: Record<string, string> = { ...COOKIE_MODE };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(`${AUTH}${path}`, {
+    method: "POST",
+    headers,
+    credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw await problemOf(res);
+  return res;
+}
+
+async function start(path: string, body: unknown, token?: string): Promise<Session> {
+  const res = await post(path, body, token);
+  const next = fromResponse((await res.json()) as AuthResponse);
+  set(next);
+  channel?.postMessage({ type: "signed-in", org: next.organization.id });
+  return next;
+}
+
+export function signIn(email: string, password: string, organization?: string): Promise<Session> {
+  return start("/login", { email, password, ...(organization ? { organization } : {}) });
+}
+
+export function signUp(req: {
+  organization_name: string;
+  organization_slug?: string;
+  name: string;
+  email: string;
+  password: string;
+}): Promise<Session> {
+  return start("/signup", req);
+}
+
+export function switchOrganization(organization: string): Promise<Session> {
+  return start("/switch", { organization }, current?.accessToken);
+}
+
+async function withRefreshLock<T>(fn: () => Promise<T>): Promise<T> {
+  if (typeof navigator !== "undefined" && navigator.locks) {
+    return navigator.locks.request("docket-refresh", fn);
+  }
+  return fn();
+}
+
+let inFlight: Promise<Session | null> | null = null;
+
+/**
+ * New tokens from the refresh cookie; null when there is no session to continue. Concurrent
+ * callers in this tab share one request.
+ */
+export function refresh(): Promise<Session | null> {
+  inFlight ??= withRefreshLock(async () => {
+    try {
+      const res = await post("/refresh");
+      const next = fromResponse((await res.json()) as AuthResponse);
+      set(next);
+      return next;
+    } catch (err) {
+      if (err instanceof Error && "status" in err && err.status === 401) {
+        set(null);
+        return null;
+      }
+      throw err;
+    }
+  }).finally(() => {
+    inFlight = null;
+  });
+  return inFlight;
+}
+
+/** A usable access token, refreshed first when it is about to expire. */
+export async function accessToken(): Promise<string | null> {
+  if (current && current.expiresAt - Date.now() > 10_000) return current.accessToken;
+  return (await refresh())?.accessToken ?? null;
+}
+
+export async function signOut(): Promise<void> {
+  const token = current?.accessToken;
+  try {
+    if (token) await post("/logout", undefined, token);
+  } finally {
+    set(null);
+    channel?.postMessage({ type: "signed-out" });
+  }
+}
+
+// Another tab signed out, or moved to another organisation: follow it.
+channel?.addEventListener("message", (e: MessageEvent<{ type: string; org?: string }>) => {
+  if (e.data.type === "signed-out") set(null);
+  else if (e.data.type === "signed-in" && e.data.org !== current?.organization.id) {
+    void refresh().catch(() => set(null));
+  }
+});

@@ -1,0 +1,74 @@
+import { Alert, Anchor, Button, Paper, PasswordInput, Stack, Text, TextInput, Title } from "@mantine/core";
+import { useForm } from "@mantine/form";
+import { useState } from "react";
+import { Link, useNavigate } from "react-router";
+import { signUp } from "../api/session";
+import { showSubmitError } from "../ui/forms";
+import { AuthFrame } from "./AuthFrame";
+
+export function SignUp() {
+  const navigate = useNavigate();
+  const [error, setError] = useState<string | null>(null);
+  const form = useForm({
+    initialValues: { organization_name: "", organization_slug: "", name: "", email: "", password: "" },
+    validate: {
+      organization_name: (v) => (v.trim() ? null : "Name your organization"),
+      organization_slug: (v) =>
+        !v || /^[a-z0-9-]+$/.test(v) ? null : "Lowercase letters, digits and dashes only",
+      name: (v) => (v.trim() ? null : "Enter your name"),
+      email: (v) => (/^\S+@\S+$/.test(v) ? null : "Enter your email address"),
+      password: (v) => (v.length >= 10 ? null : "At least 10 characters"),
+    },
+  });
+
+  const submit = form.onSubmit(async (values) => {
+    setError(null);
+    try {
+      await signUp({ ...values, organization_slug: values.organization_slug || undefined });
+      navigate("/tickets", { replace: true });
+    } catch (err) {
+      setError(showSubmitError(form, err));
+    }
+  });
+
+  return (
+    <AuthFrame>
+      <Paper withBorder p="lg" radius="md" component="form" onSubmit={submit} noValidate>
+        <Stack>
+          <Title order={1} size="h2">
+            Create your organization
+          </Title>
+          {error && (
+            <Alert color="red" role="alert">
+              {error}
+            </Alert>
+          )}
+          <TextInput label="Organization name" required {...form.getInputProps("organization_name")} />
+          <TextInput
+            label="Short name"
+            description="Used to sign in and in links; leave empty to derive it from the name"
+            {...form.getInputProps("organization_slug")}
+          />
+          <TextInput label="Your name" autoComplete="name" required {...form.getInputProps("name")} />
+          <TextInput label="Email" type="email" autoComplete="email" required {...form.getInputProps("email")} />
+          <PasswordInput
+            label="Password"
+            description="At least 10 characters; avoid common words"
+            autoComplete="new-password"
+            required
+            {...form.getInputProps("password")}
+          />
+          <Button type="submit" loading={form.submitting}>
+            Create organization
+          </Button>
+          <Text size="sm">
+            Already have an account?{" "}
+            <Anchor component={Link} to="/signin">
+              Sign in
+            </Anchor>
+          </Text>
+        </Stack>
+      </Paper>
+    </AuthFrame>
+  );
+}

@@ -1,0 +1,59 @@
+import type { RouteObject } from "react-router";
+import { Navigate } from "react-router";
+import { RequireSession } from "./auth/RequireSession";
+import { AppLayout } from "./layout/AppLayout";
+import { NotFound, RouteError } from "./ui/states";
+
+// Pages load on demand: the first visit downloads the shell and the page it opens.
+export const routes: RouteObject[] = [
+  { path: "/signin", lazy: () => import("./auth/SignIn").then((m) => ({ Component: m.SignIn })) },
+  { path: "/signup", lazy: () => import("./auth/SignUp").then((m) => ({ Component: m.SignUp })) },
+  {
+    path: "/",
+    element: <RequireSession />,
+    errorElement: <RouteError />,
+    children: [
+      {
+        element: <AppLayout />,
+        children: [
+          { index: true, element: <Navigate to="/tickets" replace /> },
+          {
+            path: "tickets",
+            lazy: () => import("./tickets/TicketList").then((m) => ({ Component: m.TicketList })),
+          },
+          {
+            path: "tickets/:id",
+            lazy: () => import("./tickets/TicketPage").then((m) => ({ Component: m.TicketPage })),
+          },
+          {
+            path: "board",
+            lazy: () => import("./tickets/Board").then((m) => ({ Component: m.Board })),
+          },
+          {
+            path: "notifications",
+            lazy: () =>
+              import("./notifications/Inbox").then((m) => ({ Component: m.Inbox })),
+          },
+          {
+            path: "projects",
+            lazy: () => import("./admin/Projects").then((m) => ({ Component: m.Projects })),
+          },
+          {
+            path: "admin/people",
+            lazy: () => import("./admin/People").then((m) => ({ Component: m.People })),
+          },
+          {
+            path: "admin/settings",
+            lazy: () =>
+              import("./admin/OrgSettings").then((m) => ({ Component: m.OrgSettings })),
+          },
+          {
+            path: "admin/events",
+            lazy: () => import("./admin/DeadEvents").then((m) => ({ Component: m.DeadEvents })),
+          },
+          { path: "*", element: <NotFound /> },
+        ],
+      },
+    ],
+  },
+];

@@ -1,0 +1,171 @@
+import { Card, Group, Select, Stack, Text, Title } from "@mantine/core";
+import {
+  DndContext,
+  KeyboardSensor,
+  PointerSensor,
+  useDraggable,
+  useDroppable,
+  useSensor,
+  useSensors,
+  type DragEndEvent,
+} from "@dnd-kit/core";
+import { useQueries, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { Link, useSearchParams } from "react-router";
+import { api, call } from "../api/client";
+import { atLeast, useSession } from "../auth/useSession";
+import { Failed, Loading } from "../ui/states";
+import { PriorityBadge } from "./badges";
+import { ConflictDialog } from "./ConflictDialog";
+import { STATUSES, statusInfo, type Status, type Ticket } from "./model";
+import { useProjects } from "./reference";
+import { useTicketUpdate } from "./useTicketUpdate";
+
+/** Columns shown: cancelled tickets stay off the board. */
+const COLUMNS = STATUSES.filter((s) => s.value !== "cancelled");
+const PER_COLUMN = 100;
+
+/** Tickets by status; dragging a card to another column changes its status. */
+export function Board() {
+  const [params, setParams] = useSearchParams();
+  const projectId = params.get("project_id") ?? undefined;
+  const canEdit = atLeast(useSession()?.role, "agent");
+  const projects = useProjects();
+  const client = useQueryClient();
+  const [moved, setMoved] = useState<Ticket | null>(null);
+  const updates = useTicketUpdate(["ticket", moved?.id ?? ""]);
+  const columns = useQueries({
+    queries: COLUMNS.map((c) => ({
+      queryKey: ["tickets", "board", projectId, c.value],
+      queryFn: () =>
+        call(
+          api.GET("/api/v1/tickets", {
+            params: { query: { status: c.value, project_id: projectId, sort: "-priority", limit: PER_COLUMN } },
+          }),
+        ),
+    })),
+  });
+  const sensors = useSensors(
+    useSensor(PointerSensor, { activationConstraint: { distance: 5 } }),
+    useSensor(KeyboardSensor),
+  );
+
+  async function onDragEnd(e: DragEndEvent) {
+    const ticket = e.active.data.current?.ticket as Ticket | undefined;
+    const to = e.over?.id as Status | undefined;
+    if (!ticket || !to || ticket.status === to) return;
+    // Shown in the new column at once; the server's answer (or refusal) settles it.
+    for (const status of [ticket.status, to]) {
+      client.setQueryData(
+        ["tickets", "board", projectId, status],
+        (page: { items: Ticket[]; next_cursor?: string | null } | undefined) =>
+          page && {
+            ...page,
+            items:
+              status === to
+                ? [{ ...ticket, status: to }, ...page.items]
+                : page.items.filter((t) => t.id !== ticket.id),
+          },
+      );
+    }
+    setMoved(ticket);
+    await updates.save({ status: to }, ticket);
+    void client.invalidateQueries({ queryKey: ["tickets", "board"] });
+  }
+
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Title order={1} size="h2">
+          Board
+        </Title>
+        <Select
+          label="Project"
+          placeholder="All projects"
+          data={(projects.data ?? []).map((p) => ({ value: p.id, label: `${p.key} · ${p.name}` }))}
+          value={projectId ?? null}
+          onChange={(v) => setParams(v ? { project_id: v } : {})}
+          clearable
+          w={220}
+        />
+      </Group>
+      {columns.some((c) => c.isError) ? (
+        <Failed error={columns.find((c) => c.isError)?.error} onRetry={() => columns.forEach((c) => void c.refetch())} />
+      ) : columns.some((c) => c.isPending) ? (
+        <Loading label="Loading the board" />
+      ) : (
+        <DndContext sensors={sensors} onDragEnd={(e) => void onDragEnd(e)}>
+          <div className="board">
+            {COLUMNS.map((c, i) => (
+              <Column key={c.value} status={c.value} tickets={columns[i]?.data?.items ?? []} canEdit={canEdit} />
+            ))}
+          </div>
+        </DndContext>
+      )}
+      <ConflictDialog conflict={updates.conflict} onReapply={() => void updates.reapply()} onDiscard={updates.discard} />
+    </Stack>
+  );
+}
+
+function Column({ status, tickets, canEdit }: { status: Status; tickets: Ticket[]; canEdit: boolean }) {
+  const { setNodeRef, isOver } = useDroppable({ id: status });
+  const info = statusInfo(status);
+  return (
+    <Stack
+      ref={setNodeRef}
+      className="board-column"
+      data-over={isOver}
+      data-testid={`column-${status}`}
+      gap="xs"
+      p="xs"
+      bg="gray.0"
+      style={{ borderRadius: 8, minHeight: 300 }}
+      component="section"
+      aria-label={`${info.label}: ${tickets.length} tickets`}
+    >
+      <Group justify="space-between">
+        <Text fw={600}>{info.label}</Text>
+        <Text size="sm" c="dimmed">
+          {tickets.length}
+          {tickets.length >= PER_COLUMN ? "+" : ""}
+        </Text>
+      </Group>
+      {tickets.map((t) => (
+        <BoardCard key={t.id} ticket={t} canEdit={canEdit} />
+      ))}
+    </Stack>
+  );
+}
+
+function BoardCard({ ticket, canEdit }: { ticket: Ticket; canEdit: boolean }) {
+  const { attributes, listeners, setNodeRef, transform, isDragging } = useDraggable({
+    id: ticket.id,
+    data: { ticket },
+    disabled: !canEdit,
+  });
+  return (
+    <Card
+      ref={setNodeRef}
+      withBorder
+      padding="xs"
+      className="board-card"
+      data-dragging={isDragging}
+      data-testid="board-card"
+      style={transform ? { transform: `translate(${transform.x}px, ${transform.y}px)`, zIndex: 10 } : undefined}
+      {...listeners}
+      {...attributes}
+      aria-roledescription="Draggable ticket"
+      aria-label={`${ticket.key}: ${ticket.title}`}
+    >
+      <Group justify="space-between" gap={4} wrap="nowrap">
+        <Text component={Link} to={`/tickets/${ticket.key}`} size="xs" ff="monospace" c="blue">
+          {ticket.key}
+        </Text>
+        <PriorityBadge priority={ticket.priority} />
+      </Group>
+      <Text size="sm" lineClamp={2}>
+        {ticket.title}
+      </Text>
+    </Card>
+  );
+}

@@ -1,0 +1,133 @@
+import { Alert, Button, Group, Modal, MultiSelect, Select, Stack, TagsInput, TextInput, Textarea } from "@mantine/core";
+import { DateTimePicker } from "@mantine/dates";
+import { useForm } from "@mantine/form";
+import { useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { useNavigate } from "react-router";
+import { api, call, idempotencyKey } from "../api/client";
+import { atLeast, useSession } from "../auth/useSession";
+import { notifyDone, showSubmitError } from "../ui/forms";
+import { PRIORITIES, type Priority } from "./model";
+import { isAgent, personOptions, usePeople, useProjects } from "./reference";
+
+interface Values {
+  project_id: string;
+  title: string;
+  description: string;
+  priority: Priority;
+  assignee_ids: string[];
+  labels: string[];
+  due_at: string | null;
+  requester_id: string | null;
+}
+
+/** The create dialog: staff fill every field, requesters the essentials. */
+export function CreateTicket({ opened, onClose }: { opened: boolean; onClose: () => void }) {
+  const role = useSession()?.role;
+  const staff = atLeast(role, "agent");
+  const projects = useProjects();
+  const people = usePeople();
+  const client = useQueryClient();
+  const navigate = useNavigate();
+  const [error, setError] = useState<string | null>(null);
+  // One key per dialog: a retried submit (a lost answer) files the ticket once.
+  const [key, setKey] = useState(idempotencyKey);
+  const form = useForm<Values>({
+    initialValues: {
+      project_id: "",
+      title: "",
+      description: "",
+      priority: "medium",
+      assignee_ids: [],
+      labels: [],
+      due_at: null,
+      requester_id: null,
+    },
+    validate: {
+      project_id: (v) => (v ? null : "Choose a project"),
+      title: (v) => (v.trim() ? null : "Give the ticket a title"),
+    },
+  });
+  const projectOptions = (projects.data ?? []).map((p) => ({ value: p.id, label: `${p.key} · ${p.name}` }));
+  const submit = form.onSubmit(async (v) => {
+    setError(null);
+    try {
+      const body = staff
+        ? {
+            project_id: v.project_id,
+            title: v.title,
+            description: v.description || undefined,
+            priority: v.priority,
+            assignee_ids: v.assignee_ids,
+            labels: v.labels,
+            due_at: v.due_at ? new Date(v.due_at).toISOString() : undefined,
+            requester_id: v.requester_id ?? undefined,
+          }
+        : { project_id: v.project_id, title: v.title, description: v.description || undefined, priority: v.priority };
+      const ticket = await call(
+        api.POST("/api/v1/tickets", { body, params: { header: { "Idempotency-Key": key } } }),
+      );
+      setKey(idempotencyKey());
+      form.reset();
+      void client.invalidateQueries({ queryKey: ["tickets"] });
+      notifyDone(`Created ${ticket.key}`);
+      onClose();
+      navigate(`/tickets/${ticket.key}`);
+    } catch (err) {
+      setError(showSubmitError(form, err));
+    }
+  });
+
+  return (
+    <Modal opened={opened} onClose={onClose} title="New ticket" size="lg">
+      <form onSubmit={submit} noValidate>
+        <Stack>
+          {error && (
+            <Alert color="red" role="alert">
+              {error}
+            </Alert>
+          )}
+          <Select
+            label="Project"
+            required
+            data={projectOptions}
+            searchable
+            nothingFoundMessage="No such project"
+            {...form.getInputProps("project_id")}
+          />
+          <TextInput label="Title" required data-autofocus {...form.getInputProps("title")} />
+          <Textarea label="Description" autosize minRows={3} maxRows={12} {...form.getInputProps("description")} />
+          <Select label="Priority" data={PRIORITIES} allowDeselect={false} {...form.getInputProps("priority")} />
+          {staff && (
+            <>
+              <MultiSelect
+                label="Assignees"
+                data={personOptions(people.data, isAgent)}
+                searchable
+                {...form.getInputProps("assignee_ids")}
+              />
+              <Select
+                label="Requester"
+                description="Leave empty to file it as yourself"
+                data={personOptions(people.data)}
+                searchable
+                clearable
+                {...form.getInputProps("requester_id")}
+              />
+              <TagsInput label="Labels" {...form.getInputProps("labels")} />
+              <DateTimePicker label="Due" clearable valueFormat="YYYY-MM-DD HH:mm" {...form.getInputProps("due_at")} />
+            </>
+          )}
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={form.submitting}>
+              Create ticket
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
