@@ -60,7 +60,7 @@ export function DeadEvents() {
                     <Group gap="xs">
                       <Badge variant="light">{e.type}</Badge>
                       {e.ticket_id && (
-                        <Text component={Link} to={`/tickets/${e.ticket_id}`} size="xs" c="blue">
+                        <Text component={Link} to={`/tickets/${e.ticket_id}`} size="xs" c="blue.9">
                           ticket
                         </Text>
                       )}

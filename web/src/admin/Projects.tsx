@@ -76,7 +76,7 @@ export function Projects() {
                   <Table.Td ff="monospace">{p.key}</Table.Td>
                   <Table.Td>
                     <Group gap="xs">
-                      <Text component={Link} to={`/tickets?project_id=${p.id}`} c="blue" size="sm">
+                      <Text component={Link} to={`/tickets?project_id=${p.id}`} c="blue.9" size="sm">
                         {p.name}
                       </Text>
                       {p.archived_at && <Badge color="gray">Archived</Badge>}

@@ -85,6 +85,7 @@ export function AppLayout() {
                 to={l.to}
                 label={l.label}
                 leftSection={<l.icon size={18} aria-hidden />}
+                variant="filled"
                 active={pathname === l.to || pathname.startsWith(`${l.to}/`)}
                 onClick={close}
               />

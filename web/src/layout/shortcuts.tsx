@@ -13,7 +13,7 @@ export const SHORTCUTS: [string, string][] = [
 /** `?` opens the shortcut help anywhere (but not while typing). */
 export function useGlobalShortcuts() {
   const [opened, { open, close }] = useDisclosure(false);
-  useHotkeys([["shift+/", open]]);
+  useHotkeys([["shift+?", open]]);
   return { opened, open, close };
 }
 

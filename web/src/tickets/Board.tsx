@@ -1,4 +1,5 @@
-import { Card, Group, Select, Stack, Text, Title } from "@mantine/core";
+import { ActionIcon, Card, Group, Select, Stack, Text, Title } from "@mantine/core";
+import { IconGripVertical } from "@tabler/icons-react";
 import {
   DndContext,
   KeyboardSensor,
@@ -138,7 +139,7 @@ function Column({ status, tickets, canEdit }: { status: Status; tickets: Ticket[
 }
 
 function BoardCard({ ticket, canEdit }: { ticket: Ticket; canEdit: boolean }) {
-  const { attributes, listeners, setNodeRef, transform, isDragging } = useDraggable({
+  const { attributes, listeners, setNodeRef, setActivatorNodeRef, transform, isDragging } = useDraggable({
     id: ticket.id,
     data: { ticket },
     disabled: !canEdit,
@@ -152,15 +153,28 @@ function BoardCard({ ticket, canEdit }: { ticket: Ticket; canEdit: boolean }) {
       data-dragging={isDragging}
       data-testid="board-card"
       style={transform ? { transform: `translate(${transform.x}px, ${transform.y}px)`, zIndex: 10 } : undefined}
-      {...listeners}
-      {...attributes}
-      aria-roledescription="Draggable ticket"
-      aria-label={`${ticket.key}: ${ticket.title}`}
     >
       <Group justify="space-between" gap={4} wrap="nowrap">
-        <Text component={Link} to={`/tickets/${ticket.key}`} size="xs" ff="monospace" c="blue">
-          {ticket.key}
-        </Text>
+        <Group gap={4} wrap="nowrap">
+          {canEdit && (
+            // The handle, not the card, is the control: the card also holds a link.
+            <ActionIcon
+              ref={setActivatorNodeRef}
+              variant="subtle"
+              color="gray"
+              size="sm"
+              {...listeners}
+              {...attributes}
+              aria-roledescription="draggable"
+              aria-label={`Move ${ticket.key}: ${ticket.title}`}
+            >
+              <IconGripVertical size={14} aria-hidden />
+            </ActionIcon>
+          )}
+          <Text component={Link} to={`/tickets/${ticket.key}`} size="xs" ff="monospace" c="blue.9">
+            {ticket.key}
+          </Text>
+        </Group>
         <PriorityBadge priority={ticket.priority} />
       </Group>
       <Text size="sm" lineClamp={2}>

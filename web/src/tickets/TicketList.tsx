@@ -221,7 +221,7 @@ export function TicketList() {
                       }}
                       size="sm"
                       ff="monospace"
-                      c="blue"
+                      c="blue.9"
                     >
                       {t.key ?? projectKey(t.project_id)}
                     </Text>

@@ -45,7 +45,7 @@ export function TicketPage() {
   const t = ticket.data;
   return (
     <>
-      <TicketView ticket={t} save={updates.save} saving={updates.saving} />
+      <TicketView ticket={t} save={updates.save} saving={updates.saving} inConflict={updates.conflict !== null} />
       <ConflictDialog conflict={updates.conflict} onReapply={() => void updates.reapply()} onDiscard={updates.discard} />
     </>
   );
@@ -53,7 +53,17 @@ export function TicketPage() {
 
 type Save = ReturnType<typeof useTicketUpdate>["save"];
 
-function TicketView({ ticket: t, save, saving }: { ticket: Ticket; save: Save; saving: boolean }) {
+function TicketView({
+  ticket: t,
+  save,
+  saving,
+  inConflict,
+}: {
+  ticket: Ticket;
+  save: Save;
+  saving: boolean;
+  inConflict: boolean;
+}) {
   const role = useSession()?.role;
   const canEdit = atLeast(role, "agent");
   const staff = atLeast(role, "viewer");
@@ -61,6 +71,12 @@ function TicketView({ ticket: t, save, saving }: { ticket: Ticket; save: Save; s
   const project = projects.data?.find((p) => p.id === t.project_id);
   // Editing keeps the version it started from: a save after someone else's change is a conflict.
   const [editing, setEditing] = useState<{ base: Ticket; title: string; description: string } | null>(null);
+  // A conflict settles the edit either way: re-applied on the new version, or dropped.
+  const [wasInConflict, setWasInConflict] = useState(inConflict);
+  if (inConflict !== wasInConflict) {
+    setWasInConflict(inConflict);
+    if (!inConflict) setEditing(null);
+  }
 
   async function saveText() {
     if (!editing) return;

@@ -1,0 +1,426 @@
+// The web app end to end, in a real browser against a real server (started by run.mjs).
+// Tests run in order and build on each other, as a team's first day would.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+import AxeBuilder from "@axe-core/playwright";
+
+const BASE = process.env.BASE_URL;
+const BACKEND = process.env.E2E_BACKEND ?? "sqlite";
+const SHOTS = new URL("./out/screenshots/", import.meta.url).pathname;
+const PASSWORD = "correct horse battery 9";
+const owner = { name: "Olivia Owner", email: "olivia@example.com" };
+const agent = { name: "Bob Agent", email: "bob@example.com" };
+const customer = { name: "Carol Customer", email: "carol@example.com" };
+
+let browser;
+const state = {};
+
+async function api(path, { method = "GET", token, body, headers = {} } = {}) {
+  const res = await fetch(`${BASE}/api/v1${path}`, {
+    method,
+    headers: {
+      ...(body ? { "Content-Type": "application/json" } : {}),
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...headers,
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return data;
+}
+
+const login = async (who) => (await api("/auth/login", { method: "POST", body: { email: who.email, password: PASSWORD } })).access_token;
+
+async function ticket(key) {
+  return api(`/tickets/${key}`, { token: state.ownerToken });
+}
+
+async function newPage(viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, baseURL: BASE });
+  const page = await context.newPage();
+  page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${SHOTS}${BACKEND}-${name}.png` });
+}
+
+async function signIn(page, who) {
+  await page.goto("/signin");
+  await page.getByLabel("Email").fill(who.email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL("**/tickets");
+}
+
+/** Picks `option` in the select labelled `label` inside `scope` (options open in a portal). */
+async function choose(page, label, option, scope = page) {
+  // Forced: a multi-select's pill box lies over its input and takes the click, as for a person.
+  await scope.getByRole("textbox", { name: label, exact: true }).click({ force: true });
+  await page.getByRole("option", { name: option, exact: true }).click();
+}
+
+/** Waits until `fn` returns true (or throws after `ms`). */
+async function eventually(fn, what, ms = 15_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function axe(page, where) {
+  const result = await new AxeBuilder({ page }).analyze();
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`),
+    [],
+    `accessibility violations on ${where}`,
+  );
+}
+
+/** A step of the story: once one fails, the later ones (which build on it) are skipped. */
+function step(name, fn) {
+  test(name, async (t) => {
+    if (state.broken) return t.skip(`skipped: "${state.broken}" failed`);
+    try {
+      await fn();
+    } catch (err) {
+      state.broken = name;
+      throw err;
+    }
+  });
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+describe(`Docket in the browser (${BACKEND})`, () => {
+  step("the app is served with its security headers, and unknown pages fall back to it", async () => {
+    const res = await fetch(`${BASE}/tickets/OPS-1`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-security-policy"), /script-src 'self';/);
+    assert.equal(res.headers.get("cache-control"), "no-cache");
+    const html = await res.text();
+    const asset = html.match(/\/assets\/[^"]+\.js/)[0];
+    const js = await fetch(`${BASE}${asset}`);
+    assert.match(js.headers.get("cache-control"), /immutable/);
+    assert.equal((await fetch(`${BASE}/api/v1/no-such-thing`)).status, 404);
+  });
+
+  step("sign up, sign out, sign in", async () => {
+    const page = await newPage();
+    state.owner = page;
+    await page.goto("/signup");
+    await axe(page, "sign-up");
+    await page.getByLabel("Organization name").fill("Acme Support");
+    await page.getByLabel("Your name").fill(owner.name);
+    await page.getByLabel("Email").fill(owner.email);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Create organization" }).click();
+    await page.waitForURL("**/tickets");
+    await page.getByRole("heading", { name: "Tickets" }).waitFor();
+    // The refresh token is an HttpOnly cookie on the auth paths, never readable by scripts.
+    const cookies = await page.context().cookies();
+    const refresh = cookies.find((c) => c.name === "docket_refresh");
+    assert.ok(refresh, "refresh cookie set");
+    assert.equal(refresh.httpOnly, true);
+    assert.equal(refresh.sameSite, "Strict");
+    assert.equal(refresh.path, "/api/v1/auth");
+    assert.equal(await page.evaluate(() => document.cookie), "");
+    // A reload keeps the person signed in (silent refresh from the cookie).
+    await page.reload();
+    await page.getByRole("heading", { name: "Tickets" }).waitFor();
+
+    await page.getByRole("button", { name: /Account menu/ }).click();
+    await page.getByRole("menuitem", { name: "Sign out" }).click();
+    await page.waitForURL("**/signin**");
+    await axe(page, "sign-in");
+    await shot(page, "signin");
+    // Signed out: the app's pages send you back to sign in.
+    await page.goto("/tickets");
+    await page.waitForURL("**/signin**");
+    await signIn(page, owner);
+    state.ownerToken = await login(owner);
+  });
+
+  step("create a project and tickets", async () => {
+    const page = state.owner;
+    await page.goto("/projects");
+    await page.getByRole("button", { name: "New project" }).click();
+    await page.getByLabel("Name").fill("Operations");
+    await page.getByLabel("Key").fill("ops");
+    await page.getByRole("button", { name: "Create project" }).click();
+    await page.getByTestId("project-row").filter({ hasText: "OPS" }).waitFor();
+
+    await page.goto("/tickets");
+    await page.getByText("No tickets yet").waitFor();
+    await page.keyboard.press("c");
+    const dialog = page.getByRole("dialog", { name: "New ticket" });
+    await dialog.waitFor();
+    await choose(page, "Project", "OPS · Operations", dialog);
+    await dialog.getByLabel("Title").fill("Printer on fire");
+    await dialog.getByLabel("Description").fill("Smoke from tray 2.");
+    await page.getByRole("button", { name: "Create ticket" }).click();
+    await page.waitForURL("**/tickets/OPS-1");
+    await page.getByTestId("ticket-title").getByText("Printer on fire").waitFor();
+
+    const projects = await api("/projects", { token: state.ownerToken });
+    state.projectId = projects.items[0].id;
+    for (const [title, priority] of [
+      ["VPN drops every hour", "high"],
+      ["New laptop for Dan", "low"],
+      ["Payroll export fails", "urgent"],
+    ]) {
+      await api("/tickets", { method: "POST", token: state.ownerToken, body: { project_id: state.projectId, title, priority } });
+    }
+  });
+
+  step("filter the list, keep the view in the URL, save it", async () => {
+    const page = state.owner;
+    await page.goto("/tickets");
+    await eventually(async () => (await page.getByTestId("ticket-row").count()) === 4, "four tickets");
+    await choose(page, "Priority", "High", page.getByRole("region", { name: "Filters" }));
+    await page.keyboard.press("Escape");
+    await page.waitForURL(/priority=high/);
+    await eventually(async () => (await page.getByTestId("ticket-row").count()) === 1, "one high ticket");
+    await page.getByTestId("ticket-row").getByText("VPN drops every hour").waitFor();
+    // The view survives a reload: it lives in the address.
+    await page.reload();
+    await page.getByTestId("ticket-row").getByText("VPN drops every hour").waitFor();
+    assert.equal(await page.getByTestId("ticket-row").count(), 1);
+
+    await page.getByRole("button", { name: "Views" }).click();
+    await page.getByRole("menuitem", { name: "Save current view…" }).click();
+    await page.getByRole("dialog").getByLabel("Name").fill("Hot ones");
+    await page.getByRole("button", { name: "Save view" }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await page.goto("/tickets");
+    await eventually(async () => (await page.getByTestId("ticket-row").count()) === 4, "all tickets again");
+    await page.getByRole("button", { name: "Views" }).click();
+    await page.getByRole("menuitem", { name: "Hot ones" }).click();
+    await page.waitForURL(/priority=high/);
+    await eventually(async () => (await page.getByTestId("ticket-row").count()) === 1, "the saved view's tickets");
+    const views = await api("/views", { token: state.ownerToken });
+    assert.deepEqual(views.items.map((v) => [v.name, v.query]), [["Hot ones", "priority=high"]]);
+    await shot(page, "tickets-filtered");
+  });
+
+  step("keyboard: ? shows help, j/k and Enter open a ticket", async () => {
+    const page = state.owner;
+    await page.goto("/tickets");
+    await eventually(async () => (await page.getByTestId("ticket-row").count()) === 4, "tickets");
+    await page.keyboard.press("Shift+?");
+    await page.getByRole("dialog", { name: "Keyboard shortcuts" }).waitFor();
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await page.keyboard.press("j");
+    await page.keyboard.press("j");
+    await page.keyboard.press("k");
+    const second = await page.getByTestId("ticket-row").nth(1).getAttribute("data-active");
+    assert.equal(second, "true");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/\/tickets\/OPS-\d+$/);
+    await axe(page, "ticket page");
+    await page.goto("/tickets");
+    await page.getByTestId("ticket-row").first().waitFor();
+    await axe(page, "ticket list");
+    await shot(page, "tickets");
+  });
+
+  step("drag a card on the board to change its status", async () => {
+    const page = state.owner;
+    await page.goto("/board");
+    const card = page.getByTestId("column-open").getByTestId("board-card").filter({ hasText: "Printer on fire" });
+    const target = page.getByTestId("column-in_progress");
+    await card.waitFor();
+    await axe(page, "board");
+    const from = await card.getByRole("button", { name: /^Move OPS-1/ }).boundingBox();
+    const to = await target.boundingBox();
+    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(from.x + from.width / 2 + 10, from.y + from.height / 2 + 10, { steps: 5 });
+    await page.mouse.move(to.x + to.width / 2, to.y + 80, { steps: 15 });
+    await page.mouse.up();
+    await target.getByTestId("board-card").filter({ hasText: "Printer on fire" }).waitFor();
+    await eventually(async () => (await ticket("OPS-1")).status === "in_progress", "the status saved");
+    await shot(page, "board");
+  });
+
+  step("comment and add an internal note", async () => {
+    const page = state.owner;
+    await page.goto("/tickets/OPS-1");
+    await page.getByLabel("Reply").fill("We are on it.");
+    await page.getByRole("button", { name: "Send reply" }).click();
+    await page.getByTestId("comment").filter({ hasText: "We are on it." }).waitFor();
+    await page.getByLabel("Internal note", { exact: true }).check();
+    await page.getByLabel("Internal note (staff only)").fill("Toner vendor is Xerox.");
+    await page.getByRole("button", { name: "Add internal note" }).click();
+    const note = page.getByTestId("internal-note").filter({ hasText: "Toner vendor is Xerox." });
+    await note.waitFor();
+    await note.getByText("Internal note · not visible to the requester").waitFor();
+    await shot(page, "ticket");
+  });
+
+  step("a requester sees the public reply live, never the internal note or others' tickets", async () => {
+    const carol = await api("/users", {
+      method: "POST",
+      token: state.ownerToken,
+      body: { ...customer, role: "requester", password: PASSWORD },
+    });
+    const t = await api("/tickets", {
+      method: "POST",
+      token: state.ownerToken,
+      body: { project_id: state.projectId, title: "Invoice shows the wrong address", requester_id: carol.id },
+    });
+    const page = await newPage();
+    await signIn(page, customer);
+    await page.getByRole("heading", { name: "My tickets" }).waitFor();
+    await eventually(async () => (await page.getByTestId("ticket-row").count()) === 1, "only her ticket");
+    await page.getByTestId("ticket-row").getByText("Invoice shows the wrong address").waitFor();
+    await axe(page, "requester list");
+    await page.getByTestId("ticket-row").first().click();
+    await page.waitForURL(`**/tickets/${t.key}`);
+    await page.getByTestId("live-indicator").and(page.locator('[data-live="true"]')).waitFor();
+
+    await api(`/tickets/${t.id}/comments`, {
+      method: "POST",
+      token: state.ownerToken,
+      body: { body: "Internal: customer is on the legacy plan.", internal: true },
+    });
+    await api(`/tickets/${t.id}/comments`, {
+      method: "POST",
+      token: state.ownerToken,
+      body: { body: "Fixed: the next invoice shows your new address." },
+    });
+    // Arrives without a reload; the note was posted first, so it would have arrived first.
+    await page.getByTestId("comment").filter({ hasText: "Fixed: the next invoice" }).waitFor();
+    const text = await page.locator("body").innerText();
+    assert.ok(!text.includes("legacy plan"), "the requester never sees the internal note");
+    assert.equal(await page.getByTestId("internal-note").count(), 0);
+    assert.equal(await page.getByLabel("Internal note", { exact: true }).count(), 0);
+    await axe(page, "requester ticket");
+    await shot(page, "requester-ticket");
+    // Another customer's ticket (OPS-1) is not found for her.
+    await page.goto("/tickets/OPS-1");
+    await page.getByText("This no longer exists, or you cannot see it.").waitFor();
+    await page.context().close();
+  });
+
+  step("two agents edit one ticket: the second gets the conflict flow, never a silent overwrite", async () => {
+    await api("/users", { method: "POST", token: state.ownerToken, body: { ...agent, role: "agent", password: PASSWORD } });
+    const bob = await newPage();
+    state.bob = bob;
+    await signIn(bob, agent);
+    await bob.goto("/tickets/OPS-1");
+    await bob.getByRole("button", { name: "Edit" }).click();
+
+    const olivia = state.owner;
+    await olivia.goto("/tickets/OPS-1");
+    await olivia.getByRole("button", { name: "Edit" }).click();
+    await olivia.getByLabel("Title").fill("Printer on fire (Olivia)");
+    await olivia.getByRole("button", { name: "Save" }).click();
+    await olivia.getByTestId("ticket-title").getByText("Printer on fire (Olivia)").waitFor();
+
+    await bob.getByLabel("Title").fill("Printer on fire (Bob)");
+    await bob.getByRole("button", { name: "Save" }).click();
+    const dialog = bob.getByRole("dialog", { name: "Someone else changed this ticket" });
+    await dialog.waitFor();
+    await dialog.getByText("Printer on fire (Olivia)").waitFor();
+    assert.equal((await ticket("OPS-1")).title, "Printer on fire (Olivia)", "nothing was overwritten");
+    await axe(bob, "conflict dialog");
+    await shot(bob, "conflict");
+    await dialog.getByRole("button", { name: "Apply my change again" }).click();
+    await bob.getByTestId("ticket-title").getByText("Printer on fire (Bob)").waitFor();
+    assert.equal((await ticket("OPS-1")).title, "Printer on fire (Bob)");
+    // Olivia's open page follows along live.
+    await olivia.getByTestId("ticket-title").getByText("Printer on fire (Bob)").waitFor();
+  });
+
+  step("the unread count moves live", async () => {
+    const page = state.owner;
+    await page.goto("/tickets");
+    const bell = page.getByTestId("bell");
+    await bell.waitFor();
+    await page.getByTestId("live-indicator").and(page.locator('[data-live="true"]')).waitFor();
+    const before = Number(await bell.getAttribute("data-count"));
+    const bobToken = await login(agent);
+    await api("/tickets/OPS-1/comments", { method: "POST", token: bobToken, body: { body: "Replaced the fuser." } });
+    await eventually(async () => Number(await bell.getAttribute("data-count")) > before, "the bell to count up");
+    await page.getByTestId("bell").click();
+    await page.waitForURL("**/notifications");
+    await page.getByTestId("notification").first().waitFor();
+    await axe(page, "notifications");
+    await shot(page, "notifications");
+    await page.getByRole("button", { name: "Mark all read" }).click();
+    await eventually(async () => Number(await bell.getAttribute("data-count")) === 0, "the bell to clear");
+  });
+
+  step("admin pages: people, organization, dead events", async () => {
+    const page = state.owner;
+    await page.goto("/admin/people");
+    const bob = page.getByTestId("person-row").filter({ hasText: agent.email });
+    await bob.waitFor();
+    await axe(page, "people");
+    await shot(page, "people");
+    await choose(page, `Role of ${agent.name}`, "Manager");
+    await eventually(async () => {
+      const people = await api("/users", { token: state.ownerToken });
+      return people.items.find((p) => p.email === agent.email)?.role === "manager";
+    }, "the role change");
+    await bob.getByRole("button", { name: `Actions for ${agent.name}` }).click();
+    await page.getByRole("menuitem", { name: "Deactivate" }).click();
+    await bob.getByText("Deactivated").waitFor();
+
+    await page.goto("/admin/settings");
+    await page.getByRole("textbox", { name: "Name", exact: true }).fill("Acme Helpdesk");
+    await page.getByRole("button", { name: "Save" }).click();
+    await eventually(async () => (await api("/org", { token: state.ownerToken })).name === "Acme Helpdesk", "the rename");
+    await axe(page, "organization");
+
+    await page.goto("/admin/events");
+    await page.getByText("No dead events").waitFor();
+    await axe(page, "dead events");
+  });
+
+  step("on a phone", async () => {
+    const page = await newPage({ width: 390, height: 844 });
+    await signIn(page, owner);
+    await page.getByTestId("ticket-row").first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page fits the phone's width (overflows by ${overflow}px)`);
+    await shot(page, "phone-tickets");
+    await page.getByRole("button", { name: "Toggle navigation" }).click();
+    await page.getByRole("link", { name: "Board" }).click();
+    await page.waitForURL("**/board");
+    await page.goto("/tickets/OPS-1");
+    await page.getByTestId("ticket-title").waitFor();
+    await shot(page, "phone-ticket");
+    await axe(page, "phone ticket");
+    await page.context().close();
+  });
+});

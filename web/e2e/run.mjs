@@ -1,0 +1,91 @@
+// End-to-end tests: starts a real `docket serve` per backend (SQLite, then PostgreSQL on a fresh
+// database) and runs app.spec.mjs against it in Debian's Chromium through playwright-core.
+//
+//   DOCKET_BIN          the docket binary (default ../target/debug/docket)
+//   E2E_BACKENDS        "sqlite,postgres" (default; postgres needs DOCKET_TEST_PG_URL reachable)
+//   DOCKET_TEST_PG_URL  PostgreSQL URL of a role that may create databases
+//   CHROMIUM            browser executable (default /usr/bin/chromium)
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const here = new URL(".", import.meta.url).pathname;
+const bin = process.env.DOCKET_BIN ?? join(here, "../../target/debug/docket");
+const pgUrl = process.env.DOCKET_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const backends = (process.env.E2E_BACKENDS ?? "sqlite,postgres").split(",").filter(Boolean);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+function psql(sql) {
+  const r = spawnSync("psql", [pgUrl, "-Atqc", sql], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`);
+}
+
+async function waitReady(url, server) {
+  for (let i = 0; i < 300; i++) {
+    if (server.exitCode !== null) throw new Error("docket serve exited early");
+    try {
+      const res = await fetch(`${url}/readyz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("docket serve did not become ready");
+}
+
+async function runOn(backend) {
+  const dataDir = mkdtempSync(join(tmpdir(), "docket-e2e-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = {
+    ...process.env,
+    DOCKET_ADDR: `127.0.0.1:${port}`,
+    DOCKET_DATA_DIR: dataDir,
+    RUST_LOG: process.env.RUST_LOG ?? "warn",
+  };
+  let database;
+  if (backend === "postgres") {
+    database = `docket_e2e_${process.pid}_${Date.now()}`;
+    psql(`CREATE DATABASE ${database}`);
+    env.DATABASE_URL = pgUrl.replace(/\/[^/]*$/, `/${database}`);
+  }
+  const server = spawn(bin, ["serve"], { env, stdio: ["ignore", "ignore", "inherit"] });
+  try {
+    await waitReady(url, server);
+    const run = spawnSync(
+      process.execPath,
+      ["--test", "--test-reporter=spec", "--test-concurrency=1", join(here, "app.spec.mjs")],
+      { env: { ...process.env, BASE_URL: url, E2E_BACKEND: backend }, stdio: "inherit" },
+    );
+    return run.status === 0;
+  } finally {
+    server.kill("SIGTERM");
+    await new Promise((r) => (server.exitCode === null ? server.once("exit", r) : r()));
+    rmSync(dataDir, { recursive: true, force: true });
+    if (database) psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  }
+}
+
+const summary = [];
+let ok = true;
+for (const backend of backends) {
+  console.log(`\n==== end-to-end on ${backend}`);
+  const passed = await runOn(backend);
+  summary.push(`e2e ${backend}: ${passed ? "passed" : "FAILED"}`);
+  ok &&= passed;
+}
+console.log(`\n${summary.join("\n")}`);
+process.exit(ok ? 0 : 1);
