@@ -64,7 +64,10 @@ fn run(dir: &Path, args: &[&str]) {
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => fail(&format!("`npm {}` in web/ failed ({s})", args.join(" "))),
-        Err(err) => fail(&format!("`npm {}` in web/ could not start: {err}", args.join(" "))),
+        Err(err) => fail(&format!(
+            "`npm {}` in web/ could not start: {err}",
+            args.join(" ")
+        )),
     }
 }
 

@@ -132,8 +132,8 @@ fn session_cookie(token: String, secure: bool, max_age_secs: u64) -> Cookie<'sta
 }
 
 fn set_cookie(cookie: Cookie<'static>) -> (header::HeaderName, HeaderValue) {
-    let value = HeaderValue::from_str(&cookie.to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    let value =
+        HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""));
     (header::SET_COOKIE, value)
 }
 

@@ -75,7 +75,10 @@ fn check_query(v: &mut Validator, ctx: &TenantCtx, query: &str) {
     let query = query.strip_prefix('?').unwrap_or(query);
     for (key, _) in form_urlencoded::parse(query.as_bytes()) {
         if !VIEW_KEYS.contains(&key.as_ref()) {
-            v.push("query", format!("`{key}` is not a filter or sort of the ticket list"));
+            v.push(
+                "query",
+                format!("`{key}` is not a filter or sort of the ticket list"),
+            );
             return;
         }
     }

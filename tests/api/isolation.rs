@@ -147,6 +147,19 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         "ticket_not_found",
     ),
     (
+        "GET",
+        "/api/v1/tickets/{ticket}/watchers",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "PATCH",
+        "/api/v1/views/{view}",
+        Some(r#"{"name": "Taken"}"#),
+        "view_not_found",
+    ),
+    ("DELETE", "/api/v1/views/{view}", None, "view_not_found"),
+    (
         "PATCH",
         "/api/v1/notifications/{notification}/read",
         None,
@@ -170,6 +183,8 @@ struct Tenant {
     notification: String,
     /// An outbox event of the ticket.
     event: String,
+    /// The owner's saved view.
+    view: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -208,6 +223,14 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         .as_str()
         .unwrap()
         .to_owned();
+    let view = app
+        .post(
+            "/api/v1/views",
+            Some(&owner.token),
+            json!({"name": format!("view of {slug}"), "query": "status=open"}),
+        )
+        .await;
+    let view = view.assert_ok(201)["id"].as_str().unwrap().to_owned();
     Tenant {
         owner,
         agent,
@@ -216,6 +239,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         comment,
         notification,
         event,
+        view,
     }
 }
 
@@ -234,7 +258,8 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{ticket_key}", a.ticket["key"].as_str().unwrap())
                 .replace("{comment}", &a.comment)
                 .replace("{notification}", &a.notification)
-                .replace("{event}", &a.event);
+                .replace("{event}", &a.event)
+                .replace("{view}", &a.view);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(
@@ -354,13 +379,15 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
             format!("/api/v1/projects/{}/activity", viewer.project),
             "/api/v1/notifications".to_owned(),
             "/api/v1/admin/events".to_owned(),
+            "/api/v1/views".to_owned(),
         ] {
             let res = app.get(&list, &viewer.owner.token).await;
             let text = res.assert_ok(200).to_string();
             assert!(
                 !text.contains(other_ticket)
                     && !text.contains(&other.project)
-                    && !text.contains(&other.owner.org_id),
+                    && !text.contains(&other.owner.org_id)
+                    && !text.contains(&other.view),
                 "{list}: {text}"
             );
         }

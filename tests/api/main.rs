@@ -21,4 +21,5 @@ mod rls;
 mod stream;
 mod tickets;
 mod timeline;
+mod web;
 mod writes;

@@ -2,9 +2,7 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use super::{
-    TENANT_POLICY, index, m0001_foundation::Memberships, tenant_rls,
-};
+use super::{TENANT_POLICY, index, m0001_foundation::Memberships, tenant_rls};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
