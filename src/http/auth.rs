@@ -266,6 +266,6 @@ pub async fn switch(
 #[allow(dead_code, reason = "declares the header in the OpenAPI document only")]
 pub struct RefreshModeHeader {
     /// `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies
-    #[param(rename = "X-Docket-Refresh", pattern = "^cookie$")]
+    #[param(rename = "X-Docket-Refresh", value_type = String, required = false, pattern = "^cookie$")]
     pub x_docket_refresh: Option<String>,
 }

@@ -1778,7 +1778,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies */
-                "X-Docket-Refresh"?: string | null;
+                "X-Docket-Refresh"?: string;
             };
             path?: never;
             cookie?: never;
@@ -1922,7 +1922,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies */
-                "X-Docket-Refresh"?: string | null;
+                "X-Docket-Refresh"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2201,7 +2201,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies */
-                "X-Docket-Refresh"?: string | null;
+                "X-Docket-Refresh"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2346,7 +2346,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies */
-                "X-Docket-Refresh"?: string | null;
+                "X-Docket-Refresh"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2490,7 +2490,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies */
-                "X-Docket-Refresh"?: string | null;
+                "X-Docket-Refresh"?: string;
             };
             path?: never;
             cookie?: never;
