@@ -50,10 +50,11 @@ async function shot(page, name) {
   await page.screenshot({ path: `${SHOTS}${BACKEND}-${name}.png` });
 }
 
-async function signIn(page, who) {
+async function signIn(page, who, organization) {
   await page.goto("/signin");
   await page.getByLabel("Email").fill(who.email);
   await page.getByLabel("Password").fill(PASSWORD);
+  if (organization) await page.getByLabel("Organization").fill(organization);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL("**/tickets");
 }
@@ -140,6 +141,15 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.getByLabel("Organization name").fill("Acme Support");
     await page.getByLabel("Your name").fill(owner.name);
     await page.getByLabel("Email").fill(owner.email);
+    // A password the server finds guessable: its reason shows beside the field.
+    await page.getByLabel("Password").fill("password123");
+    await page.getByRole("button", { name: "Create organization" }).click();
+    const passwordError = async () => {
+      const described = (await page.getByLabel("Password").getAttribute("aria-describedby")) ?? "";
+      const id = described.split(" ").find((d) => d.endsWith("-error"));
+      return id ? page.locator(`[id="${id}"]`).innerText() : "";
+    };
+    await eventually(async () => /too easy to guess/.test(await passwordError()), "the field error beside the password");
     await page.getByLabel("Password").fill(PASSWORD);
     await page.getByRole("button", { name: "Create organization" }).click();
     await page.waitForURL("**/tickets");
@@ -283,6 +293,13 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     const note = page.getByTestId("internal-note").filter({ hasText: "Toner vendor is Xerox." });
     await note.waitFor();
     await note.getByText("Internal note · not visible to the requester").waitFor();
+    // Its author edits a reply (with If-Match under the hood).
+    const reply = page.getByTestId("comment").first();
+    await reply.getByText("We are on it.").waitFor();
+    await reply.getByRole("button", { name: "Edit" }).click();
+    await reply.getByLabel("Edit comment").fill("We are on it: a technician is coming.");
+    await reply.getByRole("button", { name: "Save comment" }).click();
+    await page.getByTestId("comment").filter({ hasText: "a technician is coming" }).getByText(/edited/).waitFor();
     await shot(page, "ticket");
   });
 
@@ -407,9 +424,33 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await axe(page, "dead events");
   });
 
+  step("switch organization", async () => {
+    // The same person signs up a second organisation (an existing account gives its password).
+    await api("/auth/signup", {
+      method: "POST",
+      body: { organization_name: "Beta Works", name: owner.name, email: owner.email, password: PASSWORD },
+    });
+    const page = state.owner;
+    await page.goto("/tickets");
+    await page.getByRole("button", { name: /Account menu/ }).click();
+    await page.getByRole("menuitem", { name: "Beta Works" }).click();
+    await page.getByRole("banner").getByText("Beta Works").waitFor();
+    await page.getByText("No tickets yet").waitFor();
+    await page.getByRole("button", { name: /Account menu/ }).click();
+    await page.getByRole("menuitem", { name: "Acme Helpdesk" }).click();
+    await page.getByRole("banner").getByText("Acme Helpdesk").waitFor();
+    await eventually(async () => (await page.getByTestId("ticket-row").count()) > 0, "Acme's tickets again");
+  });
+
   step("on a phone", async () => {
     const page = await newPage({ width: 390, height: 844 });
-    await signIn(page, owner);
+    // Olivia now belongs to two organisations: without naming one, the form asks beside the field.
+    await page.goto("/signin");
+    await page.getByLabel("Email").fill(owner.email);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText(/you belong to several organizations/i).waitFor();
+    await signIn(page, owner, "acme-support");
     await page.getByTestId("ticket-row").first().waitFor();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page fits the phone's width (overflows by ${overflow}px)`);

@@ -1,13 +1,12 @@
-import { Badge, Button, Card, Group, Stack, Switch, Text, Textarea, Title } from "@mantine/core";
+import { Button, Group, Stack, Switch, Text, Textarea, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
-import { IconLock } from "@tabler/icons-react";
 import { useInfiniteQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, call, idempotencyKey } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
 import { showSubmitError } from "../ui/forms";
 import { Empty, Failed, Loading } from "../ui/states";
-import { dateTime } from "../ui/time";
+import { CommentItem } from "./CommentItem";
 import type { Ticket } from "./model";
 import { usePersonName } from "./reference";
 
@@ -69,34 +68,7 @@ export function Comments({ ticket }: { ticket: Ticket }) {
       ) : (
         <Stack gap="xs" component="ol" p={0} style={{ listStyle: "none" }}>
           {items.map((c) => (
-            <Card
-              key={c.id}
-              component="li"
-              withBorder
-              padding="sm"
-              className={c.internal ? "internal-note" : undefined}
-              data-testid={c.internal ? "internal-note" : "comment"}
-              aria-label={c.internal ? "Internal note" : "Reply"}
-            >
-              <Group justify="space-between" mb={4}>
-                <Group gap="xs">
-                  <Text fw={500} size="sm">
-                    {nameOf(c.author_id)}
-                  </Text>
-                  {c.internal && (
-                    <Badge color="yellow" variant="filled" leftSection={<IconLock size={12} aria-hidden />}>
-                      Internal note · not visible to the requester
-                    </Badge>
-                  )}
-                </Group>
-                <Text size="xs" c="dimmed">
-                  {dateTime(c.created_at)}
-                </Text>
-              </Group>
-              <Text size="sm" className="pre-wrap">
-                {c.body}
-              </Text>
-            </Card>
+            <CommentItem key={c.id} comment={c} author={nameOf(c.author_id)} listKey={key} />
           ))}
         </Stack>
       )}
