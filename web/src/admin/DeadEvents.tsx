@@ -1,14 +1,13 @@
 import { Badge, Button, Code, Group, Stack, Table, Text, Title } from "@mantine/core";
-import { useInfiniteQuery, useMutation, useQueryClient } from "@tanstack/react-query";
+import { useInfiniteQuery } from "@tanstack/react-query";
 import { Link } from "react-router";
 import { api, call } from "../api/client";
-import { notifyDone, notifyError } from "../ui/forms";
+import { useAction } from "../ui/useAction";
 import { Empty, Failed, Loading } from "../ui/states";
 import { dateTime } from "../ui/time";
 
 /** Events every retry failed for: what went wrong, and a way to send them again. */
 export function DeadEvents() {
-  const client = useQueryClient();
   const events = useInfiniteQuery({
     queryKey: ["admin-events", "dead"],
     initialPageParam: undefined as string | undefined,
@@ -16,14 +15,10 @@ export function DeadEvents() {
       call(api.GET("/api/v1/admin/events", { params: { query: { status: "dead", cursor: pageParam, limit: 50 } } })),
     getNextPageParam: (page) => page.next_cursor ?? undefined,
   });
-  const retry = useMutation({
-    mutationFn: (id: string) => call(api.POST("/api/v1/admin/events/{id}/retry", { params: { path: { id } } })),
-    onSuccess: () => {
-      notifyDone("Queued again");
-      void client.invalidateQueries({ queryKey: ["admin-events"] });
-    },
-    onError: (e) => notifyError(e),
-  });
+  const retry = useAction(
+    (id: string) => call(api.POST("/api/v1/admin/events/{id}/retry", { params: { path: { id } } })),
+    { done: "Queued again", invalidate: [["admin-events"]] },
+  );
   const items = events.data?.pages.flatMap((p) => p.items) ?? [];
   return (
     <Stack>

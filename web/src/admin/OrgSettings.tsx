@@ -1,16 +1,15 @@
 import { Alert, Button, Group, Paper, Stack, Text, TextInput, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState } from "react";
+import { useEffect } from "react";
 import { api, call } from "../api/client";
-import { notifyDone, showSubmitError } from "../ui/forms";
+import { notifyDone, useSubmit } from "../ui/forms";
 import { Failed, Loading } from "../ui/states";
 import { dateTime } from "../ui/time";
 
 export function OrgSettings() {
   const client = useQueryClient();
   const org = useQuery({ queryKey: ["org"], queryFn: () => call(api.GET("/api/v1/org")) });
-  const [error, setError] = useState<string | null>(null);
   const form = useForm({
     initialValues: { name: "", slug: "" },
     validate: {
@@ -26,15 +25,10 @@ export function OrgSettings() {
     }
   }, [org.data, setValues, resetDirty]);
 
-  const submit = form.onSubmit(async (v) => {
-    setError(null);
-    try {
-      const updated = await call(api.PATCH("/api/v1/org", { body: v }));
-      client.setQueryData(["org"], updated);
-      notifyDone("Organization saved");
-    } catch (err) {
-      setError(showSubmitError(form, err));
-    }
+  const { submit, error } = useSubmit(form, async (v) => {
+    const updated = await call(api.PATCH("/api/v1/org", { body: v }));
+    client.setQueryData(["org"], updated);
+    notifyDone("Organization saved");
   });
 
   if (org.isPending) return <Loading />;

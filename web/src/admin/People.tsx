@@ -1,13 +1,15 @@
-import { Alert, Badge, Button, Group, Menu, Modal, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { Badge, Button, Group, Menu, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { modals } from "./confirm";
 import { IconDots, IconPlus } from "@tabler/icons-react";
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, call } from "../api/client";
 import type { Role } from "../api/session";
 import { useSession } from "../auth/useSession";
-import { notifyDone, notifyError, showSubmitError } from "../ui/forms";
+import { FormModal } from "../ui/FormModal";
+import { notifyDone, useSubmit } from "../ui/forms";
+import { useAction } from "../ui/useAction";
 import { Empty, Failed, Loading } from "../ui/states";
 import { usePeople, type Person } from "../tickets/reference";
 
@@ -23,25 +25,16 @@ export const ROLES: { value: Role; label: string }[] = [
 export function People() {
   const people = usePeople();
   const me = useSession()?.user.id;
-  const client = useQueryClient();
   const [adding, setAdding] = useState(false);
-  const change = useMutation({
-    mutationFn: ({ id, patch }: { id: string; patch: { role?: Role; active?: boolean } }) =>
+  const change = useAction(
+    ({ id, patch }: { id: string; patch: { role?: Role; active?: boolean } }) =>
       call(api.PATCH("/api/v1/users/{id}", { params: { path: { id } }, body: patch })),
-    onSuccess: (p) => {
-      notifyDone(`Updated ${p.name}`);
-      void client.invalidateQueries({ queryKey: ["people"] });
-    },
-    onError: (e) => notifyError(e),
-  });
-  const remove = useMutation({
-    mutationFn: (id: string) => call(api.DELETE("/api/v1/users/{id}", { params: { path: { id } } })),
-    onSuccess: () => {
-      notifyDone("Removed");
-      void client.invalidateQueries({ queryKey: ["people"] });
-    },
-    onError: (e) => notifyError(e),
-  });
+    { done: (p) => `Updated ${p.name}`, invalidate: [["people"]] },
+  );
+  const remove = useAction(
+    (id: string) => call(api.DELETE("/api/v1/users/{id}", { params: { path: { id } } })),
+    { done: "Removed", invalidate: [["people"]] },
+  );
 
   const confirmRemove = (p: Person) =>
     modals.confirm({
@@ -135,7 +128,6 @@ export function People() {
 
 function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }) {
   const client = useQueryClient();
-  const [error, setError] = useState<string | null>(null);
   const form = useForm({
     initialValues: { name: "", email: "", role: "agent" as Role, password: "" },
     validate: {
@@ -144,49 +136,35 @@ function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }
       password: (v) => (v.length >= 10 ? null : "At least 10 characters"),
     },
   });
-  const submit = form.onSubmit(async (values) => {
-    setError(null);
-    try {
-      const p = await call(api.POST("/api/v1/users", { body: values }));
-      notifyDone(`Added ${p.name}`);
-      void client.invalidateQueries({ queryKey: ["people"] });
-      form.reset();
-      onClose();
-    } catch (err) {
-      setError(showSubmitError(form, err));
-    }
+  const { submit, error } = useSubmit(form, async (values) => {
+    const p = await call(api.POST("/api/v1/users", { body: values }));
+    notifyDone(`Added ${p.name}`);
+    void client.invalidateQueries({ queryKey: ["people"] });
+    form.reset();
+    onClose();
   });
   return (
-    <Modal opened={opened} onClose={onClose} title="Add a person">
-      <form onSubmit={submit} noValidate>
-        <Stack>
-          {error && (
-            <Alert color="red" role="alert">
-              {error}
-            </Alert>
-          )}
-          <TextInput label="Name" required data-autofocus {...form.getInputProps("name")} />
-          <TextInput label="Email" type="email" required {...form.getInputProps("email")} />
-          <Select label="Role" data={ROLES} allowDeselect={false} {...form.getInputProps("role")} />
-          <PasswordInput
-            label="First password"
-            description="Tell it to them; they can change it after signing in"
-            required
-            {...form.getInputProps("password")}
-          />
-          <Text size="xs" c="dimmed">
-            Requesters are customers: they see only the tickets they asked for.
-          </Text>
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={form.submitting}>
-              Add person
-            </Button>
-          </Group>
-        </Stack>
-      </form>
-    </Modal>
+    <FormModal
+      opened={opened}
+      onClose={onClose}
+      title="Add a person"
+      error={error}
+      onSubmit={submit}
+      submitLabel="Add person"
+      submitting={form.submitting}
+    >
+      <TextInput label="Name" required data-autofocus {...form.getInputProps("name")} />
+      <TextInput label="Email" type="email" required {...form.getInputProps("email")} />
+      <Select label="Role" data={ROLES} allowDeselect={false} {...form.getInputProps("role")} />
+      <PasswordInput
+        label="First password"
+        description="Tell it to them; they can change it after signing in"
+        required
+        {...form.getInputProps("password")}
+      />
+      <Text size="xs" c="dimmed">
+        Requesters are customers: they see only the tickets they asked for.
+      </Text>
+    </FormModal>
   );
 }

@@ -1,12 +1,14 @@
-import { Alert, Badge, Button, Group, Modal, Stack, Switch, Table, Text, TextInput, Textarea, Title } from "@mantine/core";
+import { Badge, Button, Group, Stack, Switch, Table, Text, TextInput, Textarea, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { IconPlus } from "@tabler/icons-react";
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "react-router";
 import { api, call, idempotencyKey } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
-import { notifyDone, notifyError, showSubmitError } from "../ui/forms";
+import { FormModal } from "../ui/FormModal";
+import { notifyDone, useSubmit } from "../ui/forms";
+import { useAction } from "../ui/useAction";
 import { Empty, Failed, Loading } from "../ui/states";
 import { useProjects } from "../tickets/reference";
 import { modals } from "./confirm";
@@ -16,25 +18,14 @@ export function Projects() {
   const [archived, setArchived] = useState(false);
   const projects = useProjects(archived);
   const [creating, setCreating] = useState(false);
-  const client = useQueryClient();
-  const refresh = () => client.invalidateQueries({ queryKey: ["projects"] });
-  const archive = useMutation({
-    mutationFn: (id: string) => call(api.DELETE("/api/v1/projects/{id}", { params: { path: { id } } })),
-    onSuccess: () => {
-      notifyDone("Project archived");
-      void refresh();
-    },
-    onError: (e) => notifyError(e),
-  });
-  const restore = useMutation({
-    mutationFn: (id: string) =>
-      call(api.PATCH("/api/v1/projects/{id}", { params: { path: { id } }, body: { archived: false } })),
-    onSuccess: () => {
-      notifyDone("Project restored");
-      void refresh();
-    },
-    onError: (e) => notifyError(e),
-  });
+  const archive = useAction(
+    (id: string) => call(api.DELETE("/api/v1/projects/{id}", { params: { path: { id } } })),
+    { done: "Project archived", invalidate: [["projects"]] },
+  );
+  const restore = useAction(
+    (id: string) => call(api.PATCH("/api/v1/projects/{id}", { params: { path: { id } }, body: { archived: false } })),
+    { done: "Project restored", invalidate: [["projects"]] },
+  );
 
   return (
     <Stack>
@@ -125,7 +116,6 @@ export function Projects() {
 
 function CreateProject({ opened, onClose }: { opened: boolean; onClose: () => void }) {
   const client = useQueryClient();
-  const [error, setError] = useState<string | null>(null);
   const form = useForm({
     initialValues: { name: "", key: "", description: "" },
     validate: {
@@ -133,51 +123,37 @@ function CreateProject({ opened, onClose }: { opened: boolean; onClose: () => vo
       key: (v) => (/^[A-Z]{2,10}$/.test(v) ? null : "2 to 10 capital letters, like OPS"),
     },
   });
-  const submit = form.onSubmit(async (v) => {
-    setError(null);
-    try {
-      const p = await call(
-        api.POST("/api/v1/projects", {
-          body: { name: v.name, key: v.key, description: v.description || undefined },
-          params: { header: { "Idempotency-Key": idempotencyKey() } },
-        }),
-      );
-      notifyDone(`Created ${p.key}`);
-      void client.invalidateQueries({ queryKey: ["projects"] });
-      form.reset();
-      onClose();
-    } catch (err) {
-      setError(showSubmitError(form, err));
-    }
+  const { submit, error } = useSubmit(form, async (v) => {
+    const p = await call(
+      api.POST("/api/v1/projects", {
+        body: { name: v.name, key: v.key, description: v.description || undefined },
+        params: { header: { "Idempotency-Key": idempotencyKey() } },
+      }),
+    );
+    notifyDone(`Created ${p.key}`);
+    void client.invalidateQueries({ queryKey: ["projects"] });
+    form.reset();
+    onClose();
   });
   return (
-    <Modal opened={opened} onClose={onClose} title="New project">
-      <form onSubmit={submit} noValidate>
-        <Stack>
-          {error && (
-            <Alert color="red" role="alert">
-              {error}
-            </Alert>
-          )}
-          <TextInput label="Name" required data-autofocus {...form.getInputProps("name")} />
-          <TextInput
-            label="Key"
-            description="Prefix of its ticket keys, like OPS-42"
-            required
-            {...form.getInputProps("key")}
-            onChange={(e) => form.setFieldValue("key", e.currentTarget.value.toUpperCase())}
-          />
-          <Textarea label="Description" autosize minRows={2} {...form.getInputProps("description")} />
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={form.submitting}>
-              Create project
-            </Button>
-          </Group>
-        </Stack>
-      </form>
-    </Modal>
+    <FormModal
+      opened={opened}
+      onClose={onClose}
+      title="New project"
+      error={error}
+      onSubmit={submit}
+      submitLabel="Create project"
+      submitting={form.submitting}
+    >
+      <TextInput label="Name" required data-autofocus {...form.getInputProps("name")} />
+      <TextInput
+        label="Key"
+        description="Prefix of its ticket keys, like OPS-42"
+        required
+        {...form.getInputProps("key")}
+        onChange={(e) => form.setFieldValue("key", e.currentTarget.value.toUpperCase())}
+      />
+      <Textarea label="Description" autosize minRows={2} {...form.getInputProps("description")} />
+    </FormModal>
   );
 }

@@ -1,15 +1,13 @@
 import { Alert, Anchor, Button, Paper, PasswordInput, Stack, Text, TextInput, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
-import { useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
 import { signIn } from "../api/session";
-import { showSubmitError } from "../ui/forms";
+import { useSubmit } from "../ui/forms";
 import { AuthFrame } from "./AuthFrame";
 
 export function SignIn() {
   const navigate = useNavigate();
   const [params] = useSearchParams();
-  const [error, setError] = useState<string | null>(null);
   const form = useForm({
     initialValues: { email: "", password: "", organization: "" },
     validate: {
@@ -18,14 +16,9 @@ export function SignIn() {
     },
   });
 
-  const submit = form.onSubmit(async (values) => {
-    setError(null);
-    try {
-      await signIn(values.email, values.password, values.organization.trim() || undefined);
-      navigate(safeNext(params.get("next")), { replace: true });
-    } catch (err) {
-      setError(showSubmitError(form, err));
-    }
+  const { submit, error } = useSubmit(form, async (values) => {
+    await signIn(values.email, values.password, values.organization.trim() || undefined);
+    navigate(safeNext(params.get("next")), { replace: true });
   });
 
   return (

@@ -1,14 +1,12 @@
 import { Alert, Anchor, Button, Paper, PasswordInput, Stack, Text, TextInput, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
-import { useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { signUp } from "../api/session";
-import { showSubmitError } from "../ui/forms";
+import { useSubmit } from "../ui/forms";
 import { AuthFrame } from "./AuthFrame";
 
 export function SignUp() {
   const navigate = useNavigate();
-  const [error, setError] = useState<string | null>(null);
   const form = useForm({
     initialValues: { organization_name: "", organization_slug: "", name: "", email: "", password: "" },
     validate: {
@@ -21,14 +19,9 @@ export function SignUp() {
     },
   });
 
-  const submit = form.onSubmit(async (values) => {
-    setError(null);
-    try {
-      await signUp({ ...values, organization_slug: values.organization_slug || undefined });
-      navigate("/tickets", { replace: true });
-    } catch (err) {
-      setError(showSubmitError(form, err));
-    }
+  const { submit, error } = useSubmit(form, async (values) => {
+    await signUp({ ...values, organization_slug: values.organization_slug || undefined });
+    navigate("/tickets", { replace: true });
   });
 
   return (

@@ -1,14 +1,13 @@
 import { Badge, Button, Card, Group, SegmentedControl, Stack, Text, Title } from "@mantine/core";
-import { useInfiniteQuery, useMutation, useQueryClient } from "@tanstack/react-query";
+import { useInfiniteQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "react-router";
 import { api, call } from "../api/client";
-import { notifyError } from "../ui/forms";
+import { useAction } from "../ui/useAction";
 import { Empty, Failed, Loading } from "../ui/states";
 import { relative } from "../ui/time";
 
 export function Inbox() {
-  const client = useQueryClient();
   const [filter, setFilter] = useState<"all" | "unread">("unread");
   const list = useInfiniteQuery({
     queryKey: ["notifications", "list", filter],
@@ -21,16 +20,12 @@ export function Inbox() {
       ),
     getNextPageParam: (page) => page.next_cursor ?? undefined,
   });
-  const refresh = () => client.invalidateQueries({ queryKey: ["notifications"] });
-  const markRead = useMutation({
-    mutationFn: (id: string) => call(api.PATCH("/api/v1/notifications/{id}/read", { params: { path: { id } } })),
-    onSuccess: refresh,
-    onError: (e) => notifyError(e),
-  });
-  const markAll = useMutation({
-    mutationFn: () => call(api.PATCH("/api/v1/notifications/read-all")),
-    onSuccess: refresh,
-    onError: (e) => notifyError(e),
+  const markRead = useAction(
+    (id: string) => call(api.PATCH("/api/v1/notifications/{id}/read", { params: { path: { id } } })),
+    { invalidate: [["notifications"]] },
+  );
+  const markAll = useAction(() => call(api.PATCH("/api/v1/notifications/read-all")), {
+    invalidate: [["notifications"]],
   });
   const items = list.data?.pages.flatMap((p) => p.items) ?? [];
 

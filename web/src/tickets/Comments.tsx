@@ -4,7 +4,7 @@ import { useInfiniteQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, call, idempotencyKey } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
-import { showSubmitError } from "../ui/forms";
+import { useSubmit } from "../ui/forms";
 import { Empty, Failed, Loading } from "../ui/states";
 import { CommentItem } from "./CommentItem";
 import type { Ticket } from "./model";
@@ -28,28 +28,22 @@ export function Comments({ ticket }: { ticket: Ticket }) {
       ),
     getNextPageParam: (page) => page.next_cursor ?? undefined,
   });
-  const [error, setError] = useState<string | null>(null);
   const [idempotency, setKey] = useState(idempotencyKey);
   const form = useForm({
     initialValues: { body: "", internal: false },
     validate: { body: (v) => (v.trim() ? null : "Write something first") },
   });
-  const submit = form.onSubmit(async ({ body, internal }) => {
-    setError(null);
-    try {
-      await call(
-        api.POST("/api/v1/tickets/{id}/comments", {
-          params: { path: { id: ticket.id }, header: { "Idempotency-Key": idempotency } },
-          body: { body, internal },
-        }),
-      );
-      setKey(idempotencyKey());
-      form.reset();
-      void client.invalidateQueries({ queryKey: key });
-      void client.invalidateQueries({ queryKey: ["timeline", ticket.id] });
-    } catch (err) {
-      setError(showSubmitError(form, err));
-    }
+  const { submit, error } = useSubmit(form, async ({ body, internal }) => {
+    await call(
+      api.POST("/api/v1/tickets/{id}/comments", {
+        params: { path: { id: ticket.id }, header: { "Idempotency-Key": idempotency } },
+        body: { body, internal },
+      }),
+    );
+    setKey(idempotencyKey());
+    form.reset();
+    void client.invalidateQueries({ queryKey: key });
+    void client.invalidateQueries({ queryKey: ["timeline", ticket.id] });
   });
   const items = comments.data?.pages.flatMap((p) => p.items) ?? [];
   const internal = form.getValues().internal;

@@ -1,4 +1,4 @@
-import { Alert, Button, Group, Modal, MultiSelect, Select, Stack, TagsInput, TextInput, Textarea } from "@mantine/core";
+import { MultiSelect, Select, TagsInput, TextInput, Textarea } from "@mantine/core";
 import { DateTimePicker } from "@mantine/dates";
 import { useForm } from "@mantine/form";
 import { useQueryClient } from "@tanstack/react-query";
@@ -6,7 +6,8 @@ import { useState } from "react";
 import { useNavigate } from "react-router";
 import { api, call, idempotencyKey } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
-import { notifyDone, showSubmitError } from "../ui/forms";
+import { FormModal } from "../ui/FormModal";
+import { notifyDone, useSubmit } from "../ui/forms";
 import { PRIORITIES, type Priority } from "./model";
 import { isAgent, personOptions, usePeople, useProjects } from "./reference";
 
@@ -29,7 +30,6 @@ export function CreateTicket({ opened, onClose }: { opened: boolean; onClose: ()
   const people = usePeople();
   const client = useQueryClient();
   const navigate = useNavigate();
-  const [error, setError] = useState<string | null>(null);
   // One key per dialog: a retried submit (a lost answer) files the ticket once.
   const [key, setKey] = useState(idempotencyKey);
   const form = useForm<Values>({
@@ -49,85 +49,72 @@ export function CreateTicket({ opened, onClose }: { opened: boolean; onClose: ()
     },
   });
   const projectOptions = (projects.data ?? []).map((p) => ({ value: p.id, label: `${p.key} · ${p.name}` }));
-  const submit = form.onSubmit(async (v) => {
-    setError(null);
-    try {
-      const body = staff
-        ? {
-            project_id: v.project_id,
-            title: v.title,
-            description: v.description || undefined,
-            priority: v.priority,
-            assignee_ids: v.assignee_ids,
-            labels: v.labels,
-            due_at: v.due_at ? new Date(v.due_at).toISOString() : undefined,
-            requester_id: v.requester_id ?? undefined,
-          }
-        : { project_id: v.project_id, title: v.title, description: v.description || undefined, priority: v.priority };
-      const ticket = await call(
-        api.POST("/api/v1/tickets", { body, params: { header: { "Idempotency-Key": key } } }),
-      );
-      setKey(idempotencyKey());
-      form.reset();
-      void client.invalidateQueries({ queryKey: ["tickets"] });
-      notifyDone(`Created ${ticket.key}`);
-      onClose();
-      navigate(`/tickets/${ticket.key}`);
-    } catch (err) {
-      setError(showSubmitError(form, err));
-    }
+  const { submit, error } = useSubmit(form, async (v) => {
+    const body = staff
+      ? {
+          project_id: v.project_id,
+          title: v.title,
+          description: v.description || undefined,
+          priority: v.priority,
+          assignee_ids: v.assignee_ids,
+          labels: v.labels,
+          due_at: v.due_at ? new Date(v.due_at).toISOString() : undefined,
+          requester_id: v.requester_id ?? undefined,
+        }
+      : { project_id: v.project_id, title: v.title, description: v.description || undefined, priority: v.priority };
+    const ticket = await call(
+      api.POST("/api/v1/tickets", { body, params: { header: { "Idempotency-Key": key } } }),
+    );
+    setKey(idempotencyKey());
+    form.reset();
+    void client.invalidateQueries({ queryKey: ["tickets"] });
+    notifyDone(`Created ${ticket.key}`);
+    onClose();
+    navigate(`/tickets/${ticket.key}`);
   });
 
   return (
-    <Modal opened={opened} onClose={onClose} title="New ticket" size="lg">
-      <form onSubmit={submit} noValidate>
-        <Stack>
-          {error && (
-            <Alert color="red" role="alert">
-              {error}
-            </Alert>
-          )}
-          <Select
-            label="Project"
-            required
-            data={projectOptions}
+    <FormModal
+      opened={opened}
+      onClose={onClose}
+      title="New ticket"
+      size="lg"
+      error={error}
+      onSubmit={submit}
+      submitLabel="Create ticket"
+      submitting={form.submitting}
+    >
+      <Select
+        label="Project"
+        required
+        data={projectOptions}
+        searchable
+        nothingFoundMessage="No such project"
+        {...form.getInputProps("project_id")}
+      />
+      <TextInput label="Title" required data-autofocus {...form.getInputProps("title")} />
+      <Textarea label="Description" autosize minRows={3} maxRows={12} {...form.getInputProps("description")} />
+      <Select label="Priority" data={PRIORITIES} allowDeselect={false} {...form.getInputProps("priority")} />
+      {staff && (
+        <>
+          <MultiSelect
+            label="Assignees"
+            data={personOptions(people.data, isAgent)}
             searchable
-            nothingFoundMessage="No such project"
-            {...form.getInputProps("project_id")}
+            {...form.getInputProps("assignee_ids")}
           />
-          <TextInput label="Title" required data-autofocus {...form.getInputProps("title")} />
-          <Textarea label="Description" autosize minRows={3} maxRows={12} {...form.getInputProps("description")} />
-          <Select label="Priority" data={PRIORITIES} allowDeselect={false} {...form.getInputProps("priority")} />
-          {staff && (
-            <>
-              <MultiSelect
-                label="Assignees"
-                data={personOptions(people.data, isAgent)}
-                searchable
-                {...form.getInputProps("assignee_ids")}
-              />
-              <Select
-                label="Requester"
-                description="Leave empty to file it as yourself"
-                data={personOptions(people.data)}
-                searchable
-                clearable
-                {...form.getInputProps("requester_id")}
-              />
-              <TagsInput label="Labels" {...form.getInputProps("labels")} />
-              <DateTimePicker label="Due" clearable valueFormat="YYYY-MM-DD HH:mm" {...form.getInputProps("due_at")} />
-            </>
-          )}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={form.submitting}>
-              Create ticket
-            </Button>
-          </Group>
-        </Stack>
-      </form>
-    </Modal>
+          <Select
+            label="Requester"
+            description="Leave empty to file it as yourself"
+            data={personOptions(people.data)}
+            searchable
+            clearable
+            {...form.getInputProps("requester_id")}
+          />
+          <TagsInput label="Labels" {...form.getInputProps("labels")} />
+          <DateTimePicker label="Due" clearable valueFormat="YYYY-MM-DD HH:mm" {...form.getInputProps("due_at")} />
+        </>
+      )}
+    </FormModal>
   );
 }

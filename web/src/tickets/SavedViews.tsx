@@ -1,11 +1,13 @@
-import { ActionIcon, Button, Group, Menu, Modal, Stack, Text, TextInput } from "@mantine/core";
+import { ActionIcon, Button, Group, Menu, Text, TextInput } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { IconBookmark, IconTrash } from "@tabler/icons-react";
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useNavigate } from "react-router";
 import { api, call, idempotencyKey } from "../api/client";
-import { notifyDone, notifyError, showSubmitError } from "../ui/forms";
+import { FormModal } from "../ui/FormModal";
+import { notifyDone, useSubmit } from "../ui/forms";
+import { useAction } from "../ui/useAction";
 
 /** The person's saved views of the ticket list: open one, save the current one, delete. */
 export function SavedViews({ query }: { query: string }) {
@@ -13,32 +15,24 @@ export function SavedViews({ query }: { query: string }) {
   const navigate = useNavigate();
   const [saving, setSaving] = useState(false);
   const views = useQuery({ queryKey: ["views"], queryFn: () => call(api.GET("/api/v1/views")) });
-  const remove = useMutation({
-    mutationFn: (id: string) => call(api.DELETE("/api/v1/views/{id}", { params: { path: { id } } })),
-    onSuccess: () => client.invalidateQueries({ queryKey: ["views"] }),
-    onError: (e) => notifyError(e),
+  const remove = useAction((id: string) => call(api.DELETE("/api/v1/views/{id}", { params: { path: { id } } })), {
+    invalidate: [["views"]],
   });
   const form = useForm({
     initialValues: { name: "" },
     validate: { name: (v) => (v.trim() ? null : "Name the view") },
   });
-  const [error, setError] = useState<string | null>(null);
-  const save = form.onSubmit(async ({ name }) => {
-    setError(null);
-    try {
-      await call(
-        api.POST("/api/v1/views", {
-          body: { name, query },
-          params: { header: { "Idempotency-Key": idempotencyKey() } },
-        }),
-      );
-      void client.invalidateQueries({ queryKey: ["views"] });
-      notifyDone(`Saved view “${name}”`);
-      form.reset();
-      setSaving(false);
-    } catch (err) {
-      setError(showSubmitError(form, err));
-    }
+  const { submit: save, error } = useSubmit(form, async ({ name }) => {
+    await call(
+      api.POST("/api/v1/views", {
+        body: { name, query },
+        params: { header: { "Idempotency-Key": idempotencyKey() } },
+      }),
+    );
+    void client.invalidateQueries({ queryKey: ["views"] });
+    notifyDone(`Saved view “${name}”`);
+    form.reset();
+    setSaving(false);
   });
   const items = views.data?.items ?? [];
 
@@ -75,27 +69,20 @@ export function SavedViews({ query }: { query: string }) {
           <Menu.Item onClick={() => setSaving(true)}>Save current view…</Menu.Item>
         </Menu.Dropdown>
       </Menu>
-      <Modal opened={saving} onClose={() => setSaving(false)} title="Save this view">
-        <form onSubmit={save} noValidate>
-          <Stack>
-            {error && (
-              <Text c="red" role="alert" size="sm">
-                {error}
-              </Text>
-            )}
-            <TextInput label="Name" required data-autofocus {...form.getInputProps("name")} />
-            <Text size="xs" c="dimmed">
-              Filters: {query || "none (all tickets)"}
-            </Text>
-            <Group justify="flex-end">
-              <Button variant="default" onClick={() => setSaving(false)}>
-                Cancel
-              </Button>
-              <Button type="submit">Save view</Button>
-            </Group>
-          </Stack>
-        </form>
-      </Modal>
+      <FormModal
+        opened={saving}
+        onClose={() => setSaving(false)}
+        title="Save this view"
+        error={error}
+        onSubmit={save}
+        submitLabel="Save view"
+        submitting={form.submitting}
+      >
+        <TextInput label="Name" required data-autofocus {...form.getInputProps("name")} />
+        <Text size="xs" c="dimmed">
+          Filters: {query || "none (all tickets)"}
+        </Text>
+      </FormModal>
     </>
   );
 }

@@ -1,28 +1,26 @@
 import { Button, Group, Text } from "@mantine/core";
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useQuery } from "@tanstack/react-query";
 import { api, call } from "../api/client";
 import { useSession } from "../auth/useSession";
-import { notifyError } from "../ui/forms";
+import { useAction } from "../ui/useAction";
 import { usePersonName } from "./reference";
 
 export function Watchers({ ticketId }: { ticketId: string }) {
   const me = useSession()?.user.id;
   const nameOf = usePersonName();
-  const client = useQueryClient();
   const key = ["ticket-watchers", ticketId];
   const watchers = useQuery({
     queryKey: key,
     queryFn: () => call(api.GET("/api/v1/tickets/{id}/watchers", { params: { path: { id: ticketId } } })),
   });
   const watching = watchers.data?.user_ids.includes(me ?? "") ?? false;
-  const toggle = useMutation({
-    mutationFn: () =>
+  const toggle = useAction(
+    () =>
       watching
         ? call(api.DELETE("/api/v1/tickets/{id}/watch", { params: { path: { id: ticketId } } }))
         : call(api.POST("/api/v1/tickets/{id}/watch", { params: { path: { id: ticketId } } })),
-    onSuccess: () => client.invalidateQueries({ queryKey: key }),
-    onError: (e) => notifyError(e),
-  });
+    { invalidate: [key] },
+  );
   return (
     <div>
       <Text size="sm" fw={500}>

@@ -1,3 +1,4 @@
+import { useState } from "react";
 import type { UseFormReturnType } from "@mantine/form";
 import { notifications } from "@mantine/notifications";
 import { ApiError, errorMessage } from "../api/problem";
@@ -29,4 +30,21 @@ export function notifyError(err: unknown, title = "That did not work") {
 
 export function notifyDone(message: string) {
   notifications.show({ color: "green", message });
+}
+
+/**
+ * A form's submit handler around `action`: clears the last error, runs it, and shows a failure
+ * beside the fields or as the returned form-level `error`.
+ */
+export function useSubmit<T extends object>(form: UseFormReturnType<T>, action: (values: T) => Promise<void>) {
+  const [error, setError] = useState<string | null>(null);
+  const submit = form.onSubmit(async (values) => {
+    setError(null);
+    try {
+      await action(values);
+    } catch (err) {
+      setError(showSubmitError(form, err));
+    }
+  });
+  return { submit, error };
 }
