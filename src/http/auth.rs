@@ -22,8 +22,8 @@ use super::{
 use crate::{
     error::{Error, FieldError, Result},
     identity::{
-        self, AuthResponse, LoginRequest, LogoutRequest, MeResponse, RefreshRequest, SignupRequest,
-        SwitchRequest,
+        self, AuthResponse, LoginRequest, LogoutRequest, MeResponse, PasswordChange,
+        RefreshRequest, SignupRequest, SwitchRequest,
     },
 };
 
@@ -235,6 +235,34 @@ pub async fn logout(
         req.refresh_token.get_or_insert_with(|| token.clone());
     }
     identity::logout(&s.db, &ctx, req).await?;
+    Ok(transport.clearing(StatusCode::NO_CONTENT))
+}
+
+/// Change the caller's password; every other session of the account ends.
+///
+/// The current password is checked like a sign-in (a wrong one counts against the account and
+/// is a 422 on `current_password`).
+#[utoipa::path(post, path = "/auth/password/change", tag = "auth", request_body = PasswordChange,
+    security(("bearer" = [])), responses((status = 204, description = "Changed; other sessions ended")))]
+pub async fn change_password(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<PasswordChange>,
+) -> Result<StatusCode> {
+    identity::change_password(&s.db, &s.hasher, &ctx, req, ip).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End every session of the caller's account, this one included, in every organisation.
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth", params(RefreshModeHeader),
+    security(("bearer" = [])), responses((status = 204, description = "Signed out everywhere")))]
+pub async fn logout_all(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    transport: RefreshTransport,
+) -> Result<Response> {
+    identity::logout_everywhere(&s.db, &ctx).await?;
     Ok(transport.clearing(StatusCode::NO_CONTENT))
 }
 

@@ -142,6 +142,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
+        .routes(routes!(auth::change_password))
         .routes(routes!(auth::me))
         .routes(routes!(auth::switch))
         .routes(routes!(org::get_org, org::update_org))

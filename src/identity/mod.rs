@@ -500,7 +500,14 @@ pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<A
         .exec(tx.conn())
         .await?;
     if claimed.rows_affected != 1 {
-        revoke(&tx, session::Column::Id, session.id, "refresh_token_reuse").await?;
+        revoke(
+            &tx,
+            session::Column::Id,
+            session.id,
+            None,
+            "refresh_token_reuse",
+        )
+        .await?;
         tx.access_changed(session.user_id).await?;
         audit::record(
             &tx,
@@ -537,28 +544,38 @@ async fn live_session(tx: &TenantTx, id: Uuid) -> Result<Option<session::Model>>
         .await?)
 }
 
-/// Revokes the live sessions whose `column` (a session id, or a user id) equals `id`.
-async fn revoke(tx: &TenantTx, column: session::Column, id: Uuid, reason: &str) -> Result<()> {
-    tx.update_many::<session::Entity>()
+/// Revokes the live sessions whose `column` (a session id, or a user id) equals `id`, but the
+/// session `keep`.
+async fn revoke(
+    tx: &TenantTx,
+    column: session::Column,
+    id: Uuid,
+    keep: Option<Uuid>,
+    reason: &str,
+) -> Result<()> {
+    let mut sessions = tx
+        .update_many::<session::Entity>()
         .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
         .col_expr(session::Column::RevokedReason, Expr::value(reason))
         .filter(column.eq(id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(tx.conn())
-        .await?;
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        sessions = sessions.filter(session::Column::Id.ne(keep));
+    }
+    sessions.exec(tx.conn()).await?;
     Ok(())
 }
 
 /// Ends every session a person has in the tenant (removal, deactivation).
 pub(crate) async fn revoke_sessions_of(tx: &TenantTx, user_id: Uuid, reason: &str) -> Result<()> {
-    revoke(tx, session::Column::UserId, user_id, reason).await
+    revoke(tx, session::Column::UserId, user_id, None, reason).await
 }
 
 /// Ends the caller's session, and the one of `refresh_token` when it is the caller's too.
 pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> {
     let tx = db.write(ctx).await?;
     if let Some(sid) = ctx.session_id {
-        revoke(&tx, session::Column::Id, sid, "logout").await?;
+        revoke(&tx, session::Column::Id, sid, None, "logout").await?;
     }
     tx.access_changed(ctx.user_id).await?;
     if let Some(token) = req.refresh_token.as_deref().and_then(RefreshToken::parse) {
@@ -574,7 +591,7 @@ pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> 
                 .one(tx.conn())
                 .await?;
             if owner.is_some_and(|s| s.user_id == ctx.user_id) {
-                revoke(&tx, session::Column::Id, row.session_id, "logout").await?;
+                revoke(&tx, session::Column::Id, row.session_id, None, "logout").await?;
             }
         }
     }
@@ -652,6 +669,89 @@ pub async fn switch(
         session_id,
         refresh,
     )
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    #[schema(min_length = 10, max_length = 1024)]
+    pub new_password: String,
+}
+
+/// Changes the caller's password. The current one is checked like a sign-in (throttled, and a
+/// wrong one counts); every other session of the account, in every organisation, ends first, so
+/// a failure half-way leaves the old password with fewer sessions, never the new one beside
+/// sessions that should have ended.
+pub async fn change_password(
+    db: &Db,
+    hasher: &Hasher,
+    ctx: &TenantCtx,
+    req: PasswordChange,
+    ip: IpAddr,
+) -> Result<()> {
+    let account = user::Entity::find_by_id(ctx.user_id)
+        .one(db.global(false).await?.conn())
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    let mut v = Validator::default();
+    if let Err(Error::Validation(errs)) =
+        password::validate(&req.new_password, &[&account.email, &account.name])
+    {
+        errs.into_iter()
+            .for_each(|e| v.push("new_password", e.message));
+    }
+    v.finish()?;
+    match check_password(db, hasher, &account.email, &req.current_password, ip).await {
+        Ok(_) => {}
+        // Not a 401: the caller's session is fine, only this field is wrong.
+        Err(Error::Unauthorized { .. }) => {
+            return Err(Error::invalid(
+                "current_password",
+                "is not your current password",
+            ));
+        }
+        Err(err) => return Err(err),
+    }
+    let hash = hasher.hash(&req.new_password).await?;
+    revoke_everywhere(db, ctx.user_id, ctx.session_id, "password_changed").await?;
+    let tx = db.global(true).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(hash))
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(ctx.user_id))
+        .exec(tx.conn())
+        .await?;
+    tx.commit().await?;
+    let tx = db.write(ctx).await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "password.changed",
+        "user",
+        Some(ctx.user_id),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends every session of the caller's account, this one included, in every organisation.
+pub async fn logout_everywhere(db: &Db, ctx: &TenantCtx) -> Result<()> {
+    revoke_everywhere(db, ctx.user_id, None, "logout_all").await
+}
+
+/// Revokes the account's live sessions in each organisation it belongs to, but `keep`.
+async fn revoke_everywhere(db: &Db, user_id: Uuid, keep: Option<Uuid>, reason: &str) -> Result<()> {
+    let memberships = tenancy::memberships_of(&db.member(user_id).await?).await?;
+    for m in memberships {
+        let tx = db.write_org(m.organization.id).await?;
+        revoke(&tx, session::Column::UserId, user_id, keep, reason).await?;
+        tx.access_changed(user_id).await?;
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -373,3 +373,105 @@ async fn repeated_failures_slow_down_then_lock_the_account() {
         .assert_ok(200);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn changing_the_password_ends_the_other_sessions_everywhere() {
+    let app = spawn_app().await;
+    let here = app.signup("acme", "ann@example.com").await;
+    // The same account in a second organisation, and a second session in the first.
+    let res = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            json!({"organization_name": "Beta", "organization_slug": "beta", "name": "Ann",
+                   "email": "ann@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let elsewhere = Session::from_auth(res.assert_ok(201));
+    let res = app.login("ann@example.com", PASSWORD, Some("acme")).await;
+    let other = Session::from_auth(res.assert_ok(200));
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+
+    let res = app
+        .post(
+            "/api/v1/auth/password/change",
+            Some(&here.token),
+            change("not my password at all", "a brand new passphrase 7"),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.body["errors"][0]["field"], "current_password");
+    let res = app
+        .post(
+            "/api/v1/auth/password/change",
+            Some(&here.token),
+            change(PASSWORD, "password123"),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.body["errors"][0]["field"], "new_password");
+    // Nothing changed yet: every session still works.
+    for s in [&here, &elsewhere, &other] {
+        app.get("/api/v1/auth/me", &s.token).await.assert_ok(200);
+    }
+
+    let res = app
+        .post(
+            "/api/v1/auth/password/change",
+            Some(&here.token),
+            change(PASSWORD, "a brand new passphrase 7"),
+        )
+        .await;
+    assert_eq!(res.status, 204, "{}", res.body);
+    app.get("/api/v1/auth/me", &here.token).await.assert_ok(200);
+    for s in [&elsewhere, &other] {
+        app.get("/api/v1/auth/me", &s.token)
+            .await
+            .assert_problem(401, "invalid_token");
+        app.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": s.refresh}),
+        )
+        .await
+        .assert_problem(401, "invalid_token");
+    }
+    app.login("ann@example.com", PASSWORD, Some("acme"))
+        .await
+        .assert_problem(401, "invalid_credentials");
+    app.login("ann@example.com", "a brand new passphrase 7", Some("beta"))
+        .await
+        .assert_ok(200);
+    let log = app.get("/api/v1/audit-log", &here.token).await;
+    assert!(log.assert_ok(200).to_string().contains("password.changed"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session_of_the_account() {
+    let app = spawn_app().await;
+    let first = app.signup("acme", "ann@example.com").await;
+    let res = app.login("ann@example.com", PASSWORD, None).await;
+    let second = Session::from_auth(res.assert_ok(200));
+    let colleague = app.member(&first, "bob@example.com", "agent").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout-all",
+            Some(&second.token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 204);
+    for s in [&first, &second] {
+        app.get("/api/v1/auth/me", &s.token)
+            .await
+            .assert_problem(401, "invalid_token");
+    }
+    // Someone else's session is not touched.
+    app.get("/api/v1/auth/me", &colleague.token)
+        .await
+        .assert_ok(200);
+    app.shutdown().await;
+}

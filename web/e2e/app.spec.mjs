@@ -344,7 +344,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await shot(page, "requester-ticket");
     // Another customer's ticket (OPS-1) is not found for her.
     await page.goto("/tickets/OPS-1");
-    await page.getByText("This no longer exists, or you cannot see it.").waitFor();
+    await page.getByRole("alert").getByText("Ticket not found.").waitFor();
     await page.context().close();
   });
 
@@ -440,6 +440,31 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.getByRole("menuitem", { name: "Acme Helpdesk" }).click();
     await page.getByRole("banner").getByText("Acme Helpdesk").waitFor();
     await eventually(async () => (await page.getByTestId("ticket-row").count()) > 0, "Acme's tickets again");
+  });
+
+  step("change password, then sign out everywhere", async () => {
+    const page = await newPage();
+    await signIn(page, customer);
+    await page.getByRole("button", { name: /Account menu/ }).click();
+    await page.getByRole("menuitem", { name: "Your account" }).click();
+    await page.waitForURL("**/account");
+    await axe(page, "account");
+    await page.getByLabel("Current password").fill("not the password at all");
+    await page.getByLabel("New password").fill("another fine passphrase 8");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.getByText("Is not your current password").waitFor();
+    await page.getByLabel("Current password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.getByText("Password changed. Your other sessions were signed out.").waitFor();
+    await page.getByRole("button", { name: "Sign out everywhere" }).click();
+    await page.waitForURL("**/signin**");
+    const fresh = await login({ ...customer }).catch((err) => err);
+    assert.ok(fresh instanceof Error, "the old password no longer signs in");
+    await api("/auth/login", {
+      method: "POST",
+      body: { email: customer.email, password: "another fine passphrase 8" },
+    });
+    await page.context().close();
   });
 
   step("on a phone", async () => {

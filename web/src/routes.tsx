@@ -30,6 +30,10 @@ export const routes: RouteObject[] = [
             lazy: () => import("./tickets/Board").then((m) => ({ Component: m.Board })),
           },
           {
+            path: "account",
+            lazy: () => import("./auth/Account").then((m) => ({ Component: m.Account })),
+          },
+          {
             path: "notifications",
             lazy: () =>
               import("./notifications/Inbox").then((m) => ({ Component: m.Inbox })),

@@ -4,7 +4,7 @@
 import createClient from "openapi-fetch";
 import type { paths } from "./schema";
 import { accessToken, refresh } from "./session";
-import { ApiError, problemOf } from "./problem";
+import { ApiError, type Problem } from "./problem";
 
 /** Sends the bearer token; a 401 gets one refresh and one retry. */
 async function authedFetch(request: Request): Promise<Response> {
@@ -21,12 +21,17 @@ async function authedFetch(request: Request): Promise<Response> {
 
 export const api = createClient<paths>({ baseUrl: "", fetch: authedFetch });
 
-/** The data of a call, or its problem thrown as an ApiError. */
+/**
+ * The data of a call, or its problem thrown as an ApiError. openapi-fetch has already read the
+ * body (into `error`), so the problem comes from there, not from the response.
+ */
 export async function call<T>(
   pending: Promise<{ data?: T; error?: unknown; response: Response }>,
 ): Promise<T> {
-  const { data, response } = await pending;
-  if (!response.ok) throw await problemOf(response);
+  const { data, error, response } = await pending;
+  if (!response.ok) {
+    throw new ApiError(response.status, error && typeof error === "object" ? (error as Problem) : {});
+  }
   return data as T;
 }
 

@@ -1,5 +1,5 @@
 import { Avatar, Menu, UnstyledButton } from "@mantine/core";
-import { IconBuilding, IconCheck, IconKeyboard, IconLogout } from "@tabler/icons-react";
+import { IconBuilding, IconCheck, IconKeyboard, IconLogout, IconUserCircle } from "@tabler/icons-react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api, call } from "../api/client";
@@ -73,6 +73,9 @@ export function UserMenu({ onHelp }: { onHelp: () => void }) {
             </Menu.Item>
           ))}
         <Menu.Divider />
+        <Menu.Item leftSection={<IconUserCircle size={16} aria-hidden />} onClick={() => navigate("/account")}>
+          Your account
+        </Menu.Item>
         <Menu.Item leftSection={<IconKeyboard size={16} aria-hidden />} onClick={onHelp}>
           Keyboard shortcuts
         </Menu.Item>

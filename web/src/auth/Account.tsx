@@ -1,0 +1,91 @@
+import { Button, Paper, PasswordInput, Stack, Text, Title } from "@mantine/core";
+import { useForm } from "@mantine/form";
+import { useQueryClient } from "@tanstack/react-query";
+import { useNavigate } from "react-router";
+import { api, call } from "../api/client";
+import { signOut } from "../api/session";
+import { notifyDone, notifyError, useSubmit } from "../ui/forms";
+import { useAction } from "../ui/useAction";
+import { useSession } from "./useSession";
+
+/** The person's own account: their password, and signing out of every device. */
+export function Account() {
+  const session = useSession();
+  const navigate = useNavigate();
+  const client = useQueryClient();
+  const form = useForm({
+    initialValues: { current_password: "", new_password: "" },
+    validate: {
+      current_password: (v) => (v ? null : "Enter your current password"),
+      new_password: (v) => (v.length >= 10 ? null : "At least 10 characters"),
+    },
+  });
+  const { submit, error } = useSubmit(form, async (values) => {
+    await call(api.POST("/api/v1/auth/password/change", { body: values }));
+    form.reset();
+    notifyDone("Password changed. Your other sessions were signed out.");
+  });
+  const everywhere = useAction(() => call(api.POST("/api/v1/auth/logout-all")), { invalidate: [] });
+
+  async function signOutEverywhere() {
+    try {
+      await everywhere.mutateAsync(undefined);
+    } catch (err) {
+      notifyError(err);
+      return;
+    }
+    await signOut().catch(() => undefined);
+    client.clear();
+    navigate("/signin", { replace: true });
+  }
+
+  return (
+    <Stack maw={560}>
+      <Title order={1} size="h2">
+        Your account
+      </Title>
+      <Text c="dimmed">
+        {session?.user.name} · {session?.user.email}
+      </Text>
+      <Paper withBorder p="md" component="form" onSubmit={submit} noValidate>
+        <Stack>
+          <Title order={2} size="h4">
+            Change password
+          </Title>
+          {error && (
+            <Text c="red" role="alert" size="sm">
+              {error}
+            </Text>
+          )}
+          <PasswordInput
+            label="Current password"
+            autoComplete="current-password"
+            required
+            {...form.getInputProps("current_password")}
+          />
+          <PasswordInput
+            label="New password"
+            description="At least 10 characters; avoid common words"
+            autoComplete="new-password"
+            required
+            {...form.getInputProps("new_password")}
+          />
+          <Button type="submit" loading={form.submitting} style={{ alignSelf: "flex-end" }}>
+            Change password
+          </Button>
+        </Stack>
+      </Paper>
+      <Paper withBorder p="md">
+        <Stack align="flex-start">
+          <Title order={2} size="h4">
+            Sessions
+          </Title>
+          <Text size="sm">Signs you out on every device and browser, this one included.</Text>
+          <Button color="red" variant="light" onClick={() => void signOutEverywhere()} loading={everywhere.isPending}>
+            Sign out everywhere
+          </Button>
+        </Stack>
+      </Paper>
+    </Stack>
+  );
+}
