@@ -23,14 +23,14 @@ use crate::{
     error::{Error, FieldError, Result},
     identity::{
         self, AuthResponse, LoginRequest, LogoutRequest, MeResponse, PasswordChange,
-        RefreshRequest, SignupRequest, SwitchRequest,
+        RefreshRequest, SignupRequest, SwitchRequest, tokens::TokenKeys,
     },
 };
 
 /// The header by which a browser asks for the refresh token as a cookie.
-pub const REFRESH_MODE_HEADER: &str = "x-docket-refresh";
+const REFRESH_MODE_HEADER: &str = "x-docket-refresh";
 /// The refresh token's cookie.
-pub const REFRESH_COOKIE: &str = "docket_refresh";
+const REFRESH_COOKIE: &str = "docket_refresh";
 /// Where browsers send the cookie: the auth endpoints only.
 const REFRESH_COOKIE_PATH: &str = "/api/v1/auth";
 
@@ -97,12 +97,13 @@ fn is_loopback_host(headers: &HeaderMap) -> bool {
 impl RefreshTransport {
     /// The auth response as this caller wants it: in cookie mode the refresh token moves from
     /// the body into the cookie.
-    fn respond(&self, status: StatusCode, mut res: AuthResponse, max_age_secs: u64) -> Response {
+    /// The cookie lives as long as the session's refresh chain (`keys.refresh_ttl`).
+    fn respond(&self, status: StatusCode, mut res: AuthResponse, keys: &TokenKeys) -> Response {
         match self {
             RefreshTransport::Body => (status, Json(res)).into_response(),
             RefreshTransport::Cookie { secure, .. } => {
                 let token = res.refresh_token.take().unwrap_or_default();
-                let cookie = session_cookie(token, *secure, max_age_secs);
+                let cookie = session_cookie(token, *secure, keys.refresh_ttl.as_secs());
                 (status, [set_cookie(cookie)], Json(res)).into_response()
             }
         }
@@ -160,7 +161,7 @@ pub async fn signup(
     Json(req): Json<SignupRequest>,
 ) -> Result<Response> {
     let res = identity::signup(&s.db, &s.keys, &s.hasher, req, ip).await?;
-    Ok(transport.respond(StatusCode::CREATED, res, s.keys.refresh_ttl.as_secs()))
+    Ok(transport.respond(StatusCode::CREATED, res, &s.keys))
 }
 
 /// Sign in with email and password.
@@ -174,7 +175,7 @@ pub async fn login(
     Json(req): Json<LoginRequest>,
 ) -> Result<Response> {
     let res = identity::login(&s.db, &s.keys, &s.hasher, req, ip).await?;
-    Ok(transport.respond(StatusCode::OK, res, s.keys.refresh_ttl.as_secs()))
+    Ok(transport.respond(StatusCode::OK, res, &s.keys))
 }
 
 /// Exchange a refresh token for new tokens (the old refresh token stops working).
@@ -209,7 +210,7 @@ pub async fn refresh(
         None => Err(Error::invalid_token("no refresh token was presented")),
     };
     match outcome {
-        Ok(res) => Ok(transport.respond(StatusCode::OK, res, s.keys.refresh_ttl.as_secs())),
+        Ok(res) => Ok(transport.respond(StatusCode::OK, res, &s.keys)),
         // A cookie that no longer works is dropped, so the browser stops sending it.
         Err(err) => Ok(transport.clearing(Problem::from(err))),
     }
@@ -284,7 +285,7 @@ pub async fn switch(
     Json(req): Json<SwitchRequest>,
 ) -> Result<Response> {
     let res = identity::switch(&s.db, &s.keys, &ctx, req).await?;
-    Ok(transport.respond(StatusCode::OK, res, s.keys.refresh_ttl.as_secs()))
+    Ok(transport.respond(StatusCode::OK, res, &s.keys))
 }
 
 /// Asks for the refresh token as a cookie (browsers) instead of in the body.

@@ -33,7 +33,7 @@ pub async fn app(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     let name = path.trim_start_matches('/');
-    if let Some(file) = Assets::get(name).filter(|_| !name.is_empty()) {
+    if let Some(file) = Assets::get(name) {
         let cache = if name.starts_with("assets/") {
             IMMUTABLE
         } else {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{entity::saved_view, now, tickets::TicketFilter};
@@ -62,19 +62,23 @@ pub struct SavedViewPatch {
     pub query: Option<String>,
 }
 
-fn check_name(v: &mut Validator, name: &str) {
-    check_line(v, "name", name, MAX_LINE);
+/// A query as stored: without the `?` a copied address carries.
+fn stored_query(query: &str) -> &str {
+    query.trim_start_matches('?')
 }
 
-/// The query must be one `GET /tickets` accepts, and name filters and a sort only.
+/// The query must be one `GET /tickets` accepts, naming its filters and sort only: the keys are
+/// `TicketFilter`'s own parameters, but its page (`cursor`, `limit`).
 fn check_query(v: &mut Validator, ctx: &TenantCtx, query: &str) {
     if query.chars().count() > MAX_QUERY {
         v.push("query", format!("must be at most {MAX_QUERY} characters"));
         return;
     }
-    let query = query.strip_prefix('?').unwrap_or(query);
+    let query = stored_query(query);
+    let filters = TicketFilter::into_params(|| None);
     for (key, _) in form_urlencoded::parse(query.as_bytes()) {
-        if !VIEW_KEYS.contains(&key.as_ref()) {
+        let is_filter = filters.iter().any(|p| p.name == key);
+        if !is_filter || key == "cursor" || key == "limit" {
             v.push(
                 "query",
                 format!("`{key}` is not a filter or sort of the ticket list"),
@@ -93,20 +97,6 @@ fn check_query(v: &mut Validator, ctx: &TenantCtx, query: &str) {
         Err(err) => v.push("query", format!("is not a ticket list query: {err}")),
     }
 }
-
-/// What a view may say: the ticket list's filters and sort (not its page).
-const VIEW_KEYS: [&str; 10] = [
-    "project_id",
-    "status",
-    "priority",
-    "assignee",
-    "requester",
-    "label",
-    "due_before",
-    "updated_since",
-    "sort",
-    "deleted",
-];
 
 fn name_taken(err: sea_orm::DbErr) -> Error {
     if is_unique_violation(&err) {
@@ -132,7 +122,7 @@ pub async fn list(db: &Db, ctx: &TenantCtx) -> Result<Vec<SavedView>> {
 
 pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewSavedView) -> Result<SavedView> {
     let mut v = Validator::default();
-    check_name(&mut v, &req.name);
+    check_line(&mut v, "name", &req.name, MAX_LINE);
     check_query(&mut v, ctx, &req.query);
     v.finish()?;
     let count = sea_orm::PaginatorTrait::count(
@@ -153,7 +143,7 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewSavedView) -> Result
         id: Set(Uuid::now_v7()),
         user_id: Set(ctx.user_id),
         name: Set(req.name.trim().to_owned()),
-        query: Set(req.query.trim_start_matches('?').to_owned()),
+        query: Set(stored_query(&req.query).to_owned()),
         created_at: Set(at),
         updated_at: Set(at),
     }
@@ -181,7 +171,7 @@ pub async fn update(
 ) -> Result<SavedView> {
     let mut v = Validator::default();
     if let Some(name) = &patch.name {
-        check_name(&mut v, name);
+        check_line(&mut v, "name", name, MAX_LINE);
     }
     if let Some(query) = &patch.query {
         check_query(&mut v, ctx, query);
@@ -193,7 +183,7 @@ pub async fn update(
         model.name = Set(name.trim().to_owned());
     }
     if let Some(query) = patch.query {
-        model.query = Set(query.trim_start_matches('?').to_owned());
+        model.query = Set(stored_query(&query).to_owned());
     }
     model.updated_at = Set(now());
     Ok(model.update(tx.conn()).await.map_err(name_taken)?.into())

@@ -131,6 +131,25 @@ async fn the_cookie_is_secure_behind_a_public_name_and_logout_ends_its_session()
     cookie_refresh(&app, &cookie, true)
         .await
         .assert_problem(401, "invalid_token");
+
+    // Signing out everywhere clears the cookie as well.
+    let res = cookie_login(&app, "o@example.com").await;
+    let token = res.assert_ok(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cookie = cookie_pair(&set_cookie(&res));
+    let res = app
+        .send(
+            app.request(Method::POST, "/api/v1/auth/logout-all", Some(&token))
+                .header(COOKIE_MODE.0, COOKIE_MODE.1),
+        )
+        .await;
+    assert_eq!(res.status, 204);
+    assert!(set_cookie(&res).contains("Max-Age=0"));
+    cookie_refresh(&app, &cookie, true)
+        .await
+        .assert_problem(401, "invalid_token");
     app.shutdown().await;
 }
 

@@ -41,10 +41,6 @@ export class ApiError extends Error {
     }
     return out;
   }
-
-  get isConflict(): boolean {
-    return this.status === 412;
-  }
 }
 
 function capitalize(s: string): string {

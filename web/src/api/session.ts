@@ -4,7 +4,7 @@
 // serialised across tabs with the Web Locks API: a tab never presents a token another tab has
 // just rotated (the server would take that for theft and end the session).
 
-import { problemOf } from "./problem";
+import { ApiError, problemOf } from "./problem";
 
 export type Role = "owner" | "admin" | "manager" | "agent" | "viewer" | "requester";
 
@@ -125,7 +125,7 @@ export function refresh(): Promise<Session | null> {
       set(next);
       return next;
     } catch (err) {
-      if (err instanceof Error && "status" in err && err.status === 401) {
+      if (err instanceof ApiError && err.status === 401) {
         set(null);
         return null;
       }
@@ -148,9 +148,14 @@ export async function signOut(): Promise<void> {
   try {
     if (token) await post("/logout", undefined, token);
   } finally {
-    set(null);
-    channel?.postMessage({ type: "signed-out" });
+    forgetSession();
   }
+}
+
+/** Drops this tab's session (and the other tabs') without asking the server: it already ended. */
+export function forgetSession(): void {
+  set(null);
+  channel?.postMessage({ type: "signed-out" });
 }
 
 // Another tab signed out, or moved to another organisation: follow it.

@@ -1,11 +1,10 @@
 import { Button, Paper, PasswordInput, Stack, Text, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
-import { useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api, call } from "../api/client";
-import { signOut } from "../api/session";
+import { forgetSession } from "../api/session";
 import { notifyDone, notifyError, useSubmit } from "../ui/forms";
-import { useAction } from "../ui/useAction";
 import { useSession } from "./useSession";
 
 /** The person's own account: their password, and signing out of every device. */
@@ -25,19 +24,17 @@ export function Account() {
     form.reset();
     notifyDone("Password changed. Your other sessions were signed out.");
   });
-  const everywhere = useAction(() => call(api.POST("/api/v1/auth/logout-all")), { invalidate: [] });
-
-  async function signOutEverywhere() {
-    try {
-      await everywhere.mutateAsync(undefined);
-    } catch (err) {
-      notifyError(err);
-      return;
-    }
-    await signOut().catch(() => undefined);
-    client.clear();
-    navigate("/signin", { replace: true });
-  }
+  // The server has ended every session, this tab's too: forget it here without asking again.
+  const everywhere = useMutation({
+    mutationFn: () =>
+      call(api.POST("/api/v1/auth/logout-all", { params: { header: { "X-Docket-Refresh": "cookie" } } })),
+    onSuccess: () => {
+      forgetSession();
+      client.clear();
+      navigate("/signin", { replace: true });
+    },
+    onError: (err) => notifyError(err),
+  });
 
   return (
     <Stack maw={560}>
@@ -81,7 +78,7 @@ export function Account() {
             Sessions
           </Title>
           <Text size="sm">Signs you out on every device and browser, this one included.</Text>
-          <Button color="red" variant="light" onClick={() => void signOutEverywhere()} loading={everywhere.isPending}>
+          <Button color="red" variant="light" onClick={() => everywhere.mutate()} loading={everywhere.isPending}>
             Sign out everywhere
           </Button>
         </Stack>

@@ -11,7 +11,6 @@ import {
   type DragEndEvent,
 } from "@dnd-kit/core";
 import { useQueries, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
 import { Link, useSearchParams } from "react-router";
 import { api, call } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
@@ -33,8 +32,7 @@ export function Board() {
   const canEdit = atLeast(useSession()?.role, "agent");
   const projects = useProjects();
   const client = useQueryClient();
-  const [moved, setMoved] = useState<Ticket | null>(null);
-  const updates = useTicketUpdate(["ticket", moved?.id ?? ""]);
+  const updates = useTicketUpdate();
   const columns = useQueries({
     queries: COLUMNS.map((c) => ({
       queryKey: ["tickets", "board", projectId, c.value],
@@ -69,9 +67,7 @@ export function Board() {
           },
       );
     }
-    setMoved(ticket);
     await updates.save({ status: to }, ticket);
-    void client.invalidateQueries({ queryKey: ["tickets", "board"] });
   }
 
   return (

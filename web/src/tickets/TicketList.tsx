@@ -51,7 +51,6 @@ export function TicketList() {
     getNextPageParam: (page) => page.next_cursor ?? undefined,
   });
   const tickets = list.data?.pages.flatMap((p) => p.items) ?? [];
-  const projectKey = (id: string) => projects.data?.find((p) => p.id === id)?.key;
 
   const update = (change: Partial<ListView>) => {
     setParams(paramsFromView({ ...view, ...change }));
@@ -223,7 +222,7 @@ export function TicketList() {
                       ff="monospace"
                       c="blue.9"
                     >
-                      {t.key ?? projectKey(t.project_id)}
+                      {t.key}
                     </Text>
                   </Table.Td>
                   <Table.Td>

@@ -33,12 +33,11 @@ import { Watchers } from "./Watchers";
 
 export function TicketPage() {
   const { id = "" } = useParams();
-  const cacheKey = ["ticket", id];
   const ticket = useQuery({
-    queryKey: cacheKey,
+    queryKey: ["ticket", id],
     queryFn: () => call(api.GET("/api/v1/tickets/{id}", { params: { path: { id } } })),
   });
-  const updates = useTicketUpdate(cacheKey);
+  const updates = useTicketUpdate();
 
   if (ticket.isPending) return <Loading label="Loading ticket" />;
   if (ticket.isError) return <Failed error={ticket.error} onRetry={() => void ticket.refetch()} />;

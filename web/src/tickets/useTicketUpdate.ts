@@ -19,10 +19,15 @@ export interface Conflict {
  * Saves ticket changes with `If-Match` set to the version the change was made on. A 412 never
  * overwrites: it loads the ticket as it is now and hands both to the conflict dialog.
  */
-export function useTicketUpdate(cacheKey: unknown[]) {
+export function useTicketUpdate() {
   const client = useQueryClient();
   const [conflict, setConflict] = useState<Conflict | null>(null);
   const [saving, setSaving] = useState(false);
+
+  /** Puts the ticket as it is now wherever a page holds it (pages key it by id or by key). */
+  function show(ticket: Ticket) {
+    client.setQueriesData<Ticket>({ queryKey: ["ticket"] }, (held) => (held?.id === ticket.id ? ticket : held));
+  }
 
   async function save(patch: TicketPatch, base: Ticket): Promise<boolean> {
     setSaving(true);
@@ -33,20 +38,21 @@ export function useTicketUpdate(cacheKey: unknown[]) {
           body: patch,
         }),
       );
-      client.setQueryData(cacheKey, updated);
-      void client.invalidateQueries({ queryKey: ["tickets"] });
+      show(updated);
       void client.invalidateQueries({ queryKey: ["timeline", base.id] });
       return true;
     } catch (err) {
       if (err instanceof ApiError && err.status === 412) {
         const current = await call(api.GET("/api/v1/tickets/{id}", { params: { path: { id: base.id } } }));
-        client.setQueryData(cacheKey, current);
+        show(current);
         setConflict({ patch, base, current });
       } else {
         notifyError(err, "Could not save the ticket");
       }
       return false;
     } finally {
+      // Lists (and a board's optimistic move) settle on what the server holds, saved or not.
+      void client.invalidateQueries({ queryKey: ["tickets"] });
       setSaving(false);
     }
   }
