@@ -10,6 +10,7 @@ use crate::{
     http::{self, AppState},
     identity::tokens::{self, TokenKeys},
     store::{self, Db},
+    worker::Mail,
 };
 
 pub fn init_logging(format: LogFormat) {
@@ -58,6 +59,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 pub struct Running {
     pub addr: std::net::SocketAddr,
     db: Db,
+    mail: Mail,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -89,6 +91,11 @@ impl Running {
     pub fn db(&self) -> &Db {
         &self.db
     }
+
+    /// The server's mail sender and inbound side (tests deliver queued mail through it).
+    pub fn mail(&self) -> &Mail {
+        &self.mail
+    }
 }
 
 /// Migrates, connects and starts serving (and, given a `worker` configuration, the workers).
@@ -105,10 +112,12 @@ pub async fn start(
         Duration::from_secs(serve_cfg.access_token_ttl_secs),
         Duration::from_secs(serve_cfg.refresh_token_ttl_secs),
     );
+    let mail = Mail::new(&serve_cfg.mail, &secret)?;
     let (stop, stopped) = watch::channel(false);
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(keys),
+        mailroom: mail.mailroom.clone(),
         hasher: crate::identity::Hasher::start(),
         metrics: crate::http::ops::recorder(),
         stopping: stopped.clone(),
@@ -132,11 +141,17 @@ pub async fn start(
         stopped.clone(),
     ))];
     if let Some(cfg) = worker {
-        background.push(tokio::spawn(crate::worker::run(db.clone(), cfg, stopped)));
+        background.push(tokio::spawn(crate::worker::run(
+            db.clone(),
+            cfg,
+            mail.clone(),
+            stopped,
+        )));
     }
     Ok(Running {
         addr,
         db,
+        mail,
         stop,
         server,
         background,

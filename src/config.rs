@@ -73,6 +73,41 @@ pub struct ServeConfig {
     /// finished its previous request (slow senders and idle keep-alives are closed after it).
     #[arg(long, env = "DOCKET_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout_secs: u64,
+    #[command(flatten)]
+    pub mail: MailConfig,
+}
+
+/// Mail in and out. Without `smtp_url` nothing is sent: mails are recorded as not sent.
+#[derive(Clone, Debug, clap::Args)]
+pub struct MailConfig {
+    /// `smtp://host:port` (STARTTLS when the server offers it), `smtp://…?tls=required`,
+    /// `smtps://host:port` (TLS from the start), with optional `user:password@`. Unset: mail off.
+    #[arg(long, env = "DOCKET_SMTP_URL", value_parser = parse_secret, hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+    /// The sender of every mail, e.g. `Docket <help@example.com>`; its domain names Docket's
+    /// message ids and reply addresses.
+    #[arg(
+        long,
+        env = "DOCKET_MAIL_FROM",
+        default_value = "Docket <docket@localhost>"
+    )]
+    pub mail_from: String,
+    /// Base of the links in mails (the web app's public address).
+    #[arg(
+        long,
+        env = "DOCKET_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+    /// Largest inbound message accepted, in bytes.
+    #[arg(long, env = "DOCKET_MAX_EMAIL_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_email_bytes: usize,
+    /// Automatic mails (acknowledgements) one sender may receive per day.
+    #[arg(long, env = "DOCKET_AUTO_REPLIES_PER_DAY", default_value_t = 5)]
+    pub auto_replies_per_day: u32,
+    /// Seconds between two looks into each organisation's IMAP mailbox.
+    #[arg(long, env = "DOCKET_IMAP_POLL_SECS", default_value_t = 60)]
+    pub imap_poll_secs: u64,
 }
 
 /// The event dispatcher's knobs (in `serve` and in `docket worker`).

@@ -61,6 +61,9 @@ pub enum Error {
     /// Well-formed but unusable as a whole (not one field's fault).
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
+    /// The body is larger than this endpoint accepts.
+    #[error("{detail}")]
+    TooLarge { detail: String },
     /// One or more fields are invalid.
     #[error("invalid input")]
     Validation(Vec<FieldError>),

@@ -3,9 +3,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use docket::{
     app,
-    config::{LogFormat, ServeConfig, StoreConfig, WorkerConfig},
-    demo,
+    config::{LogFormat, MailConfig, Secret, ServeConfig, StoreConfig, WorkerConfig},
+    conversation, demo,
     store::{self, Db},
+    tenancy,
+    worker::Mail,
 };
 
 #[derive(Parser)]
@@ -49,6 +51,11 @@ enum Command {
         store: StoreConfig,
         #[command(flatten)]
         worker: WorkerConfig,
+        /// The servers' signing key (mail references are signed with a key derived from it).
+        #[arg(long, env = "DOCKET_JWT_SECRET", value_parser = secret, hide_env_values = true)]
+        jwt_secret: Option<Secret>,
+        #[command(flatten)]
+        mail: MailConfig,
     },
     /// Administrative tasks.
     Admin {
@@ -67,6 +74,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminTask {
+    /// Take one raw mail message from standard input for an organisation, as its inbound
+    /// address would (for an MTA's pipe, e.g. a Postfix alias `|docket admin ingest-email
+    /// --org acme`). Prints the outcome as JSON; exits non-zero when the message is refused.
+    IngestEmail {
+        #[command(flatten)]
+        store: StoreConfig,
+        /// The organisation's slug.
+        #[arg(long)]
+        org: String,
+        #[arg(long, env = "DOCKET_JWT_SECRET", value_parser = secret, hide_env_values = true)]
+        jwt_secret: Option<Secret>,
+        #[command(flatten)]
+        mail: MailConfig,
+    },
     /// Bulk-load the demo and benchmark dataset into a database that does not hold it yet:
     /// organisations `demo-001`… of Zipf-like sizes, 6–30 people each, projects, and tickets
     /// with assignees, labels, comments and timelines. Every account's password is
@@ -118,9 +139,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Openapi => {
             println!("{}", docket::http::openapi().to_pretty_json()?);
         }
-        Command::Worker { store, worker } => {
+        Command::Worker {
+            store,
+            worker,
+            jwt_secret,
+            mail,
+        } => {
             store::migrate(&store).await?;
             let db = Db::connect(&store).await?;
+            let mail = Mail::new(&mail, &app::signing_key(jwt_secret, &store.data_dir)?)?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 shutdown_signal().await;
@@ -129,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(backend = ?db.backend(), "docket worker running");
             tokio::join!(
                 docket::events::listen(db.clone(), stopped.clone()),
-                docket::worker::run(db, worker, stopped)
+                docket::worker::run(db, worker, mail, stopped)
             );
         }
         Command::Admin {
@@ -172,12 +199,47 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::write(&path, serde_json::to_vec_pretty(&loaded)?)?;
             }
         }
+        Command::Admin {
+            task:
+                AdminTask::IngestEmail {
+                    store: store_cfg,
+                    org,
+                    jwt_secret,
+                    mail,
+                },
+        } => {
+            use std::io::Read as _;
+            store::migrate(&store_cfg).await?;
+            let db = Db::connect(&store_cfg).await?;
+            let mail = Mail::new(&mail, &app::signing_key(jwt_secret, &store_cfg.data_dir)?)?;
+            let org_id = tenancy::org_id_by_slug(&db, &org)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no organization has the slug {org:?}"))?;
+            let mut raw = Vec::new();
+            std::io::stdin()
+                .take(mail.mailroom.max_email_bytes as u64 + 1)
+                .read_to_end(&mut raw)?;
+            let outcome = conversation::ingest(
+                &db,
+                &mail.mailroom,
+                org_id,
+                conversation::Route::Command,
+                &raw,
+            )
+            .await
+            .map_err(|err| anyhow::anyhow!("the message was refused: {err}"))?;
+            println!("{}", serde_json::to_string(&outcome)?);
+        }
         Command::Migrate { store } => {
             store::migrate(&store).await?;
             tracing::info!("migrations applied");
         }
     }
     Ok(())
+}
+
+fn secret(value: &str) -> Result<Secret, String> {
+    Ok(Secret::new(value))
 }
 
 async fn shutdown_signal() {

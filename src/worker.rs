@@ -1,35 +1,61 @@
 //! Background work that runs beside the API (`serve`) or alone (`worker`): the outbox
-//! dispatcher, and routine maintenance (expired login throttles, idempotency records, stream
-//! entries past their resume window, long-handled outbox rows).
+//! dispatcher, the mail sender, the IMAP poller, and routine maintenance (notification
+//! digests, expired login throttles, invitations, reset links and idempotency records, stream
+//! entries past their resume window, long-handled outbox rows, old sent mail).
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::{
-    config::WorkerConfig,
+    config::{MailConfig, Secret, WorkerConfig},
+    conversation::{self, Mailroom},
     events::{Handlers, dispatch, ops, stream},
     idempotency,
-    identity::throttle,
+    identity::{recovery, throttle},
+    mail::{self, MailKeys, Sender},
     notify,
     store::Db,
+    tenancy::invitations,
 };
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 
-/// Everything an event causes, in order: its entry in the live feed, then notifications.
-/// A new consumer (mail, webhooks, SLA timers) is one module and one line here.
-pub fn handlers() -> Handlers {
+/// What mail needs, built once from the settings and the signing key: the SMTP sender and the
+/// inbound side (`Mailroom`).
+#[derive(Clone)]
+pub struct Mail {
+    pub sender: Sender,
+    pub mailroom: Mailroom,
+}
+
+impl Mail {
+    pub fn new(cfg: &MailConfig, signing_key: &Secret) -> anyhow::Result<Self> {
+        Ok(Self {
+            sender: Sender::new(cfg)?,
+            mailroom: Mailroom::new(cfg, MailKeys::new(signing_key))?,
+        })
+    }
+}
+
+/// Everything an event causes, in order: its entry in the live feed, notifications, then the
+/// mails (notification mails read the notifications made just before). A new consumer
+/// (webhooks, SLA timers) is one module and one line here.
+pub fn handlers(mailroom: &Mailroom) -> Handlers {
     Handlers::new()
         .with(stream::Publisher)
         .with(notify::Notifier)
+        .with(conversation::NotificationMails)
+        .with(conversation::Replies(mailroom.clone()))
 }
 
 /// Runs until `stop` turns true.
-pub async fn run(db: Db, cfg: WorkerConfig, stop: watch::Receiver<bool>) {
+pub async fn run(db: Db, cfg: WorkerConfig, mail: Mail, stop: watch::Receiver<bool>) {
     tracing::info!("worker started");
     tokio::join!(
-        dispatch::run(db.clone(), cfg, handlers(), stop.clone()),
+        dispatch::run(db.clone(), cfg, handlers(&mail.mailroom), stop.clone()),
+        mail::run(db.clone(), mail.sender, stop.clone()),
+        conversation::run_imap(db.clone(), mail.mailroom, stop.clone()),
         maintain(db, stop)
     );
     tracing::info!("worker stopped");
@@ -37,6 +63,17 @@ pub async fn run(db: Db, cfg: WorkerConfig, stop: watch::Receiver<bool>) {
 
 async fn maintain(db: Db, mut stop: watch::Receiver<bool>) {
     loop {
+        match conversation::send_digests(&db, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(digests = n, "notification digests queued"),
+            Err(err) => tracing::warn!(error = ?err, "queueing digests failed; will retry"),
+        }
+        report("expired invitations", invitations::purge_expired(&db).await);
+        report(
+            "expired password reset links",
+            recovery::purge_expired(&db).await,
+        );
+        report("old sent mail", mail::purge_sent(&db).await);
         report(
             "expired login throttle windows",
             throttle::purge_expired(&db).await,

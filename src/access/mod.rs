@@ -60,6 +60,11 @@ impl Role {
     pub fn at_least(self, other: Role) -> bool {
         self.rank() >= other.rank()
     }
+
+    /// The stronger of the two (a requester counts below every staff role).
+    pub fn max_with(self, other: Role) -> Role {
+        if self.at_least(other) { self } else { other }
+    }
 }
 
 /// Who is acting, in which organisation, with which role. Built only by the authentication
@@ -124,10 +129,13 @@ pub enum Action {
     CommentModerate,
     /// See the organisation's outbox events and requeue dead ones.
     EventsManage,
+    /// The organisation's mail settings (inbound address, IMAP mailbox, acknowledgement) and
+    /// its mail and ingest logs.
+    MailManage,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -148,6 +156,7 @@ impl Action {
         Action::CommentInternal,
         Action::CommentModerate,
         Action::EventsManage,
+        Action::MailManage,
     ];
 }
 
@@ -161,7 +170,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
         TicketUpdate | CommentInternal => role.at_least(Role::Agent),
         ProjectManage | TicketDelete => role.at_least(Role::Manager),
         OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
-        | CommentModerate | EventsManage => role.at_least(Role::Admin),
+        | CommentModerate | EventsManage | MailManage => role.at_least(Role::Admin),
     }
 }
 
@@ -246,7 +255,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 20] = [
+        let expected: [(Action, [bool; 6]); 21] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -267,6 +276,7 @@ mod tests {
             (CommentInternal, [true, true, true, true, false, false]),
             (CommentModerate, [true, true, false, false, false, false]),
             (EventsManage, [true, true, false, false, false, false]),
+            (MailManage, [true, true, false, false, false, false]),
         ];
         assert_eq!(expected.len(), Action::ALL.len());
         for (action, row) in expected {

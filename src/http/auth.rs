@@ -98,7 +98,12 @@ impl RefreshTransport {
     /// The auth response as this caller wants it: in cookie mode the refresh token moves from
     /// the body into the cookie.
     /// The cookie lives as long as the session's refresh chain (`keys.refresh_ttl`).
-    fn respond(&self, status: StatusCode, mut res: AuthResponse, keys: &TokenKeys) -> Response {
+    pub(super) fn respond(
+        &self,
+        status: StatusCode,
+        mut res: AuthResponse,
+        keys: &TokenKeys,
+    ) -> Response {
         match self {
             RefreshTransport::Body => (status, Json(res)).into_response(),
             RefreshTransport::Cookie { secure, .. } => {

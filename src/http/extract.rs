@@ -230,6 +230,23 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// The caller when the request carries a bearer token (which must then be valid), else nobody:
+/// for endpoints that serve both (accepting an invitation).
+pub struct MaybeAuth(pub Option<TenantCtx>);
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        if bearer_token(&parts.headers).is_none() {
+            return Ok(MaybeAuth(None));
+        }
+        Auth::from_request_parts(parts, state)
+            .await
+            .map(|Auth(ctx)| MaybeAuth(Some(ctx)))
+    }
+}
+
 /// The client's address, for throttling.
 pub struct ClientIp(pub IpAddr);
 

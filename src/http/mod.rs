@@ -3,6 +3,7 @@
 mod auth;
 pub mod extract;
 pub mod idempotency;
+mod mail;
 mod notify;
 pub mod ops;
 mod org;
@@ -42,6 +43,8 @@ use problem::Problem;
 pub struct AppState {
     pub db: Db,
     pub keys: Arc<TokenKeys>,
+    /// Inbound mail: its keys, Docket's own address and limits.
+    pub mailroom: crate::conversation::Mailroom,
     /// This server's password hashing threads.
     pub hasher: Hasher,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -64,6 +67,7 @@ pub struct AppState {
         (name = "views", description = "The caller's saved ticket list views"),
         (name = "notifications", description = "The caller's in-app notifications"),
         (name = "real time", description = "Live ticket changes and notifications (SSE and WebSocket)"),
+        (name = "mail", description = "The organisation's mail: log, settings, inbound address and ingest log"),
         (name = "operations", description = "Health, readiness, metrics and the event outbox"),
     )
 )]
@@ -146,6 +150,20 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::me))
         .routes(routes!(auth::switch))
+        .routes(routes!(mail::forgot_password))
+        .routes(routes!(mail::reset_password))
+        .routes(routes!(mail::invite, mail::list_invitations))
+        .routes(routes!(mail::revoke_invitation))
+        .routes(routes!(mail::accept_invitation))
+        .routes(routes!(mail::mail_log))
+        .routes(routes!(mail::mail_settings, mail::update_mail_settings))
+        .routes(routes!(mail::rotate_inbound_token))
+        .routes(routes!(mail::ingest_log))
+        .routes(routes!(mail::inbound_email))
+        .routes(routes!(
+            mail::notification_preferences,
+            mail::set_notification_preferences
+        ))
         .routes(routes!(org::get_org, org::update_org))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))
@@ -224,7 +242,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                     let client_id = request_id::plain(
                         req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()),
                     );
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(),
+                    tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()),
                         request_id = request_id::current().as_deref().unwrap_or(""),
                         client_request_id = client_id.unwrap_or(""))
                 })
@@ -242,6 +260,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The path as logs may show it: the secrets some paths carry (an invitation token, an
+/// inbound mail address) are masked.
+fn loggable_path(path: &str) -> String {
+    let mut previous = "";
+    path.split('/')
+        .map(|segment| {
+            let secret = segment.starts_with("inv_")
+                || (previous == "email" && path.contains("/inbound/email/"));
+            previous = segment;
+            if secret { "***" } else { segment }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
 
 /// Gives every request the server's own id, visible to all layers below (logs, problems, the
 /// audit log, events) and returned in the `x-request-id` header of every response.
@@ -382,4 +415,23 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(body.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_paths_hide_the_secrets_they_carry() {
+        assert_eq!(
+            super::loggable_path("/api/v1/invitations/inv_abc_def/accept"),
+            "/api/v1/invitations/***/accept"
+        );
+        assert_eq!(
+            super::loggable_path("/api/v1/inbound/email/0123abc"),
+            "/api/v1/inbound/email/***"
+        );
+        assert_eq!(
+            super::loggable_path("/api/v1/tickets/OPS-1"),
+            "/api/v1/tickets/OPS-1"
+        );
+    }
 }

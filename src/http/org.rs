@@ -15,6 +15,7 @@ use crate::{
     pagination::{Page, PageParams},
     tenancy::{
         self, OrgPatch, Organization,
+        invitations::Invitation,
         people::{self, NewPerson, Person, PersonPatch},
     },
     work::tickets,
@@ -49,9 +50,10 @@ pub async fn list_users(
     Ok(Json(people::list(&s.db, &ctx, page.validate()?).await?))
 }
 
-/// Add a person with a password (admins).
+/// Invite a person (admins): the same as `POST /invitations`. The person chooses their own
+/// password when they accept; the answer is the same whether or not the address has an account.
 #[utoipa::path(post, path = "/users", tag = "people", request_body = NewPerson, security(("bearer" = [])),
-    responses((status = 201, description = "Added", body = Person)))]
+    responses((status = 201, description = "Invited", body = Invitation)))]
 pub async fn create_user(
     State(s): State<AppState>,
     Auth(ctx): Auth,
@@ -59,7 +61,7 @@ pub async fn create_user(
 ) -> Result<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
-        Json(people::create(&s.db, &s.hasher, &ctx, req).await?),
+        Json(people::create(&s.db, &ctx, req).await?),
     ))
 }
 

@@ -134,6 +134,9 @@ impl From<Error> for Problem {
             Error::Unprocessable { code, detail } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
             }
+            Error::TooLarge { detail } => {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+            }
             Error::PreconditionRequired => Problem::new(
                 StatusCode::PRECONDITION_REQUIRED,
                 "precondition_required",

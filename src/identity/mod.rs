@@ -2,6 +2,7 @@
 
 mod entity;
 pub mod password;
+pub mod recovery;
 pub mod throttle;
 pub mod tokens;
 
@@ -138,6 +139,16 @@ pub(crate) async fn create_user(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Creates an account that has no password yet (someone who wrote in by mail): it cannot sign
+/// in until its owner sets one through a password reset.
+pub(crate) async fn create_passwordless_user(
+    conn: &impl ConnectionTrait,
+    email: &str,
+    name: &str,
+) -> Result<UserSummary> {
+    create_user(conn, email, name, password::NOT_SET_HASH.to_owned()).await
 }
 
 /// Creates accounts in bulk, all with one password hash (the demo dataset: hashing each would

@@ -217,6 +217,9 @@ pub fn validate(password: &str, about_the_person: &[&str]) -> Result<()> {
 /// An argon2id hash (default parameters) of a random string nobody knows.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0a4d2XkT8FQzZ5c8WbXNbPS6yMPJMi0lAN6Yd1YKc7Q";
 
+/// A hash no password matches, for accounts made by inbound mail: a password reset claims them.
+pub const NOT_SET_HASH: &str = "!not-set";
+
 /// A hash no password matches: for erased accounts.
 pub const UNUSABLE_HASH: &str = "!erased";
 

@@ -40,6 +40,20 @@ impl Key {
             lock_after: 50,
         }
     }
+    /// Password reset requests for one address: each one counts.
+    pub fn reset_requests_for(email: &str) -> Self {
+        Self {
+            key: format!("reset:{email}"),
+            lock_after: 3,
+        }
+    }
+    /// Password reset requests from one client address: each one counts.
+    pub fn reset_requests_from(ip: std::net::IpAddr) -> Self {
+        Self {
+            key: format!("reset-ip:{ip}"),
+            lock_after: 20,
+        }
+    }
     /// Sign-ups from one address: each one counts, successful or not.
     pub fn sign_ups(ip: std::net::IpAddr) -> Self {
         Self {

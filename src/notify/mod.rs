@@ -10,6 +10,8 @@
 //!
 //! Each notification is keyed by (event, person): an event handled twice notifies once.
 
+pub mod preferences;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -63,7 +65,15 @@ pub enum NotificationKind {
 }
 
 impl NotificationKind {
-    fn as_str(self) -> &'static str {
+    pub const ALL: [NotificationKind; 5] = [
+        NotificationKind::Assigned,
+        NotificationKind::Unassigned,
+        NotificationKind::Comment,
+        NotificationKind::Mentioned,
+        NotificationKind::StatusChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             NotificationKind::Assigned => "assigned",
             NotificationKind::Unassigned => "unassigned",
@@ -74,16 +84,10 @@ impl NotificationKind {
     }
 
     fn parse(stored: &str) -> Result<Self> {
-        [
-            NotificationKind::Assigned,
-            NotificationKind::Unassigned,
-            NotificationKind::Comment,
-            NotificationKind::Mentioned,
-            NotificationKind::StatusChanged,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == stored)
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("notification kind {stored:?}")))
+        NotificationKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == stored)
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("notification kind {stored:?}")))
     }
 }
 
@@ -365,6 +369,33 @@ fn mentions(body: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The notifications an event made (for the mail handler, which runs after this one), with the
+/// organisation's tenant transaction.
+pub(crate) async fn of_event(tx: &TenantTx, event_id: Uuid) -> Result<Vec<(Uuid, Notification)>> {
+    tx.find::<entity::Entity>()
+        .filter(entity::Column::EventId.eq(event_id))
+        .all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|m| {
+            let user = m.user_id;
+            Notification::try_from(m).map(|n| (user, n))
+        })
+        .collect()
+}
+
+/// Notifications by id, with their person (for digests).
+pub(crate) async fn by_ids(tx: &TenantTx, ids: Vec<Uuid>) -> Result<Vec<Notification>> {
+    tx.find::<entity::Entity>()
+        .filter(entity::Column::Id.is_in(ids))
+        .order_by_asc(entity::Column::Id)
+        .all(tx.conn())
+        .await?
+        .into_iter()
+        .map(Notification::try_from)
+        .collect()
 }
 
 /// The caller's notifications, newest first.

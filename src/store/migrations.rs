@@ -7,6 +7,7 @@ mod m0002_work;
 mod m0003_events;
 mod m0004_append_only;
 mod m0005_saved_views;
+mod m0006_mail;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_events::Migration),
             Box::new(m0004_append_only::Migration),
             Box::new(m0005_saved_views::Migration),
+            Box::new(m0006_mail::Migration),
         ]
     }
 }

@@ -48,6 +48,8 @@ pub struct Db {
 pub struct Signals {
     /// New outbox rows: wakes the dispatcher.
     pub outbox: Notify,
+    /// New queued mails: wakes the mail sender.
+    pub mail: Notify,
     /// New stream entries of an organisation: wakes its stream connections (the nil id wakes
     /// every organisation's, after notifications may have been missed).
     pub stream: broadcast::Sender<Uuid>,
@@ -60,6 +62,7 @@ impl Default for Signals {
     fn default() -> Self {
         Self {
             outbox: Notify::new(),
+            mail: Notify::new(),
             stream: broadcast::channel(1024).0,
             access: broadcast::channel(256).0,
         }
@@ -269,6 +272,7 @@ impl Db {
             org_id,
             signals: self.signals.clone(),
             wrote_outbox: AtomicBool::new(false),
+            wrote_mail: AtomicBool::new(false),
             wrote_stream: AtomicBool::new(false),
             access_changed: Mutex::new(Vec::new()),
         })
@@ -373,6 +377,7 @@ scoped_tx!(@struct TenantTx {
     org_id: Uuid,
     signals: Arc<Signals>,
     wrote_outbox: AtomicBool,
+    wrote_mail: AtomicBool,
     wrote_stream: AtomicBool,
     access_changed: Mutex<Vec<Uuid>>
 });
@@ -390,6 +395,9 @@ impl TenantTx {
         self.tx.commit().await?;
         if self.wrote_outbox.into_inner() {
             self.signals.outbox.notify_one();
+        }
+        if self.wrote_mail.into_inner() {
+            self.signals.mail.notify_one();
         }
         if self.wrote_stream.into_inner() {
             // No receiver (no stream connection) is not an error.
@@ -423,6 +431,11 @@ impl TenantTx {
     /// Notes that this transaction inserted outbox rows (the dispatcher wakes at commit).
     pub(crate) fn wrote_outbox(&self) {
         self.wrote_outbox.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes that this transaction queued mails (the sender wakes at commit).
+    pub(crate) fn wrote_mail(&self) {
+        self.wrote_mail.store(true, Ordering::Relaxed);
     }
 
     /// Notes that this transaction published stream entries (streams wake at commit).

@@ -1,6 +1,7 @@
 //! Organisations, memberships and roles, and the tenant context every tenant query runs under.
 
 mod entity;
+pub mod invitations;
 pub mod people;
 
 use chrono::{DateTime, Utc};
@@ -210,6 +211,17 @@ pub async fn ensure_still_acting(tx: &TenantTx, ctx: &TenantCtx) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The id of the organisation with this slug (for operators' commands; maintenance scope).
+pub async fn org_id_by_slug(db: &Db, slug: &str) -> Result<Option<Uuid>> {
+    let tx = db.maintenance().await?;
+    let found = organization::Entity::find()
+        .filter(organization::Column::Slug.eq(slug))
+        .one(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(found.map(|o| o.id))
 }
 
 pub(crate) async fn organization(tx: &TenantTx) -> Result<Organization> {

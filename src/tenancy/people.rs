@@ -11,13 +11,18 @@ use uuid::Uuid;
 
 use crate::text;
 
-use super::{acting_role, active_owner_count, entity::membership, parse_role};
+use super::{
+    acting_role, active_owner_count,
+    entity::membership,
+    invitations::{self, Invitation, NewInvitation},
+    parse_role,
+};
 use crate::access::TenantCtx;
 use crate::{
     access::{self, Action, Role, RoleChange},
     audit,
     error::{Error, Result, Validator},
-    identity::{self, UserSummary, password},
+    identity::{self, UserSummary},
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
 };
@@ -43,17 +48,18 @@ fn person(m: membership::Model, user: UserSummary) -> Result<Person> {
     })
 }
 
+/// `POST /users`: invites the person (the same as `POST /invitations`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPerson {
     #[schema(format = "email")]
     pub email: String,
-    #[schema(schema_with = crate::text::line_schema)]
-    pub name: String,
+    #[schema(schema_with = crate::text::optional_line_schema)]
+    pub name: Option<String>,
     pub role: Role,
-    /// Required until invitations by email exist.
-    #[schema(min_length = 10, max_length = 1024)]
-    pub password: String,
+    /// Refused: people choose their own password when they accept the invitation.
+    #[schema(deprecated)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -124,40 +130,26 @@ pub async fn get(db: &Db, ctx: &TenantCtx, user_id: Uuid) -> Result<Person> {
     load_person(&tx, m).await
 }
 
-/// Adds a new account to the organisation with the given password.
-pub async fn create(
-    db: &Db,
-    hasher: &identity::Hasher,
-    ctx: &TenantCtx,
-    req: NewPerson,
-) -> Result<Person> {
+/// Invites a person. Admins never set someone's password, and the answer is the same whether
+/// or not the address already has an account (elsewhere): see `invitations`.
+pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Invitation> {
     access::authorize(ctx, Action::UserCreate)?;
-    let mut v = Validator::default();
-    let email = identity::normalize_email(&mut v, "email", &req.email);
-    text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
-    if let Err(Error::Validation(errs)) = password::validate(&req.password, &[&email, &req.name]) {
-        errs.into_iter().for_each(|e| v.push(&e.field, e.message));
+    if req.password.is_some() {
+        return Err(Error::invalid(
+            "password",
+            "is chosen by the person when they accept the invitation; leave it out",
+        ));
     }
-    v.finish()?;
-    access::check_grant(ctx.role, req.role)?;
-    let hash = hasher.hash(&req.password).await?;
-    let tx = db.write(ctx).await?;
-    super::ensure_still_acting(&tx, ctx).await?;
-    let user = identity::create_user(tx.conn(), &email, &req.name, hash).await?;
-    super::add_member(&tx, user.id, req.role).await?;
-    audit::record(
-        &tx,
-        Some(ctx.user_id),
-        "membership.created",
-        "user",
-        Some(user.id),
-        serde_json::json!({"role": req.role}),
+    invitations::invite(
+        db,
+        ctx,
+        NewInvitation {
+            email: req.email,
+            role: req.role,
+            name: req.name,
+        },
     )
-    .await?;
-    let m = membership_of(&tx, user.id).await?;
-    let person = person(m, user)?;
-    tx.commit().await?;
-    Ok(person)
+    .await
 }
 
 pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch) -> Result<Person> {

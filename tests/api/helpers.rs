@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use docket::{
     app::{self, Running},
-    config::{Secret, ServeConfig, StoreConfig, WorkerConfig},
+    config::{MailConfig, Secret, ServeConfig, StoreConfig, WorkerConfig},
     events::{Handlers, dispatch},
 };
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -167,6 +167,7 @@ pub async fn spawn_app_tuned(
         refresh_token_ttl_secs: 3600,
         max_connections: 256,
         header_timeout_secs: 10,
+        mail: mail_config(None),
     };
     tune(&mut store, &mut serve);
     let running = app::start(&store, &serve, worker)
@@ -184,6 +185,18 @@ pub async fn spawn_app_tuned(
         database_url,
         running: Some(running),
         _dir: dir,
+    }
+}
+
+/// Mail settings for a test server: off, or through the SMTP server at `smtp_url`.
+pub fn mail_config(smtp_url: Option<String>) -> MailConfig {
+    MailConfig {
+        smtp_url: smtp_url.map(Secret::new),
+        mail_from: "Acme Help <help@docket.test>".into(),
+        public_url: "https://docket.test".into(),
+        max_email_bytes: 256 * 1024,
+        auto_replies_per_day: 3,
+        imap_poll_secs: 60,
     }
 }
 
@@ -301,16 +314,41 @@ impl TestApp {
         self.post("/api/v1/auth/login", None, body).await
     }
 
-    /// Adds a member with `role` to the owner's organisation and signs them in.
+    /// Adds a person with `role` to the owner's organisation (a new address: invited, then
+    /// accepting with [`PASSWORD`]) and returns their session.
     pub async fn member(&self, owner: &Session, email: &str, role: &str) -> Session {
         self.post(
             "/api/v1/users",
             Some(&owner.token),
-            json!({"email": email, "name": format!("{role} person"), "role": role, "password": PASSWORD}),
+            json!({"email": email, "name": format!("{role} person"), "role": role}),
         )
         .await
         .assert_ok(201);
-        Session::from_auth(self.login(email, PASSWORD, None).await.assert_ok(200))
+        let token = self.invitation_token(email).await;
+        let accepted = self
+            .post(
+                &format!("/api/v1/invitations/{token}/accept"),
+                None,
+                json!({"password": PASSWORD, "name": format!("{role} person")}),
+            )
+            .await;
+        Session::from_auth(accepted.assert_ok(200))
+    }
+
+    /// The token of the latest invitation mailed to `email`, read from the mail queue (where it
+    /// waits until the mail is sent).
+    pub async fn invitation_token(&self, email: &str) -> String {
+        let params: Value = self
+            .scalar(&format!(
+                "SELECT params FROM mails WHERE kind = 'invitation' AND to_address = '{email}' \
+                 ORDER BY created_at DESC LIMIT 1"
+            ))
+            .await;
+        params["path"]
+            .as_str()
+            .and_then(|p| p.strip_prefix("/invite/"))
+            .unwrap_or_else(|| panic!("no invitation link for {email}: {params}"))
+            .to_owned()
     }
 
     /// A request with `If-Match: "<version>"`.
@@ -417,6 +455,11 @@ impl TestApp {
 
     /// The first column of the first row of `sql`, as an integer.
     pub async fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql).await
+    }
+
+    /// The first column of the first row of `sql`.
+    pub async fn scalar<T: sea_orm::TryGetable>(&self, sql: &str) -> T {
         let db = Database::connect(&self.database_url)
             .await
             .expect("connect");
@@ -428,16 +471,33 @@ impl TestApp {
             .await
             .expect(sql)
             .expect("a row");
-        let n = row.try_get_by_index::<i64>(0).expect("an integer");
+        let value = row
+            .try_get_by_index::<T>(0)
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
         db.close().await.ok();
-        n
+        value
+    }
+
+    /// Sends every queued mail now, as the worker's sender would (through the server's SMTP
+    /// settings). Returns how many mails it handled.
+    pub async fn deliver_mail(&self) -> usize {
+        let running = self.running.as_ref().expect("the test's own server");
+        docket::mail::drain(running.db(), &running.mail().sender)
+            .await
+            .expect("mail delivered")
+    }
+
+    /// The server's inbound mail side (to poll IMAP mailboxes now).
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("the test's own server")
     }
 
     /// Handles every pending event now, as the worker would, through the server's own database
     /// handle (so its stream connections wake). For tests whose server runs no worker: what the
     /// test then reads is settled, with no waiting or polling. Returns how many were handled.
     pub async fn run_pending_events(&self) -> usize {
-        self.run_pending_events_with(docket::worker::handlers())
+        let mailroom = &self.running().mail().mailroom;
+        self.run_pending_events_with(docket::worker::handlers(mailroom))
             .await
     }
 

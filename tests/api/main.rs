@@ -2,6 +2,7 @@
 //! `DOCKET_TEST_BACKEND` (`sqlite`, the default, or `postgres`); `scripts/test` runs both.
 
 mod helpers;
+mod mailservers;
 
 mod auth;
 mod demo;
@@ -10,6 +11,7 @@ mod events;
 mod hardening;
 mod isolation;
 mod lifecycle;
+mod mail;
 mod matrix;
 mod notifications;
 mod openapi;

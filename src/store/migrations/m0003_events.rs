@@ -67,7 +67,11 @@ enum StreamCounters {
     LastSeq,
 }
 
-fn member_fk<T: IntoIden + Copy + 'static>(table: T, org: T, user: T) -> ForeignKeyCreateStatement {
+pub(super) fn member_fk<T: IntoIden + Copy + 'static>(
+    table: T,
+    org: T,
+    user: T,
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .from(table, (org, user))
         .to(

@@ -94,6 +94,7 @@ pub(crate) struct TicketHandle {
 pub(crate) struct Summary {
     pub key: String,
     pub title: String,
+    pub requester_id: Option<Uuid>,
     pub deleted: bool,
 }
 
@@ -115,8 +116,20 @@ pub(crate) async fn summary(tx: &TenantTx, id: Uuid) -> Result<Option<Summary>> 
     Ok(Some(Summary {
         key: format!("{key}-{}", m.number),
         title: m.title,
+        requester_id: m.requester_id,
         deleted: m.deleted_at.is_some(),
     }))
+}
+
+/// The id of the ticket a key (`OPS-42`) or id names, whoever may see it (for inbound mail,
+/// which applies its own rules).
+pub(crate) async fn id_of(tx: &TenantTx, s: &str) -> Result<Option<Uuid>> {
+    let owner = TenantCtx::authenticated(tx.org_id(), Uuid::nil(), access::Role::Owner, None);
+    match find_model(tx, &owner, s, false).await {
+        Ok(m) => Ok(Some(m.id)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// The ticket's assignees.

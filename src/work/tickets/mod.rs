@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{Priority, Status, entity::ticket};
 pub use list::{ListQuery, SortKey, TicketFilter, list, list_statement, mine};
 pub use lookup::get;
-pub(crate) use lookup::{Summary, TicketHandle, assignees_of, find_visible, summary, touch};
+pub(crate) use lookup::{Summary, TicketHandle, assignees_of, find_visible, id_of, summary, touch};
 pub(crate) use write::move_to;
 pub use write::{assign, complete, create, delete, reopen, restore, unassign_everywhere, update};
 

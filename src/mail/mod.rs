@@ -1,0 +1,283 @@
+//! Outgoing mail: the queue every module writes mails into (inside its own transaction, so a
+//! mail exists exactly when the change that causes it does), the templates, and the sender that
+//! delivers queued mails over SMTP from the background worker, never inside a request.
+//!
+//! - Rows live in `mails`, each with its own retry schedule: a slow or failing SMTP server
+//!   delays mail only, never a write or another handler.
+//! - Without `DOCKET_SMTP_URL` mail is off: the sender records each mail as `not_sent`.
+//! - Mails about an account rather than an organisation (password resets) belong to the
+//!   system tenant ([`SYSTEM_ORG`]), which no organisation's admin can list.
+//! - Links carry single-use tokens: the queue keeps a mail's parameters only until it is sent
+//!   or given up, then erases those of [`Kind::carries_secret`] kinds.
+
+mod deliver;
+pub mod keys;
+mod templates;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    access::{self, Action, TenantCtx},
+    error::{Error, Result},
+    pagination::{Page, PageRequest},
+    store::{Db, TenantTx},
+};
+pub use deliver::{Sender, drain, purge_sent, run};
+pub use keys::MailKeys;
+
+/// The tenant of mails about an account (not an organisation): no organisation has this id.
+pub const SYSTEM_ORG: Uuid = Uuid::nil();
+
+pub(crate) mod entity {
+    crate::store::tenant_entity!("mails" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        id: Uuid,
+        kind: String,
+        to_address: String,
+        to_user_id: Option<Uuid>,
+        #[sea_orm(column_type = "Text")]
+        subject: String,
+        params: Json,
+        automatic: bool,
+        status: String,
+        attempts: i32,
+        available_at: DateTimeUtc,
+        locked_until: Option<DateTimeUtc>,
+        #[sea_orm(column_type = "Text", nullable)]
+        last_response: Option<String>,
+        created_at: DateTimeUtc,
+        sent_at: Option<DateTimeUtc>,
+    });
+}
+
+/// What a mail is; each kind has its templates (`src/mail/templates/<kind>.{subject,txt,html}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Invitation,
+    PasswordReset,
+    Notification,
+    Digest,
+    TicketReply,
+    Acknowledgement,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Invitation,
+        Kind::PasswordReset,
+        Kind::Notification,
+        Kind::Digest,
+        Kind::TicketReply,
+        Kind::Acknowledgement,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Invitation => "invitation",
+            Kind::PasswordReset => "password_reset",
+            Kind::Notification => "notification",
+            Kind::Digest => "digest",
+            Kind::TicketReply => "ticket_reply",
+            Kind::Acknowledgement => "acknowledgement",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == stored)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("mail kind {stored:?}")))
+    }
+
+    /// Mails whose link is a credential: their parameters are erased once handled.
+    pub fn carries_secret(self) -> bool {
+        matches!(self, Kind::Invitation | Kind::PasswordReset)
+    }
+}
+
+/// Where a mail stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting to be sent (or to be retried, after `available_at`).
+    Queued,
+    /// Being sent by a worker now.
+    Sending,
+    Sent,
+    /// Given up after repeated failures, or refused for good by the server.
+    Failed,
+    /// Mail is off (no `DOCKET_SMTP_URL`): recorded, never sent.
+    NotSent,
+}
+
+impl Status {
+    const ALL: [Status; 5] = [
+        Status::Queued,
+        Status::Sending,
+        Status::Sent,
+        Status::Failed,
+        Status::NotSent,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::NotSent => "not_sent",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == stored)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("mail status {stored:?}")))
+    }
+}
+
+/// Threading headers of a conversation mail.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    /// Without angle brackets.
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    /// Where replies go (a `reply+…@` address).
+    pub reply_to: Option<String>,
+}
+
+/// A mail to queue.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub kind: Kind,
+    pub to: String,
+    pub to_user_id: Option<Uuid>,
+    /// The template's values.
+    pub params: Value,
+    /// Sent by Docket on its own (not a person's reply): `Auto-Submitted: auto-generated`.
+    pub automatic: bool,
+    pub thread: Option<Thread>,
+}
+
+/// Queues a mail in the caller's transaction; the worker sends it after commit.
+pub(crate) async fn enqueue(tx: &TenantTx, mail: Outgoing) -> Result<Uuid> {
+    let subject = templates::subject(mail.kind, &mail.params)?;
+    let mut params = mail.params;
+    if let (Some(thread), Value::Object(fields)) = (&mail.thread, &mut params) {
+        fields.insert(
+            "_thread".into(),
+            serde_json::to_value(thread).map_err(Error::internal)?,
+        );
+    }
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    entity::ActiveModel {
+        org_id: Set(tx.org_id()),
+        id: Set(id),
+        kind: Set(mail.kind.as_str().to_owned()),
+        to_address: Set(mail.to),
+        to_user_id: Set(mail.to_user_id),
+        subject: Set(subject),
+        params: Set(params),
+        automatic: Set(mail.automatic),
+        status: Set(Status::Queued.as_str().to_owned()),
+        attempts: Set(0),
+        available_at: Set(now),
+        locked_until: Set(None),
+        last_response: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+    }
+    .insert(tx.conn())
+    .await?;
+    tx.wrote_mail();
+    Ok(id)
+}
+
+/// How many automatic mails went to `address` in the last day (for the per-sender limit).
+pub(crate) async fn automatic_sent_today(tx: &TenantTx, address: &str) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(tx
+        .find::<entity::Entity>()
+        .filter(entity::Column::ToAddress.eq(address))
+        .filter(entity::Column::Automatic.eq(true))
+        .filter(entity::Column::CreatedAt.gt(Utc::now() - chrono::Duration::days(1)))
+        .count(tx.conn())
+        .await?)
+}
+
+/// One line of the mail log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailLogEntry {
+    pub id: Uuid,
+    pub kind: Kind,
+    pub to: String,
+    pub subject: String,
+    pub status: Status,
+    pub attempts: i32,
+    /// The SMTP server's last answer (or why nothing was sent).
+    pub last_response: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When the next attempt is due, while queued.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<entity::Model> for MailLogEntry {
+    type Error = Error;
+    fn try_from(m: entity::Model) -> Result<Self> {
+        let status = Status::parse(&m.status)?;
+        Ok(Self {
+            id: m.id,
+            kind: Kind::parse(&m.kind)?,
+            to: m.to_address,
+            subject: m.subject,
+            status,
+            attempts: m.attempts,
+            last_response: m.last_response,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+            next_attempt_at: (status == Status::Queued).then_some(m.available_at),
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MailLogFilter {
+    pub status: Option<Status>,
+}
+
+/// The organisation's outgoing mails, newest first (admins).
+pub async fn log(
+    db: &Db,
+    ctx: &TenantCtx,
+    filter: MailLogFilter,
+    page: PageRequest,
+) -> Result<Page<MailLogEntry>> {
+    access::authorize(ctx, Action::MailManage)?;
+    let tx = db.read(ctx).await?;
+    let mut query = tx
+        .find::<entity::Entity>()
+        .order_by_desc(entity::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(status) = filter.status {
+        query = query.filter(entity::Column::Status.eq(status.as_str()));
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(entity::Column::Id.lt(after));
+    }
+    let rows = query.all(tx.conn()).await?;
+    tx.commit().await?;
+    Page::try_from_rows(rows, page.limit, |m| m.id, MailLogEntry::try_from)
+}

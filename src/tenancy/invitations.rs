@@ -1,0 +1,334 @@
+//! Invitations: how a person joins an organisation. An admin invites an address; the mail
+//! links to `/invite/<token>`; accepting (identity's `accept_invitation`) adds the membership.
+//! Tokens are single use, last 7 days and are stored hashed; an invitation's answer is the same
+//! whether or not the address already has an account anywhere.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore as _;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{entity::membership, organization};
+use crate::{
+    access::{self, Action, Role, TenantCtx},
+    audit,
+    error::{Error, Result, Validator},
+    identity,
+    mail::{self, Outgoing},
+    pagination::{Page, PageRequest},
+    store::{Db, TenantTx},
+    text,
+};
+
+const LIFETIME: Duration = Duration::days(7);
+
+mod entity {
+    crate::store::tenant_entity!("invitations" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        id: Uuid,
+        email: String,
+        name: Option<String>,
+        role: String,
+        token_hash: String,
+        invited_by: Uuid,
+        created_at: DateTimeUtc,
+        expires_at: DateTimeUtc,
+        accepted_at: Option<DateTimeUtc>,
+        accepted_by: Option<Uuid>,
+    });
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvitation {
+    #[schema(format = "email")]
+    pub email: String,
+    pub role: Role,
+    /// How the mail greets them (they choose their own name when they accept).
+    #[schema(schema_with = crate::text::optional_line_schema)]
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Pending,
+    Expired,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Role,
+    pub status: InvitationStatus,
+    pub invited_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<entity::Model> for Invitation {
+    type Error = Error;
+    fn try_from(m: entity::Model) -> Result<Self> {
+        Ok(Self {
+            id: m.id,
+            role: super::parse_role(&m.role)?,
+            status: if m.expires_at > Utc::now() {
+                InvitationStatus::Pending
+            } else {
+                InvitationStatus::Expired
+            },
+            email: m.email,
+            name: m.name,
+            invited_by: m.invited_by,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+        })
+    }
+}
+
+/// An invitation token names its organisation (`inv_<org>_<secret>`) so that its lookup runs
+/// inside that tenant's wall; only its SHA-256 is stored.
+pub struct InvitationToken {
+    pub token: String,
+    pub org_id: Uuid,
+}
+
+impl InvitationToken {
+    fn generate(org_id: Uuid) -> Self {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        Self {
+            token: format!("inv_{}_{}", org_id.simple(), URL_SAFE_NO_PAD.encode(secret)),
+            org_id,
+        }
+    }
+
+    pub fn parse(token: &str) -> Option<Self> {
+        let (org, secret) = token.strip_prefix("inv_")?.split_once('_')?;
+        if org.len() != 32 || secret.len() != 43 {
+            return None;
+        }
+        URL_SAFE_NO_PAD.decode(secret).ok()?;
+        Some(Self {
+            org_id: Uuid::try_parse(org).ok()?,
+            token: token.to_owned(),
+        })
+    }
+
+    fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.token.as_bytes()))
+    }
+}
+
+/// Invites `req.email` and mails them the link (admins).
+pub async fn invite(db: &Db, ctx: &TenantCtx, req: NewInvitation) -> Result<Invitation> {
+    access::authorize(ctx, Action::UserCreate)?;
+    let mut v = Validator::default();
+    let email = identity::normalize_email(&mut v, "email", &req.email);
+    if let Some(name) = &req.name {
+        text::check_line(&mut v, "name", name, text::MAX_LINE);
+    }
+    v.finish()?;
+    access::check_grant(ctx.role, req.role)?;
+    let tx = db.write(ctx).await?;
+    super::ensure_still_acting(&tx, ctx).await?;
+    // Someone who is already a member is in the admin's own list: saying so tells nothing new.
+    if let Some(user_id) = identity::user_ids_by_emails(tx.conn(), vec![email.clone()])
+        .await?
+        .first()
+        && tx
+            .find::<membership::Entity>()
+            .filter(membership::Column::UserId.eq(*user_id))
+            .one(tx.conn())
+            .await?
+            .is_some()
+    {
+        return Err(Error::conflict(
+            "user_exists",
+            "this person is already a member of the organization",
+        ));
+    }
+    // A new invitation replaces any earlier one to the same address.
+    tx.delete_many::<entity::Entity>()
+        .filter(entity::Column::Email.eq(&email))
+        .filter(entity::Column::AcceptedAt.is_null())
+        .exec(tx.conn())
+        .await?;
+    let token = InvitationToken::generate(tx.org_id());
+    let now = Utc::now();
+    let name = req
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    let row = entity::ActiveModel {
+        org_id: Set(tx.org_id()),
+        id: Set(Uuid::now_v7()),
+        email: Set(email.clone()),
+        name: Set(name.clone()),
+        role: Set(req.role.as_str().to_owned()),
+        token_hash: Set(token.hash()),
+        invited_by: Set(ctx.user_id),
+        created_at: Set(now),
+        expires_at: Set(now + LIFETIME),
+        accepted_at: Set(None),
+        accepted_by: Set(None),
+    }
+    .insert(tx.conn())
+    .await?;
+    let org = organization(&tx).await?;
+    let inviter = identity::users_by_ids(tx.conn(), vec![ctx.user_id])
+        .await?
+        .pop()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    mail::enqueue(
+        &tx,
+        Outgoing {
+            kind: mail::Kind::Invitation,
+            to: email,
+            to_user_id: None,
+            params: serde_json::json!({
+                "path": format!("/invite/{}", token.token),
+                "organization": org.name,
+                "inviter": inviter,
+                "role": req.role.as_str(),
+                "name": name,
+            }),
+            automatic: false,
+            thread: None,
+        },
+    )
+    .await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "invitation.created",
+        "invitation",
+        Some(row.id),
+        serde_json::json!({"role": req.role}),
+    )
+    .await?;
+    tx.commit().await?;
+    Invitation::try_from(row)
+}
+
+/// The invitations not yet accepted (expired ones included, to resend), newest first.
+pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<Invitation>> {
+    access::authorize(ctx, Action::UserCreate)?;
+    let tx = db.read(ctx).await?;
+    let mut query = tx
+        .find::<entity::Entity>()
+        .filter(entity::Column::AcceptedAt.is_null())
+        .order_by_desc(entity::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after_id()? {
+        query = query.filter(entity::Column::Id.lt(after));
+    }
+    let rows = query.all(tx.conn()).await?;
+    tx.commit().await?;
+    Page::try_from_rows(rows, page.limit, |m| m.id, Invitation::try_from)
+}
+
+/// Withdraws an invitation: its link stops working.
+pub async fn revoke(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<()> {
+    access::authorize(ctx, Action::UserCreate)?;
+    let tx = db.write(ctx).await?;
+    let gone = tx
+        .delete_many::<entity::Entity>()
+        .filter(entity::Column::Id.eq(id))
+        .filter(entity::Column::AcceptedAt.is_null())
+        .exec(tx.conn())
+        .await?;
+    if gone.rows_affected == 0 {
+        return Err(Error::NotFound("invitation"));
+    }
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "invitation.revoked",
+        "invitation",
+        Some(id),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What an invitation offers, once its token checked out.
+pub(crate) struct Offer {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+}
+
+fn invalid() -> Error {
+    Error::NotFound("invitation")
+}
+
+/// The live invitation of `token`, locked for this transaction (accepting it twice at once
+/// admits one).
+pub(crate) async fn open(tx: &TenantTx, token: &InvitationToken) -> Result<Offer> {
+    let row = tx
+        .find_for_update::<entity::Entity>()
+        .filter(entity::Column::TokenHash.eq(token.hash()))
+        .filter(entity::Column::AcceptedAt.is_null())
+        .filter(entity::Column::ExpiresAt.gt(Utc::now()))
+        .one(tx.conn())
+        .await?
+        .ok_or_else(invalid)?;
+    Ok(Offer {
+        id: row.id,
+        email: row.email,
+        role: super::parse_role(&row.role)?,
+    })
+}
+
+/// Marks the invitation used by `user_id` and adds the membership.
+pub(crate) async fn accepted(tx: &TenantTx, offer: &Offer, user_id: Uuid) -> Result<()> {
+    let used = tx
+        .update_many::<entity::Entity>()
+        .col_expr(
+            entity::Column::AcceptedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .col_expr(
+            entity::Column::AcceptedBy,
+            sea_orm::sea_query::Expr::value(user_id),
+        )
+        .filter(entity::Column::Id.eq(offer.id))
+        .filter(entity::Column::AcceptedAt.is_null())
+        .exec(tx.conn())
+        .await?;
+    if used.rows_affected != 1 {
+        return Err(invalid());
+    }
+    super::add_member(tx, user_id, offer.role).await?;
+    audit::record(
+        tx,
+        Some(user_id),
+        "invitation.accepted",
+        "invitation",
+        Some(offer.id),
+        serde_json::json!({"role": offer.role}),
+    )
+    .await
+}
+
+/// Purges invitations that expired a month ago.
+pub async fn purge_expired(db: &Db) -> Result<u64> {
+    Ok(db
+        .purge::<entity::Entity>(
+            sea_orm::Condition::all()
+                .add(entity::Column::ExpiresAt.lt(Utc::now() - Duration::days(30))),
+        )
+        .await?)
+}
