@@ -171,6 +171,12 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         "event_not_found",
     ),
+    (
+        "DELETE",
+        "/api/v1/invitations/{invitation}",
+        None,
+        "invitation_not_found",
+    ),
 ];
 
 struct Tenant {
@@ -185,6 +191,8 @@ struct Tenant {
     event: String,
     /// The owner's saved view.
     view: String,
+    /// A pending invitation.
+    invitation: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -231,6 +239,14 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         )
         .await;
     let view = view.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let invitation = app
+        .post(
+            "/api/v1/invitations",
+            Some(&owner.token),
+            json!({"email": format!("invitee@{slug}.example.com"), "role": "viewer"}),
+        )
+        .await;
+    let invitation = invitation.assert_ok(201)["id"].as_str().unwrap().to_owned();
     Tenant {
         owner,
         agent,
@@ -240,6 +256,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         notification,
         event,
         view,
+        invitation,
     }
 }
 
@@ -259,7 +276,8 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{comment}", &a.comment)
                 .replace("{notification}", &a.notification)
                 .replace("{event}", &a.event)
-                .replace("{view}", &a.view);
+                .replace("{view}", &a.view)
+                .replace("{invitation}", &a.invitation);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(
@@ -380,6 +398,11 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
             "/api/v1/notifications".to_owned(),
             "/api/v1/admin/events".to_owned(),
             "/api/v1/views".to_owned(),
+            "/api/v1/invitations".to_owned(),
+            "/api/v1/mail/log".to_owned(),
+            "/api/v1/mail/ingest-log".to_owned(),
+            "/api/v1/mail/settings".to_owned(),
+            "/api/v1/me/notification-preferences".to_owned(),
         ] {
             let res = app.get(&list, &viewer.owner.token).await;
             let text = res.assert_ok(200).to_string();
@@ -387,7 +410,12 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
                 !text.contains(other_ticket)
                     && !text.contains(&other.project)
                     && !text.contains(&other.owner.org_id)
-                    && !text.contains(&other.view),
+                    && !text.contains(&other.view)
+                    && !text.contains(&other.invitation)
+                    && !text.contains(&format!(
+                        "invitee@{}",
+                        other.owner.email.split('@').nth(1).unwrap()
+                    )),
                 "{list}: {text}"
             );
         }
@@ -430,5 +458,137 @@ async fn a_refresh_token_cannot_be_replayed_under_another_tenant() {
     )
     .await
     .assert_ok(200);
+    app.shutdown().await;
+}
+
+/// Mail keeps to its tenant: an organisation's inbound address writes only into its own
+/// tickets, whatever references, reply addresses or subject tags a message carries; an
+/// invitation token opens only its own organisation; queued mail goes only to the tenant's
+/// own people.
+#[tokio::test]
+async fn mail_stays_within_its_tenant() {
+    let app = spawn_app().await;
+    let a = tenant(&app, "alpha").await;
+    let b = tenant(&app, "beta").await;
+    let inbound = |t: &Tenant| {
+        let token = t.owner.token.clone();
+        let app = &app;
+        async move {
+            app.get("/api/v1/mail/settings", &token)
+                .await
+                .assert_ok(200)["inbound_path"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (a_inbound, b_inbound) = (inbound(&a).await, inbound(&b).await);
+    let post = |path: String, raw: String| {
+        let app = &app;
+        async move {
+            let req = app
+                .client
+                .post(app.url(&path))
+                .header("content-type", "message/rfc822")
+                .body(raw.replace('\n', "\r\n"));
+            app.send(req).await
+        }
+    };
+    // B's customer writes in; B answers, so B's ticket has Docket's reference and a thread.
+    let first = "From: carol@customer.test\nSubject: B's problem\nMessage-ID: <b1@customer.test>\n\nHelp B.\n";
+    let res = post(b_inbound.clone(), first.into()).await;
+    let b_ticket = res.assert_ok(202)["ticket_id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/tickets/{b_ticket}/comments"),
+        Some(&b.owner.token),
+        json!({"body": "B answers"}),
+    )
+    .await
+    .assert_ok(201);
+    app.run_pending_events().await;
+    let b_message_id: String = app
+        .scalar(&format!(
+            "SELECT message_id FROM mail_messages WHERE direction = 'outbound'"
+        ))
+        .await;
+    let b_key = app
+        .get(&format!("/api/v1/tickets/{b_ticket}"), &b.owner.token)
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reference = b_message_id.split('.').nth(1).unwrap().to_owned();
+    // The same customer writes to A, naming B's ticket every way there is.
+    let crossing = [
+        format!(
+            "From: carol@customer.test\nSubject: Re: x\nIn-Reply-To: <{b_message_id}>\n\nInto B?\n"
+        ),
+        format!(
+            "From: carol@customer.test\nSubject: Re: x\nReferences: <b1@customer.test>\n\nInto B?\n"
+        ),
+        format!(
+            "From: carol@customer.test\nTo: help+{reference}@docket.test\nSubject: x\n\nInto B?\n"
+        ),
+        format!("From: carol@customer.test\nSubject: [{b_key}] x\n\nInto B?\n"),
+    ];
+    for raw in crossing {
+        let res = post(a_inbound.clone(), raw.clone()).await;
+        // A new ticket of A's, or (once the tag names A's own MAIL-1) a comment on it.
+        res.assert_ok(202);
+        assert_ne!(
+            res.body["ticket_id"],
+            b_ticket.as_str(),
+            "{raw}: {}",
+            res.body
+        );
+        let ticket = app
+            .get(
+                &format!(
+                    "/api/v1/tickets/{}",
+                    res.body["ticket_id"].as_str().unwrap()
+                ),
+                &a.owner.token,
+            )
+            .await;
+        ticket.assert_ok(200);
+    }
+    let b_comments = app
+        .get(
+            &format!("/api/v1/tickets/{b_ticket}/comments"),
+            &b.owner.token,
+        )
+        .await;
+    assert_eq!(
+        b_comments.assert_ok(200)["items"].as_array().unwrap().len(),
+        1
+    );
+    // A's token relabelled with B's organisation opens nothing.
+    let b_org = b.owner.org_id.replace('-', "");
+    let a_org = a.owner.org_id.replace('-', "");
+    post(a_inbound.replace(&a_org, &b_org), first.into())
+        .await
+        .assert_problem(404, "inbound_address_not_found");
+    let a_invite = app.invitation_token("invitee@alpha.example.com").await;
+    app.post(
+        &format!(
+            "/api/v1/invitations/{}/accept",
+            a_invite.replace(&a_org, &b_org)
+        ),
+        None,
+        json!({"password": PASSWORD}),
+    )
+    .await
+    .assert_problem(404, "invitation_not_found");
+    // Every queued mail of a tenant goes to that tenant's own people or its customers.
+    for (t, other) in [(&a, "beta"), (&b, "alpha")] {
+        let stray = app
+            .count(&format!(
+                "SELECT COUNT(*) FROM mails WHERE org_id = '{}' AND to_address LIKE '%{other}%'",
+                t.owner.org_id
+            ))
+            .await;
+        assert_eq!(stray, 0);
+    }
     app.shutdown().await;
 }
