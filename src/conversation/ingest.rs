@@ -72,6 +72,7 @@ pub(crate) mod log_entity {
 /// How a message reached Docket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = IngestRoute)]
 pub enum Route {
     /// `POST /inbound/email/{token}`.
     Http,
@@ -93,6 +94,7 @@ impl Route {
 /// What became of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = IngestOutcomeKind)]
 pub enum Outcome {
     TicketCreated,
     CommentAdded,

@@ -60,6 +60,7 @@ pub(crate) mod entity {
 /// What a mail is; each kind has its templates (`src/mail/templates/<kind>.{subject,txt,html}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = MailKind)]
 pub enum Kind {
     Invitation,
     PasswordReset,
@@ -106,6 +107,7 @@ impl Kind {
 /// Where a mail stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = MailStatus)]
 pub enum Status {
     /// Waiting to be sent (or to be retried, after `available_at`).
     Queued,

@@ -2,7 +2,8 @@
 // Tests run in order and build on each other, as a team's first day would.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 import AxeBuilder from "@axe-core/playwright";
 
@@ -31,6 +32,47 @@ async function api(path, { method = "GET", token, body, headers = {} } = {}) {
   const data = text ? JSON.parse(text) : null;
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
   return data;
+}
+
+/** The mails the SMTP server received for `to`, oldest first (raw text). */
+function mailsTo(to) {
+  const dir = join(process.env.MAILDIR, "new");
+  let files;
+  try {
+    files = readdirSync(dir).map((f) => join(dir, f));
+  } catch {
+    return [];
+  }
+  return files
+    .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs)
+    .map((f) => readFileSync(f, "utf8"))
+    .filter((raw) => /^X-RcptTo: (.*)$/m.exec(raw)?.[1].includes(to));
+}
+
+/** The first link under `path` in the newest mail to `to` (waiting for it to arrive). */
+async function mailedLink(to, path) {
+  let link;
+  await eventually(async () => {
+    for (const raw of mailsTo(to).reverse()) {
+      // Undo quoted-printable: soft line breaks and escaped characters.
+      const text = raw.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+      const found = new RegExp(`${BASE.replace(/[.:/]/g, "\\$&")}${path}[A-Za-z0-9_\\-]+`).exec(text);
+      if (found) {
+        link = found[0];
+        return true;
+      }
+    }
+    return false;
+  }, `a mail to ${to} with a ${path} link`);
+  return link;
+}
+
+/** Invites `who` by mail and accepts through the mailed link (the API part of the flow). */
+async function invite(who, role) {
+  await api("/invitations", { method: "POST", token: state.ownerToken, body: { email: who.email, name: who.name, role } });
+  const link = await mailedLink(who.email, "/invite/");
+  const token = link.split("/invite/")[1];
+  return api(`/invitations/${token}/accept`, { method: "POST", body: { name: who.name, password: PASSWORD } });
 }
 
 const login = async (who) => (await api("/auth/login", { method: "POST", body: { email: who.email, password: PASSWORD } })).access_token;
@@ -304,11 +346,31 @@ describe(`Docket in the browser (${BACKEND})`, () => {
   });
 
   step("a requester sees the public reply live, never the internal note or others' tickets", async () => {
-    const carol = await api("/users", {
-      method: "POST",
-      token: state.ownerToken,
-      body: { ...customer, role: "requester", password: PASSWORD },
-    });
+    // Invited from the people page; the mailed link opens the accept page.
+    const admin = state.owner;
+    await admin.goto("/admin/people");
+    await admin.getByRole("button", { name: "Invite person" }).click();
+    const dialog = admin.getByRole("dialog");
+    await dialog.getByLabel("Email").fill(customer.email);
+    await dialog.getByLabel("Name").fill(customer.name);
+    await choose(admin, "Role", "Requester (customer)", dialog);
+    await dialog.getByRole("button", { name: "Send invitation" }).click();
+    await admin.getByTestId("invitation-row").filter({ hasText: customer.email }).waitFor();
+    await dialog.waitFor({ state: "hidden" });
+    await axe(admin, "people with an invitation");
+    const link = await mailedLink(customer.email, "/invite/");
+    const join = await newPage();
+    await join.goto(link.replace(BASE, ""));
+    await join.getByRole("heading", { name: "Join your team on Docket" }).waitFor();
+    await axe(join, "accept invitation");
+    await shot(join, "accept-invitation");
+    await join.getByLabel("Your name").fill(customer.name);
+    await join.getByLabel("Choose a password").fill(PASSWORD);
+    await join.getByRole("button", { name: "Accept and sign in" }).click();
+    await join.waitForURL("**/tickets");
+    await join.context().close();
+    const carol = (await api("/users", { token: state.ownerToken })).items.find((p) => p.email === customer.email);
+    assert.equal(carol.role, "requester");
     const t = await api("/tickets", {
       method: "POST",
       token: state.ownerToken,
@@ -349,7 +411,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
   });
 
   step("two agents edit one ticket: the second gets the conflict flow, never a silent overwrite", async () => {
-    await api("/users", { method: "POST", token: state.ownerToken, body: { ...agent, role: "agent", password: PASSWORD } });
+    await invite(agent, "agent");
     const bob = await newPage();
     state.bob = bob;
     await signIn(bob, agent);
@@ -465,6 +527,70 @@ describe(`Docket in the browser (${BACKEND})`, () => {
       body: { email: customer.email, password: "another fine passphrase 8" },
     });
     await page.context().close();
+  });
+
+  step("forgot password: the mailed link sets a new one", async () => {
+    const page = await newPage();
+    await page.goto("/signin");
+    await page.getByRole("link", { name: "Forgot your password?" }).click();
+    await page.getByLabel("Email").fill(customer.email);
+    await page.getByRole("button", { name: "Send the link" }).click();
+    await page.getByText("Check your mail").waitFor();
+    await axe(page, "forgot password");
+    const link = await mailedLink(customer.email, "/reset-password/");
+    await page.goto(link.replace(BASE, ""));
+    await page.getByLabel("New password").fill("a third fine passphrase 7");
+    await page.getByRole("button", { name: "Set password" }).click();
+    await page.getByText("Password set").waitFor();
+    await axe(page, "reset password");
+    await page.getByRole("link", { name: "Sign in with your new password" }).click();
+    await page.getByLabel("Email").fill(customer.email);
+    await page.getByLabel("Password").fill("a third fine passphrase 7");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL("**/tickets");
+    // The link was single use.
+    await page.goto(link.replace(BASE, ""));
+    await page.getByLabel("New password").fill("a fourth fine passphrase 6");
+    await page.getByRole("button", { name: "Set password" }).click();
+    await page.getByText("This link cannot be used").waitFor();
+    await axe(page, "spent reset link");
+    await page.context().close();
+  });
+
+  step("mail: notification preferences, the inbound address, and the mail logs", async () => {
+    const page = state.owner;
+    await page.goto("/account");
+    const comments = page.getByRole("radiogroup", { name: "New comments on your tickets" });
+    await comments.getByText("Off").click();
+    await eventually(async () => {
+      const prefs = await api("/me/notification-preferences", { token: state.ownerToken });
+      return prefs.preferences.find((p) => p.kind === "comment").delivery === "off";
+    }, "the preference saved");
+    await axe(page, "account with mail preferences");
+
+    await page.goto("/admin/mail");
+    const address = await page.getByTestId("inbound-address").innerText();
+    assert.ok(address.includes("/api/v1/inbound/email/"), address);
+    await page.getByLabel("Acknowledge new tickets by mail").check();
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByText("Mail settings saved").waitFor();
+    await axe(page, "mail settings");
+    await shot(page, "mail-settings");
+    // A customer writes in; the acknowledgement goes out.
+    const res = await fetch(address, {
+      method: "POST",
+      headers: { "Content-Type": "message/rfc822" },
+      body: "From: Dan Customer <dan@customer.test>\r\nTo: help@acme.test\r\nSubject: Where is my order?\r\nMessage-ID: <dan-1@customer.test>\r\n\r\nIt was due on Monday.\r\n",
+    });
+    assert.equal(res.status, 202);
+    await page.getByRole("tab", { name: "Received mail" }).click();
+    await page.getByTestId("ingest-row").filter({ hasText: "Where is my order?" }).getByText("New ticket").waitFor();
+    await axe(page, "received mail");
+    await eventually(async () => mailsTo("dan@customer.test").length === 1, "the acknowledgement");
+    await page.getByRole("tab", { name: "Sent mail" }).click();
+    await page.getByTestId("mail-row").filter({ hasText: "dan@customer.test" }).getByText("sent").waitFor();
+    await axe(page, "sent mail");
+    await shot(page, "mail-log");
   });
 
   step("on a phone", async () => {

@@ -1,5 +1,7 @@
 // End-to-end tests: starts a real `docket serve` per backend (SQLite, then PostgreSQL on a fresh
-// database) and runs app.spec.mjs against it in Debian's Chromium through playwright-core.
+// database) with a real SMTP server (aiosmtpd, writing what it receives into a maildir the spec
+// reads links from), and runs app.spec.mjs against it in Debian's Chromium through
+// playwright-core.
 //
 //   DOCKET_BIN          the docket binary (default ../target/debug/docket)
 //   E2E_BACKENDS        "sqlite,postgres" (default; postgres needs DOCKET_TEST_PG_URL reachable)
@@ -46,14 +48,42 @@ async function waitReady(url, server) {
   throw new Error("docket serve did not become ready");
 }
 
+async function waitListening(port, child, what) {
+  const { connect } = await import("node:net");
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`${what} exited early (is it installed?)`);
+    const ok = await new Promise((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} did not start`);
+}
+
 async function runOn(backend) {
   const dataDir = mkdtempSync(join(tmpdir(), "docket-e2e-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const smtpPort = await freePort();
+  const maildir = join(dataDir, "maildir");
+  const smtp = spawn(
+    "python3",
+    ["-m", "aiosmtpd", "-n", "-l", `127.0.0.1:${smtpPort}`, "-c", "aiosmtpd.handlers.Mailbox", maildir],
+    { stdio: "ignore" },
+  );
+  await waitListening(smtpPort, smtp, "aiosmtpd");
   const env = {
     ...process.env,
     DOCKET_ADDR: `127.0.0.1:${port}`,
     DOCKET_DATA_DIR: dataDir,
+    DOCKET_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+    DOCKET_MAIL_FROM: "Acme Help <help@docket.test>",
+    DOCKET_PUBLIC_URL: url,
     RUST_LOG: process.env.RUST_LOG ?? "warn",
   };
   let database;
@@ -68,12 +98,13 @@ async function runOn(backend) {
     const run = spawnSync(
       process.execPath,
       ["--test", "--test-reporter=spec", "--test-concurrency=1", join(here, "app.spec.mjs")],
-      { env: { ...process.env, BASE_URL: url, E2E_BACKEND: backend }, stdio: "inherit" },
+      { env: { ...process.env, BASE_URL: url, E2E_BACKEND: backend, MAILDIR: maildir }, stdio: "inherit" },
     );
     return run.status === 0;
   } finally {
     server.kill("SIGTERM");
     await new Promise((r) => (server.exitCode === null ? server.once("exit", r) : r()));
+    smtp.kill("SIGTERM");
     rmSync(dataDir, { recursive: true, force: true });
     if (database) psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   }

@@ -9,6 +9,18 @@ export const routes: RouteObject[] = [
   { path: "/signin", lazy: () => import("./auth/SignIn").then((m) => ({ Component: m.SignIn })) },
   { path: "/signup", lazy: () => import("./auth/SignUp").then((m) => ({ Component: m.SignUp })) },
   {
+    path: "/invite/:token",
+    lazy: () => import("./auth/AcceptInvitation").then((m) => ({ Component: m.AcceptInvitation })),
+  },
+  {
+    path: "/forgot-password",
+    lazy: () => import("./auth/PasswordRecovery").then((m) => ({ Component: m.ForgotPassword })),
+  },
+  {
+    path: "/reset-password/:token",
+    lazy: () => import("./auth/PasswordRecovery").then((m) => ({ Component: m.ResetPassword })),
+  },
+  {
     path: "/",
     element: <RequireSession />,
     errorElement: <RouteError />,
@@ -50,6 +62,10 @@ export const routes: RouteObject[] = [
             path: "admin/settings",
             lazy: () =>
               import("./admin/OrgSettings").then((m) => ({ Component: m.OrgSettings })),
+          },
+          {
+            path: "admin/mail",
+            lazy: () => import("./admin/Mail").then((m) => ({ Component: m.Mail })),
           },
           {
             path: "admin/events",

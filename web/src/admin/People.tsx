@@ -1,8 +1,8 @@
-import { Badge, Button, Group, Menu, PasswordInput, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { Badge, Button, Group, Menu, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
 import { modals } from "./confirm";
 import { IconDots, IconPlus } from "@tabler/icons-react";
-import { useQueryClient } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, call } from "../api/client";
 import type { Role } from "../api/session";
@@ -12,6 +12,7 @@ import { notifyDone, useSubmit } from "../ui/forms";
 import { useAction } from "../ui/useAction";
 import { Empty, Failed, Loading } from "../ui/states";
 import { usePeople, type Person } from "../tickets/reference";
+import { dateTime } from "../ui/time";
 
 export const ROLES: { value: Role; label: string }[] = [
   { value: "owner", label: "Owner" },
@@ -51,7 +52,7 @@ export function People() {
           People
         </Title>
         <Button leftSection={<IconPlus size={16} aria-hidden />} onClick={() => setAdding(true)}>
-          Add person
+          Invite person
         </Button>
       </Group>
       {people.isPending ? (
@@ -120,26 +121,29 @@ export function People() {
           </Table>
         </Table.ScrollContainer>
       )}
-      <AddPerson opened={adding} onClose={() => setAdding(false)} />
+      <PendingInvitations />
+      <InvitePerson opened={adding} onClose={() => setAdding(false)} />
       <modals.Host />
     </Stack>
   );
 }
 
-function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }) {
+function InvitePerson({ opened, onClose }: { opened: boolean; onClose: () => void }) {
   const client = useQueryClient();
   const form = useForm({
-    initialValues: { name: "", email: "", role: "agent" as Role, password: "" },
+    initialValues: { name: "", email: "", role: "agent" as Role },
     validate: {
-      name: (v) => (v.trim() ? null : "Enter their name"),
       email: (v) => (/^\S+@\S+$/.test(v) ? null : "Enter their email address"),
-      password: (v) => (v.length >= 10 ? null : "At least 10 characters"),
     },
   });
   const { submit, error } = useSubmit(form, async (values) => {
-    const p = await call(api.POST("/api/v1/users", { body: values }));
-    notifyDone(`Added ${p.name}`);
-    void client.invalidateQueries({ queryKey: ["people"] });
+    const invited = await call(
+      api.POST("/api/v1/invitations", {
+        body: { email: values.email, role: values.role, ...(values.name.trim() ? { name: values.name } : {}) },
+      }),
+    );
+    notifyDone(`Invitation mailed to ${invited.email}`);
+    void client.invalidateQueries({ queryKey: ["invitations"] });
     form.reset();
     onClose();
   });
@@ -147,24 +151,76 @@ function AddPerson({ opened, onClose }: { opened: boolean; onClose: () => void }
     <FormModal
       opened={opened}
       onClose={onClose}
-      title="Add a person"
+      title="Invite a person"
       error={error}
       onSubmit={submit}
-      submitLabel="Add person"
+      submitLabel="Send invitation"
       submitting={form.submitting}
     >
-      <TextInput label="Name" required data-autofocus {...form.getInputProps("name")} />
-      <TextInput label="Email" type="email" required {...form.getInputProps("email")} />
+      <TextInput label="Email" type="email" required data-autofocus {...form.getInputProps("email")} />
+      <TextInput label="Name" description="How the mail greets them" {...form.getInputProps("name")} />
       <Select label="Role" data={ROLES} allowDeselect={false} {...form.getInputProps("role")} />
-      <PasswordInput
-        label="First password"
-        description="Tell it to them; they can change it after signing in"
-        required
-        {...form.getInputProps("password")}
-      />
       <Text size="xs" c="dimmed">
-        Requesters are customers: they see only the tickets they asked for.
+        They get a link to join (valid 7 days) and choose their own password; someone who already has a Docket
+        account joins by signing in. Requesters are customers: they see only the tickets they asked for.
       </Text>
     </FormModal>
+  );
+}
+
+/** Invitations not yet accepted, with a way to withdraw them. */
+function PendingInvitations() {
+  const invitations = useQuery({
+    queryKey: ["invitations"],
+    queryFn: () => call(api.GET("/api/v1/invitations", { params: { query: { limit: 200 } } })),
+  });
+  const withdraw = useAction(
+    (id: string) => call(api.DELETE("/api/v1/invitations/{id}", { params: { path: { id } } })),
+    { done: "Invitation withdrawn", invalidate: [["invitations"]] },
+  );
+  if (invitations.isPending) return <Loading />;
+  if (invitations.isError) return <Failed error={invitations.error} onRetry={() => void invitations.refetch()} />;
+  const items = invitations.data.items;
+  if (items.length === 0) return null;
+  return (
+    <Stack gap="xs">
+      <Title order={2} size="h4">
+        Invitations
+      </Title>
+      <Table.ScrollContainer minWidth={360}>
+        <Table aria-label="Invitations">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Email</Table.Th>
+              <Table.Th>Role</Table.Th>
+              <Table.Th>Status</Table.Th>
+              <Table.Th visibleFrom="sm">Expires</Table.Th>
+              <Table.Th>
+                <span className="sr-only">Actions</span>
+              </Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {items.map((i) => (
+              <Table.Tr key={i.id} data-testid="invitation-row">
+                <Table.Td>{i.email}</Table.Td>
+                <Table.Td>{ROLES.find((r) => r.value === i.role)?.label ?? i.role}</Table.Td>
+                <Table.Td>
+                  <Badge color={i.status === "pending" ? "blue" : "gray"} variant="light">
+                    {i.status === "pending" ? "Pending" : "Expired"}
+                  </Badge>
+                </Table.Td>
+                <Table.Td visibleFrom="sm">{dateTime(i.expires_at)}</Table.Td>
+                <Table.Td>
+                  <Button size="xs" variant="subtle" color="red" onClick={() => withdraw.mutate(i.id)}>
+                    Withdraw
+                  </Button>
+                </Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      </Table.ScrollContainer>
+    </Stack>
   );
 }

@@ -64,11 +64,12 @@ function fromResponse(body: AuthResponse): Session {
   };
 }
 
+/** POSTs to an auth path (`/login`), or to a full API path (`/api/v1/…`). */
 async function post(path: string, body?: unknown, token?: string): Promise<Response> {
   const headers: Record<string, string> = { ...COOKIE_MODE };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(`${AUTH}${path}`, {
+  const res = await fetch(path.startsWith("/api/") ? path : `${AUTH}${path}`, {
     method: "POST",
     headers,
     credentials: "same-origin",
@@ -98,6 +99,14 @@ export function signUp(req: {
   password: string;
 }): Promise<Session> {
   return start("/signup", req);
+}
+
+/**
+ * Joins the organisation of an invitation and signs in there: a new account with a password
+ * (and name), or the signed-in account as it is.
+ */
+export function acceptInvitation(token: string, body: { password?: string; name?: string }): Promise<Session> {
+  return start(`/api/v1/invitations/${encodeURIComponent(token)}/accept`, body, current?.accessToken);
 }
 
 export function switchOrganization(organization: string): Promise<Session> {

@@ -4,10 +4,11 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
 import { api, call } from "../api/client";
 import { forgetSession } from "../api/session";
+import { MailPreferences } from "../notifications/MailPreferences";
 import { notifyDone, notifyError, useSubmit } from "../ui/forms";
 import { useSession } from "./useSession";
 
-/** The person's own account: their password, and signing out of every device. */
+/** The person's own account: their password, notification mail, and signing out of every device. */
 export function Account() {
   const session = useSession();
   const navigate = useNavigate();
@@ -72,6 +73,7 @@ export function Account() {
           </Button>
         </Stack>
       </Paper>
+      <MailPreferences />
       <Paper withBorder p="md">
         <Stack align="flex-start">
           <Title order={2} size="h4">

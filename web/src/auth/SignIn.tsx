@@ -44,6 +44,9 @@ export function SignIn() {
           <Button type="submit" loading={form.submitting}>
             Sign in
           </Button>
+          <Anchor component={Link} to="/forgot-password" size="sm">
+            Forgot your password?
+          </Anchor>
           <Text size="sm">
             New here?{" "}
             <Anchor component={Link} to="/signup">

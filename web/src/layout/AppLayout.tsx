@@ -6,6 +6,7 @@ import {
   IconLayoutKanban,
   IconListDetails,
   IconSettings,
+  IconMail,
   IconSkull,
   IconUsers,
 } from "@tabler/icons-react";
@@ -33,6 +34,7 @@ export function AppLayout() {
     { to: "/projects", label: "Projects", icon: IconFolders, show: staff },
     { to: "/admin/people", label: "People", icon: IconUsers, show: atLeast(role, "admin") },
     { to: "/admin/settings", label: "Organization", icon: IconSettings, show: atLeast(role, "admin") },
+    { to: "/admin/mail", label: "Mail", icon: IconMail, show: atLeast(role, "admin") },
     { to: "/admin/events", label: "Dead events", icon: IconSkull, show: atLeast(role, "admin") },
   ];
 
