@@ -1,8 +1,8 @@
 //! The caller's organisation, its people and its audit log.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
@@ -10,7 +10,9 @@ use super::{
     extract::{Auth, Json, Path, Query},
 };
 use crate::{
+    access::{self, Action},
     audit::{self, AuditEntry},
+    conversation::settings,
     error::Result,
     pagination::{Page, PageParams},
     tenancy::{
@@ -21,11 +23,30 @@ use crate::{
     work::tickets,
 };
 
+/// An organisation as its members see it; admins also see its inbound mail token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationView {
+    #[serde(flatten)]
+    pub organization: Organization,
+    /// Admins only: the path secret of `POST /inbound/email/{inbound_email_token}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_email_token: Option<String>,
+}
+
 /// The caller's organisation.
 #[utoipa::path(get, path = "/org", tag = "organization", security(("bearer" = [])),
-    responses((status = 200, description = "The organisation", body = Organization)))]
-pub async fn get_org(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<Organization>> {
-    Ok(Json(tenancy::get_org(&s.db, &ctx).await?))
+    responses((status = 200, description = "The organisation", body = OrganizationView)))]
+pub async fn get_org(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<OrganizationView>> {
+    let organization = tenancy::get_org(&s.db, &ctx).await?;
+    let inbound_email_token = if access::allowed(ctx.role, Action::MailManage) {
+        Some(settings::get(&s.db, &s.mailroom, &ctx).await?.inbound_token)
+    } else {
+        None
+    };
+    Ok(Json(OrganizationView {
+        organization,
+        inbound_email_token,
+    }))
 }
 
 /// Rename the organisation or change its slug (admins).

@@ -929,6 +929,24 @@ async fn bad_inbound_mail_is_refused_cleanly() {
     let other = app.signup("beta", "b@example.com").await;
     let inbound = inbound_path(&app, &owner).await;
     let good = message("ann@customer.test", "Hello", "", "Hi.");
+    // Admins see the token on the organisation too; nobody else does.
+    let org = app.get("/api/v1/org", &owner.token).await;
+    let token = org.assert_ok(200)["inbound_email_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(inbound.ends_with(&token));
+    let agent = app.member(&owner, "agent@example.com", "agent").await;
+    let seen_by_agent = app.get("/api/v1/org", &agent.token).await;
+    assert!(
+        seen_by_agent
+            .assert_ok(200)
+            .get("inbound_email_token")
+            .is_none()
+    );
+    app.get("/api/v1/mail/settings", &agent.token)
+        .await
+        .assert_problem(403, "forbidden");
 
     let wrong_type = app
         .client

@@ -152,7 +152,7 @@ function MailSettings() {
             </Code>
             <CopyButton value={address}>
               {({ copied, copy }) => (
-                <Button size="xs" variant="light" onClick={copy}>
+                <Button size="xs" variant="light" onClick={copy} style={{ flexShrink: 0 }}>
                   {copied ? "Copied" : "Copy"}
                 </Button>
               )}
@@ -299,7 +299,7 @@ function SentMail() {
                     </Text>
                   </Table.Td>
                   <Table.Td>
-                    <Badge color={STATUS_COLOR[m.status]} variant="light">
+                    <Badge color={STATUS_COLOR[m.status]} variant="light" style={{ minWidth: "max-content" }}>
                       {m.status.replace("_", " ")}
                     </Badge>
                     {m.next_attempt_at && (
@@ -393,7 +393,7 @@ function ReceivedMail() {
                     </Text>
                   </Table.Td>
                   <Table.Td>
-                    <Badge color={OUTCOMES[m.outcome].color} variant="light">
+                    <Badge color={OUTCOMES[m.outcome].color} variant="light" style={{ minWidth: "max-content" }}>
                       {OUTCOMES[m.outcome].label}
                     </Badge>
                     {m.ticket_id && (

@@ -1263,6 +1263,11 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /** @description An organisation as its members see it; admins also see its inbound mail token. */
+        OrganizationView: components["schemas"]["Organization"] & {
+            /** @description Admins only: the path secret of `POST /inbound/email/{inbound_email_token}`. */
+            inbound_email_token?: string | null;
+        };
         /** @description An outbox event as admins see it. */
         OutboxEvent: {
             /**
@@ -6382,7 +6387,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Organization"];
+                    "application/json": components["schemas"]["OrganizationView"];
                 };
             };
             /** @description Malformed request (bad JSON or query) */
