@@ -507,9 +507,7 @@ async fn mail_stays_within_its_tenant() {
     .assert_ok(201);
     app.run_pending_events().await;
     let b_message_id: String = app
-        .scalar(&format!(
-            "SELECT message_id FROM mail_messages WHERE direction = 'outbound'"
-        ))
+        .scalar("SELECT message_id FROM mail_messages WHERE direction = 'outbound'")
         .await;
     let b_key = app
         .get(&format!("/api/v1/tickets/{b_ticket}"), &b.owner.token)
@@ -524,9 +522,8 @@ async fn mail_stays_within_its_tenant() {
         format!(
             "From: carol@customer.test\nSubject: Re: x\nIn-Reply-To: <{b_message_id}>\n\nInto B?\n"
         ),
-        format!(
-            "From: carol@customer.test\nSubject: Re: x\nReferences: <b1@customer.test>\n\nInto B?\n"
-        ),
+        "From: carol@customer.test\nSubject: Re: x\nReferences: <b1@customer.test>\n\nInto B?\n"
+            .to_owned(),
         format!(
             "From: carol@customer.test\nTo: help+{reference}@docket.test\nSubject: x\n\nInto B?\n"
         ),
