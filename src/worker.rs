@@ -75,6 +75,10 @@ async fn maintain(db: Db, mut stop: watch::Receiver<bool>) {
         );
         report("old sent mail", mail::purge_sent(&db).await);
         report(
+            "old ingest log lines",
+            conversation::purge_old_log(&db).await,
+        );
+        report(
             "expired login throttle windows",
             throttle::purge_expired(&db).await,
         );

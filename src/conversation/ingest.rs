@@ -829,6 +829,19 @@ async fn acknowledge(
     remember(tx, &message_id, Some(ticket_id), None, "outbound").await
 }
 
+/// Ingest log lines are kept this long.
+const KEEP_LOG: chrono::Duration = chrono::Duration::days(90);
+
+/// Drops ingest log lines past their retention (the message ids stay: they keep duplicates
+/// out).
+pub async fn purge_old_log(db: &Db) -> Result<u64> {
+    Ok(db
+        .purge::<log_entity::Entity>(
+            sea_orm::Condition::all().add(log_entity::Column::CreatedAt.lt(Utc::now() - KEEP_LOG)),
+        )
+        .await?)
+}
+
 /// The organisation's ingest log, newest first (admins).
 pub async fn ingest_log(
     db: &Db,

@@ -26,7 +26,9 @@ use crate::{
     mail::MailKeys,
 };
 pub use imap::{poll_all, run as run_imap};
-pub use ingest::{IngestLogEntry, IngestLogFilter, IngestOutcome, Route, ingest, ingest_log};
+pub use ingest::{
+    IngestLogEntry, IngestLogFilter, IngestOutcome, Route, ingest, ingest_log, purge_old_log,
+};
 pub use notices::{NotificationMails, send_digests};
 pub use replies::Replies;
 

@@ -40,6 +40,21 @@ impl Handler for Replies {
             return Ok(());
         }
         let mailroom = &self.0;
+        // Most tickets never came by mail: find that out without taking a write lock.
+        let emailed = {
+            let tx = db.read_org(event.org_id()).await?;
+            let found = tx
+                .find::<thread::Entity>()
+                .filter(thread::Column::TicketId.eq(c.ticket_id))
+                .one(tx.conn())
+                .await?
+                .is_some();
+            tx.commit().await?;
+            found
+        };
+        if !emailed {
+            return Ok(());
+        }
         let tx = db.write_org(event.org_id()).await?;
         let Some(th) = tx
             .find::<thread::Entity>()

@@ -207,10 +207,13 @@ pub async fn drain(db: &Db, sender: &Sender) -> Result<usize> {
 }
 
 async fn step(db: &Db, sender: &Sender) -> Result<usize> {
+    let Some(transport) = &sender.transport else {
+        return record_unsent(db).await;
+    };
     let claimed = claim(db).await?;
     let n = claimed.len();
     for mail in claimed {
-        let outcome = send(sender, &mail).await;
+        let outcome = send(sender, transport, &mail).await;
         settle(db, &mail, outcome).await?;
     }
     Ok(n)
@@ -241,18 +244,37 @@ async fn claim(db: &Db) -> Result<Vec<entity::Model>> {
     Ok(claimed)
 }
 
+/// Mail off: every due mail is recorded as not sent, in one statement.
+async fn record_unsent(db: &Db) -> Result<usize> {
+    let tx = db.maintenance().await?;
+    let backend = tx.conn().get_database_backend();
+    let done = tx
+        .conn()
+        .execute_raw(statement(
+            backend,
+            "UPDATE mails SET status = 'not_sent', attempts = attempts + 1, locked_until = NULL, \
+             last_response = $1 WHERE status IN ('queued', 'sending') AND available_at <= $2",
+            [MAIL_OFF.into(), Utc::now().into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() as usize)
+}
+
+const MAIL_OFF: &str = "mail is off: DOCKET_SMTP_URL is not set";
+
 /// How one attempt went.
 enum Outcome {
     Sent(String),
-    Off,
     Transient(String),
     Permanent(String),
 }
 
-async fn send(sender: &Sender, mail: &entity::Model) -> Outcome {
-    let Some(transport) = &sender.transport else {
-        return Outcome::Off;
-    };
+async fn send(
+    sender: &Sender,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    mail: &entity::Model,
+) -> Outcome {
     let message = match sender.message(mail) {
         Ok(m) => m,
         Err(err) => return Outcome::Permanent(format!("could not build the message: {err}")),
@@ -272,11 +294,6 @@ async fn settle(db: &Db, mail: &entity::Model, outcome: Outcome) -> Result<()> {
     let now = Utc::now();
     let (status, response, available_at) = match outcome {
         Outcome::Sent(r) => (Status::Sent, r, now),
-        Outcome::Off => (
-            Status::NotSent,
-            "mail is off: DOCKET_SMTP_URL is not set".to_owned(),
-            now,
-        ),
         Outcome::Permanent(r) => (Status::Failed, r, now),
         Outcome::Transient(r) if mail.attempts >= MAX_ATTEMPTS => (Status::Failed, r, now),
         Outcome::Transient(r) => (Status::Queued, r, now + backoff(mail.attempts)),
