@@ -119,6 +119,9 @@ async function eventually(fn, what, ms = 15_000) {
 }
 
 async function axe(page, where) {
+  // Half-faded elements (a toast arriving, a dialog leaving) would fail the contrast check for
+  // what is only a moment of an animation: judge the page once transitions have settled.
+  await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== "running"));
   const result = await new AxeBuilder({ page }).analyze();
   const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
   assert.deepEqual(
@@ -533,17 +536,20 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     const page = await newPage();
     await page.goto("/signin");
     await page.getByRole("link", { name: "Forgot your password?" }).click();
+    await page.getByRole("heading", { name: "Forgot your password?" }).waitFor();
     await page.getByLabel("Email").fill(customer.email);
     await page.getByRole("button", { name: "Send the link" }).click();
     await page.getByText("Check your mail").waitFor();
     await axe(page, "forgot password");
     const link = await mailedLink(customer.email, "/reset-password/");
     await page.goto(link.replace(BASE, ""));
+    await page.getByRole("heading", { name: "Choose a new password" }).waitFor();
     await page.getByLabel("New password").fill("a third fine passphrase 7");
     await page.getByRole("button", { name: "Set password" }).click();
     await page.getByText("Password set").waitFor();
     await axe(page, "reset password");
     await page.getByRole("link", { name: "Sign in with your new password" }).click();
+    await page.getByRole("heading", { name: "Sign in to Docket" }).waitFor();
     await page.getByLabel("Email").fill(customer.email);
     await page.getByLabel("Password").fill("a third fine passphrase 7");
     await page.getByRole("button", { name: "Sign in" }).click();
