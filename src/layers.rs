@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, fs, path::Path};
 /// Layers from the bottom up; a module may import modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["config", "request_id", "text", "pagination"],
+    &["config", "request_id", "text", "pagination", "background"],
     &["access"],
     &["store"],
     &["audit", "idempotency", "mail"],

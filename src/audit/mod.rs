@@ -1,9 +1,7 @@
 //! The audit log: who did what security-relevant thing, when, from which request.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -72,14 +70,10 @@ pub(crate) async fn record(
 pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<AuditEntry>> {
     access::authorize(ctx, Action::AuditRead)?;
     let tx = db.read(ctx).await?;
-    let mut query = tx
-        .find::<entry::Entity>()
-        .order_by_desc(entry::Column::Id)
-        .limit(page.limit + 1);
-    if let Some(after) = page.after_id()? {
-        query = query.filter(entry::Column::Id.lt(after));
-    }
-    let rows = query.all(tx.conn()).await?;
+    let rows = tx
+        .newest_first::<entry::Entity>(entry::Column::Id, &page)?
+        .all(tx.conn())
+        .await?;
     tx.commit().await?;
     Ok(Page::from_rows(
         rows,

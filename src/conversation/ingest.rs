@@ -21,7 +21,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::OnConflict,
+    QueryOrder, sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -145,6 +145,17 @@ pub struct IngestOutcome {
     pub reason: Option<String>,
 }
 
+impl IngestOutcome {
+    fn without_ticket(outcome: Outcome, reason: String) -> Self {
+        Self {
+            outcome,
+            ticket_id: None,
+            comment_id: None,
+            reason: Some(reason),
+        }
+    }
+}
+
 /// One line of the ingest log.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IngestLogEntry {
@@ -193,16 +204,8 @@ pub async fn ingest(
         Ok(m) => m,
         Err(err) => {
             let tx = db.write_org(org_id).await?;
-            record(
-                &tx,
-                route,
-                None,
-                None,
-                Outcome::Rejected,
-                Some(err.to_string()),
-                None,
-            )
-            .await?;
+            let refused = IngestOutcome::without_ticket(Outcome::Rejected, err.to_string());
+            record(&tx, route, None, None, &refused).await?;
             tx.commit().await?;
             return Err(err);
         }
@@ -260,46 +263,20 @@ async fn take(
             ),
             _ => reason.clone(),
         };
-        record(
-            &tx,
-            route,
-            Some(inbound),
-            Some(key),
-            outcome,
-            Some(reason.clone()),
-            None,
-        )
-        .await?;
+        let done = IngestOutcome::without_ticket(outcome, reason);
+        record(&tx, route, Some(inbound), Some(key), &done).await?;
         tx.commit().await?;
-        return Ok(IngestOutcome {
-            outcome,
-            ticket_id: None,
-            comment_id: None,
-            reason: Some(reason),
-        });
+        return Ok(done);
     }
 
     let sender = match sender_account(&tx, inbound).await {
         Ok(sender) => sender,
         Err(Error::Forbidden { detail, .. }) => {
             remember(&tx, key, None, None, "inbound").await?;
-            record(
-                &tx,
-                route,
-                Some(inbound),
-                Some(key),
-                Outcome::Rejected,
-                Some(detail.clone()),
-                None,
-            )
-            .await?;
+            let done = IngestOutcome::without_ticket(Outcome::Rejected, detail);
+            record(&tx, route, Some(inbound), Some(key), &done).await?;
             tx.commit().await?;
-            return Ok(IngestOutcome {
-                outcome: Outcome::Rejected,
-                ticket_id: None,
-                comment_id: None,
-                reason: Some(detail),
-            });
+            return Ok(done);
         }
         Err(err) => return Err(err),
     };
@@ -336,19 +313,13 @@ async fn take(
     };
     let ticket_id = done.ticket_id.expect("a ticket either way");
     keep_thread(&tx, mailroom, ticket_id, &sender, inbound).await?;
-    let reason = (!notes.is_empty()).then(|| notes.join("; "));
-    record(
-        &tx,
-        route,
-        Some(inbound),
-        Some(key),
-        done.outcome,
-        reason.clone(),
-        Some(ticket_id),
-    )
-    .await?;
+    let done = IngestOutcome {
+        reason: (!notes.is_empty()).then(|| notes.join("; ")),
+        ..done
+    };
+    record(&tx, route, Some(inbound), Some(key), &done).await?;
     tx.commit().await?;
-    Ok(IngestOutcome { reason, ..done })
+    Ok(done)
 }
 
 async fn seen(tx: &TenantTx, key: &str) -> Result<Option<message::Model>> {
@@ -366,24 +337,14 @@ async fn duplicate(
     key: &str,
 ) -> Result<IngestOutcome> {
     let earlier = seen(tx, key).await?;
-    let ticket_id = earlier.as_ref().and_then(|m| m.ticket_id);
-    let reason = "this message was received before".to_owned();
-    record(
-        tx,
-        route,
-        Some(inbound),
-        Some(key),
-        Outcome::Duplicate,
-        Some(reason.clone()),
-        ticket_id,
-    )
-    .await?;
-    Ok(IngestOutcome {
+    let done = IngestOutcome {
         outcome: Outcome::Duplicate,
-        ticket_id,
+        ticket_id: earlier.as_ref().and_then(|m| m.ticket_id),
         comment_id: earlier.and_then(|m| m.comment_id),
-        reason: Some(reason),
-    })
+        reason: Some("this message was received before".to_owned()),
+    };
+    record(tx, route, Some(inbound), Some(key), &done).await?;
+    Ok(done)
 }
 
 /// Stores a message id with what it made; a second insert of the same id is the race's loser.
@@ -414,14 +375,13 @@ pub(super) async fn remember(
     }
 }
 
+/// Writes the ingest log line of a message and what became of it.
 async fn record(
     tx: &TenantTx,
     route: Route,
     inbound: Option<&Inbound>,
     key: Option<&str>,
-    outcome: Outcome,
-    reason: Option<String>,
-    ticket_id: Option<Uuid>,
+    done: &IngestOutcome,
 ) -> Result<()> {
     log_entity::ActiveModel {
         org_id: Set(tx.org_id()),
@@ -430,9 +390,9 @@ async fn record(
         message_id: Set(key.map(str::to_owned)),
         sender: Set(inbound.map(|m| m.from_address.clone())),
         subject: Set(inbound.map(|m| m.subject.clone())),
-        outcome: Set(outcome.as_str().to_owned()),
-        reason: Set(reason),
-        ticket_id: Set(ticket_id),
+        outcome: Set(done.outcome.as_str().to_owned()),
+        reason: Set(done.reason.clone()),
+        ticket_id: Set(done.ticket_id),
         created_at: Set(Utc::now()),
     }
     .insert(tx.conn())
@@ -851,15 +811,9 @@ pub async fn ingest_log(
 ) -> Result<Page<IngestLogEntry>> {
     access::authorize(ctx, Action::MailManage)?;
     let tx = db.read(ctx).await?;
-    let mut query = tx
-        .find::<log_entity::Entity>()
-        .order_by_desc(log_entity::Column::Id)
-        .limit(page.limit + 1);
+    let mut query = tx.newest_first::<log_entity::Entity>(log_entity::Column::Id, &page)?;
     if let Some(outcome) = filter.outcome {
         query = query.filter(log_entity::Column::Outcome.eq(outcome.as_str()));
-    }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(log_entity::Column::Id.lt(after));
     }
     let rows = query.all(tx.conn()).await?;
     tx.commit().await?;

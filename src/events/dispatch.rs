@@ -25,7 +25,7 @@ use super::{
     contract::{Body, Event},
     entity,
 };
-use crate::{config::WorkerConfig, error::Result, store::Db};
+use crate::{background, config::WorkerConfig, error::Result, store::Db};
 
 /// Handlers of one batch that run at once (each holds a database connection while it runs).
 const HANDLERS_AT_ONCE: usize = 8;
@@ -70,27 +70,17 @@ enum Outcome {
 }
 
 /// Runs a dispatcher until `stop` turns true; the batch in hand is finished first.
-pub async fn run(db: Db, cfg: WorkerConfig, handlers: Handlers, mut stop: watch::Receiver<bool>) {
+pub async fn run(db: Db, cfg: WorkerConfig, handlers: Handlers, stop: watch::Receiver<bool>) {
     tracing::info!(batch = cfg.worker_batch, handlers = ?handlers.names(), "event dispatcher started");
-    loop {
-        let handled = match step(&db, &cfg, &handlers).await {
-            Ok(n) => n,
-            Err(err) => {
-                tracing::warn!(error = ?err, "dispatching events failed; will retry");
-                0
-            }
-        };
-        if *stop.borrow() {
-            break;
-        }
-        if handled == 0 {
-            tokio::select! {
-                _ = db.signals().outbox.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(cfg.worker_poll_ms)) => {}
-                _ = stop.changed() => break,
-            }
-        }
-    }
+    let poll = Duration::from_millis(cfg.worker_poll_ms);
+    background::repeat(
+        "dispatching events",
+        &db.signals().outbox,
+        poll,
+        stop,
+        || step(&db, &cfg, &handlers),
+    )
+    .await;
     tracing::info!("event dispatcher stopped");
 }
 

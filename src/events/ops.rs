@@ -107,15 +107,9 @@ pub async fn list(
 ) -> Result<Page<OutboxEvent>> {
     access::authorize(ctx, Action::EventsManage)?;
     let tx = db.read(ctx).await?;
-    let mut query = tx
-        .find::<entity::Entity>()
-        .order_by_desc(entity::Column::Id)
-        .limit(page.limit + 1);
+    let mut query = tx.newest_first::<entity::Entity>(entity::Column::Id, &page)?;
     if let Some(status) = filter.status {
         query = query.filter(entity::Column::Status.eq(status.as_str()));
-    }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(entity::Column::Id.lt(after));
     }
     let rows = query.all(tx.conn()).await?;
     tx.commit().await?;

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use super::{Kind, Status, Thread, entity, templates};
 use crate::{
+    background,
     config::MailConfig,
     error::{Error, Result},
     store::{Db, statement},
@@ -169,29 +170,14 @@ fn header(name: &'static str, value: String) -> HeaderValue {
 }
 
 /// Sends until `stop` turns true.
-pub async fn run(db: Db, sender: Sender, mut stop: watch::Receiver<bool>) {
+pub async fn run(db: Db, sender: Sender, stop: watch::Receiver<bool>) {
     if !sender.enabled() {
         tracing::warn!("mail is off (DOCKET_SMTP_URL is not set): mails are recorded as not sent");
     }
-    loop {
-        let handled = match step(&db, &sender).await {
-            Ok(n) => n,
-            Err(err) => {
-                tracing::warn!(error = ?err, "sending mail failed; will retry");
-                0
-            }
-        };
-        if *stop.borrow() {
-            break;
-        }
-        if handled == 0 {
-            tokio::select! {
-                _ = db.signals().mail.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
-                _ = stop.changed() => break,
-            }
-        }
-    }
+    background::repeat("sending mail", &db.signals().mail, POLL, stop, || {
+        step(&db, &sender)
+    })
+    .await;
 }
 
 /// Sends every mail that is due now and returns how many it handled (for tests and tools that

@@ -15,9 +15,7 @@ pub mod keys;
 mod templates;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -269,15 +267,9 @@ pub async fn log(
 ) -> Result<Page<MailLogEntry>> {
     access::authorize(ctx, Action::MailManage)?;
     let tx = db.read(ctx).await?;
-    let mut query = tx
-        .find::<entity::Entity>()
-        .order_by_desc(entity::Column::Id)
-        .limit(page.limit + 1);
+    let mut query = tx.newest_first::<entity::Entity>(entity::Column::Id, &page)?;
     if let Some(status) = filter.status {
         query = query.filter(entity::Column::Status.eq(status.as_str()));
-    }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(entity::Column::Id.lt(after));
     }
     let rows = query.all(tx.conn()).await?;
     tx.commit().await?;

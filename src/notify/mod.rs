@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -407,18 +407,13 @@ pub async fn list(
 ) -> Result<Page<Notification>> {
     let tx = db.read(ctx).await?;
     let mut query = tx
-        .find::<entity::Entity>()
-        .filter(entity::Column::UserId.eq(ctx.user_id))
-        .order_by_desc(entity::Column::Id)
-        .limit(page.limit + 1);
+        .newest_first::<entity::Entity>(entity::Column::Id, &page)?
+        .filter(entity::Column::UserId.eq(ctx.user_id));
     if filter.unread == Some(true) {
         query = query.filter(entity::Column::ReadAt.is_null());
     }
     if filter.unread == Some(false) {
         query = query.filter(entity::Column::ReadAt.is_not_null());
-    }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(entity::Column::Id.lt(after));
     }
     let rows = query.all(tx.conn()).await?;
     tx.commit().await?;

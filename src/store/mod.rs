@@ -15,16 +15,16 @@ use std::{
 use anyhow::Context as _;
 use sea_orm::{
     ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, QueryFilter, QuerySelect,
-    Select, SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
-    UpdateMany,
+    DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, SqlErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait, UpdateMany,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-use crate::{access::TenantCtx, config::StoreConfig};
+use crate::{access::TenantCtx, config::StoreConfig, pagination::PageRequest};
 pub(crate) use migrations::Migrator;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -471,6 +471,20 @@ impl TenantTx {
     /// `DELETE … WHERE org_id = <this tenant>`.
     pub(crate) fn delete_many<E: TenantEntity>(&self) -> DeleteMany<E> {
         E::delete_many().filter(E::org_column().eq(self.org_id))
+    }
+
+    /// One page of `E`, newest first by its (time-ordered, v7) id column `id`: the
+    /// `page.limit + 1` rows after the page's cursor (the extra row says whether more follow).
+    pub(crate) fn newest_first<E: TenantEntity>(
+        &self,
+        id: E::Column,
+        page: &PageRequest,
+    ) -> crate::error::Result<Select<E>> {
+        let mut query = self.find::<E>().order_by_desc(id).limit(page.limit + 1);
+        if let Some(after) = page.after_id()? {
+            query = query.filter(id.lt(after));
+        }
+        Ok(query)
     }
 
     /// Like `find`, for rows this transaction is about to change: `FOR UPDATE` on PostgreSQL, so

@@ -6,9 +6,7 @@
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore as _;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -224,15 +222,11 @@ pub async fn invite(db: &Db, ctx: &TenantCtx, req: NewInvitation) -> Result<Invi
 pub async fn list(db: &Db, ctx: &TenantCtx, page: PageRequest) -> Result<Page<Invitation>> {
     access::authorize(ctx, Action::UserCreate)?;
     let tx = db.read(ctx).await?;
-    let mut query = tx
-        .find::<entity::Entity>()
+    let rows = tx
+        .newest_first::<entity::Entity>(entity::Column::Id, &page)?
         .filter(entity::Column::AcceptedAt.is_null())
-        .order_by_desc(entity::Column::Id)
-        .limit(page.limit + 1);
-    if let Some(after) = page.after_id()? {
-        query = query.filter(entity::Column::Id.lt(after));
-    }
-    let rows = query.all(tx.conn()).await?;
+        .all(tx.conn())
+        .await?;
     tx.commit().await?;
     Page::try_from_rows(rows, page.limit, |m| m.id, Invitation::try_from)
 }

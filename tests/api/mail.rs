@@ -27,6 +27,16 @@ async fn inbound_path(app: &TestApp, owner: &Session) -> String {
         .to_owned()
 }
 
+async fn put_settings(app: &TestApp, admin: &Session, settings: Value) -> Resp {
+    app.call(
+        reqwest::Method::PUT,
+        "/api/v1/mail/settings",
+        Some(&admin.token),
+        Some(settings),
+    )
+    .await
+}
+
 async fn post_mail(app: &TestApp, path: &str, raw: &str) -> Resp {
     let req = app
         .client
@@ -603,11 +613,10 @@ async fn mail_in_makes_tickets_and_replies_continue_the_thread() {
     let app = app_with_smtp(&smtp).await;
     let owner = app.signup("acme", "o@example.com").await;
     let inbound = inbound_path(&app, &owner).await;
-    app.call(
-        reqwest::Method::PUT,
-        "/api/v1/mail/settings",
-        Some(&owner.token),
-        Some(json!({"acknowledge": true, "inbound_project_id": null, "imap": null})),
+    put_settings(
+        &app,
+        &owner,
+        json!({"acknowledge": true, "inbound_project_id": null, "imap": null}),
     )
     .await
     .assert_ok(200);
@@ -841,11 +850,10 @@ async fn automatic_mail_is_logged_and_never_answered() {
     let app = app_with_smtp(&smtp).await;
     let owner = app.signup("acme", "o@example.com").await;
     let inbound = inbound_path(&app, &owner).await;
-    app.call(
-        reqwest::Method::PUT,
-        "/api/v1/mail/settings",
-        Some(&owner.token),
-        Some(json!({"acknowledge": true, "inbound_project_id": null, "imap": null})),
+    put_settings(
+        &app,
+        &owner,
+        json!({"acknowledge": true, "inbound_project_id": null, "imap": null}),
     )
     .await
     .assert_ok(200);
@@ -1115,19 +1123,15 @@ async fn the_command_and_imap_take_mail_too() {
         "Message-ID: <i2@customer.test>\n",
         "Two.",
     ));
-    let set = app
-        .call(
-            reqwest::Method::PUT,
-            "/api/v1/mail/settings",
-            Some(&owner.token),
-            Some(
-                json!({"acknowledge": false, "inbound_project_id": null, "imap": {
-                    "host": "127.0.0.1", "port": imap.port, "tls": false,
-                    "username": IMAP_USER, "password": IMAP_PASSWORD
-                }}),
-            ),
-        )
-        .await;
+    let set = put_settings(
+        &app,
+        &owner,
+        json!({"acknowledge": false, "inbound_project_id": null, "imap": {
+            "host": "127.0.0.1", "port": imap.port, "tls": false,
+            "username": IMAP_USER, "password": IMAP_PASSWORD
+        }}),
+    )
+    .await;
     let set = set.assert_ok(200).clone();
     assert_eq!(set["imap"]["password_set"], true);
     assert!(!set.to_string().contains(IMAP_PASSWORD));
@@ -1173,16 +1177,13 @@ async fn the_command_and_imap_take_mail_too() {
     assert!(settings.body["imap"]["last_error"].is_null());
 
     // A wrong password is reported where the admin looks, not thrown.
-    app.call(
-        reqwest::Method::PUT,
-        "/api/v1/mail/settings",
-        Some(&owner.token),
-        Some(
-            json!({"acknowledge": false, "inbound_project_id": null, "imap": {
-                "host": "127.0.0.1", "port": imap.port, "tls": false,
-                "username": IMAP_USER, "password": "wrong password"
-            }}),
-        ),
+    put_settings(
+        &app,
+        &owner,
+        json!({"acknowledge": false, "inbound_project_id": null, "imap": {
+            "host": "127.0.0.1", "port": imap.port, "tls": false,
+            "username": IMAP_USER, "password": "wrong password"
+        }}),
     )
     .await
     .assert_ok(200);

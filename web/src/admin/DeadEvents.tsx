@@ -3,7 +3,7 @@ import { useInfiniteQuery } from "@tanstack/react-query";
 import { Link } from "react-router";
 import { api, call } from "../api/client";
 import { useAction } from "../ui/useAction";
-import { Empty, Failed, Loading } from "../ui/states";
+import { Empty, Paged } from "../ui/states";
 import { dateTime } from "../ui/time";
 
 /** Events every retry failed for: what went wrong, and a way to send them again. */
@@ -28,13 +28,7 @@ export function DeadEvents() {
       <Text c="dimmed" size="sm">
         Changes whose notifications or live updates failed after every retry. Fix the cause, then queue them again.
       </Text>
-      {events.isPending ? (
-        <Loading />
-      ) : events.isError ? (
-        <Failed error={events.error} onRetry={() => void events.refetch()} />
-      ) : items.length === 0 ? (
-        <Empty title="No dead events">Everything was delivered.</Empty>
-      ) : (
+      <Paged query={events} count={items.length} empty={<Empty title="No dead events">Everything was delivered.</Empty>}>
         <Table.ScrollContainer minWidth={600}>
           <Table aria-label="Dead events">
             <Table.Thead>
@@ -76,12 +70,7 @@ export function DeadEvents() {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
-      )}
-      {events.hasNextPage && (
-        <Button variant="default" onClick={() => void events.fetchNextPage()}>
-          Load more
-        </Button>
-      )}
+      </Paged>
     </Stack>
   );
 }

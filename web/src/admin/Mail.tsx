@@ -25,7 +25,7 @@ import { Link } from "react-router";
 import { api, call } from "../api/client";
 import type { components } from "../api/schema";
 import { notifyDone, useSubmit } from "../ui/forms";
-import { Empty, Failed, Loading } from "../ui/states";
+import { Empty, Failed, Loading, Paged } from "../ui/states";
 import { dateTime } from "../ui/time";
 import { useAction } from "../ui/useAction";
 import { useProjects } from "../tickets/reference";
@@ -269,13 +269,11 @@ function SentMail() {
         value={status}
         onChange={(v) => setStatus(v as MailStatus | null)}
       />
-      {log.isPending ? (
-        <Loading />
-      ) : log.isError ? (
-        <Failed error={log.error} onRetry={() => void log.refetch()} />
-      ) : items.length === 0 ? (
-        <Empty title="No mail">Mail Docket sends for this organization shows here.</Empty>
-      ) : (
+      <Paged
+        query={log}
+        count={items.length}
+        empty={<Empty title="No mail">Mail Docket sends for this organization shows here.</Empty>}
+      >
         <Table.ScrollContainer minWidth={700}>
           <Table aria-label="Sent mail">
             <Table.Thead>
@@ -320,12 +318,7 @@ function SentMail() {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
-      )}
-      {log.hasNextPage && (
-        <Button variant="light" onClick={() => void log.fetchNextPage()} loading={log.isFetchingNextPage}>
-          Show more
-        </Button>
-      )}
+      </Paged>
     </Stack>
   );
 }
@@ -364,13 +357,11 @@ function ReceivedMail() {
         value={outcome}
         onChange={(v) => setOutcome(v as Outcome | null)}
       />
-      {log.isPending ? (
-        <Loading />
-      ) : log.isError ? (
-        <Failed error={log.error} onRetry={() => void log.refetch()} />
-      ) : items.length === 0 ? (
-        <Empty title="No mail received">Messages sent to the inbound address or fetched by IMAP show here.</Empty>
-      ) : (
+      <Paged
+        query={log}
+        count={items.length}
+        empty={<Empty title="No mail received">Messages sent to the inbound address or fetched by IMAP show here.</Empty>}
+      >
         <Table.ScrollContainer minWidth={700}>
           <Table aria-label="Received mail">
             <Table.Thead>
@@ -411,12 +402,7 @@ function ReceivedMail() {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
-      )}
-      {log.hasNextPage && (
-        <Button variant="light" onClick={() => void log.fetchNextPage()} loading={log.isFetchingNextPage}>
-          Show more
-        </Button>
-      )}
+      </Paged>
     </Stack>
   );
 }

@@ -2,6 +2,7 @@
 
 import { Alert, Button, Center, Loader, Stack, Text, Title } from "@mantine/core";
 import { IconAlertTriangle, IconInbox } from "@tabler/icons-react";
+import type { UseInfiniteQueryResult } from "@tanstack/react-query";
 import type { ReactNode } from "react";
 import { Link, useRouteError } from "react-router";
 import { errorMessage } from "../api/problem";
@@ -60,5 +61,42 @@ export function RouteError() {
     <Center p="xl">
       <Failed error={error} onRetry={() => window.location.reload()} />
     </Center>
+  );
+}
+
+/** What a paged list shows from its infinite query: loading, failure, empty, or the items, and a
+ *  button for the next page while there is one. */
+export function Paged({
+  query,
+  count,
+  empty,
+  children,
+}: {
+  query: Pick<
+    UseInfiniteQueryResult,
+    "isPending" | "isError" | "error" | "refetch" | "hasNextPage" | "fetchNextPage" | "isFetchingNextPage"
+  >;
+  /** How many items the loaded pages hold. */
+  count: number;
+  empty: ReactNode;
+  children: ReactNode;
+}) {
+  if (query.isPending) return <Loading />;
+  if (query.isError) return <Failed error={query.error} onRetry={() => void query.refetch()} />;
+  if (count === 0) return empty;
+  return (
+    <>
+      {children}
+      {query.hasNextPage && (
+        <Button
+          variant="default"
+          onClick={() => void query.fetchNextPage()}
+          loading={query.isFetchingNextPage}
+          style={{ alignSelf: "flex-start" }}
+        >
+          Show more
+        </Button>
+      )}
+    </>
   );
 }
