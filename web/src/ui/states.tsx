@@ -94,7 +94,7 @@ export function Paged({
           loading={query.isFetchingNextPage}
           style={{ alignSelf: "flex-start" }}
         >
-          Show more
+          Load more
         </Button>
       )}
     </>
