@@ -75,15 +75,6 @@ impl Sender {
         self.transport.is_some()
     }
 
-    /// The domain of the sender address: it names Docket's message ids and reply addresses.
-    pub fn domain(&self) -> &str {
-        self.from.email.domain()
-    }
-
-    pub fn public_url(&self) -> &str {
-        &self.public_url
-    }
-
     /// Builds the message of a queued mail.
     fn message(&self, mail: &entity::Model) -> Result<Message> {
         let kind = Kind::parse(&mail.kind)?;
