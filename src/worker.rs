@@ -31,10 +31,9 @@ pub struct Mail {
 
 impl Mail {
     pub fn new(cfg: &MailConfig, signing_key: &Secret) -> anyhow::Result<Self> {
-        Ok(Self {
-            sender: Sender::new(cfg)?,
-            mailroom: Mailroom::new(cfg, MailKeys::new(signing_key))?,
-        })
+        let sender = Sender::new(cfg)?;
+        let mailroom = Mailroom::new(cfg, MailKeys::new(signing_key), sender.address());
+        Ok(Self { sender, mailroom })
     }
 }
 

@@ -440,7 +440,9 @@ struct Sender {
 /// The sender's account and membership: an unknown address becomes a requester account
 /// without a password (claimed by resetting it); a known one joins as a requester.
 async fn sender_account(tx: &TenantTx, inbound: &Inbound) -> Result<Sender> {
-    let address = inbound.from_address.clone();
+    // Accounts hold one spelling of each address.
+    let address =
+        identity::canonical_email(&inbound.from_address).unwrap_or(inbound.from_address.clone());
     let user_id = match identity::user_ids_by_emails(tx.conn(), vec![address.clone()])
         .await?
         .first()
@@ -752,7 +754,7 @@ async fn acknowledge(
         || !bouncing(tx, std::slice::from_ref(&sender.address))
             .await?
             .is_empty()
-        || mail::automatic_sent_today(tx, &sender.address).await?
+        || mail::sent_today(tx, mail::Kind::Acknowledgement, &sender.address).await?
             >= u64::from(mailroom.auto_replies_per_day)
     {
         return Ok(());

@@ -45,18 +45,15 @@ pub struct Mailroom {
 }
 
 impl Mailroom {
-    pub fn new(cfg: &MailConfig, keys: MailKeys) -> anyhow::Result<Self> {
-        let from: lettre::message::Mailbox = cfg
-            .mail_from
-            .parse()
-            .map_err(|err| anyhow::anyhow!("DOCKET_MAIL_FROM {:?}: {err}", cfg.mail_from))?;
-        Ok(Self {
+    /// `own_address` is the sender's (`mail::Sender::address`).
+    pub fn new(cfg: &MailConfig, keys: MailKeys, own_address: String) -> Self {
+        Self {
             keys,
-            own_address: from.email.to_string().to_lowercase(),
+            own_address,
             max_email_bytes: cfg.max_email_bytes,
             auto_replies_per_day: cfg.auto_replies_per_day,
             imap_poll: std::time::Duration::from_secs(cfg.imap_poll_secs.max(1)),
-        })
+        }
     }
 
     fn own_domain(&self) -> &str {

@@ -66,10 +66,12 @@ impl Handler for NotificationMails {
                 .is_some(),
             None => false,
         };
-        let users =
-            identity::users_by_ids(tx.conn(), made.iter().map(|(u, _)| *u).collect()).await?;
-        let roles =
-            tenancy::active_roles(&tx, &made.iter().map(|(u, _)| *u).collect::<Vec<_>>()).await?;
+        let people: Vec<Uuid> = made.iter().map(|(u, _)| *u).collect();
+        let users = identity::users_by_ids(tx.conn(), people.clone()).await?;
+        let roles = tenancy::active_roles(&tx, &people).await?;
+        let deliveries = preferences::deliveries_of(&tx, &people).await?;
+        let addresses: Vec<String> = users.iter().map(|u| u.email.clone()).collect();
+        let bounced = bouncing(&tx, &addresses).await?;
         let org = tenancy::organization(&tx).await?;
         for (user_id, n) in made {
             let is_requester = roles
@@ -78,7 +80,10 @@ impl Handler for NotificationMails {
             if is_requester && emailed_ticket && n.kind == NotificationKind::Comment {
                 continue;
             }
-            let delivery = preferences::delivery_of(&tx, user_id, n.kind).await?;
+            let delivery = deliveries
+                .iter()
+                .find(|(u, k, _)| *u == user_id && *k == n.kind)
+                .map_or(Delivery::Immediately, |(_, _, d)| *d);
             if delivery == Delivery::Off {
                 continue;
             }
@@ -101,12 +106,7 @@ impl Handler for NotificationMails {
             )
             .exec_without_returning(tx.conn())
             .await?;
-            if fresh == 0
-                || digest
-                || !bouncing(&tx, std::slice::from_ref(&user.email))
-                    .await?
-                    .is_empty()
-            {
+            if fresh == 0 || digest || bounced.contains(&user.email) {
                 continue;
             }
             mail::enqueue(

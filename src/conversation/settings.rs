@@ -133,13 +133,18 @@ fn view(mailroom: &Mailroom, m: &entity::Model) -> MailSettings {
     }
 }
 
-/// The organisation's settings row, made with defaults on first use.
-pub(crate) async fn load(tx: &TenantTx) -> Result<entity::Model> {
-    if let Some(m) = tx.find::<entity::Entity>().one(tx.conn()).await? {
-        return Ok(m);
-    }
-    let fresh = entity::Model {
-        org_id: tx.org_id(),
+/// The organisation's settings: the stored row, or the defaults before anything was stored.
+async fn current(tx: &TenantTx) -> Result<entity::Model> {
+    Ok(tx
+        .find::<entity::Entity>()
+        .one(tx.conn())
+        .await?
+        .unwrap_or_else(|| defaults(tx.org_id())))
+}
+
+fn defaults(org_id: Uuid) -> entity::Model {
+    entity::Model {
+        org_id,
         token_generation: 0,
         acknowledge: false,
         inbound_project_id: None,
@@ -154,7 +159,15 @@ pub(crate) async fn load(tx: &TenantTx) -> Result<entity::Model> {
         imap_checked_at: None,
         imap_error: None,
         updated_at: Utc::now(),
-    };
+    }
+}
+
+/// The organisation's settings row, stored with the defaults on first use (to change it).
+pub(crate) async fn load(tx: &TenantTx) -> Result<entity::Model> {
+    if let Some(m) = tx.find::<entity::Entity>().one(tx.conn()).await? {
+        return Ok(m);
+    }
+    let fresh = defaults(tx.org_id());
     entity::Entity::insert(fresh.clone().into_active_model())
         .on_conflict(
             sea_orm::sea_query::OnConflict::column(entity::Column::OrgId)
@@ -172,8 +185,8 @@ pub(crate) async fn load(tx: &TenantTx) -> Result<entity::Model> {
 
 pub async fn get(db: &Db, mailroom: &Mailroom, ctx: &TenantCtx) -> Result<MailSettings> {
     access::authorize(ctx, Action::MailManage)?;
-    let tx = db.write(ctx).await?;
-    let m = load(&tx).await?;
+    let tx = db.read(ctx).await?;
+    let m = current(&tx).await?;
     tx.commit().await?;
     Ok(view(mailroom, &m))
 }
@@ -212,9 +225,12 @@ pub async fn update(
     let tx = db.write(ctx).await?;
     tenancy::ensure_still_acting(&tx, ctx).await?;
     if let Some(project) = req.inbound_project_id {
-        projects::find(&tx, project)
-            .await
-            .map_err(|_| Error::invalid("inbound_project_id", "no such project"))?;
+        match projects::find(&tx, project).await {
+            Err(Error::NotFound(_)) => {
+                return Err(Error::invalid("inbound_project_id", "no such project"));
+            }
+            other => other?,
+        };
     }
     let current = load(&tx).await?;
     let mut m = current.clone().into_active_model();
@@ -292,11 +308,8 @@ pub async fn rotate_inbound_token(
     let tx = db.write(ctx).await?;
     tenancy::ensure_still_acting(&tx, ctx).await?;
     let current = load(&tx).await?;
+    let next = current.token_generation.saturating_add(1);
     let mut m = current.into_active_model();
-    let next = match &m.token_generation {
-        Set(g) | sea_orm::ActiveValue::Unchanged(g) => g.saturating_add(1),
-        sea_orm::ActiveValue::NotSet => 1,
-    };
     m.token_generation = Set(next);
     m.updated_at = Set(Utc::now());
     let saved = m.update(tx.conn()).await?;
@@ -318,11 +331,7 @@ pub(crate) async fn org_of_token(db: &Db, mailroom: &Mailroom, token: &str) -> R
     let not_found = || Error::NotFound("inbound_address");
     let org_id = crate::mail::MailKeys::inbound_token_org(token).ok_or_else(not_found)?;
     let tx = db.read_org(org_id).await?;
-    let generation = tx
-        .find::<entity::Entity>()
-        .one(tx.conn())
-        .await?
-        .map_or(0, |m| m.token_generation);
+    let generation = current(&tx).await?.token_generation;
     // An organisation that does not exist has no settings and fails here too: its token
     // would need the server's key.
     let exists = tenancy::organization(&tx).await.is_ok();

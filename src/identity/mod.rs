@@ -69,7 +69,7 @@ pub fn normalize_email(v: &mut Validator, field: &str, email: &str) -> String {
 
 /// One spelling per address: Unicode compatibility forms folded (NFKC), the local part in lower
 /// case, the domain in its ASCII (IDNA) form. `None` when the domain cannot be one.
-fn canonical_email(email: &str) -> Option<String> {
+pub(crate) fn canonical_email(email: &str) -> Option<String> {
     use unicode_normalization::UnicodeNormalization as _;
     let folded: String = email.trim().nfkc().collect();
     let (local, domain) = folded.rsplit_once('@')?;

@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    AuthResponse, Hasher, UserSummary, create_user,
+    AuthResponse, Hasher, UserSummary, canonical_email, create_user,
     entity::user,
     find_user_by_email, password, respond, revoke_everywhere, start_session,
     throttle::{self, Key},
@@ -173,10 +173,9 @@ fn reset_hash(token: &str) -> String {
 /// Mails a reset link when the address has an account. Answers the same either way.
 pub async fn forgot(db: &Db, req: ForgotPassword, ip: IpAddr) -> Result<()> {
     throttle::reserve(db, &[Key::reset_requests_from(ip)]).await?;
-    let email = req.email.trim().to_lowercase();
-    if email.is_empty() || email.len() > 254 {
+    let Some(email) = canonical_email(&req.email).filter(|e| e.len() <= 254) else {
         return Ok(());
-    }
+    };
     // Over the per-address allowance: said to nobody, so it tells nothing about the address,
     // and nobody can fill someone's inbox with reset mails.
     if throttle::reserve(db, &[Key::reset_requests_for(&email)])

@@ -71,6 +71,11 @@ impl Sender {
         })
     }
 
+    /// Docket's own address (lower case): mail from it, or marked with it, is its own.
+    pub fn address(&self) -> String {
+        self.from.email.to_string().to_lowercase()
+    }
+
     pub fn enabled(&self) -> bool {
         self.transport.is_some()
     }

@@ -204,13 +204,14 @@ pub(crate) async fn enqueue(tx: &TenantTx, mail: Outgoing) -> Result<Uuid> {
     Ok(id)
 }
 
-/// How many automatic mails went to `address` in the last day (for the per-sender limit).
-pub(crate) async fn automatic_sent_today(tx: &TenantTx, address: &str) -> Result<u64> {
+/// How many mails of `kind` went to `address` in the last day (for the per-sender limit of
+/// automatic answers).
+pub(crate) async fn sent_today(tx: &TenantTx, kind: Kind, address: &str) -> Result<u64> {
     use sea_orm::PaginatorTrait;
     Ok(tx
         .find::<entity::Entity>()
         .filter(entity::Column::ToAddress.eq(address))
-        .filter(entity::Column::Automatic.eq(true))
+        .filter(entity::Column::Kind.eq(kind.as_str()))
         .filter(entity::Column::CreatedAt.gt(Utc::now() - chrono::Duration::days(1)))
         .count(tx.conn())
         .await?)

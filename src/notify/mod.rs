@@ -386,7 +386,7 @@ pub(crate) async fn of_event(tx: &TenantTx, event_id: Uuid) -> Result<Vec<(Uuid,
         .collect()
 }
 
-/// Notifications by id, with their person (for digests).
+/// Notifications by id, oldest first (for digests).
 pub(crate) async fn by_ids(tx: &TenantTx, ids: Vec<Uuid>) -> Result<Vec<Notification>> {
     tx.find::<entity::Entity>()
         .filter(entity::Column::Id.is_in(ids))

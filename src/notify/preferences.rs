@@ -64,19 +64,15 @@ pub struct Preferences {
 }
 
 async fn load(tx: &TenantTx, user_id: Uuid) -> Result<Vec<Preference>> {
-    let stored = tx
-        .find::<entity::Entity>()
-        .filter(entity::Column::UserId.eq(user_id))
-        .all(tx.conn())
-        .await?;
+    let stored = deliveries_of(tx, &[user_id]).await?;
     Ok(NotificationKind::ALL
         .into_iter()
         .map(|kind| Preference {
             kind,
             delivery: stored
                 .iter()
-                .find(|p| p.kind == kind.as_str())
-                .map_or(Delivery::Immediately, |p| Delivery::parse(&p.delivery)),
+                .find(|(_, k, _)| *k == kind)
+                .map_or(Delivery::Immediately, |(_, _, d)| *d),
         })
         .collect())
 }
@@ -122,17 +118,23 @@ pub async fn set(db: &Db, ctx: &TenantCtx, req: Preferences) -> Result<Preferenc
     Ok(Preferences { preferences })
 }
 
-/// How `user_id` wants `kind` delivered (for the mail handler).
-pub(crate) async fn delivery_of(
+/// The deliveries these people set, one query for all (for the mail handler); a kind not
+/// listed for a person is `immediately`.
+pub(crate) async fn deliveries_of(
     tx: &TenantTx,
-    user_id: Uuid,
-    kind: NotificationKind,
-) -> Result<Delivery> {
+    user_ids: &[Uuid],
+) -> Result<Vec<(Uuid, NotificationKind, Delivery)>> {
     Ok(tx
         .find::<entity::Entity>()
-        .filter(entity::Column::UserId.eq(user_id))
-        .filter(entity::Column::Kind.eq(kind.as_str()))
-        .one(tx.conn())
+        .filter(entity::Column::UserId.is_in(user_ids.iter().copied()))
+        .all(tx.conn())
         .await?
-        .map_or(Delivery::Immediately, |p| Delivery::parse(&p.delivery)))
+        .into_iter()
+        .filter_map(|p| {
+            let kind = NotificationKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == p.kind)?;
+            Some((p.user_id, kind, Delivery::parse(&p.delivery)))
+        })
+        .collect())
 }

@@ -27,6 +27,23 @@ async fn inbound_path(app: &TestApp, owner: &Session) -> String {
         .to_owned()
 }
 
+/// An organisation that acknowledges new tickets, with a real SMTP server: the server, the app,
+/// its owner and its inbound path.
+async fn acknowledging_helpdesk() -> (Smtp, TestApp, Session, String) {
+    let smtp = Smtp::start().await;
+    let app = app_with_smtp(&smtp).await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let inbound = inbound_path(&app, &owner).await;
+    put_settings(
+        &app,
+        &owner,
+        json!({"acknowledge": true, "inbound_project_id": null, "imap": null}),
+    )
+    .await
+    .assert_ok(200);
+    (smtp, app, owner, inbound)
+}
+
 async fn put_settings(app: &TestApp, admin: &Session, settings: Value) -> Resp {
     app.call(
         reqwest::Method::PUT,
@@ -609,17 +626,7 @@ async fn notification_mails_follow_preferences_and_walls() {
 
 #[tokio::test]
 async fn mail_in_makes_tickets_and_replies_continue_the_thread() {
-    let smtp = Smtp::start().await;
-    let app = app_with_smtp(&smtp).await;
-    let owner = app.signup("acme", "o@example.com").await;
-    let inbound = inbound_path(&app, &owner).await;
-    put_settings(
-        &app,
-        &owner,
-        json!({"acknowledge": true, "inbound_project_id": null, "imap": null}),
-    )
-    .await
-    .assert_ok(200);
+    let (smtp, app, owner, inbound) = acknowledging_helpdesk().await;
 
     let first = message(
         "Ann Customer <Ann@Customer.test>",
@@ -846,17 +853,7 @@ async fn mail_in_makes_tickets_and_replies_continue_the_thread() {
 
 #[tokio::test]
 async fn automatic_mail_is_logged_and_never_answered() {
-    let smtp = Smtp::start().await;
-    let app = app_with_smtp(&smtp).await;
-    let owner = app.signup("acme", "o@example.com").await;
-    let inbound = inbound_path(&app, &owner).await;
-    put_settings(
-        &app,
-        &owner,
-        json!({"acknowledge": true, "inbound_project_id": null, "imap": null}),
-    )
-    .await
-    .assert_ok(200);
+    let (smtp, app, owner, inbound) = acknowledging_helpdesk().await;
     let automatic = [
         message(
             "ann@customer.test",
