@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use crate::{
     config::{LogFormat, Secret, ServeConfig, StoreConfig, WorkerConfig},
+    files::Files,
     http::{self, AppState},
     identity::tokens::{self, TokenKeys},
     store::{self, Db},
@@ -96,6 +97,11 @@ impl Running {
     pub fn mail(&self) -> &Mail {
         &self.mail
     }
+
+    /// The server's attachment storage (tests sweep orphans through it).
+    pub fn files(&self) -> &Files {
+        &self.mail.mailroom.files
+    }
 }
 
 /// Migrates, connects and starts serving (and, given a `worker` configuration, the workers).
@@ -112,12 +118,15 @@ pub async fn start(
         Duration::from_secs(serve_cfg.access_token_ttl_secs),
         Duration::from_secs(serve_cfg.refresh_token_ttl_secs),
     );
-    let mail = Mail::new(&serve_cfg.mail, &secret)?;
+    let files = Files::new(&serve_cfg.files, &store_cfg.data_dir)?;
+    tracing::info!(location = %files.location, "attachments stored");
+    let mail = Mail::new(&serve_cfg.mail, &files, &secret)?;
     let (stop, stopped) = watch::channel(false);
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(keys),
         mailroom: mail.mailroom.clone(),
+        files,
         hasher: crate::identity::Hasher::start(),
         metrics: crate::http::ops::recorder(),
         stopping: stopped.clone(),

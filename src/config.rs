@@ -75,6 +75,24 @@ pub struct ServeConfig {
     pub header_timeout_secs: u64,
     #[command(flatten)]
     pub mail: MailConfig,
+    #[command(flatten)]
+    pub files: FilesConfig,
+}
+
+/// Where attachment files are kept, and how much of them.
+#[derive(Clone, Debug, clap::Args)]
+pub struct FilesConfig {
+    /// Unset: `attachments/` under the data directory. `s3://bucket/prefix`: an S3-compatible
+    /// bucket, with endpoint and credentials from the usual variables (`AWS_ENDPOINT`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`).
+    #[arg(long, env = "DOCKET_OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+    /// Largest accepted attachment, in bytes.
+    #[arg(long, env = "DOCKET_MAX_ATTACHMENT_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_attachment_bytes: u64,
+    /// Bytes of attachments one organisation may keep in all; 0 = no limit.
+    #[arg(long, env = "DOCKET_ORG_STORAGE_QUOTA_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub org_storage_quota_bytes: u64,
 }
 
 /// Mail in and out. Without `smtp_url` nothing is sent: mails are recorded as not sent.

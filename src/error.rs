@@ -61,9 +61,16 @@ pub enum Error {
     /// Well-formed but unusable as a whole (not one field's fault).
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
-    /// The body is larger than this endpoint accepts.
+    /// The body is larger than this endpoint accepts (`payload_too_large`), or would take the
+    /// organisation past its storage quota (`quota_exceeded`).
     #[error("{detail}")]
-    TooLarge { detail: String },
+    TooLarge { code: &'static str, detail: String },
+    /// The body is not of a media type this endpoint takes.
+    #[error("{detail}")]
+    UnsupportedMediaType { detail: String },
+    /// A `Range` that selects nothing of a resource of `size` bytes.
+    #[error("the requested range is not within the {size} bytes of the file")]
+    RangeNotSatisfiable { size: u64 },
     /// One or more fields are invalid.
     #[error("invalid input")]
     Validation(Vec<FieldError>),
@@ -113,6 +120,12 @@ impl Error {
             code: "invalid_token",
             detail: detail.into(),
             invalid_token: true,
+        }
+    }
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::TooLarge {
+            code: "payload_too_large",
+            detail: detail.into(),
         }
     }
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {

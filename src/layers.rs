@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "request_id", "text", "pagination", "background"],
     &["access"],
     &["store"],
-    &["audit", "idempotency", "mail"],
+    &["audit", "idempotency", "mail", "files"],
     &["events"],
     &["identity", "tenancy"],
     &["work"],

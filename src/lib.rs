@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod http;
 pub mod idempotency;
 pub mod identity;

@@ -3,8 +3,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use docket::{
     app,
-    config::{LogFormat, MailConfig, Secret, ServeConfig, StoreConfig, WorkerConfig},
+    config::{FilesConfig, LogFormat, MailConfig, Secret, ServeConfig, StoreConfig, WorkerConfig},
     conversation, demo,
+    files::Files,
     store::{self, Db},
     tenancy,
     worker::Mail,
@@ -56,6 +57,8 @@ enum Command {
         jwt_secret: Option<Secret>,
         #[command(flatten)]
         mail: MailConfig,
+        #[command(flatten)]
+        files: FilesConfig,
     },
     /// Administrative tasks.
     Admin {
@@ -87,6 +90,8 @@ enum AdminTask {
         jwt_secret: Option<Secret>,
         #[command(flatten)]
         mail: MailConfig,
+        #[command(flatten)]
+        files: FilesConfig,
     },
     /// Bulk-load the demo and benchmark dataset into a database that does not hold it yet:
     /// organisations `demo-001`… of Zipf-like sizes, 6–30 people each, projects, and tickets
@@ -144,10 +149,16 @@ async fn main() -> anyhow::Result<()> {
             worker,
             jwt_secret,
             mail,
+            files,
         } => {
             store::migrate(&store).await?;
             let db = Db::connect(&store).await?;
-            let mail = Mail::new(&mail, &app::signing_key(jwt_secret, &store.data_dir)?)?;
+            let files = Files::new(&files, &store.data_dir)?;
+            let mail = Mail::new(
+                &mail,
+                &files,
+                &app::signing_key(jwt_secret, &store.data_dir)?,
+            )?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 shutdown_signal().await;
@@ -206,12 +217,15 @@ async fn main() -> anyhow::Result<()> {
                     org,
                     jwt_secret,
                     mail,
+                    files,
                 },
         } => {
             use std::io::Read as _;
             store::migrate(&store_cfg).await?;
             let db = Db::connect(&store_cfg).await?;
-            let mail = Mail::new(&mail, &app::signing_key(jwt_secret, &store_cfg.data_dir)?)?;
+            let files = Files::new(&files, &store_cfg.data_dir)?;
+            let secret = app::signing_key(jwt_secret, &store_cfg.data_dir)?;
+            let mail = Mail::new(&mail, &files, &secret)?;
             let org_id = tenancy::org_id_by_slug(&db, &org)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no organization has the slug {org:?}"))?;

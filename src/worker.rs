@@ -1,7 +1,8 @@
 //! Background work that runs beside the API (`serve`) or alone (`worker`): the outbox
-//! dispatcher, the mail sender, the IMAP poller, and routine maintenance (notification
-//! digests, expired login throttles, invitations, reset links and idempotency records, stream
-//! entries past their resume window, long-handled outbox rows, old sent mail).
+//! dispatcher, the mail sender, the IMAP poller, and routine maintenance (orphaned attachment
+//! files, notification digests, expired login throttles, invitations, reset links and
+//! idempotency records, stream entries past their resume window, long-handled outbox rows, old
+//! sent mail).
 
 use std::time::Duration;
 
@@ -11,15 +12,20 @@ use crate::{
     config::{MailConfig, Secret, WorkerConfig},
     conversation::{self, Mailroom},
     events::{Handlers, dispatch, ops, stream},
+    files::Files,
     idempotency,
     identity::{recovery, throttle},
     mail::{self, MailKeys, Sender},
     notify,
     store::Db,
     tenancy::invitations,
+    work::attachments,
 };
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
+/// How old a file with no attachment row must be before it counts as an orphan: far longer
+/// than any upload takes between its bytes landing and its row committing.
+const ORPHAN_GRACE: Duration = Duration::from_secs(6 * 3600);
 
 /// What mail needs, built once from the settings and the signing key: the SMTP sender and the
 /// inbound side (`Mailroom`).
@@ -30,38 +36,49 @@ pub struct Mail {
 }
 
 impl Mail {
-    pub fn new(cfg: &MailConfig, signing_key: &Secret) -> anyhow::Result<Self> {
+    pub fn new(cfg: &MailConfig, files: &Files, signing_key: &Secret) -> anyhow::Result<Self> {
         let sender = Sender::new(cfg)?;
-        let mailroom = Mailroom::new(cfg, MailKeys::new(signing_key), sender.address());
+        let mailroom = Mailroom::new(
+            cfg,
+            MailKeys::new(signing_key),
+            sender.address(),
+            files.clone(),
+        );
         Ok(Self { sender, mailroom })
     }
 }
 
 /// Everything an event causes, in order: its entry in the live feed, notifications, then the
-/// mails (notification mails read the notifications made just before). A new consumer
-/// (webhooks, SLA timers) is one module and one line here.
+/// mails (notification mails read the notifications made just before), then removed files'
+/// bytes. A new consumer (webhooks, SLA timers) is one module and one line here.
 pub fn handlers(mailroom: &Mailroom) -> Handlers {
     Handlers::new()
         .with(stream::Publisher)
         .with(notify::Notifier)
         .with(conversation::NotificationMails)
         .with(conversation::Replies(mailroom.clone()))
+        .with(attachments::BlobRemover(mailroom.files.clone()))
 }
 
 /// Runs until `stop` turns true.
 pub async fn run(db: Db, cfg: WorkerConfig, mail: Mail, stop: watch::Receiver<bool>) {
     tracing::info!("worker started");
+    let files = mail.mailroom.files.clone();
     tokio::join!(
         dispatch::run(db.clone(), cfg, handlers(&mail.mailroom), stop.clone()),
         mail::run(db.clone(), mail.sender, stop.clone()),
         conversation::run_imap(db.clone(), mail.mailroom, stop.clone()),
-        maintain(db, stop)
+        maintain(db, files, stop)
     );
     tracing::info!("worker stopped");
 }
 
-async fn maintain(db: Db, mut stop: watch::Receiver<bool>) {
+async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
     loop {
+        report(
+            "orphaned attachment files",
+            attachments::sweep_orphans(&db, &files, ORPHAN_GRACE).await,
+        );
         match conversation::send_digests(&db, chrono::Utc::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(digests = n, "notification digests queued"),

@@ -37,12 +37,14 @@ use super::{
 use crate::{
     access::{self, Action, Role, TenantCtx},
     error::{Error, Result},
+    files::{Files, WriteError},
     identity,
     mail::{self, Outgoing, Thread},
     pagination::{Page, PageRequest},
     store::{Db, TenantTx, is_unique_violation},
     tenancy,
     work::{
+        attachments::{self, Upload},
         comments::{self, NewComment},
         projects::{self, NewProject},
         tickets::{self, NewTicket},
@@ -143,6 +145,8 @@ pub struct IngestOutcome {
     pub ticket_id: Option<Uuid>,
     pub comment_id: Option<Uuid>,
     pub reason: Option<String>,
+    /// The message's files kept as attachments of the ticket or comment.
+    pub attachment_ids: Vec<Uuid>,
 }
 
 impl IngestOutcome {
@@ -152,6 +156,7 @@ impl IngestOutcome {
             ticket_id: None,
             comment_id: None,
             reason: Some(reason),
+            attachment_ids: Vec::new(),
         }
     }
 }
@@ -193,12 +198,10 @@ pub async fn ingest(
     raw: &[u8],
 ) -> Result<IngestOutcome> {
     if raw.len() > mailroom.max_email_bytes {
-        return Err(Error::TooLarge {
-            detail: format!(
-                "the message is larger than {} bytes (DOCKET_MAX_EMAIL_BYTES)",
-                mailroom.max_email_bytes
-            ),
-        });
+        return Err(Error::too_large(format!(
+            "the message is larger than {} bytes (DOCKET_MAX_EMAIL_BYTES)",
+            mailroom.max_email_bytes
+        )));
     }
     let inbound = match parse::parse(raw, &mailroom.own_address) {
         Ok(m) => m,
@@ -211,16 +214,82 @@ pub async fn ingest(
         }
     };
     let key = dedup_key(&inbound, raw);
+    let files = keep_files(&mailroom.files, org_id, &inbound).await?;
+    let done = take_once(db, mailroom, org_id, route, &inbound, &key, &files).await;
+    // Files of a message that made nothing (a duplicate, a refusal) are not kept.
+    let kept = done.as_ref().map_or(0, |d| d.attachment_ids.len());
+    if kept == 0 {
+        for upload in &files.stored {
+            if let Err(err) = mailroom.files.delete(org_id, upload.blob.id).await {
+                tracing::warn!(error = ?err, "removing an unused mail attachment failed; the orphan sweep will");
+            }
+        }
+    }
+    done
+}
+
+/// The files of a message, written to storage before the transaction that names them; those
+/// over the size limit are left out, with a note.
+struct MailFiles {
+    stored: Vec<Upload>,
+    notes: Vec<String>,
+}
+
+async fn keep_files(files: &Files, org_id: Uuid, inbound: &Inbound) -> Result<MailFiles> {
+    let mut kept = MailFiles {
+        stored: Vec::new(),
+        notes: Vec::new(),
+    };
+    if inbound.automatic.is_some() {
+        return Ok(kept);
+    }
+    for (name, bytes) in inbound.files.iter().take(attachments::MAX_FILES_AT_ONCE) {
+        let filename = crate::files::sanitize_filename(name);
+        let mut writer = files.writer(org_id, files.max_bytes);
+        match writer.write(bytes.clone().into()).await {
+            Ok(()) => {}
+            Err(WriteError::TooLarge) => {
+                writer.abort().await;
+                kept.notes
+                    .push(format!("{filename} is over the attachment size limit"));
+                continue;
+            }
+            Err(WriteError::Store(err)) => {
+                writer.abort().await;
+                return Err(err);
+            }
+        }
+        let blob = writer.finish().await?;
+        kept.stored.push(Upload { filename, blob });
+    }
+    if inbound.files.len() > attachments::MAX_FILES_AT_ONCE {
+        kept.notes.push(format!(
+            "only the first {} attachments were kept",
+            attachments::MAX_FILES_AT_ONCE
+        ));
+    }
+    Ok(kept)
+}
+
+async fn take_once(
+    db: &Db,
+    mailroom: &Mailroom,
+    org_id: Uuid,
+    route: Route,
+    inbound: &Inbound,
+    key: &str,
+    files: &MailFiles,
+) -> Result<IngestOutcome> {
     let mut retries = 0;
     loop {
-        match take(db, mailroom, org_id, route, &inbound, &key).await {
+        match take(db, mailroom, org_id, route, inbound, key, files).await {
             Err(Error::Conflict {
                 code: "duplicate_message",
                 ..
             }) => {
                 // Another delivery of the same message won the race: logged as what it is.
                 let tx = db.write_org(org_id).await?;
-                let done = duplicate(&tx, route, &inbound, &key).await?;
+                let done = duplicate(&tx, route, inbound, key).await?;
                 tx.commit().await?;
                 return Ok(done);
             }
@@ -239,6 +308,7 @@ async fn take(
     route: Route,
     inbound: &Inbound,
     key: &str,
+    files: &MailFiles,
 ) -> Result<IngestOutcome> {
     let tx = db.write_org(org_id).await?;
     if seen(&tx, key).await?.is_some() {
@@ -281,10 +351,7 @@ async fn take(
         Err(err) => return Err(err),
     };
     let (found, follow_up) = thread_of(&tx, mailroom, inbound, &sender).await?;
-    let mut notes = Vec::new();
-    if inbound.attachments > 0 {
-        notes.push(format!("{} attachment(s) set aside", inbound.attachments));
-    }
+    let mut notes = files.notes.clone();
     let done = match found {
         Some(ticket_id) => {
             let comment_id = reply(&tx, ticket_id, &sender, inbound).await?;
@@ -294,6 +361,7 @@ async fn take(
                 ticket_id: Some(ticket_id),
                 comment_id: Some(comment_id),
                 reason: None,
+                attachment_ids: Vec::new(),
             }
         }
         None => {
@@ -308,13 +376,16 @@ async fn take(
                 ticket_id: Some(ticket_id),
                 comment_id: None,
                 reason: None,
+                attachment_ids: Vec::new(),
             }
         }
     };
     let ticket_id = done.ticket_id.expect("a ticket either way");
+    let attachment_ids = attach(&tx, mailroom, &sender, &done, files, &mut notes).await?;
     keep_thread(&tx, mailroom, ticket_id, &sender, inbound).await?;
     let done = IngestOutcome {
         reason: (!notes.is_empty()).then(|| notes.join("; ")),
+        attachment_ids,
         ..done
     };
     record(&tx, route, Some(inbound), Some(key), &done).await?;
@@ -342,6 +413,7 @@ async fn duplicate(
         ticket_id: earlier.as_ref().and_then(|m| m.ticket_id),
         comment_id: earlier.and_then(|m| m.comment_id),
         reason: Some("this message was received before".to_owned()),
+        attachment_ids: Vec::new(),
     };
     record(tx, route, Some(inbound), Some(key), &done).await?;
     Ok(done)
@@ -553,6 +625,46 @@ fn participants(th: &thread::Model) -> Vec<String> {
 
 /// The sender's context for writing into `ticket_id`: their own, widened for the one write
 /// when the thread (not their role) is what lets them in.
+/// Records the message's stored files on the ticket or comment it made, as its sender; past
+/// the organisation's quota they are left out, with a note.
+async fn attach(
+    tx: &TenantTx,
+    mailroom: &Mailroom,
+    sender: &Sender,
+    done: &IngestOutcome,
+    files: &MailFiles,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Uuid>> {
+    let Some(ticket_id) = done.ticket_id else {
+        return Ok(Vec::new());
+    };
+    if files.stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    let requester = tickets::summary(tx, ticket_id)
+        .await?
+        .and_then(|t| t.requester_id);
+    let ctx = acting(tx, sender, requester);
+    let added = attachments::add(
+        tx,
+        &ctx,
+        &mailroom.files,
+        &ticket_id.to_string(),
+        done.comment_id,
+        false,
+        files.stored.clone(),
+    )
+    .await;
+    match added {
+        Ok(added) => Ok(added.into_iter().map(|a| a.id).collect()),
+        Err(Error::TooLarge { detail, .. }) => {
+            notes.push(format!("attachments not kept: {detail}"));
+            Ok(Vec::new())
+        }
+        Err(err) => Err(err),
+    }
+}
+
 fn acting(tx: &TenantTx, sender: &Sender, requester: Option<Uuid>) -> TenantCtx {
     let role = if requester == Some(sender.user_id) {
         sender.role
@@ -582,6 +694,7 @@ async fn reply(tx: &TenantTx, ticket_id: Uuid, sender: &Sender, inbound: &Inboun
         NewComment {
             body: body_of(inbound),
             internal: false,
+            attachment_ids: Vec::new(),
         },
     )
     .await?;

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::{
     access::{Role, TenantCtx},
     config::MailConfig,
+    files::Files,
     mail::MailKeys,
 };
 pub use imap::{poll_all, run as run_imap};
@@ -42,12 +43,15 @@ pub struct Mailroom {
     pub max_email_bytes: usize,
     pub auto_replies_per_day: u32,
     pub imap_poll: std::time::Duration,
+    /// Where the attachments of inbound mail go.
+    pub files: Files,
 }
 
 impl Mailroom {
     /// `own_address` is the sender's (`mail::Sender::address`).
-    pub fn new(cfg: &MailConfig, keys: MailKeys, own_address: String) -> Self {
+    pub fn new(cfg: &MailConfig, keys: MailKeys, own_address: String, files: Files) -> Self {
         Self {
+            files,
             keys,
             own_address,
             max_email_bytes: cfg.max_email_bytes,

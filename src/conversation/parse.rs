@@ -2,7 +2,7 @@
 //! Docket makes of them (the sender, the threading ids, the loop signals, the text without its
 //! quoted history) is here, as pure functions.
 
-use mail_parser::{HeaderValue, MessageParser};
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 
 use crate::error::{Error, Result};
 
@@ -29,7 +29,8 @@ pub struct Inbound {
     pub subject: String,
     /// The new text of the message: HTML turned into text, quoted history trimmed.
     pub text: String,
-    pub attachments: usize,
+    /// Attached files, inline images included: `(name as sent, bytes)`.
+    pub files: Vec<(String, Vec<u8>)>,
     /// Why this message must not make a ticket or an automatic answer, if it must not.
     pub automatic: Option<String>,
     /// For a delivery report: the addresses that bounced.
@@ -128,7 +129,13 @@ pub fn parse(raw: &[u8], own_address: &str) -> Result<Inbound> {
         cc,
         subject,
         text,
-        attachments: message.attachment_count(),
+        files: message
+            .attachments()
+            .map(|part| {
+                let name = part.attachment_name().unwrap_or_default().to_owned();
+                (name, part.contents().to_vec())
+            })
+            .collect(),
         automatic,
         bounced,
     })

@@ -105,6 +105,22 @@ pub struct CommentCreated {
     pub followers: Followers,
 }
 
+/// A file on a ticket (its bytes stay in object storage; this says what it is).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    pub ticket_id: Uuid,
+    pub project_id: Uuid,
+    pub requester_id: Option<Uuid>,
+    pub attachment_id: Uuid,
+    pub comment_id: Option<Uuid>,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub uploaded_by: Uuid,
+    /// Staff only (a file of an internal note): never shown or told to requesters.
+    pub internal: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProjectChanged {
     pub project_id: Uuid,
@@ -145,6 +161,11 @@ pub enum Body {
     CommentUpdated(CommentRef),
     #[serde(rename = "comment.deleted")]
     CommentDeleted(CommentRef),
+    #[serde(rename = "attachment.added")]
+    AttachmentAdded(AttachmentRef),
+    /// Its bytes are deleted from object storage when this event is handled.
+    #[serde(rename = "attachment.removed")]
+    AttachmentRemoved(AttachmentRef),
 }
 
 impl Body {
@@ -164,6 +185,8 @@ impl Body {
             Body::CommentCreated(_) => "comment.created",
             Body::CommentUpdated(_) => "comment.updated",
             Body::CommentDeleted(_) => "comment.deleted",
+            Body::AttachmentAdded(_) => "attachment.added",
+            Body::AttachmentRemoved(_) => "attachment.removed",
         }
     }
 
@@ -194,6 +217,9 @@ impl Body {
             Body::TicketStatusChanged(s) => Some(of(&s.ticket)),
             Body::CommentCreated(c) => Some(of_comment(&c.comment)),
             Body::CommentUpdated(c) | Body::CommentDeleted(c) => Some(of_comment(c)),
+            Body::AttachmentAdded(a) | Body::AttachmentRemoved(a) => {
+                Some((a.ticket_id, a.requester_id))
+            }
         }
     }
 
@@ -202,6 +228,7 @@ impl Body {
         match self {
             Body::CommentCreated(c) => c.comment.internal,
             Body::CommentUpdated(c) | Body::CommentDeleted(c) => c.internal,
+            Body::AttachmentAdded(a) | Body::AttachmentRemoved(a) => a.internal,
             _ => false,
         }
     }
@@ -367,6 +394,18 @@ mod tests {
             project_id: Uuid::now_v7(),
             changes: json!({}),
         };
+        let attachment = AttachmentRef {
+            ticket_id: Uuid::now_v7(),
+            project_id: Uuid::now_v7(),
+            requester_id: None,
+            attachment_id: Uuid::now_v7(),
+            comment_id: Some(Uuid::now_v7()),
+            filename: "log.txt".into(),
+            content_type: "text/plain; charset=utf-8".into(),
+            size: 12,
+            uploaded_by: Uuid::now_v7(),
+            internal: true,
+        };
         let all = [
             Body::ProjectCreated(project.clone()),
             Body::ProjectUpdated(project.clone()),
@@ -387,6 +426,8 @@ mod tests {
             }),
             Body::CommentUpdated(comment.clone()),
             Body::CommentDeleted(comment),
+            Body::AttachmentAdded(attachment.clone()),
+            Body::AttachmentRemoved(attachment),
         ];
         for body in all {
             let stored = body.encode(&env).unwrap();

@@ -46,7 +46,7 @@ pub struct IfMatchHeader {
     pub if_match: String,
 }
 
-fn key_of(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+pub(super) fn key_of(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     let Some(value) = headers.get(&IDEMPOTENCY_KEY) else {
         return Ok(None);
     };

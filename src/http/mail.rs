@@ -203,8 +203,10 @@ pub async fn inbound_email(
     let limit = s.mailroom.max_email_bytes;
     let raw = axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| Error::TooLarge {
-            detail: format!("the message is larger than {limit} bytes (DOCKET_MAX_EMAIL_BYTES)"),
+        .map_err(|_| {
+            Error::too_large(format!(
+                "the message is larger than {limit} bytes (DOCKET_MAX_EMAIL_BYTES)"
+            ))
         })?;
     let outcome = conversation::receive(&s.db, &s.mailroom, &token, &raw)
         .await

@@ -1,5 +1,6 @@
 //! The HTTP surface: router, middleware, OpenAPI document and server lifecycle.
 
+mod attachments;
 mod auth;
 pub mod extract;
 pub mod idempotency;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     /// Inbound mail: its keys, Docket's own address and limits.
     pub mailroom: crate::conversation::Mailroom,
+    /// Attachment storage and its limits.
+    pub files: crate::files::Files,
     /// This server's password hashing threads.
     pub hasher: Hasher,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -64,6 +67,7 @@ pub struct AppState {
         (name = "projects", description = "Projects and their activity"),
         (name = "tickets", description = "Tickets, their state machine and timeline"),
         (name = "comments", description = "Comments and internal notes"),
+        (name = "attachments", description = "Files on tickets and comments"),
         (name = "views", description = "The caller's saved ticket list views"),
         (name = "notifications", description = "The caller's in-app notifications"),
         (name = "real time", description = "Live ticket changes and notifications (SSE and WebSocket)"),
@@ -191,6 +195,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(work::update_view, work::delete_view))
         .routes(routes!(work::list_comments, work::create_comment))
         .routes(routes!(work::update_comment, work::delete_comment))
+        .merge(
+            // Uploads stream into storage under their own limits, not the JSON body limit.
+            OpenApiRouter::new()
+                .routes(routes!(attachments::upload, attachments::list))
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(attachments::download, attachments::remove))
         .routes(routes!(notify::watch_ticket, notify::unwatch_ticket))
         .routes(routes!(notify::ticket_watchers))
         .routes(routes!(notify::list_notifications))

@@ -134,9 +134,23 @@ impl From<Error> for Problem {
             Error::Unprocessable { code, detail } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
             }
-            Error::TooLarge { detail } => {
-                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+            Error::TooLarge { code, detail } => {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)
             }
+            Error::UnsupportedMediaType { detail } => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                detail,
+            ),
+            Error::RangeNotSatisfiable { size } => Problem::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                err.to_string(),
+            )
+            .with_header(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("digits"),
+            ),
             Error::PreconditionRequired => Problem::new(
                 StatusCode::PRECONDITION_REQUIRED,
                 "precondition_required",

@@ -8,6 +8,7 @@ mod m0003_events;
 mod m0004_append_only;
 mod m0005_saved_views;
 mod m0006_mail;
+mod m0007_attachments;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_append_only::Migration),
             Box::new(m0005_saved_views::Migration),
             Box::new(m0006_mail::Migration),
+            Box::new(m0007_attachments::Migration),
         ]
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Expected, entity::comment, now, tickets, timeline};
+use super::{Expected, attachments, entity::comment, now, tickets, timeline};
 use crate::{
     access::{self, Action, TenantCtx},
     error::{Error, Result, Validator},
@@ -60,6 +60,11 @@ pub struct NewComment {
     /// An internal note (agents and above). Default `false`.
     #[serde(default)]
     pub internal: bool,
+    /// Files you uploaded to this ticket (`POST /tickets/{id}/attachments`) that the comment
+    /// carries; they become as private as the comment. At most 20.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub attachment_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -111,6 +116,15 @@ pub async fn create(
         access::authorize(ctx, Action::CommentInternal)?;
     }
     check_body(&req.body)?;
+    if req.attachment_ids.len() > attachments::MAX_FILES_AT_ONCE {
+        return Err(Error::invalid(
+            "attachment_ids",
+            format!(
+                "a comment may carry at most {} files",
+                attachments::MAX_FILES_AT_ONCE
+            ),
+        ));
+    }
     let ticket = tickets::find_visible(tx, ctx, ticket).await?;
     if ticket.deleted {
         return Err(Error::NotFound("ticket"));
@@ -131,6 +145,10 @@ pub async fn create(
         .insert(tx.conn())
         .await?,
     );
+    let mut files = req.attachment_ids;
+    files.sort();
+    files.dedup();
+    attachments::link(tx, ctx, ticket.id, c.id, c.internal, &files).await?;
     tickets::touch(tx, ticket.id, at).await?;
     let changes = json!({"comment_id": c.id, "body": {"from": null, "to": c.body}});
     record(tx, ctx, &ticket, &c, Change::Created, changes).await?;
@@ -246,6 +264,7 @@ pub async fn update(
 pub async fn delete(tx: &TenantTx, ctx: &TenantCtx, id: Uuid, expected: &Expected) -> Result<()> {
     let (m, ticket) = lock(tx, ctx, id, expected).await?;
     let mut c = Comment::from(m.clone());
+    attachments::remove_of_comment(tx, ctx, &ticket, c.id).await?;
     m.delete(tx.conn()).await?;
     c.updated_at = now();
     tickets::touch(tx, ticket.id, c.updated_at).await?;

@@ -108,3 +108,19 @@ pub mod saved_view {
         updated_at: DateTimeUtc,
     });
 }
+
+pub mod attachment {
+    crate::store::tenant_entity!("attachments" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        id: Uuid,
+        ticket_id: Uuid,
+        comment_id: Option<Uuid>,
+        filename: String,
+        content_type: String,
+        size: i64,
+        sha256: String,
+        uploaded_by: Uuid,
+        internal: bool,
+        created_at: DateTimeUtc,
+    });
+}

@@ -1,11 +1,12 @@
 //! The work core: projects, tickets (with assignees, labels and the status state machine),
-//! comments, the ticket timeline and watchers.
+//! comments, attachments, the ticket timeline and watchers.
 //!
 //! Writes take a [`TenantTx`](crate::store::TenantTx) opened by the caller and do not commit:
 //! the caller (the HTTP write path) adds the idempotency record to the same transaction and
 //! commits once, so a change, its timeline entry, its audit entry and its outbox events exist
 //! together or not at all.
 
+pub mod attachments;
 pub mod comments;
 mod entity;
 pub mod import;

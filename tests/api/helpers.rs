@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use docket::{
     app::{self, Running},
-    config::{MailConfig, Secret, ServeConfig, StoreConfig, WorkerConfig},
+    config::{FilesConfig, MailConfig, Secret, ServeConfig, StoreConfig, WorkerConfig},
     events::{Handlers, dispatch},
 };
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -168,6 +168,11 @@ pub async fn spawn_app_tuned(
         max_connections: 256,
         header_timeout_secs: 10,
         mail: mail_config(None),
+        files: FilesConfig {
+            object_store_url: None,
+            max_attachment_bytes: 25 * 1024 * 1024,
+            org_storage_quota_bytes: 0,
+        },
     };
     tune(&mut store, &mut serve);
     let running = app::start(&store, &serve, worker)
@@ -197,6 +202,40 @@ pub fn mail_config(smtp_url: Option<String>) -> MailConfig {
         max_email_bytes: 256 * 1024,
         auto_replies_per_day: 3,
         imap_poll_secs: 60,
+    }
+}
+
+/// Where a test server keeps attachments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// A directory under the server's data directory (the default).
+    Local,
+    /// A fresh bucket on the S3-compatible server `scripts/test` starts (moto), reached through
+    /// the `AWS_*` variables it exports.
+    S3,
+}
+
+impl Store {
+    pub const ALL: [Store; 2] = [Store::Local, Store::S3];
+
+    /// The `DOCKET_OBJECT_STORE_URL` for this store: none, or a new bucket.
+    pub async fn url(self) -> Option<String> {
+        match self {
+            Store::Local => None,
+            Store::S3 => {
+                let endpoint = std::env::var("AWS_ENDPOINT").expect(
+                    "AWS_ENDPOINT names the S3-compatible server; scripts/test starts one (moto)",
+                );
+                let bucket = format!("docket-{}", Uuid::new_v4().simple());
+                let made = reqwest::Client::new()
+                    .put(format!("{endpoint}/{bucket}"))
+                    .send()
+                    .await
+                    .expect("the S3-compatible server answers");
+                assert!(made.status().is_success(), "bucket not created: {made:?}");
+                Some(format!("s3://{bucket}/attachments"))
+            }
+        }
     }
 }
 
