@@ -177,6 +177,24 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         "invitation_not_found",
     ),
+    (
+        "GET",
+        "/api/v1/tickets/{ticket}/attachments",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "GET",
+        "/api/v1/attachments/{attachment}",
+        None,
+        "attachment_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/attachments/{attachment}",
+        None,
+        "attachment_not_found",
+    ),
 ];
 
 struct Tenant {
@@ -193,6 +211,8 @@ struct Tenant {
     view: String,
     /// A pending invitation.
     invitation: String,
+    /// A file on the ticket.
+    attachment: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -247,6 +267,8 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         )
         .await;
     let invitation = invitation.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let attachment = upload(app, &owner.token, ticket["id"].as_str().unwrap(), slug).await;
+    let attachment = attachment.assert_ok(201)["id"].as_str().unwrap().to_owned();
     Tenant {
         owner,
         agent,
@@ -257,7 +279,21 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         event,
         view,
         invitation,
+        attachment,
     }
+}
+
+/// Uploads a file named after `slug` to `ticket`.
+async fn upload(app: &TestApp, token: &str, ticket: &str, slug: &str) -> Resp {
+    let part = reqwest::multipart::Part::bytes(format!("file of {slug}").into_bytes())
+        .file_name(format!("{slug}.txt"));
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let path = format!("/api/v1/tickets/{ticket}/attachments");
+    app.send(
+        app.request(Method::POST, &path, Some(token))
+            .multipart(form),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -277,7 +313,8 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{notification}", &a.notification)
                 .replace("{event}", &a.event)
                 .replace("{view}", &a.view)
-                .replace("{invitation}", &a.invitation);
+                .replace("{invitation}", &a.invitation)
+                .replace("{attachment}", &a.attachment);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(
@@ -298,6 +335,36 @@ async fn another_tenants_ids_are_not_found() {
             );
         }
     }
+    // Files: B can neither add to A's ticket nor put A's file on a comment of its own.
+    upload(
+        &app,
+        &b.owner.token,
+        a.ticket["id"].as_str().unwrap(),
+        "beta",
+    )
+    .await
+    .assert_problem(404, "ticket_not_found");
+    let res = app
+        .post(
+            &format!(
+                "/api/v1/tickets/{}/comments",
+                b.ticket["id"].as_str().unwrap()
+            ),
+            Some(&b.owner.token),
+            json!({"body": "mine", "attachment_ids": [a.attachment]}),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    let a_files = format!(
+        "/api/v1/tickets/{}/attachments",
+        a.ticket["id"].as_str().unwrap()
+    );
+    let a_files = app.get(&a_files, &a.owner.token).await;
+    assert_eq!(
+        pluck(&a_files.assert_ok(200)["items"], "filename"),
+        ["alpha.txt"]
+    );
+    assert_eq!(a_files.body["items"][0]["comment_id"], Value::Null);
     // Tenant A's ticket and comment are untouched by all of that.
     let ticket = app
         .get(

@@ -4,6 +4,7 @@
 mod helpers;
 mod mailservers;
 
+mod attachments;
 mod auth;
 mod demo;
 mod errors;
