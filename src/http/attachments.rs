@@ -31,6 +31,14 @@ pub struct AttachmentList {
     pub items: Vec<Attachment>,
 }
 
+/// What an upload answers: the attachment for one file, `{items}` for several.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Uploaded {
+    One(Attachment),
+    Several(AttachmentList),
+}
+
 /// The multipart form of an upload (it only describes the form in the OpenAPI document; the
 /// handler reads the fields as they stream in).
 #[derive(ToSchema)]
@@ -59,11 +67,11 @@ pub struct UploadOptions {
     params(("id" = String, Path, description = "Id or key"), UploadOptions, IdempotencyKeyHeader),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Stored: the attachment, or `{items}` for several files", body = Attachment,
+        (status = 201, description = "Stored: the attachment, or `{items}` for several files", body = Uploaded,
             headers(("Location" = String))),
         (status = 413, description = "A file is too large, or the quota is used up (`quota_exceeded`)", body = Problem),
         (status = 415, description = "Not multipart/form-data", body = Problem)))]
-pub async fn upload(
+pub async fn upload_attachments(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     Path(id): Path<String>,
@@ -95,10 +103,11 @@ pub async fn upload(
             attachments::add(tx, &ctx, &s.files, &id, None, opts.internal, stored).await?;
         if added.len() == 1 {
             let a = added.remove(0);
-            Reply::created(&a, format!("/api/v1/attachments/{}", a.id), None)
+            let location = format!("/api/v1/attachments/{}", a.id);
+            Reply::created(&Uploaded::One(a), location, None)
         } else {
             let location = format!("/api/v1/tickets/{id}/attachments");
-            Reply::created(&AttachmentList { items: added }, location, None)
+            Reply::created(&Uploaded::Several(AttachmentList { items: added }), location, None)
         }
     })
     .await;
@@ -214,7 +223,7 @@ async fn forget(files: &Files, org_id: Uuid, uploads: &[Upload]) {
 #[utoipa::path(get, path = "/tickets/{id}/attachments", tag = "attachments",
     params(("id" = String, Path, description = "Id or key")), security(("bearer" = [])),
     responses((status = 200, description = "The attachments", body = AttachmentList)))]
-pub async fn list(
+pub async fn list_attachments(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     Path(id): Path<String>,
@@ -232,7 +241,7 @@ pub async fn list(
         (status = 200, description = "The file", content_type = "*/*", body = Vec<u8>),
         (status = 206, description = "The requested range", content_type = "*/*", body = Vec<u8>),
         (status = 416, description = "The range is outside the file", body = Problem)))]
-pub async fn download(
+pub async fn download_attachment(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     Path(id): Path<Uuid>,
@@ -311,7 +320,7 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>>
 #[utoipa::path(delete, path = "/attachments/{id}", tag = "attachments",
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204, description = "Removed")))]
-pub async fn remove(
+pub async fn remove_attachment(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     Path(id): Path<Uuid>,

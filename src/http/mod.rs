@@ -198,10 +198,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(
             // Uploads stream into storage under their own limits, not the JSON body limit.
             OpenApiRouter::new()
-                .routes(routes!(attachments::upload, attachments::list))
+                .routes(routes!(
+                    attachments::upload_attachments,
+                    attachments::list_attachments
+                ))
                 .layer(DefaultBodyLimit::disable()),
         )
-        .routes(routes!(attachments::download, attachments::remove))
+        .routes(routes!(
+            attachments::download_attachment,
+            attachments::remove_attachment
+        ))
         .routes(routes!(notify::watch_ticket, notify::unwatch_ticket))
         .routes(routes!(notify::ticket_watchers))
         .routes(routes!(notify::list_notifications))

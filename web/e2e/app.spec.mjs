@@ -348,6 +348,63 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await shot(page, "ticket");
   });
 
+  step("files: pick, drop and paste them, attach them to a reply, preview and download them", async () => {
+    const page = state.owner;
+    await page.goto("/tickets/OPS-1");
+    const png = Buffer.from(
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+      "base64",
+    );
+    // Chosen through the drop area's file picker.
+    const files = page.locator("section[aria-labelledby=files]");
+    await files.locator("input[type=file]").setInputFiles({ name: "toner.log", mimeType: "text/plain", buffer: Buffer.from("E-204 toner low\n") });
+    await files.getByRole("button", { name: "toner.log", exact: true }).waitFor();
+    // Dropped onto the drop area, and pasted into the section (a screenshot from the clipboard).
+    const dropOrPaste = async (selector, type, name) => {
+      await page.evaluate(
+        ({ selector, type, name, bytes }) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([new Uint8Array(bytes)], name, { type: "image/png" }));
+          const target = document.querySelector(selector);
+          const event =
+            type === "paste"
+              ? new ClipboardEvent("paste", { clipboardData: dt, bubbles: true })
+              : new DragEvent(type, { dataTransfer: dt, bubbles: true });
+          target.dispatchEvent(event);
+        },
+        { selector, type, name, bytes: [...png] },
+      );
+    };
+    await dropOrPaste("section[aria-labelledby=files]", "paste", "pasted.png");
+    await files.getByAltText("Preview of pasted.png").waitFor();
+    await files.getByText("image/png").first().waitFor();
+    // A reply carries a file dropped onto the reply box.
+    await dropOrPaste("form textarea", "drop", "screen.png");
+    await page.getByLabel("Files to send with the reply").getByText("screen.png").waitFor();
+    await page.getByRole("textbox", { name: "Reply", exact: true }).fill("Here is what the panel shows.");
+    await page.getByRole("button", { name: "Send reply" }).click();
+    const reply = page.getByTestId("comment").filter({ hasText: "Here is what the panel shows." });
+    await reply.getByRole("button", { name: "screen.png", exact: true }).waitFor();
+    await reply.getByAltText("Preview of screen.png").waitFor();
+    // Downloaded byte for byte.
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      files.getByRole("button", { name: "toner.log", exact: true }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), "toner.log");
+    assert.equal(readFileSync(await download.path(), "utf8"), "E-204 toner low\n");
+    const listed = await api(`/tickets/${(await ticket("OPS-1")).id}/attachments`, { token: state.ownerToken });
+    assert.deepEqual(
+      listed.items.map((a) => a.filename).sort(),
+      ["pasted.png", "screen.png", "toner.log"],
+    );
+    await axe(page, "ticket with files");
+    await shot(page, "ticket-files");
+    // Removed from the list: gone from the ticket.
+    await files.getByRole("button", { name: "Remove pasted.png" }).click();
+    await eventually(async () => (await files.getByText("pasted.png").count()) === 0, "the file to go");
+  });
+
   step("a requester sees the public reply live, never the internal note or others' tickets", async () => {
     // Invited from the people page; the mailed link opens the accept page.
     const admin = state.owner;

@@ -2,9 +2,17 @@ import { describe, expect, it } from "vitest";
 import { affectedQueries } from "./stream";
 
 describe("what a live event refreshes", () => {
-  it("a comment refreshes that ticket's conversation and history", () => {
+  it("a comment refreshes that ticket's conversation, files and history", () => {
     expect(affectedQueries({ id: "7", type: "comment.created", ticket_id: "t1" })).toEqual([
       ["comments", "t1"],
+      ["attachments", "t1"],
+      ["timeline", "t1"],
+    ]);
+  });
+
+  it("a file added or removed refreshes that ticket's files and history", () => {
+    expect(affectedQueries({ id: "12", type: "attachment.removed", ticket_id: "t1" })).toEqual([
+      ["attachments", "t1"],
       ["timeline", "t1"],
     ]);
   });

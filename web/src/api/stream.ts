@@ -22,7 +22,11 @@ export function affectedQueries(event: FeedEvent): unknown[][] {
   const ticket = event.ticket_id ?? undefined;
   if (event.type.startsWith("notification.")) return [["notifications"]];
   if (event.type.startsWith("comment.")) {
-    return [["comments", ticket], ["timeline", ticket]];
+    // A deleted comment takes its files with it.
+    return [["comments", ticket], ["attachments", ticket], ["timeline", ticket]];
+  }
+  if (event.type.startsWith("attachment.")) {
+    return [["attachments", ticket], ["timeline", ticket]];
   }
   if (event.type.startsWith("ticket.")) {
     // Ticket pages are keyed by what their address names (an id or a key like OPS-42).

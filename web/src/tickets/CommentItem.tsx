@@ -8,6 +8,8 @@ import type { components } from "../api/schema";
 import { atLeast, useSession } from "../auth/useSession";
 import { notifyError } from "../ui/forms";
 import { dateTime } from "../ui/time";
+import type { Attachment } from "../api/files";
+import { CommentFiles } from "./Attachments";
 
 type Comment = components["schemas"]["Comment"];
 
@@ -16,7 +18,18 @@ type Comment = components["schemas"]["Comment"];
  * both send If-Match with the version the person saw, and a 412 shows the newer text instead of
  * replacing it.
  */
-export function CommentItem({ comment: c, author, listKey }: { comment: Comment; author: string; listKey: unknown[] }) {
+export function CommentItem({
+  comment: c,
+  author,
+  listKey,
+  files,
+}: {
+  comment: Comment;
+  author: string;
+  listKey: unknown[];
+  /** The files the comment carries. */
+  files: Attachment[];
+}) {
   const session = useSession();
   const client = useQueryClient();
   const mayChange = c.author_id === session?.user.id || atLeast(session?.role, "admin");
@@ -140,6 +153,7 @@ export function CommentItem({ comment: c, author, listKey }: { comment: Comment;
           {c.body}
         </Text>
       )}
+      <CommentFiles items={files} />
       {mayChange && !draft && (
         <Group gap="xs" mt={4} justify="flex-end">
           <Button size="compact-xs" variant="subtle" onClick={() => setDraft({ base: c, body: c.body })}>

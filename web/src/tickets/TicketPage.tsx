@@ -23,6 +23,7 @@ import { atLeast, useSession } from "../auth/useSession";
 import { Failed, Loading } from "../ui/states";
 import { dateTime } from "../ui/time";
 import { PriorityBadge, StatusBadge } from "./badges";
+import { TicketFiles } from "./Attachments";
 import { Comments } from "./Comments";
 import { ConflictDialog } from "./ConflictDialog";
 import { PRIORITIES, STATUSES, type Ticket } from "./model";
@@ -155,6 +156,7 @@ function TicketView({
                 </Text>
               </Stack>
             )}
+            <TicketFiles ticketId={t.id} />
             <Comments ticket={t} />
             {staff && <Timeline ticketId={t.id} />}
           </Stack>
