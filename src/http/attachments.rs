@@ -69,8 +69,9 @@ pub struct UploadOptions {
     responses(
         (status = 201, description = "Stored: the attachment, or `{items}` for several files", body = Uploaded,
             headers(("Location" = String))),
-        (status = 413, description = "A file is too large, or the quota is used up (`quota_exceeded`)", body = Problem),
-        (status = 415, description = "Not multipart/form-data", body = Problem)))]
+        (status = 413, description = "A file is too large, or the quota is used up (`quota_exceeded`)",
+            content_type = "application/problem+json", body = Problem),
+        (status = 415, description = "Not multipart/form-data", content_type = "application/problem+json", body = Problem)))]
 pub async fn upload_attachments(
     State(s): State<AppState>,
     Auth(ctx): Auth,
@@ -107,7 +108,11 @@ pub async fn upload_attachments(
             Reply::created(&Uploaded::One(a), location, None)
         } else {
             let location = format!("/api/v1/tickets/{id}/attachments");
-            Reply::created(&Uploaded::Several(AttachmentList { items: added }), location, None)
+            Reply::created(
+                &Uploaded::Several(AttachmentList { items: added }),
+                location,
+                None,
+            )
         }
     })
     .await;
@@ -240,7 +245,8 @@ pub async fn list_attachments(
     responses(
         (status = 200, description = "The file", content_type = "*/*", body = Vec<u8>),
         (status = 206, description = "The requested range", content_type = "*/*", body = Vec<u8>),
-        (status = 416, description = "The range is outside the file", body = Problem)))]
+        (status = 416, description = "The range is outside the file", content_type = "application/problem+json",
+            body = Problem)))]
 pub async fn download_attachment(
     State(s): State<AppState>,
     Auth(ctx): Auth,

@@ -22,7 +22,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use utoipa::{
     Modify, OpenApi,
     openapi::{
@@ -246,10 +246,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(problem::panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
+        .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn(problem::ensure_problem))
         .layer(
             TraceLayer::new_for_http()
@@ -274,6 +271,27 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .layer(middleware::from_fn(with_request_id))
         .with_state(state)
+}
+
+/// How long a request may take to be answered (503 after it).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+/// An upload streams a body of up to `DOCKET_MAX_ATTACHMENT_BYTES` per file: time for a slow
+/// connection to send it (a 25 MiB file at 1 Mbit/s takes about 3.5 minutes).
+const UPLOAD_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
+/// Answers 503 when a request takes longer than its deadline.
+async fn deadline(req: Request, next: Next) -> Response {
+    let upload =
+        req.method() == axum::http::Method::POST && req.uri().path().ends_with("/attachments");
+    let limit = if upload {
+        UPLOAD_DEADLINE
+    } else {
+        REQUEST_DEADLINE
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
