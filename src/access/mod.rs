@@ -75,6 +75,9 @@ pub struct TenantCtx {
     pub user_id: Uuid,
     pub role: Role,
     pub session_id: Option<Uuid>,
+    /// The ceiling of an API token's rights (`None`: a person signed in, bounded by the role
+    /// alone).
+    pub scope: Option<Scope>,
 }
 
 impl TenantCtx {
@@ -89,7 +92,55 @@ impl TenantCtx {
             user_id,
             role,
             session_id,
+            scope: None,
         }
+    }
+
+    /// The owner of API token `scope` acting through it.
+    pub(crate) fn through_token(org_id: Uuid, user_id: Uuid, role: Role, scope: Scope) -> Self {
+        Self {
+            scope: Some(scope),
+            ..Self::authenticated(org_id, user_id, role, None)
+        }
+    }
+}
+
+/// What an API token may do at most, whatever its owner's role: `read` only reads (safe
+/// methods only), `write` also changes things, `admin` also administers the organisation.
+/// Each includes the ones before it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        [Scope::Read, Scope::Write, Scope::Admin]
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
     }
 }
 
@@ -160,6 +211,22 @@ impl Action {
     ];
 }
 
+impl Action {
+    /// The token scope an action needs: reading, changing, or administering.
+    pub fn scope(self) -> Scope {
+        use Action::*;
+        match self {
+            OrgRead | UserList | UserRead | ProjectRead | ProjectActivity | TicketRead => {
+                Scope::Read
+            }
+            ProjectManage | TicketCreate | TicketUpdate | TicketDelete | CommentCreate
+            | CommentInternal => Scope::Write,
+            OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
+            | CommentModerate | EventsManage | MailManage => Scope::Admin,
+        }
+    }
+}
+
 /// The matrix: may `role` perform `action`?
 pub fn allowed(role: Role, action: Action) -> bool {
     use Action::*;
@@ -186,6 +253,11 @@ pub fn sees_only_own_tickets(role: Role) -> bool {
 }
 
 pub fn authorize(ctx: &TenantCtx, action: Action) -> Result<()> {
+    if let Some(scope) = ctx.scope
+        && scope < action.scope()
+    {
+        return Err(insufficient_scope(action.scope()));
+    }
     if allowed(ctx.role, action) {
         Ok(())
     } else {
@@ -193,6 +265,17 @@ pub fn authorize(ctx: &TenantCtx, action: Action) -> Result<()> {
             "your role ({}) may not do this",
             ctx.role.as_str()
         )))
+    }
+}
+
+/// The 403 for an API token whose scopes do not reach what it asked for.
+pub fn insufficient_scope(needed: Scope) -> Error {
+    Error::Forbidden {
+        code: "insufficient_scope",
+        detail: format!(
+            "this API token's scopes do not include `{}`",
+            needed.as_str()
+        ),
     }
 }
 
@@ -283,6 +366,60 @@ mod tests {
             for (role, want) in Role::ALL.into_iter().zip(row) {
                 assert_eq!(allowed(role, action), want, "{role:?} × {action:?}");
             }
+        }
+    }
+
+    /// Which scope each action needs, written out; a token's scope caps even an owner's role.
+    #[test]
+    fn token_scopes_cap_the_role() {
+        use Action::*;
+        let reads = [
+            OrgRead,
+            UserList,
+            UserRead,
+            ProjectRead,
+            ProjectActivity,
+            TicketRead,
+        ];
+        let admin = [
+            OrgUpdate,
+            UserCreate,
+            UserUpdate,
+            UserDelete,
+            AuditRead,
+            TicketRestore,
+            CommentModerate,
+            EventsManage,
+            MailManage,
+        ];
+        for action in Action::ALL {
+            let needed = if reads.contains(&action) {
+                Scope::Read
+            } else if admin.contains(&action) {
+                Scope::Admin
+            } else {
+                Scope::Write
+            };
+            assert_eq!(action.scope(), needed, "{action:?}");
+            for scope in [Scope::Read, Scope::Write, Scope::Admin] {
+                let owner = TenantCtx::through_token(Uuid::nil(), Uuid::nil(), Role::Owner, scope);
+                assert_eq!(
+                    authorize(&owner, action).is_ok(),
+                    scope >= needed,
+                    "{action:?} {scope:?}"
+                );
+                // The role still applies below the scope.
+                let viewer =
+                    TenantCtx::through_token(Uuid::nil(), Uuid::nil(), Role::Viewer, scope);
+                assert_eq!(
+                    authorize(&viewer, action).is_ok(),
+                    scope >= needed && allowed(Role::Viewer, action),
+                    "viewer {action:?} {scope:?}"
+                );
+            }
+        }
+        for scope in [Scope::Read, Scope::Write, Scope::Admin] {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
         }
     }
 

@@ -311,6 +311,10 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>>
     let Ok(parsed) = http_range_header::parse_range_header(value) else {
         return Ok(None);
     };
+    if size == 0 {
+        // No byte of an empty file can be asked for.
+        return Err(Error::RangeNotSatisfiable { size });
+    }
     match parsed.validate(size) {
         Ok(ranges) if ranges.len() == 1 => {
             let r = &ranges[0];

@@ -6,13 +6,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::{
     body::Bytes,
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
-    http::{StatusCode, header, request::Parts},
+    http::{Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{AppState, problem::Problem};
-use crate::{access::TenantCtx, error::FieldError, identity};
+use crate::{
+    access::{self, Scope, TenantCtx},
+    error::FieldError,
+    identity,
+};
 
 /// A JSON body. Wrong media type → 415, unreadable or oversized → 400/413, not JSON → 400,
 /// JSON of the wrong shape → 422 naming the field.
@@ -223,10 +227,13 @@ impl FromRequestParts<AppState> for Auth {
                 false,
             ));
         };
-        identity::authenticate(&state.db, &state.keys, token)
-            .await
-            .map(Auth)
-            .map_err(Problem::from)
+        let ctx = identity::authenticate(&state.db, &state.keys, token).await?;
+        // A read-only API token only reads, whatever the handler would ask of the matrix.
+        let safe = matches!(parts.method, Method::GET | Method::HEAD);
+        if ctx.scope == Some(Scope::Read) && !safe {
+            return Err(access::insufficient_scope(Scope::Write).into());
+        }
+        Ok(Auth(ctx))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod ops;
 mod org;
 pub mod problem;
 mod stream;
+mod tokens;
 mod web;
 mod work;
 
@@ -68,6 +69,7 @@ pub struct AppState {
         (name = "tickets", description = "Tickets, their state machine and timeline"),
         (name = "comments", description = "Comments and internal notes"),
         (name = "attachments", description = "Files on tickets and comments"),
+        (name = "api-tokens", description = "Long-lived credentials for other systems"),
         (name = "views", description = "The caller's saved ticket list views"),
         (name = "notifications", description = "The caller's in-app notifications"),
         (name = "real time", description = "Live ticket changes and notifications (SSE and WebSocket)"),
@@ -168,6 +170,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             mail::notification_preferences,
             mail::set_notification_preferences
         ))
+        .routes(routes!(tokens::create_api_token, tokens::list_api_tokens))
+        .routes(routes!(tokens::revoke_api_token))
         .routes(routes!(org::get_org, org::update_org))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))

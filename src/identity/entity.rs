@@ -96,3 +96,18 @@ pub mod login_throttle {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod api_token {
+    crate::store::tenant_entity!("api_tokens" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        id: Uuid,
+        user_id: Uuid,
+        name: String,
+        prefix: String,
+        token_hash: String,
+        scope: String,
+        created_at: DateTimeUtc,
+        expires_at: Option<DateTimeUtc>,
+        last_used_at: Option<DateTimeUtc>,
+    });
+}

@@ -1,5 +1,6 @@
 //! People's accounts, credentials, sessions and tokens, and the sign-up / sign-in flows.
 
+pub mod api_tokens;
 mod entity;
 pub mod password;
 pub mod recovery;
@@ -29,7 +30,7 @@ use crate::{
 use entity::{refresh_token, session, user};
 pub use password::Hasher;
 use throttle::Key;
-use tokens::{RefreshToken, TokenKeys};
+use tokens::{OrgToken, TokenKeys};
 
 /// A person as other people see them.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -280,11 +281,7 @@ fn invalid_credentials() -> Error {
 }
 
 /// Starts a session in the tenant of `tx` and returns its id and first refresh token.
-async fn start_session(
-    tx: &TenantTx,
-    keys: &TokenKeys,
-    user_id: Uuid,
-) -> Result<(Uuid, RefreshToken)> {
+async fn start_session(tx: &TenantTx, keys: &TokenKeys, user_id: Uuid) -> Result<(Uuid, OrgToken)> {
     let now = Utc::now();
     let session_id = Uuid::now_v7();
     session::ActiveModel {
@@ -302,8 +299,8 @@ async fn start_session(
     Ok((session_id, token))
 }
 
-async fn add_refresh_token(tx: &TenantTx, session_id: Uuid) -> Result<RefreshToken> {
-    let token = RefreshToken::generate(tx.org_id());
+async fn add_refresh_token(tx: &TenantTx, session_id: Uuid) -> Result<OrgToken> {
+    let token = OrgToken::generate(OrgToken::REFRESH, tx.org_id());
     refresh_token::ActiveModel {
         org_id: Set(tx.org_id()),
         token_hash: Set(token.hash()),
@@ -322,7 +319,7 @@ fn respond(
     organization: Organization,
     role: Role,
     session_id: Uuid,
-    refresh: RefreshToken,
+    refresh: OrgToken,
 ) -> Result<AuthResponse> {
     Ok(AuthResponse {
         access_token: keys.issue(user.id, organization.id, session_id, role)?,
@@ -495,7 +492,7 @@ pub async fn login(
 /// session is revoked.
 pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<AuthResponse> {
     let bad = || Error::invalid_token("the refresh token is invalid, expired or revoked");
-    let presented = RefreshToken::parse(&req.refresh_token).ok_or_else(bad)?;
+    let presented = OrgToken::parse(OrgToken::REFRESH, &req.refresh_token).ok_or_else(bad)?;
     let tx = db.write_org(presented.org_id).await?;
     let row = tx
         .find::<refresh_token::Entity>()
@@ -593,7 +590,11 @@ pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> 
         revoke(&tx, session::Column::Id, sid, None, "logout").await?;
     }
     tx.access_changed(ctx.user_id).await?;
-    if let Some(token) = req.refresh_token.as_deref().and_then(RefreshToken::parse) {
+    if let Some(token) = req
+        .refresh_token
+        .as_deref()
+        .and_then(|t| OrgToken::parse(OrgToken::REFRESH, t))
+    {
         let row = tx
             .find::<refresh_token::Entity>()
             .filter(refresh_token::Column::TokenHash.eq(token.hash()))
@@ -614,9 +615,12 @@ pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> 
     Ok(())
 }
 
-/// Checks a bearer access token against its live session and the current membership, and
-/// yields the tenant context the request runs under.
+/// Checks a bearer credential — an access token against its live session and the current
+/// membership, or an API token (`dkt_…`) — and yields the tenant context the request runs under.
 pub async fn authenticate(db: &Db, keys: &TokenKeys, bearer: &str) -> Result<TenantCtx> {
+    if let Some(ctx) = api_tokens::authenticate(db, bearer).await? {
+        return Ok(ctx);
+    }
     let bad = || Error::invalid_token("the access token is invalid, expired or revoked");
     let claims = keys.verify(bearer).ok_or_else(bad)?;
     let tx = db.read_org(claims.org).await?;

@@ -26,7 +26,7 @@ use super::{
     entity::user,
     find_user_by_email, password, respond, revoke_everywhere, start_session,
     throttle::{self, Key},
-    tokens::TokenKeys,
+    tokens::{OrgToken, TokenKeys},
 };
 use crate::{
     access::TenantCtx,
@@ -34,8 +34,7 @@ use crate::{
     error::{Error, Result, Validator},
     mail::{self, Outgoing, SYSTEM_ORG},
     store::{Db, GlobalTx},
-    tenancy::{self, invitations::InvitationToken},
-    text,
+    tenancy, text,
 };
 
 const RESET_LIFETIME: Duration = Duration::hours(1);
@@ -81,7 +80,8 @@ pub async fn accept_invitation(
     req: AcceptInvitation,
     signed_in: Option<TenantCtx>,
 ) -> Result<AuthResponse> {
-    let token = InvitationToken::parse(token).ok_or(Error::NotFound("invitation"))?;
+    let token =
+        OrgToken::parse(OrgToken::INVITATION, token).ok_or(Error::NotFound("invitation"))?;
     // Check the token before any (slow) hashing.
     let offer = {
         let tx = db.read_org(token.org_id).await?;

@@ -84,23 +84,33 @@ pub fn random_secret() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A refresh token names its organisation (`rt_<org>_<secret>`) so that its lookup runs inside
-/// that tenant's wall; only the SHA-256 of the whole token is stored.
-pub struct RefreshToken {
+/// A secret that names its organisation (`<kind>_<org>_<secret>`), so that its lookup runs
+/// inside that tenant's wall; only the SHA-256 of the whole token is stored. Refresh tokens,
+/// invitations and API tokens are such tokens, each with its own kind.
+#[derive(Clone, Debug)]
+pub struct OrgToken {
     pub token: String,
     pub org_id: Uuid,
 }
 
-impl RefreshToken {
-    pub fn generate(org_id: Uuid) -> Self {
+impl OrgToken {
+    /// Refresh tokens: `rt_…`.
+    pub const REFRESH: &'static str = "rt";
+    /// Invitation links: `inv_…`.
+    pub const INVITATION: &'static str = "inv";
+    /// API tokens: `dkt_…`.
+    pub const API: &'static str = "dkt";
+
+    pub fn generate(kind: &str, org_id: Uuid) -> Self {
         Self {
-            token: format!("rt_{}_{}", org_id.simple(), random_secret()),
+            token: format!("{kind}_{}_{}", org_id.simple(), random_secret()),
             org_id,
         }
     }
 
-    pub fn parse(token: &str) -> Option<Self> {
-        let rest = token.strip_prefix("rt_")?;
+    /// A token of `kind`, or `None` for anything else (another kind, a wrong length, garbage).
+    pub fn parse(kind: &str, token: &str) -> Option<Self> {
+        let rest = token.strip_prefix(kind)?.strip_prefix('_')?;
         let (org, secret) = rest.split_once('_')?;
         if org.len() != 32 || secret.len() != 43 {
             return None;
@@ -116,6 +126,14 @@ impl RefreshToken {
     pub fn hash(&self) -> String {
         hex::encode(Sha256::digest(self.token.as_bytes()))
     }
+
+    /// The start of the secret, to recognise a token by in lists (`dkt_…` + 8 characters).
+    pub fn prefix(&self) -> String {
+        // `<kind>_<32 hex>_<secret>`: the secret may itself contain `_`.
+        let kind = self.token.split('_').next().unwrap_or_default();
+        let secret = self.token.get(kind.len() + 34..).unwrap_or_default();
+        format!("{kind}_…{}", secret.get(..8).unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -123,12 +141,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refresh_tokens_round_trip_and_reject_garbage() {
+    fn org_tokens_round_trip_and_reject_garbage() {
         let org = Uuid::now_v7();
-        let t = RefreshToken::generate(org);
-        let parsed = RefreshToken::parse(&t.token).unwrap();
+        let t = OrgToken::generate(OrgToken::REFRESH, org);
+        let parsed = OrgToken::parse(OrgToken::REFRESH, &t.token).unwrap();
         assert_eq!(parsed.org_id, org);
         assert_eq!(parsed.hash(), t.hash());
+        for _ in 0..200 {
+            // Secrets with `_` in them too.
+            let t = OrgToken::generate(OrgToken::API, org);
+            let prefix = t.prefix();
+            assert!(prefix.starts_with("dkt_…") && prefix.chars().count() == 13, "{prefix}");
+            assert!(t.token.ends_with(&t.token[t.token.len() - 43..]));
+            assert!(t.token[4 + 33..].starts_with(&prefix["dkt_…".len()..]), "{prefix}");
+        }
         for bad in [
             "",
             "rt_",
@@ -136,8 +162,11 @@ mod tests {
             &t.token[..t.token.len() - 1],
             &format!("{}!", t.token),
         ] {
-            assert!(RefreshToken::parse(bad).is_none(), "{bad}");
+            assert!(OrgToken::parse(OrgToken::REFRESH, bad).is_none(), "{bad}");
         }
+        // A token of one kind is no token of another.
+        assert!(OrgToken::parse(OrgToken::API, &t.token).is_none());
+        assert!(OrgToken::parse("r", &t.token).is_none());
     }
 
     #[test]

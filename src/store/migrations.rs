@@ -9,6 +9,7 @@ mod m0004_append_only;
 mod m0005_saved_views;
 mod m0006_mail;
 mod m0007_attachments;
+mod m0008_api_tokens;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_saved_views::Migration),
             Box::new(m0006_mail::Migration),
             Box::new(m0007_attachments::Migration),
+            Box::new(m0008_api_tokens::Migration),
         ]
     }
 }

@@ -3,12 +3,9 @@
 //! Tokens are single use, last 7 days and are stored hashed; an invitation's answer is the same
 //! whether or not the address already has an account anywhere.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Duration, Utc};
-use rand::RngCore as _;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -17,7 +14,7 @@ use crate::{
     access::{self, Action, Role, TenantCtx},
     audit,
     error::{Error, Result, Validator},
-    identity,
+    identity::{self, tokens::OrgToken},
     mail::{self, Outgoing},
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
@@ -92,40 +89,6 @@ impl TryFrom<entity::Model> for Invitation {
     }
 }
 
-/// An invitation token names its organisation (`inv_<org>_<secret>`) so that its lookup runs
-/// inside that tenant's wall; only its SHA-256 is stored.
-pub struct InvitationToken {
-    pub token: String,
-    pub org_id: Uuid,
-}
-
-impl InvitationToken {
-    fn generate(org_id: Uuid) -> Self {
-        let mut secret = [0u8; 32];
-        rand::rng().fill_bytes(&mut secret);
-        Self {
-            token: format!("inv_{}_{}", org_id.simple(), URL_SAFE_NO_PAD.encode(secret)),
-            org_id,
-        }
-    }
-
-    pub fn parse(token: &str) -> Option<Self> {
-        let (org, secret) = token.strip_prefix("inv_")?.split_once('_')?;
-        if org.len() != 32 || secret.len() != 43 {
-            return None;
-        }
-        URL_SAFE_NO_PAD.decode(secret).ok()?;
-        Some(Self {
-            org_id: Uuid::try_parse(org).ok()?,
-            token: token.to_owned(),
-        })
-    }
-
-    fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.token.as_bytes()))
-    }
-}
-
 /// Invites `req.email` and mails them the link (admins).
 pub async fn invite(db: &Db, ctx: &TenantCtx, req: NewInvitation) -> Result<Invitation> {
     access::authorize(ctx, Action::UserCreate)?;
@@ -160,7 +123,7 @@ pub async fn invite(db: &Db, ctx: &TenantCtx, req: NewInvitation) -> Result<Invi
         .filter(entity::Column::AcceptedAt.is_null())
         .exec(tx.conn())
         .await?;
-    let token = InvitationToken::generate(tx.org_id());
+    let token = OrgToken::generate(OrgToken::INVITATION, tx.org_id());
     let now = Utc::now();
     let name = req
         .name
@@ -270,7 +233,7 @@ fn invalid() -> Error {
 
 /// The live invitation of `token`, locked for this transaction (accepting it twice at once
 /// admits one).
-pub(crate) async fn open(tx: &TenantTx, token: &InvitationToken) -> Result<Offer> {
+pub(crate) async fn open(tx: &TenantTx, token: &OrgToken) -> Result<Offer> {
     let row = tx
         .find_for_update::<entity::Entity>()
         .filter(entity::Column::TokenHash.eq(token.hash()))

@@ -195,6 +195,12 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         "attachment_not_found",
     ),
+    (
+        "DELETE",
+        "/api/v1/api-tokens/{api_token}",
+        None,
+        "api_token_not_found",
+    ),
 ];
 
 struct Tenant {
@@ -213,6 +219,8 @@ struct Tenant {
     invitation: String,
     /// A file on the ticket.
     attachment: String,
+    /// The owner's API token.
+    api_token: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -269,6 +277,14 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
     let invitation = invitation.assert_ok(201)["id"].as_str().unwrap().to_owned();
     let attachment = upload(app, &owner.token, ticket["id"].as_str().unwrap(), slug).await;
     let attachment = attachment.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let api_token = app
+        .post(
+            "/api/v1/api-tokens",
+            Some(&owner.token),
+            json!({"name": format!("token of {slug}")}),
+        )
+        .await;
+    let api_token = api_token.assert_ok(201)["id"].as_str().unwrap().to_owned();
     Tenant {
         owner,
         agent,
@@ -280,6 +296,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         view,
         invitation,
         attachment,
+        api_token,
     }
 }
 
@@ -314,7 +331,8 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{event}", &a.event)
                 .replace("{view}", &a.view)
                 .replace("{invitation}", &a.invitation)
-                .replace("{attachment}", &a.attachment);
+                .replace("{attachment}", &a.attachment)
+                .replace("{api_token}", &a.api_token);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(

@@ -24,5 +24,6 @@ mod rls;
 mod stream;
 mod tickets;
 mod timeline;
+mod tokens;
 mod web;
 mod writes;

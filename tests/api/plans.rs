@@ -131,6 +131,7 @@ async fn a_page_of_tickets_never_scans_the_table() {
         user_id: user,
         role,
         session_id: None,
+        scope: None,
     };
     let after = docket::pagination::encode_keyed(0, Uuid::nil());
     let filters: Vec<(&str, TicketFilter)> = vec![

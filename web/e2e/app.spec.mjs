@@ -656,6 +656,29 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await shot(page, "mail-log");
   });
 
+  step("API tokens: created on the account page, shown once, usable, revoked", async () => {
+    const page = state.owner;
+    await page.goto("/account");
+    await page.getByRole("button", { name: "New token" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Name").fill("Nightly export");
+    await dialog.getByRole("button", { name: "Create token" }).click();
+    const token = (await page.getByTestId("new-token").innerText()).trim();
+    assert.ok(token.startsWith("dkt_"), token);
+    const row = page.getByTestId("api-token-row").filter({ hasText: "Nightly export" });
+    await row.waitFor();
+    // It works as its owner, within its scopes.
+    const listed = await api("/tickets?limit=1", { token });
+    assert.equal(listed.items.length, 1);
+    await axe(page, "account with an API token");
+    await shot(page, "api-tokens");
+    await page.getByRole("button", { name: "Done" }).click();
+    await row.getByRole("button", { name: "Revoke Nightly export" }).click();
+    await row.waitFor({ state: "detached" });
+    const res = await fetch(`${BASE}/api/v1/tickets`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 401);
+  });
+
   step("on a phone", async () => {
     const page = await newPage({ width: 390, height: 844 });
     // Olivia now belongs to two organisations: without naming one, the form asks beside the field.

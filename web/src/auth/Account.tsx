@@ -6,9 +6,13 @@ import { api, call } from "../api/client";
 import { forgetSession } from "../api/session";
 import { MailPreferences } from "../notifications/MailPreferences";
 import { notifyDone, notifyError, useSubmit } from "../ui/forms";
+import { ApiTokens } from "./ApiTokens";
 import { useSession } from "./useSession";
 
-/** The person's own account: their password, notification mail, and signing out of every device. */
+/**
+ * The person's own account: their password, notification mail, API tokens, and signing out of
+ * every device.
+ */
 export function Account() {
   const session = useSession();
   const navigate = useNavigate();
@@ -74,6 +78,7 @@ export function Account() {
         </Stack>
       </Paper>
       <MailPreferences />
+      <ApiTokens />
       <Paper withBorder p="md">
         <Stack align="flex-start">
           <Title order={2} size="h4">
