@@ -151,9 +151,15 @@ mod tests {
             // Secrets with `_` in them too.
             let t = OrgToken::generate(OrgToken::API, org);
             let prefix = t.prefix();
-            assert!(prefix.starts_with("dkt_…") && prefix.chars().count() == 13, "{prefix}");
+            assert!(
+                prefix.starts_with("dkt_…") && prefix.chars().count() == 13,
+                "{prefix}"
+            );
             assert!(t.token.ends_with(&t.token[t.token.len() - 43..]));
-            assert!(t.token[4 + 33..].starts_with(&prefix["dkt_…".len()..]), "{prefix}");
+            assert!(
+                t.token[4 + 33..].starts_with(&prefix["dkt_…".len()..]),
+                "{prefix}"
+            );
         }
         for bad in [
             "",

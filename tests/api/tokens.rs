@@ -37,7 +37,10 @@ async fn a_token_acts_as_its_owner_within_its_scope() {
     assert_eq!(created["user_id"], owner.user_id.as_str());
     assert_eq!(created["last_used_at"], Value::Null);
     let prefix = created["prefix"].as_str().unwrap();
-    assert!(reader.contains(prefix.trim_start_matches("dkt_…")), "{prefix}");
+    assert!(
+        reader.contains(prefix.trim_start_matches("dkt_…")),
+        "{prefix}"
+    );
 
     // Reads work; any change is 403, even one the owner's role allows.
     let tickets = app.get("/api/v1/tickets", &reader).await;
@@ -91,7 +94,11 @@ async fn a_token_acts_as_its_owner_within_its_scope() {
     // Its use shows in the list; the token itself never does.
     let listed = app.get("/api/v1/api-tokens", &owner.token).await;
     let items = listed.assert_ok(200)["items"].as_array().unwrap().clone();
-    assert_eq!(items.len(), 4, "an admin sees the organisation's tokens, the viewer's too");
+    assert_eq!(
+        items.len(),
+        4,
+        "an admin sees the organisation's tokens, the viewer's too"
+    );
     assert!(items.iter().all(|t| t.get("token").is_none()));
     let used = items.iter().find(|t| t["id"] == created["id"]).unwrap();
     assert!(used["last_used_at"].is_string(), "{used}");
