@@ -127,6 +127,7 @@ pub async fn start(
         keys: Arc::new(keys),
         mailroom: mail.mailroom.clone(),
         files,
+        rate_limits: http::RateLimits::new(&serve_cfg.rate_limits),
         hasher: crate::identity::Hasher::start(),
         metrics: crate::http::ops::recorder(),
         stopping: stopped.clone(),

@@ -77,6 +77,23 @@ pub struct ServeConfig {
     pub mail: MailConfig,
     #[command(flatten)]
     pub files: FilesConfig,
+    #[command(flatten)]
+    pub rate_limits: RateLimitConfig,
+}
+
+/// Requests per minute, by who sends them; 0 turns a limit off (load tests and benchmarks).
+/// Each API process counts its own requests (ADR 0016).
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct RateLimitConfig {
+    /// Per credential: one sign-in session, or one API token.
+    #[arg(long, env = "DOCKET_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+    /// Per organisation, all its credentials together.
+    #[arg(long, env = "DOCKET_RATE_LIMIT_ORG_PER_MINUTE", default_value_t = 3000)]
+    pub rate_limit_org_per_minute: u32,
+    /// Per client address, for requests without a token (sign-in, sign-up, inbound mail, …).
+    #[arg(long, env = "DOCKET_RATE_LIMIT_ANON_PER_MINUTE", default_value_t = 120)]
+    pub rate_limit_anon_per_minute: u32,
 }
 
 /// Where attachment files are kept, and how much of them.

@@ -9,6 +9,8 @@ mod notify;
 pub mod ops;
 mod org;
 pub mod problem;
+mod ratelimit;
+pub use ratelimit::RateLimits;
 mod stream;
 mod tokens;
 mod web;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub mailroom: crate::conversation::Mailroom,
     /// Attachment storage and its limits.
     pub files: crate::files::Files,
+    /// Requests per minute per credential, organisation and address.
+    pub rate_limits: Arc<ratelimit::RateLimits>,
     /// This server's password hashing threads.
     pub hasher: Hasher,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -250,6 +254,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(problem::panic_response))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
         .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn(problem::ensure_problem))
         .layer(

@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use docket::{
     app::{self, Running},
-    config::{FilesConfig, MailConfig, Secret, ServeConfig, StoreConfig, WorkerConfig},
+    config::{
+        FilesConfig, MailConfig, RateLimitConfig, Secret, ServeConfig, StoreConfig, WorkerConfig,
+    },
     events::{Handlers, dispatch},
 };
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -172,6 +174,12 @@ pub async fn spawn_app_tuned(
             object_store_url: None,
             max_attachment_bytes: 25 * 1024 * 1024,
             org_storage_quota_bytes: 0,
+        },
+        // Off: tests send bursts no person would; tests/api/ratelimit.rs turns them on.
+        rate_limits: RateLimitConfig {
+            rate_limit_per_minute: 0,
+            rate_limit_org_per_minute: 0,
+            rate_limit_anon_per_minute: 0,
         },
     };
     tune(&mut store, &mut serve);

@@ -20,6 +20,7 @@ mod people;
 mod plans;
 mod processes;
 mod projects;
+mod ratelimit;
 mod rls;
 mod stream;
 mod tickets;

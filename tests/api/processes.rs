@@ -48,6 +48,9 @@ fn docket(args: &[&str], database_url: &str, data_dir: &Path, addr: Option<Socke
         .env("DOCKET_WORKER_POLL_MS", "100")
         .env("DOCKET_WORKER_RETRY_BASE_MS", "20")
         .env("DOCKET_WORKER_BATCH", "50")
+        .env("DOCKET_RATE_LIMIT_PER_MINUTE", "0")
+        .env("DOCKET_RATE_LIMIT_ORG_PER_MINUTE", "0")
+        .env("DOCKET_RATE_LIMIT_ANON_PER_MINUTE", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(addr) = addr {
