@@ -38,7 +38,7 @@ pub fn check_line(v: &mut Validator, field: &str, value: &str, max: usize) {
 /// overrides, embeddings, isolates and marks, the zero-width space, the word joiner and the
 /// byte-order mark. (Zero-width joiners and non-joiners stay: several scripts and emoji need
 /// them.)
-fn is_deceptive(c: char) -> bool {
+pub(crate) fn is_deceptive(c: char) -> bool {
     matches!(c,
         '\u{061c}' | '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
         | '\u{2060}' | '\u{2066}'..='\u{2069}' | '\u{feff}')

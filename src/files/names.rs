@@ -3,6 +3,8 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::text;
+
 /// Longest kept name, in bytes.
 const MAX_NAME_BYTES: usize = 255;
 /// What a file without a usable name is called.
@@ -27,14 +29,15 @@ const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'|')
     .remove(b'~');
 
-/// The last path segment of what the client sent, without control characters, format
-/// characters (bidirectional overrides that disguise an extension) or leading dots, trimmed,
-/// and at most 255 bytes; `attachment` when nothing is left.
+/// The last path segment of what the client sent, without control characters, the characters
+/// names may not hold (bidirectional overrides that disguise an extension, invisible ones: see
+/// `text::is_deceptive`) or leading dots, trimmed, and at most 255 bytes; `attachment` when
+/// nothing is left.
 pub fn sanitize_filename(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && !is_format_char(*c))
+        .filter(|c| !c.is_control() && !text::is_deceptive(*c))
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').trim();
     let mut name = String::new();
@@ -50,12 +53,6 @@ pub fn sanitize_filename(raw: &str) -> String {
     } else {
         name
     }
-}
-
-/// Unicode format characters that reorder or hide text (U+200B–U+200F, U+202A–U+202E,
-/// U+2066–U+2069, U+FEFF).
-fn is_format_char(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Whether a browser may show a file of this (sniffed) type in the page.

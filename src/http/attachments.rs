@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     AppState,
-    extract::{Auth, Json, Path, Query},
+    extract::{Auth, Json, Path, Query, media_type},
     idempotency::{IDEMPOTENT_REPLAYED, IdempotencyKeyHeader, key_of, write},
     problem::Problem,
 };
@@ -126,16 +126,7 @@ pub async fn upload_attachments(
 }
 
 async fn multipart(req: Request) -> Result<Multipart> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("multipart/form-data"))
-        });
-    if !is_form {
+    if media_type(req.headers()).as_deref() != Some("multipart/form-data") {
         return Err(Error::UnsupportedMediaType {
             detail: "send the files as multipart/form-data, in fields named `file`".into(),
         });

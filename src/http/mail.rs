@@ -3,7 +3,7 @@
 
 use axum::{
     extract::{Request, State},
-    http::{StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     auth::{RefreshModeHeader, RefreshTransport},
-    extract::{Auth, ClientIp, Json, MaybeAuth, Path, Query},
+    extract::{Auth, ClientIp, Json, MaybeAuth, Path, Query, media_type},
     problem::Problem,
 };
 use crate::{
@@ -187,18 +187,11 @@ pub async fn inbound_email(
     Path(token): Path<String>,
     req: Request,
 ) -> std::result::Result<(StatusCode, Json<IngestOutcome>), Problem> {
-    let essence = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
-    if essence.as_deref() != Some("message/rfc822") {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the raw message as message/rfc822",
-        ));
+    if media_type(req.headers()).as_deref() != Some("message/rfc822") {
+        return Err(Error::UnsupportedMediaType {
+            detail: "send the raw message as message/rfc822".into(),
+        }
+        .into());
     }
     let limit = s.mailroom.max_email_bytes;
     let raw = axum::body::to_bytes(req.into_body(), limit)

@@ -6,7 +6,7 @@
 
 use std::{
     hash::Hash,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::IpAddr,
     num::NonZeroU32,
     sync::{
         Arc,
@@ -16,7 +16,7 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     http::{HeaderName, HeaderValue},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -30,7 +30,11 @@ use governor::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{AppState, extract::bearer_token, problem::Problem};
+use super::{
+    AppState,
+    extract::{bearer_token, client_ip},
+    problem::Problem,
+};
 use crate::{config::RateLimitConfig, error::Error, identity::tokens::OrgToken};
 
 static POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -181,12 +185,7 @@ fn caller(state: &AppState, req: &Request) -> Caller {
             };
         }
     }
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    Caller::Anonymous(ip)
+    Caller::Anonymous(client_ip(req.extensions()))
 }
 
 /// `"credential";q=600;w=60, "organization";q=3000;w=60`

@@ -155,7 +155,8 @@ mod tests {
                 prefix.starts_with("dkt_…") && prefix.chars().count() == 13,
                 "{prefix}"
             );
-            assert!(t.token.ends_with(&t.token[t.token.len() - 43..]));
+            let parsed = OrgToken::parse(OrgToken::API, &t.token).map(|p| p.org_id);
+            assert_eq!(parsed, Some(org), "{}", t.token);
             assert!(
                 t.token[4 + 33..].starts_with(&prefix["dkt_…".len()..]),
                 "{prefix}"
