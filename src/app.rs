@@ -11,6 +11,7 @@ use crate::{
     http::{self, AppState},
     identity::tokens::{self, TokenKeys},
     store::{self, Db},
+    webhooks::Webhooks,
     worker::Mail,
 };
 
@@ -61,6 +62,7 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     db: Db,
     mail: Mail,
+    webhooks: Webhooks,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -98,6 +100,11 @@ impl Running {
         &self.mail
     }
 
+    /// The server's webhook sender (tests deliver due webhooks through it).
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
+    }
+
     /// The server's attachment storage (tests sweep orphans through it).
     pub fn files(&self) -> &Files {
         &self.mail.mailroom.files
@@ -121,12 +128,14 @@ pub async fn start(
     let files = Files::new(&serve_cfg.files, &store_cfg.data_dir)?;
     tracing::info!(location = %files.location, "attachments stored");
     let mail = Mail::new(&serve_cfg.mail, &files, &secret)?;
+    let webhooks = Webhooks::new(&serve_cfg.webhooks, &secret)?;
     let (stop, stopped) = watch::channel(false);
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(keys),
         mailroom: mail.mailroom.clone(),
         files,
+        webhooks: webhooks.clone(),
         rate_limits: http::RateLimits::new(&serve_cfg.rate_limits),
         hasher: crate::identity::Hasher::start(),
         metrics: crate::http::ops::recorder(),
@@ -155,6 +164,7 @@ pub async fn start(
             db.clone(),
             cfg,
             mail.clone(),
+            webhooks.clone(),
             stopped,
         )));
     }
@@ -162,6 +172,7 @@ pub async fn start(
         addr,
         db,
         mail,
+        webhooks,
         stop,
         server,
         background,

@@ -79,6 +79,22 @@ pub struct ServeConfig {
     pub files: FilesConfig,
     #[command(flatten)]
     pub rate_limits: RateLimitConfig,
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+}
+
+/// Outbound webhook requests.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebhookConfig {
+    /// Networks (CIDRs, comma-separated) webhooks may reach although the SSRF guard refuses
+    /// them: loopback, private, link-local, shared and unique-local addresses, say
+    /// `10.20.0.0/16` for an integration inside the operator's own network.
+    #[arg(long, env = "DOCKET_WEBHOOK_ALLOWED_NETS", value_delimiter = ',')]
+    pub webhook_allowed_nets: Vec<ipnet::IpNet>,
+    /// Seconds one delivery attempt may take, the answer included.
+    #[arg(long, env = "DOCKET_WEBHOOK_TIMEOUT_SECS", default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub webhook_timeout_secs: u64,
 }
 
 /// Requests per minute, by who sends them; 0 turns a limit off (load tests and benchmarks).

@@ -23,6 +23,8 @@ pub mod request_id;
 pub mod store;
 pub mod tenancy;
 pub mod text;
+pub mod vault;
+pub mod webhooks;
 pub mod work;
 pub mod worker;
 

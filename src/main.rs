@@ -3,11 +3,15 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use docket::{
     app,
-    config::{FilesConfig, LogFormat, MailConfig, Secret, ServeConfig, StoreConfig, WorkerConfig},
+    config::{
+        FilesConfig, LogFormat, MailConfig, Secret, ServeConfig, StoreConfig, WebhookConfig,
+        WorkerConfig,
+    },
     conversation, demo,
     files::Files,
     store::{self, Db},
     tenancy,
+    webhooks::Webhooks,
     worker::Mail,
 };
 
@@ -52,13 +56,16 @@ enum Command {
         store: StoreConfig,
         #[command(flatten)]
         worker: WorkerConfig,
-        /// The servers' signing key (mail references are signed with a key derived from it).
+        /// The servers' signing key (mail references and webhook secrets use keys derived
+        /// from it).
         #[arg(long, env = "DOCKET_JWT_SECRET", value_parser = secret, hide_env_values = true)]
         jwt_secret: Option<Secret>,
         #[command(flatten)]
         mail: MailConfig,
         #[command(flatten)]
         files: FilesConfig,
+        #[command(flatten)]
+        webhooks: WebhookConfig,
     },
     /// Administrative tasks.
     Admin {
@@ -150,15 +157,14 @@ async fn main() -> anyhow::Result<()> {
             jwt_secret,
             mail,
             files,
+            webhooks,
         } => {
             store::migrate(&store).await?;
             let db = Db::connect(&store).await?;
             let files = Files::new(&files, &store.data_dir)?;
-            let mail = Mail::new(
-                &mail,
-                &files,
-                &app::signing_key(jwt_secret, &store.data_dir)?,
-            )?;
+            let secret = app::signing_key(jwt_secret, &store.data_dir)?;
+            let mail = Mail::new(&mail, &files, &secret)?;
+            let webhooks = Webhooks::new(&webhooks, &secret)?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 shutdown_signal().await;
@@ -167,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(backend = ?db.backend(), "docket worker running");
             tokio::join!(
                 docket::events::listen(db.clone(), stopped.clone()),
-                docket::worker::run(db, worker, mail, stopped)
+                docket::worker::run(db, worker, mail, webhooks, stopped)
             );
         }
         Command::Admin {

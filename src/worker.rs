@@ -1,8 +1,8 @@
 //! Background work that runs beside the API (`serve`) or alone (`worker`): the outbox
-//! dispatcher, the mail sender, the IMAP poller, and routine maintenance (orphaned attachment
+//! dispatcher, the mail sender, the webhook sender, the IMAP poller, and routine maintenance (orphaned attachment
 //! files, notification digests, expired login throttles, invitations, reset links and
 //! idempotency records, stream entries past their resume window, long-handled outbox rows, old
-//! sent mail).
+//! sent mail, the webhook delivery log).
 
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use crate::{
     notify,
     store::Db,
     tenancy::invitations,
+    webhooks::{self, Webhooks},
     work::attachments,
 };
 
@@ -50,7 +51,7 @@ impl Mail {
 
 /// Everything an event causes, in order: its entry in the live feed, notifications, then the
 /// mails (notification mails read the notifications made just before), then removed files'
-/// bytes. A new consumer (webhooks, SLA timers) is one module and one line here.
+/// bytes, then webhook deliveries. A new consumer (SLA timers) is one module and one line here.
 pub fn handlers(mailroom: &Mailroom) -> Handlers {
     Handlers::new()
         .with(stream::Publisher)
@@ -58,15 +59,23 @@ pub fn handlers(mailroom: &Mailroom) -> Handlers {
         .with(conversation::NotificationMails)
         .with(conversation::Replies(mailroom.clone()))
         .with(attachments::BlobRemover(mailroom.files.clone()))
+        .with(webhooks::Fanout)
 }
 
 /// Runs until `stop` turns true.
-pub async fn run(db: Db, cfg: WorkerConfig, mail: Mail, stop: watch::Receiver<bool>) {
+pub async fn run(
+    db: Db,
+    cfg: WorkerConfig,
+    mail: Mail,
+    hooks: Webhooks,
+    stop: watch::Receiver<bool>,
+) {
     tracing::info!("worker started");
     let files = mail.mailroom.files.clone();
     tokio::join!(
         dispatch::run(db.clone(), cfg, handlers(&mail.mailroom), stop.clone()),
         mail::run(db.clone(), mail.sender, stop.clone()),
+        webhooks::run(db.clone(), hooks, stop.clone()),
         conversation::run_imap(db.clone(), mail.mailroom, stop.clone()),
         maintain(db, files, stop)
     );
@@ -90,6 +99,7 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
             recovery::purge_expired(&db).await,
         );
         report("old sent mail", mail::purge_sent(&db).await);
+        report("old webhook deliveries", webhooks::purge_old(&db).await);
         report(
             "old ingest log lines",
             conversation::purge_old_log(&db).await,

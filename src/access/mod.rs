@@ -183,10 +183,12 @@ pub enum Action {
     /// The organisation's mail settings (inbound address, IMAP mailbox, acknowledgement) and
     /// its mail and ingest logs.
     MailManage,
+    /// The organisation's webhooks, their secrets and delivery logs.
+    WebhooksManage,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -208,6 +210,7 @@ impl Action {
         Action::CommentModerate,
         Action::EventsManage,
         Action::MailManage,
+        Action::WebhooksManage,
     ];
 }
 
@@ -222,7 +225,7 @@ impl Action {
             ProjectManage | TicketCreate | TicketUpdate | TicketDelete | CommentCreate
             | CommentInternal => Scope::Write,
             OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
-            | CommentModerate | EventsManage | MailManage => Scope::Admin,
+            | CommentModerate | EventsManage | MailManage | WebhooksManage => Scope::Admin,
         }
     }
 }
@@ -237,7 +240,9 @@ pub fn allowed(role: Role, action: Action) -> bool {
         TicketUpdate | CommentInternal => role.at_least(Role::Agent),
         ProjectManage | TicketDelete => role.at_least(Role::Manager),
         OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
-        | CommentModerate | EventsManage | MailManage => role.at_least(Role::Admin),
+        | CommentModerate | EventsManage | MailManage | WebhooksManage => {
+            role.at_least(Role::Admin)
+        }
     }
 }
 
@@ -338,7 +343,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 21] = [
+        let expected: [(Action, [bool; 6]); 22] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -360,6 +365,7 @@ mod tests {
             (CommentModerate, [true, true, false, false, false, false]),
             (EventsManage, [true, true, false, false, false, false]),
             (MailManage, [true, true, false, false, false, false]),
+            (WebhooksManage, [true, true, false, false, false, false]),
         ];
         assert_eq!(expected.len(), Action::ALL.len());
         for (action, row) in expected {
@@ -391,6 +397,7 @@ mod tests {
             CommentModerate,
             EventsManage,
             MailManage,
+            WebhooksManage,
         ];
         for action in Action::ALL {
             let needed = if reads.contains(&action) {

@@ -84,7 +84,7 @@ async fn poll_one(
     ) else {
         return Ok(0);
     };
-    let password = mailroom.keys.open(&sealed).ok_or_else(|| {
+    let password = mailroom.keys.vault.open(&sealed).ok_or_else(|| {
         failed(
             "the stored mailbox password cannot be read",
             "the server's key changed; enter the password again",

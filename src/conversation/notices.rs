@@ -48,7 +48,10 @@ impl Handler for NotificationMails {
     async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
         if !matches!(
             event.body,
-            Body::TicketAssigned(_) | Body::TicketStatusChanged(_) | Body::CommentCreated(_)
+            Body::TicketAssigned(_)
+                | Body::TicketStatusChanged(_)
+                | Body::CommentCreated(_)
+                | Body::WebhookDisabled(_)
         ) {
             return Ok(());
         }
@@ -133,9 +136,10 @@ impl Handler for NotificationMails {
 }
 
 fn link(n: &Notification) -> String {
-    match n.ticket_id {
-        Some(id) => format!("/tickets/{id}"),
-        None => "/notifications".into(),
+    match (n.ticket_id, n.kind) {
+        (Some(id), _) => format!("/tickets/{id}"),
+        (None, NotificationKind::WebhookDisabled) => "/webhooks".into(),
+        (None, _) => "/notifications".into(),
     }
 }
 

@@ -256,7 +256,7 @@ pub async fn update(
             let same_box = current.imap_host.as_deref() == Some(host.as_str())
                 && current.imap_username.as_deref() == Some(username.as_str());
             let password = match imap.password {
-                Some(pw) => Some(mailroom.keys.seal(&pw)?),
+                Some(pw) => Some(mailroom.keys.vault.seal(&pw)?),
                 None if same_box => current.imap_password.clone(),
                 None => {
                     return Err(Error::invalid(

@@ -128,6 +128,16 @@ pub struct ProjectChanged {
     pub changes: Value,
 }
 
+/// An endpoint Docket stopped delivering webhooks to (its URL stays with the webhook: it may
+/// hold a credential).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookDisabled {
+    pub webhook_id: Uuid,
+    /// The endpoint's host, to recognise it by.
+    pub host: String,
+    pub reason: String,
+}
+
 /// Everything that can happen, by kind. The kind is stored in its own column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
@@ -166,6 +176,9 @@ pub enum Body {
     /// Its bytes are deleted from object storage when this event is handled.
     #[serde(rename = "attachment.removed")]
     AttachmentRemoved(AttachmentRef),
+    /// Deliveries to an endpoint stopped: it answered 410 Gone, or failed for days.
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled(WebhookDisabled),
 }
 
 impl Body {
@@ -187,6 +200,7 @@ impl Body {
             Body::CommentDeleted(_) => "comment.deleted",
             Body::AttachmentAdded(_) => "attachment.added",
             Body::AttachmentRemoved(_) => "attachment.removed",
+            Body::WebhookDisabled(_) => "webhook.disabled",
         }
     }
 
@@ -208,7 +222,8 @@ impl Body {
             Body::ProjectCreated(_)
             | Body::ProjectUpdated(_)
             | Body::ProjectArchived(_)
-            | Body::ProjectRestored(_) => None,
+            | Body::ProjectRestored(_)
+            | Body::WebhookDisabled(_) => None,
             Body::TicketCreated(c)
             | Body::TicketUpdated(c)
             | Body::TicketDeleted(c)
@@ -229,6 +244,8 @@ impl Body {
             Body::CommentCreated(c) => c.comment.internal,
             Body::CommentUpdated(c) | Body::CommentDeleted(c) => c.internal,
             Body::AttachmentAdded(a) | Body::AttachmentRemoved(a) => a.internal,
+            // The organisation's integrations are staff business.
+            Body::WebhookDisabled(_) => true,
             _ => false,
         }
     }
@@ -428,6 +445,11 @@ mod tests {
             Body::CommentDeleted(comment),
             Body::AttachmentAdded(attachment.clone()),
             Body::AttachmentRemoved(attachment),
+            Body::WebhookDisabled(WebhookDisabled {
+                webhook_id: Uuid::now_v7(),
+                host: "hooks.example.com".into(),
+                reason: "410 Gone".into(),
+            }),
         ];
         for body in all {
             let stored = body.encode(&env).unwrap();

@@ -14,6 +14,7 @@ pub use ratelimit::RateLimits;
 mod stream;
 mod tokens;
 mod web;
+mod webhooks;
 mod work;
 
 use std::{sync::Arc, time::Duration};
@@ -51,6 +52,8 @@ pub struct AppState {
     pub mailroom: crate::conversation::Mailroom,
     /// Attachment storage and its limits.
     pub files: crate::files::Files,
+    /// Webhook secrets' vault and URL guard.
+    pub webhooks: crate::webhooks::Webhooks,
     /// Requests per minute per credential, organisation and address.
     pub rate_limits: Arc<ratelimit::RateLimits>,
     /// This server's password hashing threads.
@@ -74,6 +77,7 @@ pub struct AppState {
         (name = "comments", description = "Comments and internal notes"),
         (name = "attachments", description = "Files on tickets and comments"),
         (name = "api-tokens", description = "Long-lived credentials for other systems"),
+        (name = "webhooks", description = "Signed event deliveries to other systems"),
         (name = "views", description = "The caller's saved ticket list views"),
         (name = "notifications", description = "The caller's in-app notifications"),
         (name = "real time", description = "Live ticket changes and notifications (SSE and WebSocket)"),
@@ -176,6 +180,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(tokens::create_api_token, tokens::list_api_tokens))
         .routes(routes!(tokens::revoke_api_token))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::test_webhook))
         .routes(routes!(org::get_org, org::update_org))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))

@@ -2,18 +2,13 @@
 //! in its message ids and reply addresses (so a reply finds its ticket and a forged one does
 //! not), one encrypts stored mailbox passwords.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use chacha20poly1305::{
-    ChaCha20Poly1305, KeyInit, Nonce,
-    aead::{Aead, AeadCore, OsRng},
-};
 use hmac::{Hmac, Mac, digest::KeyInit as KeyInitMac};
 use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::{
     config::Secret,
-    error::{Error, Result},
+    vault::{self, Vault},
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -25,7 +20,8 @@ const TAG: usize = 10;
 #[derive(Clone)]
 pub struct MailKeys {
     reference: [u8; 32],
-    vault: [u8; 32],
+    /// Stored mailbox passwords.
+    pub vault: Vault,
 }
 
 impl std::fmt::Debug for MailKeys {
@@ -34,19 +30,11 @@ impl std::fmt::Debug for MailKeys {
     }
 }
 
-fn derive(secret: &[u8], label: &str) -> [u8; 32] {
-    let mut mac =
-        <HmacSha256 as KeyInitMac>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(label.as_bytes());
-    mac.finalize().into_bytes().into()
-}
-
 impl MailKeys {
     pub fn new(signing_secret: &Secret) -> Self {
-        let secret = signing_secret.expose().as_bytes();
         Self {
-            reference: derive(secret, "docket mail: ticket references"),
-            vault: derive(secret, "docket mail: stored mailbox passwords"),
+            reference: vault::derive(signing_secret, "docket mail: ticket references"),
+            vault: Vault::new(signing_secret, "docket mail: stored mailbox passwords"),
         }
     }
 
@@ -98,31 +86,6 @@ impl MailKeys {
         }
         Uuid::try_parse(&token[..32]).ok()
     }
-
-    /// Encrypts a secret to store (nonce and ciphertext, base64).
-    pub fn seal(&self, plain: &str) -> Result<String> {
-        let cipher = ChaCha20Poly1305::new((&self.vault).into());
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = cipher
-            .encrypt(&nonce, plain.as_bytes())
-            .map_err(|_| Error::internal(anyhow::anyhow!("encrypting a stored secret")))?;
-        let mut out = nonce.to_vec();
-        out.extend(sealed);
-        Ok(URL_SAFE_NO_PAD.encode(out))
-    }
-
-    /// Decrypts what [`MailKeys::seal`] stored; `None` when it was sealed under another key.
-    pub fn open(&self, stored: &str) -> Option<String> {
-        let bytes = URL_SAFE_NO_PAD.decode(stored).ok()?;
-        if bytes.len() < 12 {
-            return None;
-        }
-        let (nonce, sealed) = bytes.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().ok()?;
-        let cipher = ChaCha20Poly1305::new((&self.vault).into());
-        let plain = cipher.decrypt(&Nonce::from(nonce), sealed).ok()?;
-        String::from_utf8(plain).ok()
-    }
 }
 
 #[cfg(test)]
@@ -161,18 +124,5 @@ mod tests {
         assert_eq!(MailKeys::inbound_token_org(&t0), Some(org));
         assert_ne!(t0, k.inbound_token(org, 1));
         assert_eq!(MailKeys::inbound_token_org("short"), None);
-    }
-
-    #[test]
-    fn sealed_secrets_open_only_with_their_key() {
-        let k = keys("a-signing-secret-of-enough-length-000");
-        let sealed = k.seal("hunter2hunter2").unwrap();
-        assert!(!sealed.contains("hunter2"));
-        assert_eq!(k.open(&sealed).as_deref(), Some("hunter2hunter2"));
-        assert_eq!(
-            keys("another-signing-secret-of-length-0000").open(&sealed),
-            None
-        );
-        assert_eq!(k.open("garbage"), None);
     }
 }

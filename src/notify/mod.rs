@@ -26,7 +26,11 @@ use uuid::Uuid;
 use crate::{
     access::{self, Role, TenantCtx},
     error::{Error, Result},
-    events::{Body, Event, Handler, contract::Followers, stream},
+    events::{
+        Body, Event, Handler,
+        contract::{Followers, WebhookDisabled},
+        stream,
+    },
     identity,
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
@@ -62,15 +66,18 @@ pub enum NotificationKind {
     Comment,
     Mentioned,
     StatusChanged,
+    /// To admins: Docket stopped delivering to one of the organisation's webhooks.
+    WebhookDisabled,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 5] = [
+    pub const ALL: [NotificationKind; 6] = [
         NotificationKind::Assigned,
         NotificationKind::Unassigned,
         NotificationKind::Comment,
         NotificationKind::Mentioned,
         NotificationKind::StatusChanged,
+        NotificationKind::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +87,7 @@ impl NotificationKind {
             NotificationKind::Comment => "comment",
             NotificationKind::Mentioned => "mentioned",
             NotificationKind::StatusChanged => "status_changed",
+            NotificationKind::WebhookDisabled => "webhook_disabled",
         }
     }
 
@@ -153,6 +161,9 @@ impl Handler for Notifier {
     }
 
     async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
+        if let Body::WebhookDisabled(w) = &event.body {
+            return tell_admins(db, event, w).await;
+        }
         let Some(ticket_id) = event.ticket_id() else {
             return Ok(());
         };
@@ -171,17 +182,41 @@ impl Handler for Notifier {
         }
         let planned = plan(&tx, &event.body, &ticket).await?;
         let planned = reachable(&tx, event, planned).await?;
-        if !planned.is_empty() {
-            store(&tx, event, ticket_id, planned).await?;
-        }
+        store(&tx, event, Some(ticket_id), planned).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
+/// A webhook was disabled: every admin and owner hears of it.
+async fn tell_admins(db: &Db, event: &Event, w: &WebhookDisabled) -> Result<()> {
+    let tx = db.write_org(event.org_id()).await?;
+    let planned = tenancy::active_admins(&tx)
+        .await?
+        .into_iter()
+        .map(|user_id| Planned {
+            user_id,
+            kind: NotificationKind::WebhookDisabled,
+            title: format!("Webhook deliveries to {} stopped", w.host),
+            body: Some(w.reason.clone()),
+        })
+        .collect();
+    store(&tx, event, None, planned).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Inserts the planned notifications (once per event and person) and publishes the new ones
 /// on their people's streams.
-async fn store(tx: &TenantTx, event: &Event, ticket_id: Uuid, planned: Vec<Planned>) -> Result<()> {
+async fn store(
+    tx: &TenantTx,
+    event: &Event,
+    ticket_id: Option<Uuid>,
+    planned: Vec<Planned>,
+) -> Result<()> {
+    if planned.is_empty() {
+        return Ok(());
+    }
     let rows: Vec<entity::Model> = planned
         .into_iter()
         .map(|p| entity::Model {
@@ -190,7 +225,7 @@ async fn store(tx: &TenantTx, event: &Event, ticket_id: Uuid, planned: Vec<Plann
             user_id: p.user_id,
             event_id: event.id,
             kind: p.kind.as_str().to_owned(),
-            ticket_id: Some(ticket_id),
+            ticket_id,
             actor_id: event.actor_id(),
             title: p.title,
             body: p.body,

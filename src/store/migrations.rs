@@ -10,6 +10,7 @@ mod m0005_saved_views;
 mod m0006_mail;
 mod m0007_attachments;
 mod m0008_api_tokens;
+mod m0009_webhooks;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_mail::Migration),
             Box::new(m0007_attachments::Migration),
             Box::new(m0008_api_tokens::Migration),
+            Box::new(m0009_webhooks::Migration),
         ]
     }
 }

@@ -50,6 +50,8 @@ pub struct Signals {
     pub outbox: Notify,
     /// New queued mails: wakes the mail sender.
     pub mail: Notify,
+    /// New webhook deliveries: wakes the webhook sender.
+    pub webhooks: Notify,
     /// New stream entries of an organisation: wakes its stream connections (the nil id wakes
     /// every organisation's, after notifications may have been missed).
     pub stream: broadcast::Sender<Uuid>,
@@ -63,6 +65,7 @@ impl Default for Signals {
         Self {
             outbox: Notify::new(),
             mail: Notify::new(),
+            webhooks: Notify::new(),
             stream: broadcast::channel(1024).0,
             access: broadcast::channel(256).0,
         }

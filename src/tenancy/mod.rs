@@ -172,6 +172,17 @@ pub(crate) async fn active_roles(tx: &TenantTx, user_ids: &[Uuid]) -> Result<Vec
         .collect()
 }
 
+/// The active admins and owners: who hears of what concerns the whole organisation.
+pub(crate) async fn active_admins(tx: &TenantTx) -> Result<Vec<Uuid>> {
+    let rows = tx
+        .find::<membership::Entity>()
+        .filter(membership::Column::Role.is_in([Role::Admin.as_str(), Role::Owner.as_str()]))
+        .filter(membership::Column::Active.eq(true))
+        .all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(|m| m.user_id).collect())
+}
+
 /// The member's current role, if they are an active member of the tenant.
 pub(crate) async fn active_role(tx: &TenantTx, user_id: Uuid) -> Result<Option<Role>> {
     let m = tx

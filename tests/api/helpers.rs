@@ -3,7 +3,8 @@ use std::time::Duration;
 use docket::{
     app::{self, Running},
     config::{
-        FilesConfig, MailConfig, RateLimitConfig, Secret, ServeConfig, StoreConfig, WorkerConfig,
+        FilesConfig, MailConfig, RateLimitConfig, Secret, ServeConfig, StoreConfig, WebhookConfig,
+        WorkerConfig,
     },
     events::{Handlers, dispatch},
 };
@@ -180,6 +181,11 @@ pub async fn spawn_app_tuned(
             rate_limit_per_minute: 0,
             rate_limit_org_per_minute: 0,
             rate_limit_anon_per_minute: 0,
+        },
+        // Test receivers listen on loopback; a short timeout keeps the timeout cases quick.
+        webhooks: WebhookConfig {
+            webhook_allowed_nets: vec!["127.0.0.0/8".parse().unwrap()],
+            webhook_timeout_secs: 2,
         },
     };
     tune(&mut store, &mut serve);
@@ -532,6 +538,24 @@ impl TestApp {
         docket::mail::drain(running.db(), &running.mail().sender)
             .await
             .expect("mail delivered")
+    }
+
+    /// Sends every webhook delivery that is due now, as the worker's sender would. Returns how
+    /// many attempts it made.
+    pub async fn deliver_webhooks(&self) -> usize {
+        let running = self.running();
+        docket::webhooks::drain(running.db(), running.webhooks())
+            .await
+            .expect("webhooks delivered")
+    }
+
+    /// Makes every waiting webhook retry due now (the schedule's minutes and hours, passed).
+    pub async fn webhook_retries_due(&self) {
+        self.sql(
+            "UPDATE webhook_deliveries SET next_attempt_at = '2000-01-01T00:00:00Z' \
+             WHERE status = 'pending'",
+        )
+        .await;
     }
 
     /// The server's inbound mail side (to poll IMAP mailboxes now).

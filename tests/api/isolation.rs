@@ -201,6 +201,48 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         "api_token_not_found",
     ),
+    (
+        "GET",
+        "/api/v1/webhooks/{webhook}",
+        None,
+        "webhook_not_found",
+    ),
+    (
+        "PATCH",
+        "/api/v1/webhooks/{webhook}",
+        Some(r#"{"active": false}"#),
+        "webhook_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/webhooks/{webhook}",
+        None,
+        "webhook_not_found",
+    ),
+    (
+        "GET",
+        "/api/v1/webhooks/{webhook}/deliveries",
+        None,
+        "webhook_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks/{webhook}/test",
+        None,
+        "webhook_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks/{webhook}/rotate-secret",
+        None,
+        "webhook_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver",
+        None,
+        "webhook_not_found",
+    ),
 ];
 
 struct Tenant {
@@ -221,6 +263,9 @@ struct Tenant {
     attachment: String,
     /// The owner's API token.
     api_token: String,
+    /// A webhook (to a public name nobody sends to here) and its test delivery.
+    webhook: String,
+    delivery: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -285,6 +330,22 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         )
         .await;
     let api_token = api_token.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let webhook = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&owner.token),
+            json!({"url": format!("https://hooks.{slug}.example.com/"), "events": ["ticket.created"]}),
+        )
+        .await;
+    let webhook = webhook.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let delivery = app
+        .post(
+            &format!("/api/v1/webhooks/{webhook}/test"),
+            Some(&owner.token),
+            json!(null),
+        )
+        .await;
+    let delivery = delivery.assert_ok(202)["id"].as_str().unwrap().to_owned();
     Tenant {
         owner,
         agent,
@@ -297,6 +358,8 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         invitation,
         attachment,
         api_token,
+        webhook,
+        delivery,
     }
 }
 
@@ -332,7 +395,9 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{view}", &a.view)
                 .replace("{invitation}", &a.invitation)
                 .replace("{attachment}", &a.attachment)
-                .replace("{api_token}", &a.api_token);
+                .replace("{api_token}", &a.api_token)
+                .replace("{webhook}", &a.webhook)
+                .replace("{delivery}", &a.delivery);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(
@@ -353,6 +418,17 @@ async fn another_tenants_ids_are_not_found() {
             );
         }
     }
+    // B cannot redeliver A's delivery through a webhook of its own.
+    app.post(
+        &format!(
+            "/api/v1/webhooks/{}/deliveries/{}/redeliver",
+            b.webhook, a.delivery
+        ),
+        Some(&b.owner.token),
+        json!(null),
+    )
+    .await
+    .assert_problem(404, "delivery_not_found");
     // Files: B can neither add to A's ticket nor put A's file on a comment of its own.
     upload(
         &app,
@@ -488,6 +564,8 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
             "/api/v1/mail/ingest-log".to_owned(),
             "/api/v1/mail/settings".to_owned(),
             "/api/v1/me/notification-preferences".to_owned(),
+            "/api/v1/webhooks".to_owned(),
+            format!("/api/v1/webhooks/{}/deliveries", viewer.webhook),
         ] {
             let res = app.get(&list, &viewer.owner.token).await;
             let text = res.assert_ok(200).to_string();
@@ -497,6 +575,8 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
                     && !text.contains(&other.owner.org_id)
                     && !text.contains(&other.view)
                     && !text.contains(&other.invitation)
+                    && !text.contains(&other.webhook)
+                    && !text.contains(&other.delivery)
                     && !text.contains(&format!(
                         "invitee@{}",
                         other.owner.email.split('@').nth(1).unwrap()

@@ -27,4 +27,5 @@ mod tickets;
 mod timeline;
 mod tokens;
 mod web;
+mod webhooks;
 mod writes;

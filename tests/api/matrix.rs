@@ -107,6 +107,7 @@ async fn every_role_gets_what_the_matrix_says() {
                 }
                 Action::EventsManage => app.get("/api/v1/admin/events?status=dead", t).await,
                 Action::MailManage => app.get("/api/v1/mail/log", t).await,
+                Action::WebhooksManage => app.get("/api/v1/webhooks", t).await,
             };
             if allowed(role, action) {
                 assert!(

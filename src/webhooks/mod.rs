@@ -1,0 +1,818 @@
+//! Webhooks: other systems hear what happens in an organisation.
+//!
+//! - An admin subscribes an endpoint (`url`, the event types it wants). Its signing secret
+//!   (`whsec_…`) is shown once and kept sealed (`vault`); a rotation keeps the old secret
+//!   signing beside the new one for a day.
+//! - The [`Fanout`] event handler turns each committed event into one delivery per subscribed
+//!   endpoint (a unique key makes a rerun harmless). The body, `{type, timestamp, data}`, is
+//!   fixed then, so every retry sends and signs the same bytes under the same `webhook-id`.
+//! - The sender (`deliver`) posts due deliveries on the Standard Webhooks retry schedule, a
+//!   few at a time per endpoint, through the SSRF guard (`guard`), and logs every attempt.
+
+mod deliver;
+pub mod guard;
+pub mod sign;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, sea_query::OnConflict,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    access::{self, Action, TenantCtx},
+    audit,
+    config::{Secret, WebhookConfig},
+    error::{Error, Result, Validator},
+    events::{Event, Handler},
+    pagination::{Page, PageRequest},
+    store::{Db, TenantTx},
+    text,
+    vault::Vault,
+};
+pub use deliver::{drain, purge_old, run};
+use guard::{Guard, GuardedResolver};
+
+/// Event types an endpoint may subscribe to.
+pub const EVENT_TYPES: [&str; 17] = [
+    "ticket.created",
+    "ticket.updated",
+    "ticket.assigned",
+    "ticket.status_changed",
+    "ticket.deleted",
+    "ticket.restored",
+    "comment.created",
+    "comment.updated",
+    "comment.deleted",
+    "attachment.added",
+    "attachment.removed",
+    "project.created",
+    "project.updated",
+    "project.archived",
+    "project.restored",
+    "sla.warning",
+    "sla.breached",
+];
+/// The type of the deliveries `POST /webhooks/{id}/test` sends.
+const TEST_EVENT: &str = "webhook.test";
+/// Endpoints one organisation may have.
+const MAX_PER_ORG: u64 = 20;
+const MAX_URL: usize = 2000;
+/// How long a rotated-out secret keeps signing beside the new one.
+const ROTATION_OVERLAP: chrono::Duration = chrono::Duration::hours(24);
+
+pub(crate) mod entity {
+    pub mod webhook {
+        crate::store::tenant_entity!("webhooks" {
+            #[sea_orm(primary_key, auto_increment = false)]
+            id: Uuid,
+            #[sea_orm(column_type = "Text")]
+            url: String,
+            description: String,
+            events: Json,
+            active: bool,
+            #[sea_orm(column_type = "Text")]
+            secret: String,
+            #[sea_orm(column_type = "Text", nullable)]
+            previous_secret: Option<String>,
+            previous_secret_until: Option<DateTimeUtc>,
+            #[sea_orm(column_type = "Text", nullable)]
+            disabled_reason: Option<String>,
+            failing_since: Option<DateTimeUtc>,
+            created_by: Uuid,
+            created_at: DateTimeUtc,
+            updated_at: DateTimeUtc,
+        });
+    }
+
+    pub mod delivery {
+        crate::store::tenant_entity!("webhook_deliveries" {
+            #[sea_orm(primary_key, auto_increment = false)]
+            id: Uuid,
+            webhook_id: Uuid,
+            event_id: Uuid,
+            event_type: String,
+            #[sea_orm(column_type = "Text")]
+            payload: String,
+            status: String,
+            claims: i32,
+            step: i32,
+            next_attempt_at: DateTimeUtc,
+            locked_until: Option<DateTimeUtc>,
+            last_status: Option<i32>,
+            #[sea_orm(column_type = "Text", nullable)]
+            last_error: Option<String>,
+            created_at: DateTimeUtc,
+            completed_at: Option<DateTimeUtc>,
+        });
+    }
+
+    pub mod attempt {
+        crate::store::tenant_entity!("webhook_attempts" {
+            #[sea_orm(primary_key, auto_increment = false)]
+            id: Uuid,
+            delivery_id: Uuid,
+            webhook_id: Uuid,
+            attempted_at: DateTimeUtc,
+            status_code: Option<i32>,
+            latency_ms: i32,
+            #[sea_orm(column_type = "Text", nullable)]
+            error: Option<String>,
+            #[sea_orm(column_type = "Text", nullable)]
+            response: Option<String>,
+        });
+    }
+}
+use entity::{attempt, delivery, webhook};
+
+/// What webhooks need, built once from the settings: the key that seals secrets, the guard,
+/// and the HTTP client that connects only where the guard allows.
+#[derive(Clone)]
+pub struct Webhooks {
+    vault: Vault,
+    guard: Guard,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Webhooks {
+    pub fn new(cfg: &WebhookConfig, signing_secret: &Secret) -> anyhow::Result<Self> {
+        let guard = Guard::new(cfg.webhook_allowed_nets.clone());
+        let timeout = Duration::from_secs(cfg.webhook_timeout_secs);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would connect where the guard never looked.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(deliver::PER_ENDPOINT)
+            .user_agent(concat!("Docket-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            vault: Vault::new(signing_secret, "docket webhooks: signing secrets"),
+            guard,
+            client,
+            timeout,
+        })
+    }
+
+    /// The secrets that sign now: the current one, and the previous one while its overlap
+    /// lasts.
+    fn signing_secrets(&self, w: &webhook::Model, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let open = |sealed: &str| {
+            self.vault.open(sealed).ok_or_else(|| {
+                Error::internal(anyhow::anyhow!(
+                    "webhook {} has a secret sealed under another key",
+                    w.id
+                ))
+            })
+        };
+        let mut secrets = vec![open(&w.secret)?];
+        if let (Some(previous), Some(until)) = (&w.previous_secret, w.previous_secret_until)
+            && until > now
+        {
+            secrets.push(open(previous)?);
+        }
+        Ok(secrets)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    pub description: String,
+    /// The event types it receives.
+    pub events: Vec<String>,
+    /// Deliveries go out only while active.
+    pub active: bool,
+    /// Why Docket turned it off (410 Gone, or days of failures), if it did.
+    pub disabled_reason: Option<String>,
+    /// Deliveries have failed since then, without a success.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Until then the previous secret also signs (after a rotation).
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<webhook::Model> for Webhook {
+    fn from(m: webhook::Model) -> Self {
+        let now = Utc::now();
+        Self {
+            id: m.id,
+            events: events_of(&m),
+            url: m.url,
+            description: m.description,
+            active: m.active,
+            disabled_reason: m.disabled_reason,
+            failing_since: m.failing_since,
+            previous_secret_expires_at: m.previous_secret_until.filter(|until| *until > now),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+fn events_of(m: &webhook::Model) -> Vec<String> {
+    serde_json::from_value(m.events.clone()).unwrap_or_default()
+}
+
+/// A new endpoint, or a rotated secret: the only answers that carry the secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// `whsec_…`: verifies the `webhook-signature` of every delivery. Not shown again.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// `https://…` (or `http://…`) on a public address.
+    #[schema(max_length = 2000)]
+    pub url: String,
+    /// Event types to receive (at least one), e.g. `["ticket.created", "comment.created"]`.
+    pub events: Vec<String>,
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[schema(max_length = 2000)]
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+    /// Turn deliveries off or back on (turning on clears the failure record).
+    pub active: Option<bool>,
+}
+
+/// Checks the URL (422 for a non-http(s) URL or a literal non-public address) and the events.
+fn check(
+    hooks: &Webhooks,
+    v: &mut Validator,
+    url: Option<&str>,
+    events: Option<&[String]>,
+    description: Option<&str>,
+) -> Vec<String> {
+    if let Some(url) = url {
+        if url.chars().count() > MAX_URL {
+            v.push("url", format!("at most {MAX_URL} characters"));
+        } else if let Err(why) = hooks.guard.check_url(url) {
+            v.push("url", why);
+        }
+    }
+    if let Some(d) = description {
+        text::check_line(v, "description", d, text::MAX_LINE);
+    }
+    let mut wanted: Vec<String> = Vec::new();
+    if let Some(events) = events {
+        v.check(!events.is_empty(), "events", "name at least one event type");
+        for e in events {
+            if !EVENT_TYPES.contains(&e.as_str()) {
+                v.push(
+                    "events",
+                    format!(
+                        "unknown event type {e:?}; known: {}",
+                        EVENT_TYPES.join(", ")
+                    ),
+                );
+            } else if !wanted.contains(e) {
+                wanted.push(e.clone());
+            }
+        }
+    }
+    wanted
+}
+
+async fn find(tx: &TenantTx, id: Uuid) -> Result<webhook::Model> {
+    tx.find_for_update::<webhook::Entity>()
+        .filter(webhook::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("webhook"))
+}
+
+pub async fn create(
+    db: &Db,
+    hooks: &Webhooks,
+    ctx: &TenantCtx,
+    req: NewWebhook,
+) -> Result<WebhookWithSecret> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let mut v = Validator::default();
+    let events = check(
+        hooks,
+        &mut v,
+        Some(&req.url),
+        Some(&req.events),
+        req.description.as_deref(),
+    );
+    v.finish()?;
+    let tx = db.write(ctx).await?;
+    let held = tx.find::<webhook::Entity>().count(tx.conn()).await?;
+    if held >= MAX_PER_ORG {
+        return Err(Error::conflict(
+            "too_many_webhooks",
+            format!("an organisation may have at most {MAX_PER_ORG} webhooks; delete one"),
+        ));
+    }
+    let secret = sign::new_secret();
+    let now = Utc::now();
+    let row = webhook::ActiveModel {
+        org_id: Set(ctx.org_id),
+        id: Set(Uuid::now_v7()),
+        url: Set(req.url.trim().to_owned()),
+        description: Set(req.description.unwrap_or_default().trim().to_owned()),
+        events: Set(json!(events)),
+        active: Set(true),
+        secret: Set(hooks.vault.seal(&secret)?),
+        previous_secret: Set(None),
+        previous_secret_until: Set(None),
+        disabled_reason: Set(None),
+        failing_since: Set(None),
+        created_by: Set(ctx.user_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(tx.conn())
+    .await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "webhook.created",
+        "webhook",
+        Some(row.id),
+        json!({"url": row.url, "events": events}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(WebhookWithSecret {
+        webhook: row.into(),
+        secret,
+    })
+}
+
+pub async fn list(db: &Db, ctx: &TenantCtx) -> Result<Vec<Webhook>> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let tx = db.read(ctx).await?;
+    let rows = tx
+        .find::<webhook::Entity>()
+        .order_by_asc(webhook::Column::CreatedAt)
+        .all(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+pub async fn get(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<Webhook> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let tx = db.read(ctx).await?;
+    let row = tx
+        .find::<webhook::Entity>()
+        .filter(webhook::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("webhook"))?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+pub async fn update(
+    db: &Db,
+    hooks: &Webhooks,
+    ctx: &TenantCtx,
+    id: Uuid,
+    patch: WebhookPatch,
+) -> Result<Webhook> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let mut v = Validator::default();
+    let events = check(
+        hooks,
+        &mut v,
+        patch.url.as_deref(),
+        patch.events.as_deref(),
+        patch.description.as_deref(),
+    );
+    v.finish()?;
+    let tx = db.write(ctx).await?;
+    let current = find(&tx, id).await?;
+    let mut row: webhook::ActiveModel = current.clone().into();
+    if let Some(url) = &patch.url {
+        row.url = Set(url.trim().to_owned());
+    }
+    if patch.events.is_some() {
+        row.events = Set(json!(events));
+    }
+    if let Some(d) = &patch.description {
+        row.description = Set(d.trim().to_owned());
+    }
+    if let Some(active) = patch.active {
+        row.active = Set(active);
+        if active && !current.active {
+            // A fresh start: the failure clock begins again.
+            row.disabled_reason = Set(None);
+            row.failing_since = Set(None);
+        }
+    }
+    row.updated_at = Set(Utc::now());
+    let row = row.update(tx.conn()).await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "webhook.updated",
+        "webhook",
+        Some(id),
+        json!({"url": row.url, "events": events_of(&row), "active": row.active}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+pub async fn delete(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<()> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let tx = db.write(ctx).await?;
+    let row = find(&tx, id).await?;
+    // Deliveries and attempts go with it (foreign keys cascade).
+    webhook::Entity::delete_many()
+        .filter(webhook::Column::OrgId.eq(ctx.org_id))
+        .filter(webhook::Column::Id.eq(id))
+        .exec(tx.conn())
+        .await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "webhook.deleted",
+        "webhook",
+        Some(id),
+        json!({"url": row.url}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A new secret; the old one keeps signing beside it for a day, so receivers can switch
+/// without losing a delivery.
+pub async fn rotate_secret(
+    db: &Db,
+    hooks: &Webhooks,
+    ctx: &TenantCtx,
+    id: Uuid,
+) -> Result<WebhookWithSecret> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let tx = db.write(ctx).await?;
+    let current = find(&tx, id).await?;
+    let secret = sign::new_secret();
+    let now = Utc::now();
+    let mut row: webhook::ActiveModel = current.clone().into();
+    row.previous_secret = Set(Some(current.secret));
+    row.previous_secret_until = Set(Some(now + ROTATION_OVERLAP));
+    row.secret = Set(hooks.vault.seal(&secret)?);
+    row.updated_at = Set(now);
+    let row = row.update(tx.conn()).await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "webhook.secret_rotated",
+        "webhook",
+        Some(id),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(WebhookWithSecret {
+        webhook: row.into(),
+        secret,
+    })
+}
+
+/// Where a delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = WebhookDeliveryStatus)]
+pub enum Status {
+    /// Waiting for its next attempt (`next_attempt_at`).
+    Pending,
+    /// Being sent now.
+    Delivering,
+    Succeeded,
+    /// Given up: the schedule ran out, or the endpoint answered 410 Gone.
+    Failed,
+}
+
+impl Status {
+    const ALL: [Status; 4] = [
+        Status::Pending,
+        Status::Delivering,
+        Status::Succeeded,
+        Status::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Delivering => "delivering",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == stored)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("delivery status {stored:?}")))
+    }
+}
+
+/// One attempt to deliver.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Attempt {
+    pub id: Uuid,
+    pub attempted_at: DateTime<Utc>,
+    /// The endpoint's HTTP status, when it answered.
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    /// Why it failed (timeout, connection refused, a redirect, a refused address, …).
+    pub error: Option<String>,
+    /// The first 2 KB of the answer.
+    pub response: Option<String>,
+}
+
+impl From<attempt::Model> for Attempt {
+    fn from(m: attempt::Model) -> Self {
+        Self {
+            id: m.id,
+            attempted_at: m.attempted_at,
+            status_code: m.status_code,
+            latency_ms: m.latency_ms,
+            error: m.error,
+            response: m.response,
+        }
+    }
+}
+
+/// One event on its way to one endpoint, with its attempts (newest first).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Delivery {
+    /// Also the `webhook-id` header (as `msg_<id>`), the same on every attempt.
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub status: Status,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The body sent (`{type, timestamp, data}`).
+    pub payload: Value,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Delivery {
+    fn of(m: delivery::Model, attempts: Vec<Attempt>) -> Result<Self> {
+        let status = Status::parse(&m.status)?;
+        Ok(Self {
+            id: m.id,
+            webhook_id: m.webhook_id,
+            event_id: m.event_id,
+            event_type: m.event_type,
+            status,
+            next_attempt_at: (status == Status::Pending).then_some(m.next_attempt_at),
+            last_status_code: m.last_status,
+            last_error: m.last_error,
+            created_at: m.created_at,
+            completed_at: m.completed_at,
+            payload: serde_json::from_str(&m.payload).map_err(Error::internal)?,
+            attempts,
+        })
+    }
+}
+
+/// The `webhook-id` of a delivery.
+pub fn message_id(delivery_id: Uuid) -> String {
+    format!("msg_{}", delivery_id.simple())
+}
+
+/// An endpoint's deliveries, newest first, each with its attempts.
+pub async fn deliveries(
+    db: &Db,
+    ctx: &TenantCtx,
+    webhook_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<Delivery>> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let tx = db.read(ctx).await?;
+    tx.find::<webhook::Entity>()
+        .filter(webhook::Column::Id.eq(webhook_id))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("webhook"))?;
+    let rows = tx
+        .newest_first::<delivery::Entity>(delivery::Column::Id, &page)?
+        .filter(delivery::Column::WebhookId.eq(webhook_id))
+        .all(tx.conn())
+        .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|d| d.id).collect();
+    let mut attempts = tx
+        .find::<attempt::Entity>()
+        .filter(attempt::Column::DeliveryId.is_in(ids))
+        .order_by_desc(attempt::Column::AttemptedAt)
+        .all(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Page::try_from_rows(
+        rows,
+        page.limit,
+        |d| d.id,
+        |d| {
+            let (mine, rest) = attempts.drain(..).partition(|a| a.delivery_id == d.id);
+            attempts = rest;
+            Delivery::of(d, mine.into_iter().map(Attempt::from).collect::<Vec<_>>())
+        },
+    )
+}
+
+async fn one_delivery(tx: &TenantTx, webhook_id: Uuid, id: Uuid) -> Result<Delivery> {
+    let row = tx
+        .find::<delivery::Entity>()
+        .filter(delivery::Column::WebhookId.eq(webhook_id))
+        .filter(delivery::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+        .ok_or(Error::NotFound("delivery"))?;
+    let attempts = tx
+        .find::<attempt::Entity>()
+        .filter(attempt::Column::DeliveryId.eq(id))
+        .order_by_desc(attempt::Column::AttemptedAt)
+        .all(tx.conn())
+        .await?;
+    Delivery::of(row, attempts.into_iter().map(Attempt::from).collect())
+}
+
+/// Sends a delivery again, now, from the start of the schedule, under its `webhook-id`.
+pub async fn redeliver(
+    db: &Db,
+    ctx: &TenantCtx,
+    webhook_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<Delivery> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let tx = db.write(ctx).await?;
+    let hook = find(&tx, webhook_id).await?;
+    ensure_active(&hook)?;
+    let current = one_delivery(&tx, webhook_id, delivery_id).await?;
+    if current.status == Status::Delivering {
+        return Err(Error::conflict(
+            "delivery_in_progress",
+            "this delivery is being sent now; look again in a moment",
+        ));
+    }
+    tx.update_many::<delivery::Entity>()
+        .filter(delivery::Column::Id.eq(delivery_id))
+        .col_expr(delivery::Column::Status, Status::Pending.as_str().into())
+        .col_expr(delivery::Column::Step, 0.into())
+        .col_expr(delivery::Column::NextAttemptAt, Utc::now().into())
+        .col_expr(
+            delivery::Column::CompletedAt,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .exec(tx.conn())
+        .await?;
+    let redone = one_delivery(&tx, webhook_id, delivery_id).await?;
+    tx.commit().await?;
+    db.signals().webhooks.notify_one();
+    Ok(redone)
+}
+
+/// Queues a `webhook.test` delivery to the endpoint, to check its receiver.
+pub async fn send_test(db: &Db, ctx: &TenantCtx, webhook_id: Uuid) -> Result<Delivery> {
+    access::authorize(ctx, Action::WebhooksManage)?;
+    let tx = db.write(ctx).await?;
+    let hook = find(&tx, webhook_id).await?;
+    ensure_active(&hook)?;
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let data = json!({"webhook_id": webhook_id, "message": "A test delivery from Docket."});
+    queue(&tx, &[hook.id], id, TEST_EVENT, now, data).await?;
+    let sent = one_delivery(&tx, webhook_id, id).await?;
+    tx.commit().await?;
+    db.signals().webhooks.notify_one();
+    Ok(sent)
+}
+
+fn ensure_active(hook: &webhook::Model) -> Result<()> {
+    if hook.active {
+        Ok(())
+    } else {
+        Err(Error::conflict(
+            "webhook_inactive",
+            "this webhook is turned off; turn it on (PATCH active: true) to deliver",
+        ))
+    }
+}
+
+/// Queues one delivery of an event to each of `webhook_ids` (once: a rerun finds them there).
+/// A test delivery's event id is its own id.
+async fn queue(
+    tx: &TenantTx,
+    webhook_ids: &[Uuid],
+    event_id: Uuid,
+    event_type: &str,
+    at: DateTime<Utc>,
+    data: Value,
+) -> Result<()> {
+    let payload = json!({"type": event_type, "timestamp": at, "data": data}).to_string();
+    let now = Utc::now();
+    let rows = webhook_ids.iter().map(|webhook_id| delivery::ActiveModel {
+        org_id: Set(tx.org_id()),
+        id: Set(if event_type == TEST_EVENT {
+            event_id
+        } else {
+            Uuid::now_v7()
+        }),
+        webhook_id: Set(*webhook_id),
+        event_id: Set(event_id),
+        event_type: Set(event_type.to_owned()),
+        payload: Set(payload.clone()),
+        status: Set(Status::Pending.as_str().to_owned()),
+        claims: Set(0),
+        step: Set(0),
+        next_attempt_at: Set(now),
+        locked_until: Set(None),
+        last_status: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        completed_at: Set(None),
+    });
+    delivery::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                delivery::Column::OrgId,
+                delivery::Column::WebhookId,
+                delivery::Column::EventId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The event handler: one delivery per active endpoint subscribed to the event's type.
+pub struct Fanout;
+
+#[async_trait::async_trait]
+impl Handler for Fanout {
+    fn name(&self) -> &'static str {
+        "webhooks"
+    }
+
+    async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
+        let kind = event.kind();
+        if !EVENT_TYPES.contains(&kind) {
+            return Ok(());
+        }
+        let tx = db.write_org(event.org_id()).await?;
+        let subscribed: Vec<Uuid> = tx
+            .find::<webhook::Entity>()
+            .filter(webhook::Column::Active.eq(true))
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .filter(|w| events_of(w).iter().any(|e| e == kind))
+            .map(|w| w.id)
+            .collect();
+        if subscribed.is_empty() {
+            return Ok(());
+        }
+        queue(
+            &tx,
+            &subscribed,
+            event.id,
+            kind,
+            event.created_at,
+            event.public_data()?,
+        )
+        .await?;
+        tx.commit().await?;
+        db.signals().webhooks.notify_one();
+        Ok(())
+    }
+}
