@@ -38,7 +38,8 @@ pub struct OrganizationView {
     responses((status = 200, description = "The organisation", body = OrganizationView)))]
 pub async fn get_org(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<OrganizationView>> {
     let organization = tenancy::get_org(&s.db, &ctx).await?;
-    let inbound_email_token = if access::allowed(ctx.role, Action::MailManage) {
+    // Shown when the caller may manage mail: an admin, through a token whose scope reaches it.
+    let inbound_email_token = if access::authorize(&ctx, Action::MailManage).is_ok() {
         Some(settings::get(&s.db, &s.mailroom, &ctx).await?.inbound_token)
     } else {
         None

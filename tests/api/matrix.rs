@@ -1,7 +1,8 @@
 //! The permission matrix over HTTP: every role tries every action of the matrix and gets
-//! exactly what `docket::access::allowed` says (2xx, or 403 problem).
+//! exactly what `docket::access::allowed` says (2xx, or 403 problem); so does an owner's API
+//! token of each scope, capped by what the scope reaches (403 `insufficient_scope`).
 
-use docket::access::{Action, Role, allowed};
+use docket::access::{Action, Role, Scope, allowed};
 use reqwest::Method;
 use serde_json::json;
 
@@ -19,6 +20,9 @@ async fn every_role_gets_what_the_matrix_says() {
     let app = spawn_app().await;
     let owner = app.signup("acme", "o@example.com").await;
     let project = app.project(&owner.token, "OPS").await;
+    // Writes the comments actors moderate: someone other than every actor (tokens act as the
+    // owner).
+    let author = app.member(&owner, "author@example.com", "admin").await;
     let mut actors = Vec::new();
     for role in Role::ALL {
         let actor = match role {
@@ -32,11 +36,30 @@ async fn every_role_gets_what_the_matrix_says() {
                 .await
             }
         };
-        actors.push((role, actor));
+        actors.push((role, None, actor));
+    }
+    let mut token_actors = Vec::new();
+    for scope in [Scope::Read, Scope::Write, Scope::Admin] {
+        let made = app
+            .post(
+                "/api/v1/api-tokens",
+                Some(&owner.token),
+                json!({"name": scope.as_str(), "scopes": [scope.as_str()]}),
+            )
+            .await;
+        let token = made.assert_ok(201)["token"].as_str().unwrap().to_owned();
+        token_actors.push((
+            Role::Owner,
+            Some(scope),
+            Session {
+                token,
+                ..owner.clone()
+            },
+        ));
     }
     let mut n = 0;
-    for (role, actor) in &actors {
-        let role = *role;
+    for (role, scope, actor) in actors.iter().chain(&token_actors) {
+        let (role, scope) = (*role, *scope);
         for action in Action::ALL {
             n += 1;
             // Fresh targets, so nothing depends on earlier steps: a person, and a ticket the
@@ -56,7 +79,7 @@ async fn every_role_gets_what_the_matrix_says() {
             let comment = app
                 .post(
                     &format!("{tickets}/comments"),
-                    Some(&owner.token),
+                    Some(&author.token),
                     json!({"body": "On it"}),
                 )
                 .await;
@@ -109,21 +132,24 @@ async fn every_role_gets_what_the_matrix_says() {
                 Action::MailManage => app.get("/api/v1/mail/log", t).await,
                 Action::WebhooksManage => app.get("/api/v1/webhooks", t).await,
             };
-            if allowed(role, action) {
+            let within_scope = scope.is_none_or(|s| s >= action.scope());
+            if allowed(role, action) && within_scope {
                 assert!(
                     res.status.is_success(),
-                    "{role:?} × {action:?}: {} {}",
+                    "{role:?} {scope:?} × {action:?}: {} {}",
                     res.status,
                     res.body
                 );
-            } else {
+            } else if within_scope {
                 res.assert_problem(403, "forbidden");
+            } else {
+                res.assert_problem(403, "insufficient_scope");
             }
         }
     }
     // Personal endpoints are everyone's: their own notifications, and watching a ticket
     // they can see.
-    for (role, actor) in &actors {
+    for (role, _, actor) in &actors {
         let t = &actor.token;
         let ticket = app
             .ticket(

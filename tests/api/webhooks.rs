@@ -672,3 +672,36 @@ async fn inward_urls_and_redirects_are_refused() {
     let error = log["items"][0]["attempts"][0]["error"].as_str().unwrap();
     assert!(error.contains("redirects are not followed"), "{error}");
 }
+
+#[tokio::test]
+async fn a_hanging_endpoint_holds_only_its_own_slots() {
+    // The real worker delivers; a hung request takes the whole timeout.
+    let app = spawn_app_tuned(Some(fast_worker()), |_, serve| {
+        serve.webhooks.webhook_timeout_secs = 5;
+    })
+    .await;
+    let owner = app.signup("acme", "owner@acme.test").await;
+    let project = app.project(&owner.token, "OPS").await;
+    let slow = Receiver::start(vec![Answer::Hang; 20]).await;
+    let fast = Receiver::start(vec![]).await;
+    subscribe(&app, &owner, &slow.url, &["ticket.created"]).await;
+    subscribe(&app, &owner, &fast.url, &["ticket.created"]).await;
+    for _ in 0..10 {
+        app.ticket(&owner.token, &project, json!({})).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while fast.received().len() < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fast endpoint got {} of 10 while the slow one hung",
+            fast.received().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Meanwhile the slow endpoint had at most its four slots, none of them settled yet.
+    assert!(slow.received().len() <= 4, "{}", slow.received().len());
+    let in_flight = app
+        .count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivering'")
+        .await;
+    assert!((1..=4).contains(&in_flight), "{in_flight} in flight");
+}
