@@ -138,7 +138,7 @@ impl Handler for NotificationMails {
 fn link(n: &Notification) -> String {
     match (n.ticket_id, n.kind) {
         (Some(id), _) => format!("/tickets/{id}"),
-        (None, NotificationKind::WebhookDisabled) => "/webhooks".into(),
+        (None, NotificationKind::WebhookDisabled) => "/admin/webhooks".into(),
         (None, _) => "/notifications".into(),
     }
 }

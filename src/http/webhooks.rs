@@ -16,7 +16,7 @@ use super::{
 use crate::{
     error::Result,
     pagination::{Page, PageParams},
-    webhooks::{self, Delivery, NewWebhook, Webhook, WebhookPatch, WebhookWithSecret},
+    webhooks::{self, NewWebhook, Webhook, WebhookDelivery, WebhookPatch, WebhookWithSecret},
 };
 
 #[derive(Serialize, ToSchema)]
@@ -105,13 +105,13 @@ pub async fn rotate_webhook_secret(
 /// A webhook's deliveries, newest first, each with its attempts (kept 30 days).
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = Uuid, Path), PageParams), security(("bearer" = [])),
-    responses((status = 200, description = "A page of deliveries", body = Page<Delivery>)))]
+    responses((status = 200, description = "A page of deliveries", body = Page<WebhookDelivery>)))]
 pub async fn list_deliveries(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     Path(id): Path<Uuid>,
     Query(page): Query<PageParams>,
-) -> Result<Json<Page<Delivery>>> {
+) -> Result<Json<Page<WebhookDelivery>>> {
     Ok(Json(
         webhooks::deliveries(&s.db, &ctx, id, page.validate()?).await?,
     ))
@@ -120,7 +120,7 @@ pub async fn list_deliveries(
 /// Send a delivery again now, under the same `webhook-id` (admins).
 #[utoipa::path(post, path = "/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
     params(("id" = Uuid, Path), ("delivery_id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 202, description = "Queued again", body = Delivery)))]
+    responses((status = 202, description = "Queued again", body = WebhookDelivery)))]
 pub async fn redeliver(
     State(s): State<AppState>,
     Auth(ctx): Auth,
@@ -133,7 +133,7 @@ pub async fn redeliver(
 /// Send a `webhook.test` delivery to the endpoint (admins); its outcome appears in the
 /// deliveries.
 #[utoipa::path(post, path = "/webhooks/{id}/test", tag = "webhooks", params(("id" = Uuid, Path)),
-    security(("bearer" = [])), responses((status = 202, description = "Queued", body = Delivery)))]
+    security(("bearer" = [])), responses((status = 202, description = "Queued", body = WebhookDelivery)))]
 pub async fn test_webhook(
     State(s): State<AppState>,
     Auth(ctx): Auth,

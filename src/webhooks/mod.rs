@@ -540,7 +540,7 @@ impl Status {
 
 /// One attempt to deliver.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Attempt {
+pub struct DeliveryAttempt {
     pub id: Uuid,
     pub attempted_at: DateTime<Utc>,
     /// The endpoint's HTTP status, when it answered.
@@ -552,7 +552,7 @@ pub struct Attempt {
     pub response: Option<String>,
 }
 
-impl From<attempt::Model> for Attempt {
+impl From<attempt::Model> for DeliveryAttempt {
     fn from(m: attempt::Model) -> Self {
         Self {
             id: m.id,
@@ -567,7 +567,7 @@ impl From<attempt::Model> for Attempt {
 
 /// One event on its way to one endpoint, with its attempts (newest first).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Delivery {
+pub struct WebhookDelivery {
     /// Also the `webhook-id` header (as `msg_<id>`), the same on every attempt.
     pub id: Uuid,
     pub webhook_id: Uuid,
@@ -581,11 +581,11 @@ pub struct Delivery {
     pub completed_at: Option<DateTime<Utc>>,
     /// The body sent (`{type, timestamp, data}`).
     pub payload: Value,
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<DeliveryAttempt>,
 }
 
-impl Delivery {
-    fn of(m: delivery::Model, attempts: Vec<Attempt>) -> Result<Self> {
+impl WebhookDelivery {
+    fn of(m: delivery::Model, attempts: Vec<DeliveryAttempt>) -> Result<Self> {
         let status = Status::parse(&m.status)?;
         Ok(Self {
             id: m.id,
@@ -615,7 +615,7 @@ pub async fn deliveries(
     ctx: &TenantCtx,
     webhook_id: Uuid,
     page: PageRequest,
-) -> Result<Page<Delivery>> {
+) -> Result<Page<WebhookDelivery>> {
     access::authorize(ctx, Action::WebhooksManage)?;
     let tx = db.read(ctx).await?;
     tx.find::<webhook::Entity>()
@@ -643,12 +643,17 @@ pub async fn deliveries(
         |d| {
             let (mine, rest) = attempts.drain(..).partition(|a| a.delivery_id == d.id);
             attempts = rest;
-            Delivery::of(d, mine.into_iter().map(Attempt::from).collect::<Vec<_>>())
+            WebhookDelivery::of(
+                d,
+                mine.into_iter()
+                    .map(DeliveryAttempt::from)
+                    .collect::<Vec<_>>(),
+            )
         },
     )
 }
 
-async fn one_delivery(tx: &TenantTx, webhook_id: Uuid, id: Uuid) -> Result<Delivery> {
+async fn one_delivery(tx: &TenantTx, webhook_id: Uuid, id: Uuid) -> Result<WebhookDelivery> {
     let row = tx
         .find::<delivery::Entity>()
         .filter(delivery::Column::WebhookId.eq(webhook_id))
@@ -662,7 +667,10 @@ async fn one_delivery(tx: &TenantTx, webhook_id: Uuid, id: Uuid) -> Result<Deliv
         .order_by_desc(attempt::Column::AttemptedAt)
         .all(tx.conn())
         .await?;
-    Delivery::of(row, attempts.into_iter().map(Attempt::from).collect())
+    WebhookDelivery::of(
+        row,
+        attempts.into_iter().map(DeliveryAttempt::from).collect(),
+    )
 }
 
 /// Sends a delivery again, now, from the start of the schedule, under its `webhook-id`.
@@ -671,7 +679,7 @@ pub async fn redeliver(
     ctx: &TenantCtx,
     webhook_id: Uuid,
     delivery_id: Uuid,
-) -> Result<Delivery> {
+) -> Result<WebhookDelivery> {
     access::authorize(ctx, Action::WebhooksManage)?;
     let tx = db.write(ctx).await?;
     let hook = find(&tx, webhook_id).await?;
@@ -701,7 +709,7 @@ pub async fn redeliver(
 }
 
 /// Queues a `webhook.test` delivery to the endpoint, to check its receiver.
-pub async fn send_test(db: &Db, ctx: &TenantCtx, webhook_id: Uuid) -> Result<Delivery> {
+pub async fn send_test(db: &Db, ctx: &TenantCtx, webhook_id: Uuid) -> Result<WebhookDelivery> {
     access::authorize(ctx, Action::WebhooksManage)?;
     let tx = db.write(ctx).await?;
     let hook = find(&tx, webhook_id).await?;

@@ -2,7 +2,9 @@
 // Tests run in order and build on each other, as a team's first day would.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import AxeBuilder from "@axe-core/playwright";
@@ -677,6 +679,70 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await row.waitFor({ state: "detached" });
     const res = await fetch(`${BASE}/api/v1/tickets`, { headers: { Authorization: `Bearer ${token}` } });
     assert.equal(res.status, 401);
+  });
+
+  step("webhooks: subscribe, secret shown once, test, deliveries with attempts, redeliver, rotate", async () => {
+    const page = state.owner;
+    // A real receiver on loopback that records what it gets.
+    const got = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        got.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${receiver.address().port}/docket`;
+    try {
+      await page.goto("/admin/webhooks");
+      await page.getByRole("button", { name: "New webhook" }).click();
+      const dialog = page.getByRole("dialog");
+      await dialog.getByLabel("Endpoint URL").fill(url);
+      await dialog.getByLabel("Description").fill("CRM sync");
+      await dialog.getByLabel("comment.created").check();
+      await dialog.getByRole("button", { name: "Create webhook" }).click();
+      const secret = (await page.getByTestId("webhook-secret").innerText()).trim();
+      assert.ok(secret.startsWith("whsec_"), secret);
+      const card = page.getByTestId("webhook").filter({ hasText: url });
+      await card.getByText("comment.created").waitFor();
+      await axe(page, "webhooks with a new secret");
+      await page.getByRole("button", { name: "Done" }).click();
+      // A test delivery arrives, signed with the secret.
+      await card.getByRole("button", { name: "Send test" }).click();
+      await eventually(async () => got.length === 1, "the test delivery");
+      const [first] = got;
+      const key = Buffer.from(secret.slice("whsec_".length), "base64");
+      const signed = `${first.headers["webhook-id"]}.${first.headers["webhook-timestamp"]}.${first.body}`;
+      const expected = `v1,${createHmac("sha256", key).update(signed).digest("base64")}`;
+      assert.equal(first.headers["webhook-signature"], expected);
+      assert.equal(JSON.parse(first.body).type, "webhook.test");
+      // The delivery log shows it with its attempt; redelivering keeps its webhook-id.
+      await card.getByRole("button", { name: "Deliveries" }).click();
+      const delivery = card.getByTestId("delivery").filter({ hasText: "webhook.test" });
+      await eventually(async () => {
+        await card.getByRole("button", { name: "Refresh" }).click();
+        return (await delivery.getByText("succeeded").count()) === 1;
+      }, "the delivery's success in the log");
+      await delivery.getByRole("button", { name: /webhook\.test/ }).click();
+      await delivery.getByTestId("attempt").first().getByText("204").waitFor();
+      await axe(page, "webhook deliveries");
+      await shot(page, "webhooks");
+      await delivery.getByRole("button", { name: "Redeliver" }).click();
+      await eventually(async () => got.length === 2, "the redelivery");
+      assert.equal(got[1].headers["webhook-id"], first.headers["webhook-id"]);
+      // Rotation shows a new secret once.
+      await card.getByRole("button", { name: "Rotate secret" }).click();
+      await page.getByRole("dialog").getByRole("button", { name: "Rotate" }).click();
+      await eventually(
+        async () => ((await page.getByTestId("webhook-secret").innerText()).trim() !== secret),
+        "the new secret",
+      );
+      await card.getByText(/The previous secret also signs until/).waitFor();
+    } finally {
+      receiver.close();
+    }
   });
 
   step("on a phone", async () => {

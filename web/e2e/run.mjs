@@ -84,6 +84,8 @@ async function runOn(backend) {
     DOCKET_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     DOCKET_MAIL_FROM: "Acme Help <help@docket.test>",
     DOCKET_PUBLIC_URL: url,
+    // The webhook step's receiver listens on loopback.
+    DOCKET_WEBHOOK_ALLOWED_NETS: "127.0.0.0/8",
     RUST_LOG: process.env.RUST_LOG ?? "warn",
   };
   let database;

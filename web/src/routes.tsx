@@ -68,6 +68,10 @@ export const routes: RouteObject[] = [
             lazy: () => import("./admin/Mail").then((m) => ({ Component: m.Mail })),
           },
           {
+            path: "admin/webhooks",
+            lazy: () => import("./admin/Webhooks").then((m) => ({ Component: m.Webhooks })),
+          },
+          {
             path: "admin/events",
             lazy: () => import("./admin/DeadEvents").then((m) => ({ Component: m.DeadEvents })),
           },

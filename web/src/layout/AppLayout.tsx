@@ -7,6 +7,7 @@ import {
   IconListDetails,
   IconSettings,
   IconMail,
+  IconWebhook,
   IconSkull,
   IconUsers,
 } from "@tabler/icons-react";
@@ -35,6 +36,7 @@ export function AppLayout() {
     { to: "/admin/people", label: "People", icon: IconUsers, show: atLeast(role, "admin") },
     { to: "/admin/settings", label: "Organization", icon: IconSettings, show: atLeast(role, "admin") },
     { to: "/admin/mail", label: "Mail", icon: IconMail, show: atLeast(role, "admin") },
+    { to: "/admin/webhooks", label: "Webhooks", icon: IconWebhook, show: atLeast(role, "admin") },
     { to: "/admin/events", label: "Dead events", icon: IconSkull, show: atLeast(role, "admin") },
   ];
 

@@ -66,8 +66,13 @@ export function Inbox() {
                 <Stack gap={2}>
                   <Group gap="xs">
                     {!n.read_at && <Badge size="xs">new</Badge>}
-                    {n.ticket_id ? (
-                      <Text component={Link} to={`/tickets/${n.ticket_id}`} fw={500} onClick={() => !n.read_at && markRead.mutate(n.id)}>
+                    {n.ticket_id || n.type === "webhook_disabled" ? (
+                      <Text
+                        component={Link}
+                        to={n.ticket_id ? `/tickets/${n.ticket_id}` : "/admin/webhooks"}
+                        fw={500}
+                        onClick={() => !n.read_at && markRead.mutate(n.id)}
+                      >
                         {n.title}
                       </Text>
                     ) : (

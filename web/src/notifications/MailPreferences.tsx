@@ -14,6 +14,7 @@ const KINDS: Record<Kind, string> = {
   comment: "New comments on your tickets",
   mentioned: "Someone mentions you",
   status_changed: "Status changes on your tickets",
+  webhook_disabled: "A webhook Docket stopped delivering to (admins)",
 };
 
 const DELIVERIES: { value: Delivery; label: string }[] = [
