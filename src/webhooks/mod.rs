@@ -39,26 +39,54 @@ use crate::{
 pub use deliver::{drain, purge_old, run};
 use guard::{Guard, GuardedResolver};
 
-/// Event types an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 17] = [
-    "ticket.created",
-    "ticket.updated",
-    "ticket.assigned",
-    "ticket.status_changed",
-    "ticket.deleted",
-    "ticket.restored",
-    "comment.created",
-    "comment.updated",
-    "comment.deleted",
-    "attachment.added",
-    "attachment.removed",
-    "project.created",
-    "project.updated",
-    "project.archived",
-    "project.restored",
-    "sla.warning",
-    "sla.breached",
-];
+/// The event types an endpoint may subscribe to, as one enum so the OpenAPI document (and the
+/// web app's types) list them.
+macro_rules! event_types {
+    ($($variant:ident = $name:tt),* $(,)?) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[schema(as = WebhookEventType)]
+        pub enum EventType {
+            $(#[serde(rename = $name)] $variant),*
+        }
+
+        impl EventType {
+            pub const ALL: &[EventType] = &[$(EventType::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name),*
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    TicketCreated = "ticket.created",
+    TicketUpdated = "ticket.updated",
+    TicketAssigned = "ticket.assigned",
+    TicketStatusChanged = "ticket.status_changed",
+    TicketDeleted = "ticket.deleted",
+    TicketRestored = "ticket.restored",
+    CommentCreated = "comment.created",
+    CommentUpdated = "comment.updated",
+    CommentDeleted = "comment.deleted",
+    AttachmentAdded = "attachment.added",
+    AttachmentRemoved = "attachment.removed",
+    ProjectCreated = "project.created",
+    ProjectUpdated = "project.updated",
+    ProjectArchived = "project.archived",
+    ProjectRestored = "project.restored",
+    SlaWarning = "sla.warning",
+    SlaBreached = "sla.breached",
+}
+
+impl EventType {
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|t| t.as_str() == name)
+    }
+}
+
 /// The type of the deliveries `POST /webhooks/{id}/test` sends.
 const TEST_EVENT: &str = "webhook.test";
 /// Endpoints one organisation may have.
@@ -190,6 +218,7 @@ pub struct Webhook {
     pub url: String,
     pub description: String,
     /// The event types it receives.
+    #[schema(value_type = Vec<EventType>)]
     pub events: Vec<String>,
     /// Deliveries go out only while active.
     pub active: bool,
@@ -241,6 +270,7 @@ pub struct NewWebhook {
     #[schema(max_length = 2000)]
     pub url: String,
     /// Event types to receive (at least one), e.g. `["ticket.created", "comment.created"]`.
+    #[schema(value_type = Vec<EventType>)]
     pub events: Vec<String>,
     #[schema(max_length = 200)]
     pub description: Option<String>,
@@ -251,6 +281,7 @@ pub struct NewWebhook {
 pub struct WebhookPatch {
     #[schema(max_length = 2000)]
     pub url: Option<String>,
+    #[schema(value_type = Option<Vec<EventType>>)]
     pub events: Option<Vec<String>>,
     #[schema(max_length = 200)]
     pub description: Option<String>,
@@ -280,13 +311,11 @@ fn check(
     if let Some(events) = events {
         v.check(!events.is_empty(), "events", "name at least one event type");
         for e in events {
-            if !EVENT_TYPES.contains(&e.as_str()) {
+            if EventType::parse(e).is_none() {
+                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
                 v.push(
                     "events",
-                    format!(
-                        "unknown event type {e:?}; known: {}",
-                        EVENT_TYPES.join(", ")
-                    ),
+                    format!("unknown event type {e:?}; known: {}", known.join(", ")),
                 );
             } else if !wanted.contains(e) {
                 wanted.push(e.clone());
@@ -794,7 +823,7 @@ impl Handler for Fanout {
 
     async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
         let kind = event.kind();
-        if !EVENT_TYPES.contains(&kind) {
+        if EventType::parse(kind).is_none() {
             return Ok(());
         }
         let tx = db.write_org(event.org_id()).await?;

@@ -31,24 +31,32 @@ type Webhook = components["schemas"]["Webhook"];
 type Delivery = components["schemas"]["WebhookDelivery"];
 type DeliveryStatus = components["schemas"]["WebhookDeliveryStatus"];
 
-/** The event types an endpoint may receive (the server refuses any other). */
-const EVENT_GROUPS: { label: string; events: string[] }[] = [
-  {
-    label: "Tickets",
-    events: [
-      "ticket.created",
-      "ticket.updated",
-      "ticket.assigned",
-      "ticket.status_changed",
-      "ticket.deleted",
-      "ticket.restored",
-    ],
-  },
-  { label: "Comments", events: ["comment.created", "comment.updated", "comment.deleted"] },
-  { label: "Files", events: ["attachment.added", "attachment.removed"] },
-  { label: "Projects", events: ["project.created", "project.updated", "project.archived", "project.restored"] },
-  { label: "SLA", events: ["sla.warning", "sla.breached"] },
-];
+type EventType = components["schemas"]["WebhookEventType"];
+
+/** Every event type the server offers, by group (a type the server adds is a type error here). */
+const GROUP_OF: Record<EventType, string> = {
+  "ticket.created": "Tickets",
+  "ticket.updated": "Tickets",
+  "ticket.assigned": "Tickets",
+  "ticket.status_changed": "Tickets",
+  "ticket.deleted": "Tickets",
+  "ticket.restored": "Tickets",
+  "comment.created": "Comments",
+  "comment.updated": "Comments",
+  "comment.deleted": "Comments",
+  "attachment.added": "Files",
+  "attachment.removed": "Files",
+  "project.created": "Projects",
+  "project.updated": "Projects",
+  "project.archived": "Projects",
+  "project.restored": "Projects",
+  "sla.warning": "SLA",
+  "sla.breached": "SLA",
+};
+const EVENT_GROUPS = [...new Set(Object.values(GROUP_OF))].map((label) => ({
+  label,
+  events: (Object.keys(GROUP_OF) as EventType[]).filter((e) => GROUP_OF[e] === label),
+}));
 
 const STATUS_COLOR: Record<DeliveryStatus, string> = {
   pending: "yellow",
@@ -395,7 +403,7 @@ function WebhookForm({
   const form = useForm({
     initialValues: existing
       ? { url: existing.url, description: existing.description, events: existing.events }
-      : { url: "", description: "", events: ["ticket.created"] },
+      : { url: "", description: "", events: ["ticket.created"] as EventType[] },
     validate: {
       url: (v) => (/^https?:\/\/.+/.test(v.trim()) ? null : "An http:// or https:// address"),
       events: (v) => (v.length ? null : "Choose at least one event"),

@@ -1530,7 +1530,7 @@ export interface components {
         NewWebhook: {
             description?: string | null;
             /** @description Event types to receive (at least one), e.g. `["ticket.created", "comment.created"]`. */
-            events: string[];
+            events: components["schemas"]["WebhookEventType"][];
             /** @description `https://…` (or `http://…`) on a public address. */
             url: string;
         };
@@ -2194,7 +2194,7 @@ export interface components {
             /** @description Why Docket turned it off (410 Gone, or days of failures), if it did. */
             disabled_reason?: string | null;
             /** @description The event types it receives. */
-            events: string[];
+            events: components["schemas"]["WebhookEventType"][];
             /**
              * Format: date-time
              * @description Deliveries have failed since then, without a success.
@@ -2242,6 +2242,8 @@ export interface components {
          * @enum {string}
          */
         WebhookDeliveryStatus: "pending" | "delivering" | "succeeded" | "failed";
+        /** @enum {string} */
+        WebhookEventType: "ticket.created" | "ticket.updated" | "ticket.assigned" | "ticket.status_changed" | "ticket.deleted" | "ticket.restored" | "comment.created" | "comment.updated" | "comment.deleted" | "attachment.added" | "attachment.removed" | "project.created" | "project.updated" | "project.archived" | "project.restored" | "sla.warning" | "sla.breached";
         WebhookList: {
             items: components["schemas"]["Webhook"][];
         };
@@ -2249,7 +2251,7 @@ export interface components {
             /** @description Turn deliveries off or back on (turning on clears the failure record). */
             active?: boolean | null;
             description?: string | null;
-            events?: string[] | null;
+            events?: components["schemas"]["WebhookEventType"][] | null;
             url?: string | null;
         };
         /** @description A new endpoint, or a rotated secret: the only answers that carry the secret. */
