@@ -110,6 +110,10 @@ pub struct RateLimitConfig {
     /// Per client address, for requests without a token (sign-in, sign-up, inbound mail, …).
     #[arg(long, env = "DOCKET_RATE_LIMIT_ANON_PER_MINUTE", default_value_t = 120)]
     pub rate_limit_anon_per_minute: u32,
+    /// Sign-ups per client address per hour, successful or not (counted in the database, so
+    /// every process shares it).
+    #[arg(long, env = "DOCKET_SIGNUP_LIMIT_PER_HOUR", default_value_t = 20)]
+    pub signup_limit_per_hour: u32,
 }
 
 /// Where attachment files are kept, and how much of them.

@@ -165,7 +165,8 @@ pub async fn signup(
     transport: RefreshTransport,
     Json(req): Json<SignupRequest>,
 ) -> Result<Response> {
-    let res = identity::signup(&s.db, &s.keys, &s.hasher, req, ip).await?;
+    let limit = s.rate_limits.signups_per_hour;
+    let res = identity::signup(&s.db, &s.keys, &s.hasher, req, ip, limit).await?;
     Ok(transport.respond(StatusCode::CREATED, res, &s.keys))
 }
 

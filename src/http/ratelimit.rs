@@ -111,6 +111,8 @@ pub struct RateLimits {
     organization: Option<Limit<Uuid>>,
     anonymous: Option<Limit<IpAddr>>,
     requests: AtomicU64,
+    /// Sign-ups per client address per hour (0: no limit); the sign-up itself counts them.
+    pub signups_per_hour: u32,
 }
 
 impl RateLimits {
@@ -120,6 +122,7 @@ impl RateLimits {
             organization: Limit::new("organization", cfg.rate_limit_org_per_minute),
             anonymous: Limit::new("address", cfg.rate_limit_anon_per_minute),
             requests: AtomicU64::new(0),
+            signups_per_hour: cfg.signup_limit_per_hour,
         })
     }
 

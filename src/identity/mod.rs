@@ -385,6 +385,7 @@ pub async fn signup(
     hasher: &Hasher,
     req: SignupRequest,
     ip: IpAddr,
+    signups_per_hour: u32,
 ) -> Result<AuthResponse> {
     let mut v = Validator::default();
     text::check_line(
@@ -406,7 +407,9 @@ pub async fn signup(
         None => tenancy::slugify(&req.organization_name),
     };
     v.finish()?;
-    throttle::reserve(db, &[Key::sign_ups(ip)]).await?;
+    if signups_per_hour > 0 {
+        throttle::reserve(db, &[Key::sign_ups(ip, signups_per_hour)]).await?;
+    }
 
     // Hash (slow) before the transaction, so no lock is held while it runs.
     let account = match find_user_by_email(db.global(false).await?.conn(), &email).await? {

@@ -17,14 +17,17 @@ use crate::{
 };
 
 const WINDOW: TimeDelta = TimeDelta::minutes(15);
+/// Sign-ups are counted per hour (`DOCKET_SIGNUP_LIMIT_PER_HOUR`).
+const SIGN_UP_WINDOW: TimeDelta = TimeDelta::hours(1);
 const LOCK_FOR: TimeDelta = TimeDelta::minutes(15);
 const SLOW_AFTER: i32 = 3;
 const MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// A throttled key and how many failures within the window lock it.
+/// A throttled key and how many failures within its window lock it.
 pub struct Key {
     pub key: String,
     pub lock_after: i32,
+    pub window: TimeDelta,
 }
 
 impl Key {
@@ -32,12 +35,14 @@ impl Key {
         Self {
             key: format!("email:{email}"),
             lock_after: 10,
+            window: WINDOW,
         }
     }
     pub fn address(ip: std::net::IpAddr) -> Self {
         Self {
             key: format!("ip:{ip}"),
             lock_after: 50,
+            window: WINDOW,
         }
     }
     /// Password reset requests for one address: each one counts.
@@ -45,6 +50,7 @@ impl Key {
         Self {
             key: format!("reset:{email}"),
             lock_after: 3,
+            window: WINDOW,
         }
     }
     /// Password reset requests from one client address: each one counts.
@@ -52,13 +58,15 @@ impl Key {
         Self {
             key: format!("reset-ip:{ip}"),
             lock_after: 20,
+            window: WINDOW,
         }
     }
-    /// Sign-ups from one address: each one counts, successful or not.
-    pub fn sign_ups(ip: std::net::IpAddr) -> Self {
+    /// Sign-ups from one address, `per_hour` at most: each one counts, successful or not.
+    pub fn sign_ups(ip: std::net::IpAddr, per_hour: u32) -> Self {
         Self {
             key: format!("signup:{ip}"),
-            lock_after: 20,
+            lock_after: i32::try_from(per_hour).unwrap_or(i32::MAX),
+            window: SIGN_UP_WINDOW,
         }
     }
 }
@@ -96,7 +104,7 @@ pub async fn reserve(db: &Db, keys: &[Key]) -> Result<()> {
                 Expr::value(Option::<chrono::DateTime<Utc>>::None),
             )
             .filter(throttle::Column::Key.eq(&key.key))
-            .filter(throttle::Column::WindowStartedAt.lte(now - WINDOW))
+            .filter(throttle::Column::WindowStartedAt.lte(now - key.window))
             .filter(unlocked(now))
             .exec(tx.conn())
             .await?;
@@ -120,7 +128,7 @@ pub async fn reserve(db: &Db, keys: &[Key]) -> Result<()> {
                 .map(|row| {
                     row.locked_until
                         .filter(|until| *until > now)
-                        .unwrap_or(row.window_started_at + WINDOW)
+                        .unwrap_or(row.window_started_at + key.window)
                 });
             tx.rollback().await?;
             let retry_after = free_at
@@ -217,7 +225,7 @@ pub async fn purge_expired(db: &Db) -> Result<u64> {
     let tx = db.global(true).await?;
     let now = Utc::now();
     let res = throttle::Entity::delete_many()
-        .filter(throttle::Column::WindowStartedAt.lt(now - WINDOW - LOCK_FOR))
+        .filter(throttle::Column::WindowStartedAt.lt(now - WINDOW.max(SIGN_UP_WINDOW) - LOCK_FOR))
         .filter(sea_orm::sea_query::ExprTrait::or(
             throttle::Column::LockedUntil.is_null(),
             throttle::Column::LockedUntil.lt(now),

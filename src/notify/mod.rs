@@ -91,6 +91,16 @@ impl NotificationKind {
         }
     }
 
+    /// Whether people of `role` can get this kind at all (news of webhooks goes to admins).
+    pub fn reaches(self, role: Role) -> bool {
+        match self {
+            NotificationKind::WebhookDisabled => {
+                access::allowed(role, access::Action::WebhooksManage)
+            }
+            _ => true,
+        }
+    }
+
     fn parse(stored: &str) -> Result<Self> {
         NotificationKind::ALL
             .into_iter()

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::NotificationKind;
 use crate::{
-    access::TenantCtx,
+    access::{Role, TenantCtx},
     error::{Error, Result},
     store::{Db, TenantTx},
 };
@@ -63,10 +63,12 @@ pub struct Preferences {
     pub preferences: Vec<Preference>,
 }
 
-async fn load(tx: &TenantTx, user_id: Uuid) -> Result<Vec<Preference>> {
+/// The kinds a person of `role` can get, each with its delivery.
+async fn load(tx: &TenantTx, user_id: Uuid, role: Role) -> Result<Vec<Preference>> {
     let stored = deliveries_of(tx, &[user_id]).await?;
     Ok(NotificationKind::ALL
         .into_iter()
+        .filter(|kind| kind.reaches(role))
         .map(|kind| Preference {
             kind,
             delivery: stored
@@ -80,7 +82,7 @@ async fn load(tx: &TenantTx, user_id: Uuid) -> Result<Vec<Preference>> {
 /// The caller's preferences in this organisation.
 pub async fn get(db: &Db, ctx: &TenantCtx) -> Result<Preferences> {
     let tx = db.read(ctx).await?;
-    let preferences = load(&tx, ctx.user_id).await?;
+    let preferences = load(&tx, ctx.user_id, ctx.role).await?;
     tx.commit().await?;
     Ok(Preferences { preferences })
 }
@@ -113,7 +115,7 @@ pub async fn set(db: &Db, ctx: &TenantCtx, req: Preferences) -> Result<Preferenc
         .exec_without_returning(tx.conn())
         .await?;
     }
-    let preferences = load(&tx, ctx.user_id).await?;
+    let preferences = load(&tx, ctx.user_id, ctx.role).await?;
     tx.commit().await?;
     Ok(Preferences { preferences })
 }

@@ -181,6 +181,7 @@ pub async fn spawn_app_tuned(
             rate_limit_per_minute: 0,
             rate_limit_org_per_minute: 0,
             rate_limit_anon_per_minute: 0,
+            signup_limit_per_hour: 20,
         },
         // Test receivers listen on loopback; a short timeout keeps the timeout cases quick.
         webhooks: WebhookConfig {

@@ -122,3 +122,41 @@ async fn requests_without_a_token_count_against_their_address() {
     assert!(!page.headers().contains_key("ratelimit"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn sign_ups_per_address_are_limited_per_hour_and_0_lifts_the_limit() {
+    let signup = |n: usize| {
+        json!({"organization_name": format!("Org {n}"), "organization_slug": format!("org-{n}"),
+               "name": "Ann", "email": format!("ann{n}@example.com"),
+               "password": "correct horse battery staple"})
+    };
+    let app = spawn_app_tuned(None, |_, serve| {
+        serve.rate_limits.signup_limit_per_hour = 3;
+    })
+    .await;
+    for n in 0..3 {
+        app.post("/api/v1/auth/signup", None, signup(n))
+            .await
+            .assert_ok(201);
+    }
+    let refused = app.post("/api/v1/auth/signup", None, signup(3)).await;
+    refused.assert_problem(429, "too_many_requests");
+    let wait: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3000..=3600).contains(&wait), "an hour's window: {wait}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM organizations").await, 3);
+
+    let unlimited = spawn_app_tuned(None, |_, serve| {
+        serve.rate_limits.signup_limit_per_hour = 0;
+    })
+    .await;
+    for n in 0..25 {
+        unlimited
+            .post("/api/v1/auth/signup", None, signup(n))
+            .await
+            .assert_ok(201);
+    }
+}
