@@ -79,7 +79,7 @@ pub async fn run(db: Db, hooks: Webhooks, mut stop: watch::Receiver<bool>) {
             _ = db.signals().webhooks.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            _ = stop.changed() => {}
+            _ = stop.changed() => break,
         }
     }
     while in_flight.join_next().await.is_some() {}

@@ -826,19 +826,24 @@ impl Handler for Fanout {
         if EventType::parse(kind).is_none() {
             return Ok(());
         }
-        let tx = db.write_org(event.org_id()).await?;
-        let subscribed: Vec<Uuid> = tx
+        // Most organisations subscribe nothing: a read answers that without the writer's lock.
+        let read = db.read_org(event.org_id()).await?;
+        let subscribed: Vec<Uuid> = read
             .find::<webhook::Entity>()
             .filter(webhook::Column::Active.eq(true))
-            .all(tx.conn())
+            .all(read.conn())
             .await?
             .into_iter()
             .filter(|w| events_of(w).iter().any(|e| e == kind))
             .map(|w| w.id)
             .collect();
+        read.commit().await?;
         if subscribed.is_empty() {
             return Ok(());
         }
+        // An endpoint deleted or turned off meanwhile gets the delivery anyway; the sender
+        // skips inactive endpoints and a deleted one takes its deliveries with it.
+        let tx = db.write_org(event.org_id()).await?;
         queue(
             &tx,
             &subscribed,
