@@ -4,7 +4,8 @@
 //! - Schedule (Standard Webhooks): at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
 //!   20 h and 24 h after each failure (about 3 days), each delay ±10% so a recovered endpoint
 //!   is not hit by every retry at once. A 429 or 503 with `Retry-After` is retried when the
-//!   endpoint asks (up to a day) without using up a scheduled attempt.
+//!   endpoint asks (up to a day) without using up a scheduled attempt, 20 times per delivery;
+//!   after that such answers use up steps (waiting at least as long as asked).
 //! - Only 2xx succeeds; redirects are not followed (a 3xx is a failure); 410 Gone fails the
 //!   delivery and disables the endpoint, as do 5 days of failures without a success; the
 //!   organisation's admins hear of it (`webhook.disabled`).
@@ -38,6 +39,10 @@ const SCHEDULE: [u64; 10] = [
 ];
 /// A delivery the endpoint keeps asking to wait for (`Retry-After`) is given up at this age.
 const MAX_AGE: chrono::Duration = chrono::Duration::days(4);
+/// Waits an endpoint may ask for (429/503 with `Retry-After`) before each further one uses up a
+/// step of the schedule: an endpoint that answers "retry in a second" forever gets about 30
+/// attempts per delivery, not one a second for days.
+const MAX_THROTTLED: i32 = 20;
 /// Continuous failure for this long disables the endpoint.
 const DISABLE_AFTER: chrono::Duration = chrono::Duration::days(5);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
@@ -290,35 +295,42 @@ enum Verdict {
 
 fn verdict(
     step: i32,
+    throttled: i32,
     created_at: DateTime<Utc>,
     status: Option<u16>,
     retry_after: Option<Duration>,
     now: DateTime<Utc>,
 ) -> Verdict {
-    match status {
+    let asked = match status {
         Some(200..=299) => return Verdict::Succeeded,
         Some(410) => return Verdict::Gone,
-        Some(429 | 503) if retry_after.is_some() => {
-            if now - created_at > MAX_AGE {
-                return Verdict::Failed;
-            }
-            let wait = retry_after
+        Some(429 | 503) => retry_after.map(|wait| {
+            chrono::Duration::from_std(wait.clamp(Duration::from_secs(1), MAX_RETRY_AFTER))
                 .unwrap_or_default()
-                .clamp(Duration::from_secs(1), MAX_RETRY_AFTER);
+        }),
+        _ => None,
+    };
+    if let Some(wait) = asked {
+        if now - created_at > MAX_AGE {
+            return Verdict::Failed;
+        }
+        if throttled < MAX_THROTTLED {
             return Verdict::Retry {
-                at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
+                at: now + wait,
                 scheduled: false,
             };
         }
-        _ => {}
     }
+    // A failure, or an endpoint that keeps asking to wait: the next step of the schedule (not
+    // sooner than it asked).
     let next = step as usize + 1;
     match SCHEDULE.get(next) {
         None => Verdict::Failed,
         Some(&secs) => {
             let jittered = secs as f64 * rand::rng().random_range(0.9..1.1);
+            let scheduled = chrono::Duration::milliseconds((jittered * 1000.0) as i64);
             Verdict::Retry {
-                at: now + chrono::Duration::milliseconds((jittered * 1000.0) as i64),
+                at: now + scheduled.max(asked.unwrap_or_default()),
                 scheduled: true,
             }
         }
@@ -328,7 +340,16 @@ fn verdict(
 async fn settle(db: &Db, c: &Claimed, answer: Answer) -> Result<()> {
     let now = Utc::now();
     let d = &c.delivery;
-    let verdict = verdict(d.step, d.created_at, answer.status, answer.retry_after, now);
+    // Claims that neither used a step nor ended the delivery were waits the endpoint asked for.
+    let throttled = (d.claims - 1 - d.step).max(0);
+    let verdict = verdict(
+        d.step,
+        throttled,
+        d.created_at,
+        answer.status,
+        answer.retry_after,
+        now,
+    );
     let tx = db.write_org(d.org_id).await?;
     attempt::Entity::insert(attempt::ActiveModel {
         org_id: sea_orm::Set(d.org_id),
@@ -489,7 +510,7 @@ mod tests {
         let now = Utc::now();
         for (step, secs) in SCHEDULE.iter().enumerate().skip(1) {
             let Verdict::Retry { at, scheduled } =
-                verdict(step as i32 - 1, now, Some(500), None, now)
+                verdict(step as i32 - 1, 0, now, Some(500), None, now)
             else {
                 panic!("step {step} should retry");
             };
@@ -501,18 +522,18 @@ mod tests {
                 "{step}: {delay}"
             );
         }
-        assert_eq!(verdict(9, now, Some(500), None, now), Verdict::Failed);
-        assert_eq!(verdict(9, now, None, None, now), Verdict::Failed);
+        assert_eq!(verdict(9, 0, now, Some(500), None, now), Verdict::Failed);
+        assert_eq!(verdict(9, 0, now, None, None, now), Verdict::Failed);
     }
 
     #[test]
     fn only_2xx_succeeds_and_410_is_gone() {
         let now = Utc::now();
-        assert_eq!(verdict(0, now, Some(204), None, now), Verdict::Succeeded);
-        assert_eq!(verdict(0, now, Some(410), None, now), Verdict::Gone);
+        assert_eq!(verdict(0, 0, now, Some(204), None, now), Verdict::Succeeded);
+        assert_eq!(verdict(0, 0, now, Some(410), None, now), Verdict::Gone);
         for status in [301, 302, 400, 404, 500] {
             assert!(matches!(
-                verdict(0, now, Some(status), None, now),
+                verdict(0, 0, now, Some(status), None, now),
                 Verdict::Retry {
                     scheduled: true,
                     ..
@@ -527,7 +548,7 @@ mod tests {
         let wait = Some(Duration::from_secs(120));
         for status in [429, 503] {
             assert_eq!(
-                verdict(3, now, Some(status), wait, now),
+                verdict(3, 5, now, Some(status), wait, now),
                 Verdict::Retry {
                     at: now + chrono::Duration::seconds(120),
                     scheduled: false
@@ -535,15 +556,34 @@ mod tests {
             );
         }
         let old = now - chrono::Duration::days(5);
-        assert_eq!(verdict(3, old, Some(429), wait, now), Verdict::Failed);
+        assert_eq!(verdict(3, 0, old, Some(429), wait, now), Verdict::Failed);
         let forever = Some(Duration::from_secs(10 * 86_400));
         assert_eq!(
-            verdict(0, now, Some(503), forever, now),
+            verdict(0, 0, now, Some(503), forever, now),
             Verdict::Retry {
                 at: now + chrono::Duration::days(1),
                 scheduled: false
             }
         );
+    }
+
+    #[test]
+    fn an_endpoint_that_keeps_asking_to_wait_uses_up_the_schedule() {
+        let now = Utc::now();
+        let soon = Some(Duration::from_secs(1));
+        let Verdict::Retry { at, scheduled } = verdict(2, MAX_THROTTLED, now, Some(429), soon, now)
+        else {
+            panic!("it should still retry");
+        };
+        // The schedule's next delay (30 min ±10%), not the second it asked for.
+        assert!(scheduled);
+        assert!(at - now >= chrono::Duration::minutes(27), "{}", at - now);
+        let long = Some(Duration::from_secs(7200));
+        let Verdict::Retry { at, .. } = verdict(1, MAX_THROTTLED, now, Some(503), long, now) else {
+            panic!("it should still retry");
+        };
+        assert!(at - now >= chrono::Duration::hours(2), "never sooner than asked");
+        assert_eq!(verdict(9, MAX_THROTTLED, now, Some(429), soon, now), Verdict::Failed);
     }
 
     #[test]
