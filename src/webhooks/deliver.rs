@@ -246,7 +246,9 @@ async fn post(hooks: &Webhooks, c: &Claimed) -> Answer {
         status: Some(status.as_u16()),
         retry_after,
         error,
-        response: Some(String::from_utf8_lossy(&kept).into_owned()),
+        // As text the log can hold: invalid UTF-8 replaced, NUL (which PostgreSQL's text
+        // refuses) dropped.
+        response: Some(String::from_utf8_lossy(&kept).replace('\0', "")),
         latency: started.elapsed(),
     }
 }

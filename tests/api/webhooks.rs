@@ -31,6 +31,8 @@ enum Answer {
     Reset,
     /// A redirect somewhere else on the same receiver.
     Redirect,
+    /// 200 with a binary body: NUL bytes and invalid UTF-8.
+    Binary,
 }
 
 /// One request as the receiver read it.
@@ -96,6 +98,7 @@ impl Receiver {
                 .unwrap_or(Answer::Status(200));
             let status = match &answer {
                 Answer::Status(s) | Answer::Throttle(s) => Some(*s),
+                Answer::Binary => Some(200),
                 Answer::Redirect => Some(302),
                 Answer::Hang | Answer::Reset => None,
             };
@@ -105,6 +108,14 @@ impl Receiver {
                 body,
                 answered: status,
             });
+            if let Answer::Binary = answer {
+                let mut reply = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n".to_vec();
+                reply.extend_from_slice(b"a\0b\xff\xfec");
+                if socket.write_all(&reply).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             let reply = match answer {
                 Answer::Status(s) => format!(
                     "HTTP/1.1 {s} X\r\ncontent-length: 5000\r\n\r\n{}",
@@ -116,6 +127,7 @@ impl Receiver {
                 Answer::Redirect => "HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\n\
                                      content-length: 0\r\n\r\n"
                     .to_owned(),
+                Answer::Binary => unreachable!("answered above"),
                 Answer::Hang => {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     return;
@@ -488,6 +500,7 @@ async fn retries_follow_the_schedule_and_a_throttled_endpoint_is_waited_for() {
         Answer::Status(500),
         Answer::Status(500),
         Answer::Throttle(503),
+        Answer::Binary,
     ])
     .await;
     let (hook, _) = subscribe(&app, &owner, &receiver.url, &["ticket.created"]).await;
@@ -529,6 +542,14 @@ async fn retries_follow_the_schedule_and_a_throttled_endpoint_is_waited_for() {
         app.scalar::<String>("SELECT status FROM webhook_deliveries")
             .await,
         "succeeded"
+    );
+    // A binary answer is logged as text the database can hold.
+    let log = app
+        .get(&format!("/api/v1/webhooks/{hook}/deliveries"), &owner.token)
+        .await;
+    assert_eq!(
+        log.assert_ok(200)["items"][0]["attempts"][0]["response"],
+        "ab\u{fffd}\u{fffd}c"
     );
 }
 
