@@ -584,8 +584,14 @@ mod tests {
         let Verdict::Retry { at, .. } = verdict(1, MAX_THROTTLED, now, Some(503), long, now) else {
             panic!("it should still retry");
         };
-        assert!(at - now >= chrono::Duration::hours(2), "never sooner than asked");
-        assert_eq!(verdict(9, MAX_THROTTLED, now, Some(429), soon, now), Verdict::Failed);
+        assert!(
+            at - now >= chrono::Duration::hours(2),
+            "never sooner than asked"
+        );
+        assert_eq!(
+            verdict(9, MAX_THROTTLED, now, Some(429), soon, now),
+            Verdict::Failed
+        );
     }
 
     #[test]
