@@ -289,40 +289,74 @@ pub struct WebhookPatch {
     pub active: Option<bool>,
 }
 
-/// Checks the URL (422 for a non-http(s) URL or a literal non-public address) and the events.
+/// Event types one webhook may name (more than there are is a mistake, not a wish).
+const MAX_EVENTS: usize = 50;
+
+/// What a create or update asks for, checked: the URL as the parser reads it (so what is stored
+/// is what the guard judged and what will be requested), and the event types, each once.
+struct Checked {
+    url: Option<String>,
+    events: Vec<String>,
+}
+
+/// Checks the URL (422 for a non-http(s) URL or a literal non-public address), the description
+/// and the events.
 fn check(
     hooks: &Webhooks,
     v: &mut Validator,
     url: Option<&str>,
     events: Option<&[String]>,
     description: Option<&str>,
-) -> Vec<String> {
-    if let Some(url) = url {
+) -> Checked {
+    let url = url.and_then(|url| {
         if url.chars().count() > MAX_URL {
             v.push("url", format!("at most {MAX_URL} characters"));
-        } else if let Err(why) = hooks.guard.check_url(url) {
-            v.push("url", why);
+            return None;
         }
-    }
+        match hooks.guard.check_url(url) {
+            Ok(parsed) => Some(parsed.to_string()),
+            Err(why) => {
+                v.push("url", why);
+                None
+            }
+        }
+    });
     if let Some(d) = description {
         text::check_line(v, "description", d, text::MAX_LINE);
     }
     let mut wanted: Vec<String> = Vec::new();
     if let Some(events) = events {
         v.check(!events.is_empty(), "events", "name at least one event type");
-        for e in events {
-            if EventType::parse(e).is_none() {
-                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-                v.push(
-                    "events",
-                    format!("unknown event type {e:?}; known: {}", known.join(", ")),
-                );
-            } else if !wanted.contains(e) {
+        v.check(
+            events.len() <= MAX_EVENTS,
+            "events",
+            "names more event types than there are",
+        );
+        let unknown: Vec<&String> = events
+            .iter()
+            .filter(|e| EventType::parse(e).is_none())
+            .take(3)
+            .collect();
+        if !unknown.is_empty() {
+            let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            v.push(
+                "events",
+                format!(
+                    "unknown event types {unknown:?}; known: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+        for e in events.iter().take(MAX_EVENTS) {
+            if !wanted.contains(e) {
                 wanted.push(e.clone());
             }
         }
     }
-    wanted
+    Checked {
+        url,
+        events: wanted,
+    }
 }
 
 async fn find(tx: &TenantTx, id: Uuid) -> Result<webhook::Model> {
@@ -341,7 +375,7 @@ pub async fn create(
 ) -> Result<WebhookWithSecret> {
     access::authorize(ctx, Action::WebhooksManage)?;
     let mut v = Validator::default();
-    let events = check(
+    let checked = check(
         hooks,
         &mut v,
         Some(&req.url),
@@ -349,6 +383,9 @@ pub async fn create(
         req.description.as_deref(),
     );
     v.finish()?;
+    let (Some(url), events) = (checked.url, checked.events) else {
+        return Err(Error::internal(anyhow::anyhow!("a checked URL is missing")));
+    };
     let tx = db.write(ctx).await?;
     let held = tx.find::<webhook::Entity>().count(tx.conn()).await?;
     if held >= MAX_PER_ORG {
@@ -362,7 +399,7 @@ pub async fn create(
     let row = webhook::ActiveModel {
         org_id: Set(ctx.org_id),
         id: Set(Uuid::now_v7()),
-        url: Set(req.url.trim().to_owned()),
+        url: Set(url),
         description: Set(req.description.unwrap_or_default().trim().to_owned()),
         events: Set(json!(events)),
         active: Set(true),
@@ -427,7 +464,7 @@ pub async fn update(
 ) -> Result<Webhook> {
     access::authorize(ctx, Action::WebhooksManage)?;
     let mut v = Validator::default();
-    let events = check(
+    let checked = check(
         hooks,
         &mut v,
         patch.url.as_deref(),
@@ -438,11 +475,11 @@ pub async fn update(
     let tx = db.write(ctx).await?;
     let current = find(&tx, id).await?;
     let mut row: webhook::ActiveModel = current.clone().into();
-    if let Some(url) = &patch.url {
-        row.url = Set(url.trim().to_owned());
+    if let Some(url) = checked.url {
+        row.url = Set(url);
     }
     if patch.events.is_some() {
-        row.events = Set(json!(events));
+        row.events = Set(json!(checked.events));
     }
     if let Some(d) = &patch.description {
         row.description = Set(d.trim().to_owned());

@@ -651,6 +651,30 @@ async fn inward_urls_and_redirects_are_refused() {
         res.assert_problem(422, "validation_failed");
         assert_eq!(res.body["errors"][0]["field"], "url", "{url}: {}", res.body);
     }
+    // A hostile list is refused with one short message, not one per entry.
+    let flood: Vec<String> = (0..5_000).map(|n| format!("x{n}")).collect();
+    let res = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&owner.token),
+            json!({"url": "https://hooks.example.com/", "events": flood}),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert!(
+        res.body.to_string().len() < 4096,
+        "{}",
+        res.body.to_string().len()
+    );
+    // What is stored is the URL as it will be requested.
+    let made = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&owner.token),
+            json!({"url": " HTTPS://Hooks.Example.COM:443/a/../in ", "events": ["ticket.created"]}),
+        )
+        .await;
+    assert_eq!(made.assert_ok(201)["url"], "https://hooks.example.com/in");
     for events in [json!([]), json!(["ticket.exploded"])] {
         app.post(
             "/api/v1/webhooks",
