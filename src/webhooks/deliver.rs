@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rand::Rng as _;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use tokio::{sync::watch, task::JoinSet};
 
 use super::{Status, Webhooks, attempt, delivery, message_id, sign, webhook};
 use crate::{
     error::Result,
     events::{self, Body, contract::WebhookDisabled},
-    store::{Db, statement},
+    store::{Db, TenantTx, statement},
 };
 
 /// Deliveries of one endpoint in flight at once.
@@ -372,37 +372,40 @@ async fn settle(db: &Db, c: &Claimed, answer: Answer) -> Result<()> {
         Verdict::Retry { at, scheduled } => (Status::Pending, d.step + i32::from(*scheduled), *at),
     };
     let done = matches!(status, Status::Succeeded | Status::Failed);
-    let backend = tx.conn().get_database_backend();
     // Fenced by the claim count: a sender whose lease ran out settles nothing.
-    tx.conn()
-        .execute_raw(statement(
-            backend,
-            "UPDATE webhook_deliveries SET status = $1, step = $2, next_attempt_at = $3, \
-               locked_until = NULL, last_status = $4, last_error = $5, completed_at = $6 \
-             WHERE org_id = $7 AND id = $8 AND claims = $9 AND status = 'delivering'",
-            [
-                status.as_str().into(),
-                step.into(),
-                next_at.into(),
-                answer.status.map(i32::from).into(),
-                answer.error.clone().into(),
-                done.then_some(now).into(),
-                d.org_id.into(),
-                d.id.into(),
-                d.claims.into(),
-            ],
-        ))
+    tx.update_many::<delivery::Entity>()
+        .col_expr(delivery::Column::Status, status.as_str().into())
+        .col_expr(delivery::Column::Step, step.into())
+        .col_expr(delivery::Column::NextAttemptAt, next_at.into())
+        .col_expr(delivery::Column::LockedUntil, no_time().into())
+        .col_expr(
+            delivery::Column::LastStatus,
+            answer.status.map(i32::from).into(),
+        )
+        .col_expr(delivery::Column::LastError, answer.error.clone().into())
+        .col_expr(delivery::Column::CompletedAt, done.then_some(now).into())
+        .filter(delivery::Column::Id.eq(d.id))
+        .filter(delivery::Column::Claims.eq(d.claims))
+        .filter(delivery::Column::Status.eq(Status::Delivering.as_str()))
+        .exec(tx.conn())
         .await?;
     let hook = &c.hook;
-    if verdict == Verdict::Succeeded {
-        if hook.failing_since.is_some() {
-            set_failing_since(&tx, backend, hook, None).await?;
-        }
+    // The failure clock: started by the first failure since a success, stopped by a success.
+    let clock = tx
+        .update_many::<webhook::Entity>()
+        .filter(webhook::Column::Id.eq(hook.id));
+    let clock = if verdict == Verdict::Succeeded {
+        clock
+            .col_expr(webhook::Column::FailingSince, no_time().into())
+            .filter(webhook::Column::FailingSince.is_not_null())
     } else {
+        clock
+            .col_expr(webhook::Column::FailingSince, Some(now).into())
+            .filter(webhook::Column::FailingSince.is_null())
+    };
+    clock.exec(tx.conn()).await?;
+    if verdict != Verdict::Succeeded {
         let since = hook.failing_since.unwrap_or(now);
-        if hook.failing_since.is_none() {
-            set_failing_since(&tx, backend, hook, Some(now)).await?;
-        }
         let reason = match verdict {
             Verdict::Gone => Some("the endpoint answered 410 Gone".to_owned()),
             _ if now - since >= DISABLE_AFTER => Some(format!(
@@ -413,54 +416,34 @@ async fn settle(db: &Db, c: &Claimed, answer: Answer) -> Result<()> {
             _ => None,
         };
         if let Some(reason) = reason {
-            disable(&tx, backend, hook, reason, now).await?;
+            disable(&tx, hook, reason, now).await?;
         }
     }
     tx.commit().await?;
     Ok(())
 }
 
-async fn set_failing_since(
-    tx: &crate::store::TenantTx,
-    backend: DbBackend,
-    hook: &webhook::Model,
-    since: Option<DateTime<Utc>>,
-) -> Result<()> {
-    tx.conn()
-        .execute_raw(statement(
-            backend,
-            "UPDATE webhooks SET failing_since = $1 WHERE org_id = $2 AND id = $3",
-            [since.into(), hook.org_id.into(), hook.id.into()],
-        ))
-        .await?;
-    Ok(())
+fn no_time() -> Option<DateTime<Utc>> {
+    None
 }
 
 /// Turns the endpoint off and tells the organisation's admins, once.
 async fn disable(
-    tx: &crate::store::TenantTx,
-    backend: DbBackend,
+    tx: &TenantTx,
     hook: &webhook::Model,
     reason: String,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let turned_off = tx
-        .conn()
-        .execute_raw(statement(
-            backend,
-            "UPDATE webhooks SET active = $1, disabled_reason = $2, updated_at = $3 \
-             WHERE org_id = $4 AND id = $5 AND active = $6",
-            [
-                false.into(),
-                reason.clone().into(),
-                now.into(),
-                hook.org_id.into(),
-                hook.id.into(),
-                true.into(),
-            ],
-        ))
+        .update_many::<webhook::Entity>()
+        .col_expr(webhook::Column::Active, false.into())
+        .col_expr(webhook::Column::DisabledReason, Some(reason.clone()).into())
+        .col_expr(webhook::Column::UpdatedAt, now.into())
+        .filter(webhook::Column::Id.eq(hook.id))
+        .filter(webhook::Column::Active.eq(true))
+        .exec(tx.conn())
         .await?;
-    if turned_off.rows_affected() == 1 {
+    if turned_off.rows_affected == 1 {
         tracing::warn!(webhook = %hook.id, %reason, "webhook disabled");
         let host = url::Url::parse(&hook.url)
             .ok()

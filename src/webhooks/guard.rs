@@ -6,7 +6,7 @@
 //! may allow networks (`DOCKET_WEBHOOK_ALLOWED_NETS`).
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
 };
 
@@ -109,7 +109,6 @@ fn inward(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80 // link-local
                 || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
                 || (first & 0xfe00) == 0xfc00 // unique-local
-                || v6 == Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)
         }
     }
 }

@@ -13,7 +13,7 @@ mod deliver;
 pub mod guard;
 pub mod sign;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -695,41 +695,48 @@ pub async fn deliveries(
         .all(tx.conn())
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|d| d.id).collect();
-    let mut attempts = tx
+    let mut attempts: HashMap<Uuid, Vec<DeliveryAttempt>> = HashMap::new();
+    for a in tx
         .find::<attempt::Entity>()
         .filter(attempt::Column::DeliveryId.is_in(ids))
         .order_by_desc(attempt::Column::AttemptedAt)
         .all(tx.conn())
-        .await?;
+        .await?
+    {
+        attempts.entry(a.delivery_id).or_default().push(a.into());
+    }
     tx.commit().await?;
     Page::try_from_rows(
         rows,
         page.limit,
         |d| d.id,
         |d| {
-            let (mine, rest) = attempts.drain(..).partition(|a| a.delivery_id == d.id);
-            attempts = rest;
-            WebhookDelivery::of(
-                d,
-                mine.into_iter()
-                    .map(DeliveryAttempt::from)
-                    .collect::<Vec<_>>(),
-            )
+            let mine = attempts.remove(&d.id).unwrap_or_default();
+            WebhookDelivery::of(d, mine)
         },
     )
 }
 
-async fn one_delivery(tx: &TenantTx, webhook_id: Uuid, id: Uuid) -> Result<WebhookDelivery> {
-    let row = tx
-        .find::<delivery::Entity>()
+/// A delivery of the webhook, found by `key` (its id, or the event it carries).
+async fn delivery_row(
+    tx: &TenantTx,
+    webhook_id: Uuid,
+    key: delivery::Column,
+    value: Uuid,
+) -> Result<delivery::Model> {
+    tx.find::<delivery::Entity>()
         .filter(delivery::Column::WebhookId.eq(webhook_id))
-        .filter(delivery::Column::Id.eq(id))
+        .filter(key.eq(value))
         .one(tx.conn())
         .await?
-        .ok_or(Error::NotFound("delivery"))?;
+        .ok_or(Error::NotFound("delivery"))
+}
+
+/// A delivery as the API shows it: with its attempts, newest first.
+async fn with_attempts(tx: &TenantTx, row: delivery::Model) -> Result<WebhookDelivery> {
     let attempts = tx
         .find::<attempt::Entity>()
-        .filter(attempt::Column::DeliveryId.eq(id))
+        .filter(attempt::Column::DeliveryId.eq(row.id))
         .order_by_desc(attempt::Column::AttemptedAt)
         .all(tx.conn())
         .await?;
@@ -750,25 +757,20 @@ pub async fn redeliver(
     let tx = db.write(ctx).await?;
     let hook = find(&tx, webhook_id).await?;
     ensure_active(&hook)?;
-    let current = one_delivery(&tx, webhook_id, delivery_id).await?;
-    if current.status == Status::Delivering {
+    let current = delivery_row(&tx, webhook_id, delivery::Column::Id, delivery_id).await?;
+    if Status::parse(&current.status)? == Status::Delivering {
         return Err(Error::conflict(
             "delivery_in_progress",
             "this delivery is being sent now; look again in a moment",
         ));
     }
-    tx.update_many::<delivery::Entity>()
-        .filter(delivery::Column::Id.eq(delivery_id))
-        .col_expr(delivery::Column::Status, Status::Pending.as_str().into())
-        .col_expr(delivery::Column::Step, 0.into())
-        .col_expr(delivery::Column::NextAttemptAt, Utc::now().into())
-        .col_expr(
-            delivery::Column::CompletedAt,
-            Option::<DateTime<Utc>>::None.into(),
-        )
-        .exec(tx.conn())
-        .await?;
-    let redone = one_delivery(&tx, webhook_id, delivery_id).await?;
+    let mut row: delivery::ActiveModel = current.into();
+    row.status = Set(Status::Pending.as_str().to_owned());
+    row.step = Set(0);
+    row.next_attempt_at = Set(Utc::now());
+    row.completed_at = Set(None);
+    let row = row.update(tx.conn()).await?;
+    let redone = with_attempts(&tx, row).await?;
     tx.commit().await?;
     db.signals().webhooks.notify_one();
     Ok(redone)
@@ -780,11 +782,12 @@ pub async fn send_test(db: &Db, ctx: &TenantCtx, webhook_id: Uuid) -> Result<Web
     let tx = db.write(ctx).await?;
     let hook = find(&tx, webhook_id).await?;
     ensure_active(&hook)?;
-    let id = Uuid::now_v7();
-    let now = Utc::now();
+    // A test is an event of its own, with an id of its own.
+    let event_id = Uuid::now_v7();
     let data = json!({"webhook_id": webhook_id, "message": "A test delivery from Docket."});
-    queue(&tx, &[hook.id], id, TEST_EVENT, now, data).await?;
-    let sent = one_delivery(&tx, webhook_id, id).await?;
+    queue(&tx, &[hook.id], event_id, TEST_EVENT, Utc::now(), data).await?;
+    let row = delivery_row(&tx, webhook_id, delivery::Column::EventId, event_id).await?;
+    let sent = with_attempts(&tx, row).await?;
     tx.commit().await?;
     db.signals().webhooks.notify_one();
     Ok(sent)
@@ -802,7 +805,6 @@ fn ensure_active(hook: &webhook::Model) -> Result<()> {
 }
 
 /// Queues one delivery of an event to each of `webhook_ids` (once: a rerun finds them there).
-/// A test delivery's event id is its own id.
 async fn queue(
     tx: &TenantTx,
     webhook_ids: &[Uuid],
@@ -815,11 +817,7 @@ async fn queue(
     let now = Utc::now();
     let rows = webhook_ids.iter().map(|webhook_id| delivery::ActiveModel {
         org_id: Set(tx.org_id()),
-        id: Set(if event_type == TEST_EVENT {
-            event_id
-        } else {
-            Uuid::now_v7()
-        }),
+        id: Set(Uuid::now_v7()),
         webhook_id: Set(*webhook_id),
         event_id: Set(event_id),
         event_type: Set(event_type.to_owned()),
@@ -878,8 +876,9 @@ impl Handler for Fanout {
         if subscribed.is_empty() {
             return Ok(());
         }
-        // An endpoint deleted or turned off meanwhile gets the delivery anyway; the sender
-        // skips inactive endpoints and a deleted one takes its deliveries with it.
+        // An endpoint turned off meanwhile keeps the delivery until it is on again (the sender
+        // skips inactive endpoints); one deleted meanwhile fails the insert, and the event's
+        // retry reads the subscriptions again.
         let tx = db.write_org(event.org_id()).await?;
         queue(
             &tx,

@@ -5,7 +5,6 @@ import {
   Button,
   Checkbox,
   Code,
-  CopyButton,
   Group,
   Paper,
   SimpleGrid,
@@ -21,6 +20,7 @@ import { useState } from "react";
 import { api, call } from "../api/client";
 import type { components } from "../api/schema";
 import { FormModal } from "../ui/FormModal";
+import { ShownOnce } from "../ui/ShownOnce";
 import { useSubmit } from "../ui/forms";
 import { Empty, Failed, Loading, Paged } from "../ui/states";
 import { dateTime } from "../ui/time";
@@ -95,24 +95,14 @@ export function Webhooks() {
         receive webhooks.
       </Text>
       {secret && (
-        <Alert color="green" title="The signing secret — copy it now, it is not shown again" role="status">
+        <ShownOnce
+          title="The signing secret — copy it now, it is not shown again"
+          value={secret.secret}
+          testId="webhook-secret"
+          onDone={() => setSecret(null)}
+        >
           <Text size="sm">For {secret.url}</Text>
-          <Code block data-testid="webhook-secret" style={{ wordBreak: "break-all", whiteSpace: "pre-wrap" }}>
-            {secret.secret}
-          </Code>
-          <Group gap="xs" mt="xs">
-            <CopyButton value={secret.secret}>
-              {({ copied, copy }) => (
-                <Button size="xs" variant="light" onClick={copy}>
-                  {copied ? "Copied" : "Copy"}
-                </Button>
-              )}
-            </CopyButton>
-            <Button size="xs" variant="subtle" onClick={() => setSecret(null)}>
-              Done
-            </Button>
-          </Group>
-        </Alert>
+        </ShownOnce>
       )}
       {hooks.isPending ? (
         <Loading label="Loading webhooks" />

@@ -1,4 +1,4 @@
-import { Alert, Button, Code, CopyButton, Group, MultiSelect, Paper, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { Button, Code, Group, MultiSelect, Paper, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { DateTimePicker } from "@mantine/dates";
 import { useForm } from "@mantine/form";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
@@ -7,6 +7,7 @@ import { api, call } from "../api/client";
 import type { components } from "../api/schema";
 import { usePersonName } from "../tickets/reference";
 import { FormModal } from "../ui/FormModal";
+import { ShownOnce } from "../ui/ShownOnce";
 import { useSubmit } from "../ui/forms";
 import { Failed, Loading } from "../ui/states";
 import { dateTime } from "../ui/time";
@@ -72,23 +73,12 @@ export function ApiTokens() {
           its scopes.
         </Text>
         {shown && (
-          <Alert color="green" title="Your new token — copy it now, it is not shown again" role="status">
-            <Code block data-testid="new-token" style={{ wordBreak: "break-all", whiteSpace: "pre-wrap" }}>
-              {shown}
-            </Code>
-            <Group gap="xs" mt="xs">
-              <CopyButton value={shown}>
-                {({ copied, copy }) => (
-                  <Button size="xs" variant="light" onClick={copy}>
-                    {copied ? "Copied" : "Copy"}
-                  </Button>
-                )}
-              </CopyButton>
-              <Button size="xs" variant="subtle" onClick={() => setShown(null)}>
-                Done
-              </Button>
-            </Group>
-          </Alert>
+          <ShownOnce
+            title="Your new token — copy it now, it is not shown again"
+            value={shown}
+            testId="new-token"
+            onDone={() => setShown(null)}
+          />
         )}
         {tokens.isPending ? (
           <Loading label="Loading tokens" />
