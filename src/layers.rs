@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit", "idempotency", "mail", "files"],
     &["events"],
     &["identity", "tenancy"],
+    &["sla"],
     &["work"],
     &["notify"],
     &["conversation", "webhooks"],
