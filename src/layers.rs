@@ -14,7 +14,6 @@ const LAYERS: &[&[&str]] = &[
     &["audit", "idempotency", "mail", "files"],
     &["events"],
     &["identity", "tenancy"],
-    &["sla"],
     &["work"],
     &["notify"],
     &["conversation", "webhooks"],

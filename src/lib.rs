@@ -20,7 +20,6 @@ pub mod mail;
 pub mod notify;
 pub mod pagination;
 pub mod request_id;
-pub mod sla;
 pub mod store;
 pub mod tenancy;
 pub mod text;

@@ -20,7 +20,7 @@ use crate::{
     store::Db,
     tenancy::invitations,
     webhooks::{self, Webhooks},
-    work::attachments,
+    work::{attachments, sla},
 };
 
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
@@ -76,6 +76,7 @@ pub async fn run(
         dispatch::run(db.clone(), cfg, handlers(&mail.mailroom), stop.clone()),
         mail::run(db.clone(), mail.sender, stop.clone()),
         webhooks::run(db.clone(), hooks, stop.clone()),
+        sla::timers::run(db.clone(), stop.clone()),
         conversation::run_imap(db.clone(), mail.mailroom, stop.clone()),
         maintain(db, files, stop)
     );

@@ -185,10 +185,14 @@ pub enum Action {
     MailManage,
     /// The organisation's webhooks, their secrets and delivery logs.
     WebhooksManage,
+    /// Read business calendars and SLA policies (staff: they work to them).
+    SlaRead,
+    /// Create and change business calendars and SLA policies.
+    SlaManage,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 24] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -211,6 +215,8 @@ impl Action {
         Action::EventsManage,
         Action::MailManage,
         Action::WebhooksManage,
+        Action::SlaRead,
+        Action::SlaManage,
     ];
 }
 
@@ -219,13 +225,14 @@ impl Action {
     pub fn scope(self) -> Scope {
         use Action::*;
         match self {
-            OrgRead | UserList | UserRead | ProjectRead | ProjectActivity | TicketRead => {
-                Scope::Read
-            }
+            OrgRead | UserList | UserRead | ProjectRead | ProjectActivity | TicketRead
+            | SlaRead => Scope::Read,
             ProjectManage | TicketCreate | TicketUpdate | TicketDelete | CommentCreate
             | CommentInternal => Scope::Write,
             OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
-            | CommentModerate | EventsManage | MailManage | WebhooksManage => Scope::Admin,
+            | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage => {
+                Scope::Admin
+            }
         }
     }
 }
@@ -236,11 +243,11 @@ pub fn allowed(role: Role, action: Action) -> bool {
     match action {
         OrgRead | ProjectRead | TicketRead => true,
         TicketCreate | CommentCreate => role == Role::Requester || role.at_least(Role::Agent),
-        UserList | UserRead | ProjectActivity => role.at_least(Role::Viewer),
+        UserList | UserRead | ProjectActivity | SlaRead => role.at_least(Role::Viewer),
         TicketUpdate | CommentInternal => role.at_least(Role::Agent),
         ProjectManage | TicketDelete => role.at_least(Role::Manager),
         OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
-        | CommentModerate | EventsManage | MailManage | WebhooksManage => {
+        | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage => {
             role.at_least(Role::Admin)
         }
     }
@@ -343,7 +350,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 22] = [
+        let expected: [(Action, [bool; 6]); 24] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -366,6 +373,8 @@ mod tests {
             (EventsManage, [true, true, false, false, false, false]),
             (MailManage, [true, true, false, false, false, false]),
             (WebhooksManage, [true, true, false, false, false, false]),
+            (SlaRead, [true, true, true, true, true, false]),
+            (SlaManage, [true, true, false, false, false, false]),
         ];
         assert_eq!(expected.len(), Action::ALL.len());
         for (action, row) in expected {
@@ -386,6 +395,7 @@ mod tests {
             ProjectRead,
             ProjectActivity,
             TicketRead,
+            SlaRead,
         ];
         let admin = [
             OrgUpdate,
@@ -398,6 +408,7 @@ mod tests {
             EventsManage,
             MailManage,
             WebhooksManage,
+            SlaManage,
         ];
         for action in Action::ALL {
             let needed = if reads.contains(&action) {

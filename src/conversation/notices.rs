@@ -52,6 +52,8 @@ impl Handler for NotificationMails {
                 | Body::TicketStatusChanged(_)
                 | Body::CommentCreated(_)
                 | Body::WebhookDisabled(_)
+                | Body::SlaWarning(_)
+                | Body::SlaBreached(_)
         ) {
             return Ok(());
         }

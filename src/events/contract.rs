@@ -138,6 +138,20 @@ pub struct WebhookDisabled {
     pub reason: String,
 }
 
+/// An SLA clock of a ticket reached its warning threshold or its due time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlaAlert {
+    #[serde(flatten)]
+    pub ticket: TicketRef,
+    /// `first_response`, `next_response` or `resolution`.
+    pub clock: String,
+    pub policy_id: Uuid,
+    pub due_at: DateTime<Utc>,
+    /// Who is told besides the ticket's assignees and the managers (an escalation rule).
+    pub notify_role: Option<String>,
+    pub assignee_ids: Vec<Uuid>,
+}
+
 /// Everything that can happen, by kind. The kind is stored in its own column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
@@ -179,6 +193,12 @@ pub enum Body {
     /// Deliveries to an endpoint stopped: it answered 410 Gone, or failed for days.
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled(WebhookDisabled),
+    /// A clock passed its warning threshold (a share of its target).
+    #[serde(rename = "sla.warning")]
+    SlaWarning(SlaAlert),
+    /// A clock passed its due time unmet.
+    #[serde(rename = "sla.breached")]
+    SlaBreached(SlaAlert),
 }
 
 impl Body {
@@ -201,6 +221,8 @@ impl Body {
             Body::AttachmentAdded(_) => "attachment.added",
             Body::AttachmentRemoved(_) => "attachment.removed",
             Body::WebhookDisabled(_) => "webhook.disabled",
+            Body::SlaWarning(_) => "sla.warning",
+            Body::SlaBreached(_) => "sla.breached",
         }
     }
 
@@ -230,6 +252,7 @@ impl Body {
             | Body::TicketRestored(c) => Some(of(&c.ticket)),
             Body::TicketAssigned(a) => Some(of(&a.ticket)),
             Body::TicketStatusChanged(s) => Some(of(&s.ticket)),
+            Body::SlaWarning(a) | Body::SlaBreached(a) => Some(of(&a.ticket)),
             Body::CommentCreated(c) => Some(of_comment(&c.comment)),
             Body::CommentUpdated(c) | Body::CommentDeleted(c) => Some(of_comment(c)),
             Body::AttachmentAdded(a) | Body::AttachmentRemoved(a) => {
@@ -244,8 +267,8 @@ impl Body {
             Body::CommentCreated(c) => c.comment.internal,
             Body::CommentUpdated(c) | Body::CommentDeleted(c) => c.internal,
             Body::AttachmentAdded(a) | Body::AttachmentRemoved(a) => a.internal,
-            // The organisation's integrations are staff business.
-            Body::WebhookDisabled(_) => true,
+            // The organisation's integrations and its service targets are staff business.
+            Body::WebhookDisabled(_) | Body::SlaWarning(_) | Body::SlaBreached(_) => true,
             _ => false,
         }
     }

@@ -14,6 +14,7 @@ pub use ratelimit::RateLimits;
 mod stream;
 mod tokens;
 mod web;
+mod sla;
 mod webhooks;
 mod work;
 
@@ -78,6 +79,7 @@ pub struct AppState {
         (name = "attachments", description = "Files on tickets and comments"),
         (name = "api-tokens", description = "Long-lived credentials for other systems"),
         (name = "webhooks", description = "Signed event deliveries to other systems"),
+        (name = "sla", description = "Business calendars and service-level targets"),
         (name = "views", description = "The caller's saved ticket list views"),
         (name = "notifications", description = "The caller's in-app notifications"),
         (name = "real time", description = "Live ticket changes and notifications (SSE and WebSocket)"),
@@ -190,6 +192,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(sla::list_calendars, sla::create_calendar))
+        .routes(routes!(
+            sla::get_calendar,
+            sla::update_calendar,
+            sla::delete_calendar
+        ))
+        .routes(routes!(sla::list_sla_policies, sla::replace_sla_policies))
         .routes(routes!(org::get_org, org::update_org))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))

@@ -68,16 +68,22 @@ pub enum NotificationKind {
     StatusChanged,
     /// To admins: Docket stopped delivering to one of the organisation's webhooks.
     WebhookDisabled,
+    /// To the assignees and managers: an SLA clock of a ticket passed its warning threshold.
+    SlaWarning,
+    /// To the assignees and managers: an SLA clock of a ticket passed its due time.
+    SlaBreached,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 6] = [
+    pub const ALL: [NotificationKind; 8] = [
         NotificationKind::Assigned,
         NotificationKind::Unassigned,
         NotificationKind::Comment,
         NotificationKind::Mentioned,
         NotificationKind::StatusChanged,
         NotificationKind::WebhookDisabled,
+        NotificationKind::SlaWarning,
+        NotificationKind::SlaBreached,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +94,8 @@ impl NotificationKind {
             NotificationKind::Mentioned => "mentioned",
             NotificationKind::StatusChanged => "status_changed",
             NotificationKind::WebhookDisabled => "webhook_disabled",
+            NotificationKind::SlaWarning => "sla_warning",
+            NotificationKind::SlaBreached => "sla_breached",
         }
     }
 
@@ -96,6 +104,9 @@ impl NotificationKind {
         match self {
             NotificationKind::WebhookDisabled => {
                 access::allowed(role, access::Action::WebhooksManage)
+            }
+            NotificationKind::SlaWarning | NotificationKind::SlaBreached => {
+                access::allowed(role, access::Action::SlaRead)
             }
             _ => true,
         }
@@ -179,7 +190,11 @@ impl Handler for Notifier {
         };
         if !matches!(
             event.body,
-            Body::TicketAssigned(_) | Body::TicketStatusChanged(_) | Body::CommentCreated(_)
+            Body::TicketAssigned(_)
+                | Body::TicketStatusChanged(_)
+                | Body::CommentCreated(_)
+                | Body::SlaWarning(_)
+                | Body::SlaBreached(_)
         ) {
             return Ok(());
         }
@@ -354,6 +369,27 @@ async fn plan(tx: &TenantTx, body: &Body, t: &Summary) -> Result<Vec<Planned>> {
                     format!("New comment on {name}"),
                     excerpt.clone(),
                 );
+            }
+        }
+        Body::SlaWarning(a) | Body::SlaBreached(a) => {
+            let clock = a.clock.replace('_', " ");
+            let (kind, title) = if matches!(body, Body::SlaBreached(_)) {
+                (
+                    NotificationKind::SlaBreached,
+                    format!("SLA breached: {clock} on {name} was due {}", a.due_at.format("%Y-%m-%d %H:%M UTC")),
+                )
+            } else {
+                (
+                    NotificationKind::SlaWarning,
+                    format!("SLA warning: {clock} on {name} is due {}", a.due_at.format("%Y-%m-%d %H:%M UTC")),
+                )
+            };
+            // The managers always; an escalation rule may name another role.
+            let mut roles = vec![Role::Manager];
+            roles.extend(a.notify_role.as_deref().and_then(Role::parse));
+            let told = tenancy::active_with_roles(tx, &roles).await?;
+            for user in a.assignee_ids.iter().copied().chain(told) {
+                add(user, kind, title.clone(), None);
             }
         }
         _ => {}

@@ -11,6 +11,7 @@ mod m0006_mail;
 mod m0007_attachments;
 mod m0008_api_tokens;
 mod m0009_webhooks;
+mod m0010_sla;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_attachments::Migration),
             Box::new(m0008_api_tokens::Migration),
             Box::new(m0009_webhooks::Migration),
+            Box::new(m0010_sla::Migration),
         ]
     }
 }

@@ -526,6 +526,18 @@ pub(crate) fn statement(
     Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// `t` at the precision both databases store (microseconds), so what is written is what is
+/// read back and compared.
+pub(crate) fn to_micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::DurationRound as _;
+    t.duration_trunc(chrono::TimeDelta::microseconds(1))
+        .unwrap_or(t)
+}
+
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    to_micros(chrono::Utc::now())
+}
+
 /// True when the error is a unique-constraint violation (a duplicate the caller can fix).
 pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))

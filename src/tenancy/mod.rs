@@ -174,9 +174,14 @@ pub(crate) async fn active_roles(tx: &TenantTx, user_ids: &[Uuid]) -> Result<Vec
 
 /// The active admins and owners: who hears of what concerns the whole organisation.
 pub(crate) async fn active_admins(tx: &TenantTx) -> Result<Vec<Uuid>> {
+    active_with_roles(tx, &[Role::Admin, Role::Owner]).await
+}
+
+/// The active members with one of `roles`.
+pub(crate) async fn active_with_roles(tx: &TenantTx, roles: &[Role]) -> Result<Vec<Uuid>> {
     let rows = tx
         .find::<membership::Entity>()
-        .filter(membership::Column::Role.is_in([Role::Admin.as_str(), Role::Owner.as_str()]))
+        .filter(membership::Column::Role.is_in(roles.iter().map(|r| r.as_str())))
         .filter(membership::Column::Active.eq(true))
         .all(tx.conn())
         .await?;

@@ -10,9 +10,15 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Expected, attachments, entity::comment, now, tickets, timeline};
+use super::{
+    Expected, attachments,
+    entity::comment,
+    now,
+    sla::clocks::{self, Reply},
+    tickets, timeline,
+};
 use crate::{
-    access::{self, Action, TenantCtx},
+    access::{self, Action, Role, TenantCtx},
     error::{Error, Result, Validator},
     events::{
         self, Body,
@@ -150,6 +156,18 @@ pub async fn create(
     files.dedup();
     attachments::link(tx, ctx, ticket.id, c.id, c.internal, &files).await?;
     tickets::touch(tx, ticket.id, at).await?;
+    if !c.internal {
+        // A public message meets or starts a response clock.
+        let reply = if ctx.role == Role::Requester {
+            Reply::Requester
+        } else {
+            Reply::Staff
+        };
+        clocks::plan(tx, &ticket.facts, at, Some(reply))
+            .await?
+            .save(tx)
+            .await?;
+    }
     let changes = json!({"comment_id": c.id, "body": {"from": null, "to": c.body}});
     record(tx, ctx, &ticket, &c, Change::Created, changes).await?;
     Ok(c)

@@ -160,6 +160,7 @@ impl Rows {
             resolved_at: None,
             closed_at: None,
             deleted_at: None,
+            sla: None,
         };
         let created = diff(&Map::new(), &snapshot(&t));
         self.entry(

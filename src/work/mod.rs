@@ -11,18 +11,21 @@ pub mod comments;
 mod entity;
 pub mod import;
 pub mod projects;
+pub mod sla;
 pub mod status;
 pub mod tickets;
 pub mod timeline;
 pub mod views;
 pub mod watchers;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{Error, Result};
 pub use status::Status;
+
+pub(crate) use crate::store::{now, to_micros};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
@@ -53,7 +56,7 @@ impl Priority {
         }
     }
 
-    fn from_rank(rank: i16) -> Result<Priority> {
+    pub(crate) fn from_rank(rank: i16) -> Result<Priority> {
         Priority::ALL
             .into_iter()
             .find(|p| p.rank() == rank)
@@ -93,15 +96,6 @@ impl Expected {
     }
 }
 
-/// `t` at the precision both databases store (microseconds), so what is written is what is
-/// read back and compared.
-pub(crate) fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
-}
-
-pub(crate) fn now() -> DateTime<Utc> {
-    to_micros(Utc::now())
-}
 
 /// The instants a client may send: years 1–9999. Both databases store and order every one of
 /// them alike (SQLite compares timestamps as text, so a five-digit year would sort before

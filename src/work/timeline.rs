@@ -64,12 +64,17 @@ pub(crate) struct Entry<'a> {
 }
 
 pub(crate) async fn record(tx: &TenantTx, ctx: &TenantCtx, e: Entry<'_>) -> Result<()> {
+    record_as(tx, Some(ctx.user_id), e).await
+}
+
+/// Like [`record`], for a change by `actor` (`None`: the system, such as an SLA timer).
+pub(crate) async fn record_as(tx: &TenantTx, actor: Option<Uuid>, e: Entry<'_>) -> Result<()> {
     event::ActiveModel {
         org_id: Set(tx.org_id()),
         id: Set(Uuid::now_v7()),
         project_id: Set(e.project_id),
         ticket_id: Set(e.ticket_id),
-        actor_id: Set(Some(ctx.user_id)),
+        actor_id: Set(actor),
         kind: Set(e.kind.to_owned()),
         internal: Set(e.internal),
         version: Set(e.version),

@@ -15,6 +15,7 @@ use crate::{
         Priority, Status,
         entity::{assignee, label, ticket},
         projects,
+        sla::{self, TicketSla, clocks::TicketFacts},
     },
 };
 
@@ -77,6 +78,7 @@ pub(crate) async fn find_visible(tx: &TenantTx, ctx: &TenantCtx, s: &str) -> Res
         project_id: m.project_id,
         requester_id: m.requester_id,
         deleted: m.deleted_at.is_some(),
+        facts: TicketFacts::try_from(&m)?,
     })
 }
 
@@ -87,6 +89,8 @@ pub(crate) struct TicketHandle {
     pub project_id: Uuid,
     pub requester_id: Option<Uuid>,
     pub deleted: bool,
+    /// What its SLA clocks depend on.
+    pub facts: TicketFacts,
 }
 
 /// How a notification names a ticket, and whether it still exists (for the workers).
@@ -199,13 +203,18 @@ pub(super) async fn load(tx: &TenantTx, rows: Vec<ticket::Model>) -> Result<Vec<
     let mut labels: HashMap<Uuid, Vec<String>> = HashMap::new();
     for l in tx
         .find::<label::Entity>()
-        .filter(label::Column::TicketId.is_in(ids))
+        .filter(label::Column::TicketId.is_in(ids.clone()))
         .all(tx.conn())
         .await?
     {
         labels.entry(l.ticket_id).or_default().push(l.label);
     }
     labels.values_mut().for_each(|v| v.sort_unstable());
+    let mut clocks: HashMap<Uuid, Vec<_>> = HashMap::new();
+    for c in sla::clocks::of_tickets(tx, ids).await? {
+        clocks.entry(c.ticket_id).or_default().push(c);
+    }
+    let now = crate::store::now();
     let project_ids: BTreeSet<Uuid> = rows.iter().map(|t| t.project_id).collect();
     let keys: HashMap<Uuid, String> = projects::keys_of(tx, project_ids.into_iter().collect())
         .await?
@@ -238,9 +247,23 @@ pub(super) async fn load(tx: &TenantTx, rows: Vec<ticket::Model>) -> Result<Vec<
                 resolved_at: m.resolved_at,
                 closed_at: m.closed_at,
                 deleted_at: m.deleted_at,
+                sla: TicketSla::from_rows(clocks.remove(&m.id).unwrap_or_default(), now),
             })
         })
         .collect()
+}
+
+/// The ticket as it is now, deleted or not, locked for a change (for workers acting on it).
+pub(crate) async fn current(tx: &TenantTx, id: Uuid) -> Result<Option<Ticket>> {
+    match tx
+        .find_for_update::<ticket::Entity>()
+        .filter(ticket::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+    {
+        Some(m) => load_one(tx, m).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 pub(super) async fn load_one(tx: &TenantTx, m: ticket::Model) -> Result<Ticket> {

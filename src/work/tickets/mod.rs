@@ -12,11 +12,14 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Priority, Status, entity::ticket};
+use super::{Priority, Status, entity::ticket, sla::TicketSla};
 pub use list::{ListQuery, SortKey, TicketFilter, list, list_statement, mine};
 pub use lookup::get;
-pub(crate) use lookup::{Summary, TicketHandle, assignees_of, find_visible, id_of, summary, touch};
+pub(crate) use lookup::{
+    Summary, TicketHandle, assignees_of, current, find_visible, id_of, summary, touch,
+};
 pub(crate) use write::move_to;
+pub(crate) use write::reassign_by_system;
 pub use write::{assign, complete, create, delete, reopen, restore, unassign_everywhere, update};
 
 pub const MAX_LABELS: usize = 20;
@@ -50,6 +53,8 @@ pub struct Ticket {
     pub closed_at: Option<DateTime<Utc>>,
     /// Set while the ticket is deleted (only admins see deleted tickets).
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The SLA clocks, under a policy: each one's state and how its due time was computed.
+    pub sla: Option<TicketSla>,
 }
 
 /// The fields the timeline records; replaying a ticket's timeline from nothing yields them.

@@ -32,6 +32,7 @@ use crate::{
         Expected, Priority, Status,
         entity::{assignee, label, ticket},
         now, projects,
+        sla::clocks::{self, TicketFacts},
         status::{Stamps, transition},
         timeline, to_micros, watchers,
     },
@@ -129,7 +130,7 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
     v.finish()?;
     let (key, number) = numbered?;
     let at = now();
-    let ticket = Ticket {
+    let mut ticket = Ticket {
         id: Uuid::now_v7(),
         key: format!("{key}-{number}"),
         project_id: req.project_id,
@@ -151,15 +152,43 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         resolved_at: None,
         closed_at: None,
         deleted_at: None,
+        sla: None,
     };
+    let clocks = plan_clocks(tx, &mut ticket).await?;
     to_model(tx.org_id(), &ticket)
         .into_active_model()
         .insert(tx.conn())
         .await?;
+    clocks.save(tx).await?;
     replace_children(tx, &ticket, true, true).await?;
     let changes = diff(&Map::new(), &snapshot(&ticket));
-    record(tx, ctx, Change::Created, None, &ticket, changes).await?;
+    record(tx, Some(ctx.user_id), Change::Created, None, &ticket, changes).await?;
     Ok(ticket)
+}
+
+/// The changes that move a ticket's SLA clocks: its policy (priority, project) or whether it
+/// is being worked on.
+const SLA_FIELDS: [&str; 5] = ["status", "priority", "project_id", "resolved_at", "deleted_at"];
+
+fn facts_of(t: &Ticket) -> TicketFacts {
+    TicketFacts {
+        id: t.id,
+        project_id: t.project_id,
+        priority: t.priority,
+        status: t.status,
+        created_at: t.created_at,
+        resolved_at: t.resolved_at,
+        deleted: t.deleted_at.is_some(),
+    }
+}
+
+/// Plans the ticket's clocks as of its `updated_at` and sets its due times and SLA view; the
+/// caller saves the plan once the ticket row is written.
+async fn plan_clocks(tx: &TenantTx, t: &mut Ticket) -> Result<clocks::Plan> {
+    let plan = clocks::plan(tx, &facts_of(t), t.updated_at, None).await?;
+    (t.first_response_due_at, t.resolution_due_at) = plan.ticket_due();
+    t.sla = plan.view(t.updated_at);
+    Ok(plan)
 }
 
 /// Writes the ticket's assignee and label rows.
@@ -289,15 +318,15 @@ impl Change {
 /// Appends the timeline entry and the outbox events of one change.
 async fn record(
     tx: &TenantTx,
-    ctx: &TenantCtx,
+    actor: Option<Uuid>,
     change: Change,
     before: Option<&Ticket>,
     t: &Ticket,
     changes: Map<String, Value>,
 ) -> Result<()> {
-    timeline::record(
+    timeline::record_as(
         tx,
-        ctx,
+        actor,
         timeline::Entry {
             project_id: t.project_id,
             ticket_id: Some(t.id),
@@ -317,7 +346,7 @@ async fn record(
         Vec::new()
     };
     for body in change.events(t, before, changes, watcher_ids) {
-        events::emit(tx, Some(ctx.user_id), body, t.updated_at).await?;
+        events::emit(tx, actor, body, t.updated_at).await?;
     }
     Ok(())
 }
@@ -332,7 +361,7 @@ async fn lock(tx: &TenantTx, ctx: &TenantCtx, id: &str, expected: &Expected) -> 
 /// Saves `after` over `before` (one new version), or nothing when nothing differs.
 async fn save(
     tx: &TenantTx,
-    ctx: &TenantCtx,
+    actor: Option<Uuid>,
     before: &Ticket,
     mut after: Ticket,
     change: Change,
@@ -343,6 +372,11 @@ async fn save(
     }
     after.version = before.version + 1;
     after.updated_at = now();
+    let clocks = if changes.keys().any(|k| SLA_FIELDS.contains(&k.as_str())) {
+        Some(plan_clocks(tx, &mut after).await?)
+    } else {
+        None
+    };
     let mut row = to_model(tx.org_id(), &after)
         .into_active_model()
         .reset_all();
@@ -362,6 +396,9 @@ async fn save(
             before.id
         )));
     }
+    if let Some(clocks) = clocks {
+        clocks.save(tx).await?;
+    }
     replace_children(
         tx,
         &after,
@@ -369,7 +406,7 @@ async fn save(
         changes.contains_key("labels"),
     )
     .await?;
-    record(tx, ctx, change, Some(before), &after, changes).await?;
+    record(tx, actor, change, Some(before), &after, changes).await?;
     Ok(after)
 }
 
@@ -462,7 +499,7 @@ pub async fn update(
     if let Some(s) = patch.status.filter(|s| *s != before.status) {
         move_to(&mut after, s, now())?;
     }
-    save(tx, ctx, &before, after, Change::Edited).await
+    save(tx, Some(ctx.user_id), &before, after, Change::Edited).await
 }
 
 pub async fn assign(
@@ -511,7 +548,7 @@ async fn move_by_action(
     let mut after = before.clone();
     // Unlike a PATCH naming the current status, an action that changes nothing is refused.
     move_to(&mut after, to, now())?;
-    save(tx, ctx, &before, after, Change::Edited).await
+    save(tx, Some(ctx.user_id), &before, after, Change::Edited).await
 }
 
 /// Takes `user_id` off every ticket they are assigned to, each as a change of its own (a new
@@ -522,7 +559,7 @@ pub async fn unassign_everywhere(tx: &TenantTx, ctx: &TenantCtx, user_id: Uuid) 
         let before = lock(tx, ctx, &id.to_string(), &Expected::Any).await?;
         let mut after = before.clone();
         after.assignee_ids.retain(|a| *a != user_id);
-        save(tx, ctx, &before, after, Change::Edited).await?;
+        save(tx, Some(ctx.user_id), &before, after, Change::Edited).await?;
     }
     Ok(())
 }
@@ -536,7 +573,7 @@ pub async fn delete(tx: &TenantTx, ctx: &TenantCtx, id: &str, expected: &Expecte
     }
     let mut after = before.clone();
     after.deleted_at = Some(now());
-    let t = save(tx, ctx, &before, after, Change::Deleted).await?;
+    let t = save(tx, Some(ctx.user_id), &before, after, Change::Deleted).await?;
     audit::record(
         tx,
         Some(ctx.user_id),
@@ -564,7 +601,7 @@ pub async fn restore(
     }
     let mut after = before.clone();
     after.deleted_at = None;
-    let t = save(tx, ctx, &before, after, Change::Restored).await?;
+    let t = save(tx, Some(ctx.user_id), &before, after, Change::Restored).await?;
     audit::record(
         tx,
         Some(ctx.user_id),
@@ -575,4 +612,23 @@ pub async fn restore(
     )
     .await?;
     Ok(t)
+}
+
+/// Hands a ticket to `user_id` (an SLA escalation): a change by the system, with no actor.
+/// Nothing happens to a deleted ticket, or when `user_id` no longer works tickets here.
+pub(crate) async fn reassign_by_system(tx: &TenantTx, id: Uuid, user_id: Uuid) -> Result<()> {
+    let Some(before) = super::current(tx, id).await? else {
+        return Ok(());
+    };
+    let works_here = tenancy::active_roles(tx, &[user_id])
+        .await?
+        .into_iter()
+        .any(|(_, role)| role.at_least(Role::Agent));
+    if before.deleted_at.is_some() || !works_here {
+        return Ok(());
+    }
+    let mut after = before.clone();
+    after.assignee_ids = vec![user_id];
+    save(tx, None, &before, after, Change::Edited).await?;
+    Ok(())
 }
