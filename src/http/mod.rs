@@ -11,10 +11,10 @@ mod org;
 pub mod problem;
 mod ratelimit;
 pub use ratelimit::RateLimits;
+mod sla;
 mod stream;
 mod tokens;
 mod web;
-mod sla;
 mod webhooks;
 mod work;
 

@@ -29,7 +29,10 @@ pub struct CalendarList {
 /// The organisation's business calendars (staff), by name.
 #[utoipa::path(get, path = "/calendars", tag = "sla", security(("bearer" = [])),
     responses((status = 200, description = "The calendars", body = CalendarList)))]
-pub async fn list_calendars(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<CalendarList>> {
+pub async fn list_calendars(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+) -> Result<Json<CalendarList>> {
     let items = calendars::list(&s.db, &ctx).await?;
     Ok(Json(CalendarList { items }))
 }
@@ -87,7 +90,10 @@ pub async fn delete_calendar(
 /// The SLA policies (staff): targets per priority, optionally per project.
 #[utoipa::path(get, path = "/sla-policies", tag = "sla", security(("bearer" = [])),
     responses((status = 200, description = "The policies", body = SlaPolicies)))]
-pub async fn list_sla_policies(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<SlaPolicies>> {
+pub async fn list_sla_policies(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+) -> Result<Json<SlaPolicies>> {
     Ok(Json(policies::list(&s.db, &ctx).await?))
 }
 

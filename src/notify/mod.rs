@@ -376,12 +376,18 @@ async fn plan(tx: &TenantTx, body: &Body, t: &Summary) -> Result<Vec<Planned>> {
             let (kind, title) = if matches!(body, Body::SlaBreached(_)) {
                 (
                     NotificationKind::SlaBreached,
-                    format!("SLA breached: {clock} on {name} was due {}", a.due_at.format("%Y-%m-%d %H:%M UTC")),
+                    format!(
+                        "SLA breached: {clock} on {name} was due {}",
+                        a.due_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
                 )
             } else {
                 (
                     NotificationKind::SlaWarning,
-                    format!("SLA warning: {clock} on {name} is due {}", a.due_at.format("%Y-%m-%d %H:%M UTC")),
+                    format!(
+                        "SLA warning: {clock} on {name} is due {}",
+                        a.due_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
                 )
             };
             // The managers always; an escalation rule may name another role.

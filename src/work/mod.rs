@@ -96,7 +96,6 @@ impl Expected {
     }
 }
 
-
 /// The instants a client may send: years 1–9999. Both databases store and order every one of
 /// them alike (SQLite compares timestamps as text, so a five-digit year would sort before
 /// 1999), and every one fits in a cursor.

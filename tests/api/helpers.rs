@@ -346,6 +346,9 @@ impl TestApp {
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.call(Method::DELETE, path, Some(token), None).await
     }
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
 
     /// Signs up a new organisation `slug` with owner `email`.
     pub async fn signup(&self, slug: &str, email: &str) -> Session {
@@ -567,6 +570,14 @@ impl TestApp {
     /// Handles every pending event now, as the worker would, through the server's own database
     /// handle (so its stream connections wake). For tests whose server runs no worker: what the
     /// test then reads is settled, with no waiting or polling. Returns how many were handled.
+    /// Announces the SLA warnings and breaches due at `now` (a moment the test chooses, so no
+    /// test waits for a clock); returns how many clocks were looked at.
+    pub async fn fire_sla_timers(&self, now: chrono::DateTime<chrono::Utc>) -> usize {
+        docket::work::sla::timers::fire_due(self.running().db(), now)
+            .await
+            .expect("SLA timers fired")
+    }
+
     pub async fn run_pending_events(&self) -> usize {
         let mailroom = &self.running().mail().mailroom;
         self.run_pending_events_with(docket::worker::handlers(mailroom))

@@ -243,6 +243,24 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         "webhook_not_found",
     ),
+    (
+        "GET",
+        "/api/v1/calendars/{calendar}",
+        None,
+        "calendar_not_found",
+    ),
+    (
+        "PATCH",
+        "/api/v1/calendars/{calendar}",
+        Some(r#"{"name": "taken over"}"#),
+        "calendar_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/calendars/{calendar}",
+        None,
+        "calendar_not_found",
+    ),
 ];
 
 struct Tenant {
@@ -266,6 +284,8 @@ struct Tenant {
     /// A webhook (to a public name nobody sends to here) and its test delivery.
     webhook: String,
     delivery: String,
+    /// A business calendar an SLA policy of the tenant counts on.
+    calendar: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -346,6 +366,23 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         )
         .await;
     let delivery = delivery.assert_ok(202)["id"].as_str().unwrap().to_owned();
+    let calendar = app
+        .post(
+            "/api/v1/calendars",
+            Some(&owner.token),
+            json!({"name": format!("hours of {slug}"), "time_zone": "Europe/Berlin",
+                   "hours": {"monday": [{"start": "09:00", "end": "17:00"}]}}),
+        )
+        .await;
+    let calendar = calendar.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    app.put(
+        "/api/v1/sla-policies",
+        &owner.token,
+        json!({"policies": [{"priority": "medium", "project_id": project, "calendar_id": calendar,
+                             "first_response_minutes": 60, "resolution_minutes": 600}]}),
+    )
+    .await
+    .assert_ok(200);
     Tenant {
         owner,
         agent,
@@ -360,6 +397,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         api_token,
         webhook,
         delivery,
+        calendar,
     }
 }
 
@@ -397,7 +435,8 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{attachment}", &a.attachment)
                 .replace("{api_token}", &a.api_token)
                 .replace("{webhook}", &a.webhook)
-                .replace("{delivery}", &a.delivery);
+                .replace("{delivery}", &a.delivery)
+                .replace("{calendar}", &a.calendar);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(
@@ -429,6 +468,19 @@ async fn another_tenants_ids_are_not_found() {
     )
     .await
     .assert_problem(404, "delivery_not_found");
+    // B's policies cannot count on A's calendar nor target A's project.
+    for policy in [
+        json!({"priority": "high", "calendar_id": a.calendar, "first_response_minutes": 5, "resolution_minutes": 50}),
+        json!({"priority": "high", "project_id": a.project, "first_response_minutes": 5, "resolution_minutes": 50}),
+    ] {
+        app.put(
+            "/api/v1/sla-policies",
+            &b.owner.token,
+            json!({"policies": [policy]}),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+    }
     // Files: B can neither add to A's ticket nor put A's file on a comment of its own.
     upload(
         &app,
@@ -566,6 +618,8 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
             "/api/v1/me/notification-preferences".to_owned(),
             "/api/v1/webhooks".to_owned(),
             format!("/api/v1/webhooks/{}/deliveries", viewer.webhook),
+            "/api/v1/calendars".to_owned(),
+            "/api/v1/sla-policies".to_owned(),
         ] {
             let res = app.get(&list, &viewer.owner.token).await;
             let text = res.assert_ok(200).to_string();
@@ -577,6 +631,7 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
                     && !text.contains(&other.invitation)
                     && !text.contains(&other.webhook)
                     && !text.contains(&other.delivery)
+                    && !text.contains(&other.calendar)
                     && !text.contains(&format!(
                         "invitee@{}",
                         other.owner.email.split('@').nth(1).unwrap()

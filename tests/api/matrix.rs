@@ -131,6 +131,11 @@ async fn every_role_gets_what_the_matrix_says() {
                 Action::EventsManage => app.get("/api/v1/admin/events?status=dead", t).await,
                 Action::MailManage => app.get("/api/v1/mail/log", t).await,
                 Action::WebhooksManage => app.get("/api/v1/webhooks", t).await,
+                Action::SlaRead => app.get("/api/v1/sla-policies", t).await,
+                Action::SlaManage => {
+                    app.put("/api/v1/sla-policies", t, json!({"policies": []}))
+                        .await
+                }
             };
             let within_scope = scope.is_none_or(|s| s >= action.scope());
             if allowed(role, action) && within_scope {

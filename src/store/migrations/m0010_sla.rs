@@ -114,13 +114,19 @@ impl MigrationTrait for Migration {
                     .primary_key(Index::create().col(SlaPolicies::OrgId).col(SlaPolicies::Id))
                     .foreign_key(
                         ForeignKey::create()
-                            .from(SlaPolicies::Table, (SlaPolicies::OrgId, SlaPolicies::ProjectId))
+                            .from(
+                                SlaPolicies::Table,
+                                (SlaPolicies::OrgId, SlaPolicies::ProjectId),
+                            )
                             .to(Projects::Table, (Projects::OrgId, Projects::Id)),
                     )
                     // A calendar in use cannot be deleted (the API answers 409 first).
                     .foreign_key(
                         ForeignKey::create()
-                            .from(SlaPolicies::Table, (SlaPolicies::OrgId, SlaPolicies::CalendarId))
+                            .from(
+                                SlaPolicies::Table,
+                                (SlaPolicies::OrgId, SlaPolicies::CalendarId),
+                            )
                             .to(Calendars::Table, (Calendars::OrgId, Calendars::Id)),
                     )
                     .to_owned(),

@@ -97,14 +97,9 @@ impl Calendar {
     pub fn open_spans(&self, from: DateTime<Utc>) -> impl Iterator<Item = Span> + '_ {
         let horizon = from + TimeDelta::days(HORIZON_DAYS as i64);
         let always = self.always_open.then_some((from, horizon)).into_iter();
-        let first_day = from
-            .date_naive()
-            .and_time(NaiveTime::MIN)
-            .and_utc();
+        let first_day = from.date_naive().and_time(NaiveTime::MIN).and_utc();
         let days = (!self.always_open)
-            .then(|| {
-                (0..=HORIZON_DAYS).map(move |n| first_day + TimeDelta::days(n as i64))
-            })
+            .then(|| (0..=HORIZON_DAYS).map(move |n| first_day + TimeDelta::days(n as i64)))
             .into_iter()
             .flatten();
         let mut pending: Option<Span> = None;
@@ -140,9 +135,13 @@ impl Calendar {
         let end = start + TimeDelta::days(1);
         let mut cuts = vec![start, end];
         let local_date = start.with_timezone(&self.tz).date_naive();
-        for date in [local_date.pred_opt(), Some(local_date), local_date.succ_opt()]
-            .into_iter()
-            .flatten()
+        for date in [
+            local_date.pred_opt(),
+            Some(local_date),
+            local_date.succ_opt(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let midnight = date.and_time(NaiveTime::MIN);
             let bounds = self.week[date.weekday().num_days_from_monday() as usize]
@@ -151,9 +150,13 @@ impl Calendar {
                 .chain([0]);
             for minute in bounds {
                 let local = midnight + TimeDelta::minutes(i64::from(minute));
-                for at in self.tz.from_local_datetime(&local).earliest().into_iter().chain(
-                    self.tz.from_local_datetime(&local).latest(),
-                ) {
+                for at in self
+                    .tz
+                    .from_local_datetime(&local)
+                    .earliest()
+                    .into_iter()
+                    .chain(self.tz.from_local_datetime(&local).latest())
+                {
                     let at = at.with_timezone(&Utc);
                     if start < at && at < end {
                         cuts.push(at);
@@ -241,7 +244,12 @@ pub fn running_spans<'a>(
 }
 
 /// Running time between `start` and `until`.
-pub fn elapsed(cal: &Calendar, start: DateTime<Utc>, until: DateTime<Utc>, pauses: &[Pause]) -> TimeDelta {
+pub fn elapsed(
+    cal: &Calendar,
+    start: DateTime<Utc>,
+    until: DateTime<Utc>,
+    pauses: &[Pause],
+) -> TimeDelta {
     running_spans(cal, start, pauses)
         .take_while(|(a, _)| *a < until)
         .map(|(a, b)| b.min(until) - a)
@@ -250,7 +258,12 @@ pub fn elapsed(cal: &Calendar, start: DateTime<Utc>, until: DateTime<Utc>, pause
 
 /// The instant at which a clock started at `start` has run for `target`; `None` while it is
 /// paused before that, or when the calendar is not open long enough within the horizon.
-pub fn due(cal: &Calendar, start: DateTime<Utc>, target: TimeDelta, pauses: &[Pause]) -> Option<DateTime<Utc>> {
+pub fn due(
+    cal: &Calendar,
+    start: DateTime<Utc>,
+    target: TimeDelta,
+    pauses: &[Pause],
+) -> Option<DateTime<Utc>> {
     let mut left = target;
     if left <= TimeDelta::zero() {
         return Some(start);
@@ -290,8 +303,19 @@ mod tests {
     }
 
     fn weekdays_nine_to_five(tz: Tz) -> Calendar {
-        let day = vec![Interval { start: 9 * 60, end: 17 * 60 }];
-        let week = [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]];
+        let day = vec![Interval {
+            start: 9 * 60,
+            end: 17 * 60,
+        }];
+        let week = [
+            day.clone(),
+            day.clone(),
+            day.clone(),
+            day.clone(),
+            day,
+            vec![],
+            vec![],
+        ];
         Calendar::new(tz, week, [], [])
     }
 
@@ -333,27 +357,54 @@ mod tests {
     fn an_open_pause_stops_the_clock_and_a_closed_one_shifts_it() {
         let cal = Calendar::around_the_clock();
         let start = at("2026-01-01T00:00:00Z");
-        let open = [Pause { from: at("2026-01-01T00:30:00Z"), to: None }];
+        let open = [Pause {
+            from: at("2026-01-01T00:30:00Z"),
+            to: None,
+        }];
         assert_eq!(due(&cal, start, TimeDelta::hours(1), &open), None);
-        let closed = [Pause { from: at("2026-01-01T00:30:00Z"), to: Some(at("2026-01-01T02:00:00Z")) }];
-        assert_eq!(due(&cal, start, TimeDelta::hours(1), &closed), Some(at("2026-01-01T02:30:00Z")));
-        assert_eq!(elapsed(&cal, start, at("2026-01-01T03:00:00Z"), &closed), TimeDelta::minutes(90));
+        let closed = [Pause {
+            from: at("2026-01-01T00:30:00Z"),
+            to: Some(at("2026-01-01T02:00:00Z")),
+        }];
+        assert_eq!(
+            due(&cal, start, TimeDelta::hours(1), &closed),
+            Some(at("2026-01-01T02:30:00Z"))
+        );
+        assert_eq!(
+            elapsed(&cal, start, at("2026-01-01T03:00:00Z"), &closed),
+            TimeDelta::minutes(90)
+        );
     }
 
     #[test]
     fn spring_forward_shortens_a_night_shift_and_fall_back_lengthens_it() {
         // 00:00–06:00 every day in Berlin: 5 hours on 29 March 2026, 7 on 25 October.
-        let night = vec![Interval { start: 0, end: 6 * 60 }];
-        let cal = Calendar::new(Tz::Europe__Berlin, std::array::from_fn(|_| night.clone()), [], []);
+        let night = vec![Interval {
+            start: 0,
+            end: 6 * 60,
+        }];
+        let cal = Calendar::new(
+            Tz::Europe__Berlin,
+            std::array::from_fn(|_| night.clone()),
+            [],
+            [],
+        );
         let open_on = |from: &str, to: &str| elapsed(&cal, at(from), at(to), &[]);
-        assert_eq!(open_on("2026-03-28T22:00:00Z", "2026-03-29T12:00:00Z"), TimeDelta::hours(5));
-        assert_eq!(open_on("2026-10-24T21:00:00Z", "2026-10-25T12:00:00Z"), TimeDelta::hours(7));
+        assert_eq!(
+            open_on("2026-03-28T22:00:00Z", "2026-03-29T12:00:00Z"),
+            TimeDelta::hours(5)
+        );
+        assert_eq!(
+            open_on("2026-10-24T21:00:00Z", "2026-10-25T12:00:00Z"),
+            TimeDelta::hours(7)
+        );
     }
 
     #[test]
     fn holidays_and_yearly_holidays_are_closed() {
         let mut cal = weekdays_nine_to_five(Tz::UTC);
-        cal.holidays.insert(NaiveDate::from_ymd_opt(2026, 12, 24).unwrap());
+        cal.holidays
+            .insert(NaiveDate::from_ymd_opt(2026, 12, 24).unwrap());
         cal.yearly.insert((12, 25));
         // Thursday 24th and Friday 25th closed: Wednesday 16:00 + 2 h is Monday 10:00.
         let due = due(&cal, at("2026-12-23T16:00:00Z"), TimeDelta::hours(2), &[]);
@@ -363,14 +414,20 @@ mod tests {
     #[test]
     fn a_calendar_never_open_has_no_due_time() {
         let cal = Calendar::new(Tz::UTC, Default::default(), [], []);
-        assert_eq!(due(&cal, at("2026-01-01T00:00:00Z"), TimeDelta::minutes(1), &[]), None);
+        assert_eq!(
+            due(&cal, at("2026-01-01T00:00:00Z"), TimeDelta::minutes(1), &[]),
+            None
+        );
     }
 
     fn calendars() -> impl Strategy<Value = Calendar> {
         let day = proptest::collection::btree_set(0u16..=48, 0..=4).prop_map(|cuts| {
             let cuts: Vec<u16> = cuts.into_iter().map(|c| c * 30).collect();
             cuts.chunks_exact(2)
-                .map(|c| Interval { start: c[0], end: c[1] })
+                .map(|c| Interval {
+                    start: c[0],
+                    end: c[1],
+                })
                 .collect::<Vec<_>>()
         });
         (
@@ -382,7 +439,10 @@ mod tests {
             .prop_map(|(zone, mut week, holidays, yearly)| {
                 // Open at least an hour on Mondays, so every clock ends within the walk.
                 if week[0].is_empty() {
-                    week[0].push(Interval { start: 10 * 60, end: 11 * 60 });
+                    week[0].push(Interval {
+                        start: 10 * 60,
+                        end: 11 * 60,
+                    });
                 }
                 let holidays = holidays.into_iter().map(|(c, back)| {
                     let (m, d) = CHANGES[c as usize];
@@ -395,14 +455,24 @@ mod tests {
     fn starts() -> impl Strategy<Value = DateTime<Utc>> {
         (0..CHANGES.len(), 0i64..4 * 24 * 60).prop_map(|(c, minutes)| {
             let (m, d) = CHANGES[c];
-            NaiveDate::from_ymd_opt(2026, m, d).unwrap().and_time(NaiveTime::MIN).and_utc()
+            NaiveDate::from_ymd_opt(2026, m, d)
+                .unwrap()
+                .and_time(NaiveTime::MIN)
+                .and_utc()
                 - TimeDelta::days(3)
                 + TimeDelta::minutes(minutes)
         })
     }
 
     fn pauses() -> impl Strategy<Value = Vec<(i64, i64, bool)>> {
-        proptest::collection::vec((0i64..3 * 24 * 60, 1i64..2 * 24 * 60, proptest::bool::weighted(0.2)), 0..3)
+        proptest::collection::vec(
+            (
+                0i64..3 * 24 * 60,
+                1i64..2 * 24 * 60,
+                proptest::bool::weighted(0.2),
+            ),
+            0..3,
+        )
     }
 
     /// Sorted, disjoint pauses after `start` (only the last may be open).

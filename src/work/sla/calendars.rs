@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -153,7 +155,10 @@ fn parse_time(s: &str) -> Option<u16> {
 fn check_zone(v: &mut Validator, zone: &str) -> Option<Tz> {
     let tz = zone.parse::<Tz>().ok();
     if tz.is_none() {
-        v.push("time_zone", "is not an IANA time zone name (such as Europe/Berlin)");
+        v.push(
+            "time_zone",
+            "is not an IANA time zone name (such as Europe/Berlin)",
+        );
     }
     tz
 }
@@ -163,7 +168,10 @@ fn check_hours(v: &mut Validator, hours: &WeeklyHours) -> [Vec<Interval>; 7] {
     let mut week: [Vec<Interval>; 7] = Default::default();
     for (d, (name, day)) in WeeklyHours::DAYS.iter().zip(hours.days()).enumerate() {
         if day.len() > MAX_INTERVALS_PER_DAY {
-            v.push(&format!("hours.{name}"), format!("at most {MAX_INTERVALS_PER_DAY} intervals a day"));
+            v.push(
+                &format!("hours.{name}"),
+                format!("at most {MAX_INTERVALS_PER_DAY} intervals a day"),
+            );
             continue;
         }
         for (i, h) in day.iter().enumerate() {
@@ -182,7 +190,10 @@ fn check_hours(v: &mut Validator, hours: &WeeklyHours) -> [Vec<Interval>; 7] {
         }
     }
     if week.iter().all(Vec::is_empty) {
-        v.push("hours", "the calendar must be open at some time of the week");
+        v.push(
+            "hours",
+            "the calendar must be open at some time of the week",
+        );
     }
     week
 }
@@ -204,7 +215,8 @@ fn check_holidays(v: &mut Validator, holidays: &[Holiday]) {
 pub fn to_calendar(m: &entity::Model) -> Result<Calendar> {
     let broken = |what: &str| Error::internal(anyhow::anyhow!("stored calendar {}: {what}", m.id));
     let tz: Tz = m.time_zone.parse().map_err(|_| broken("time zone"))?;
-    let hours: WeeklyHours = serde_json::from_value(m.hours.clone()).map_err(|_| broken("hours"))?;
+    let hours: WeeklyHours =
+        serde_json::from_value(m.hours.clone()).map_err(|_| broken("hours"))?;
     let holidays: Vec<Holiday> =
         serde_json::from_value(m.holidays.clone()).map_err(|_| broken("holidays"))?;
     let mut v = Validator::default();
@@ -277,7 +289,15 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewCalendar) -> Result<Calend
     .insert(tx.conn())
     .await
     .map_err(name_taken)?;
-    audit::record(&tx, Some(ctx.user_id), "calendar.created", "calendar", Some(row.id), json!({"name": row.name})).await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "calendar.created",
+        "calendar",
+        Some(row.id),
+        json!({"name": row.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(row.into())
 }
@@ -304,7 +324,12 @@ pub async fn get(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<CalendarView> {
 
 /// Changes a calendar; the open clocks that count on it are computed again in the same
 /// transaction.
-pub async fn update(db: &Db, ctx: &TenantCtx, id: Uuid, patch: CalendarPatch) -> Result<CalendarView> {
+pub async fn update(
+    db: &Db,
+    ctx: &TenantCtx,
+    id: Uuid,
+    patch: CalendarPatch,
+) -> Result<CalendarView> {
     access::authorize(ctx, Action::SlaManage)?;
     let mut v = Validator::default();
     if let Some(n) = &patch.name {
@@ -343,7 +368,15 @@ pub async fn update(db: &Db, ctx: &TenantCtx, id: Uuid, patch: CalendarPatch) ->
     row.updated_at = Set(store::now());
     let row = row.update(tx.conn()).await.map_err(name_taken)?;
     super::clocks::recompute_open(&tx, Some(id)).await?;
-    audit::record(&tx, Some(ctx.user_id), "calendar.updated", "calendar", Some(id), json!({"name": row.name})).await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "calendar.updated",
+        "calendar",
+        Some(id),
+        json!({"name": row.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(row.into())
 }
@@ -363,7 +396,15 @@ pub async fn delete(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<()> {
         .filter(entity::Column::Id.eq(id))
         .exec(tx.conn())
         .await?;
-    audit::record(&tx, Some(ctx.user_id), "calendar.deleted", "calendar", Some(id), json!({"name": row.name})).await?;
+    audit::record(
+        &tx,
+        Some(ctx.user_id),
+        "calendar.deleted",
+        "calendar",
+        Some(id),
+        json!({"name": row.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -376,14 +417,26 @@ mod tests {
     fn times_are_hours_and_minutes_up_to_midnight() {
         assert_eq!(parse_time("09:30"), Some(570));
         assert_eq!(parse_time("24:00"), Some(1440));
-        for bad in ["24:01", "9:30", "09:60", "0930", "+9:30", "09:3a", "", "１０:00"] {
+        for bad in [
+            "24:01",
+            "9:30",
+            "09:60",
+            "0930",
+            "+9:30",
+            "09:3a",
+            "",
+            "１０:00",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn overlapping_and_backwards_intervals_are_refused() {
-        let h = |s: &str, e: &str| OpeningHours { start: s.into(), end: e.into() };
+        let h = |s: &str, e: &str| OpeningHours {
+            start: s.into(),
+            end: e.into(),
+        };
         let mut v = Validator::default();
         let hours = WeeklyHours {
             monday: vec![h("09:00", "12:00"), h("11:00", "13:00")],
@@ -391,7 +444,9 @@ mod tests {
             ..Default::default()
         };
         check_hours(&mut v, &hours);
-        let Err(Error::Validation(errors)) = v.finish() else { panic!("accepted") };
+        let Err(Error::Validation(errors)) = v.finish() else {
+            panic!("accepted")
+        };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["hours.monday", "hours.tuesday[0]"]);
         let mut v = Validator::default();

@@ -100,7 +100,11 @@ impl Stage {
     }
 
     /// Where a running clock stands at `now`.
-    pub(crate) fn reached(now: DateTime<Utc>, warn_at: Option<DateTime<Utc>>, due_at: Option<DateTime<Utc>>) -> Stage {
+    pub(crate) fn reached(
+        now: DateTime<Utc>,
+        warn_at: Option<DateTime<Utc>>,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Stage {
         if due_at.is_some_and(|d| d <= now) {
             Stage::Breached
         } else if warn_at.is_some_and(|w| w <= now) {
@@ -154,11 +158,16 @@ pub struct TicketSla {
 }
 
 impl TicketSla {
-    pub(crate) fn from_rows(rows: impl IntoIterator<Item = entity::Model>, now: DateTime<Utc>) -> Option<TicketSla> {
+    pub(crate) fn from_rows(
+        rows: impl IntoIterator<Item = entity::Model>,
+        now: DateTime<Utc>,
+    ) -> Option<TicketSla> {
         let mut sla = TicketSla::default();
         let mut any = false;
         for row in rows {
-            let Some(kind) = ClockKind::parse(&row.kind) else { continue };
+            let Some(kind) = ClockKind::parse(&row.kind) else {
+                continue;
+            };
             let clock = Some(view(&row, now));
             any = true;
             match kind {
@@ -182,7 +191,11 @@ fn view(row: &entity::Model, now: DateTime<Utc>) -> SlaClock {
     let state = if Stage::from_db(row.stage) == Stage::Breached {
         ClockState::Breached
     } else if let Some(met) = row.met_at {
-        if late(met) { ClockState::Breached } else { ClockState::Met }
+        if late(met) {
+            ClockState::Breached
+        } else {
+            ClockState::Met
+        }
     } else if paused {
         ClockState::Paused
     } else if late(now) {
@@ -243,8 +256,9 @@ impl TryFrom<&ticket::Model> for TicketFacts {
             id: m.id,
             project_id: m.project_id,
             priority: Priority::from_rank(m.priority)?,
-            status: Status::parse(&m.status)
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("stored status {} is unknown", m.status)))?,
+            status: Status::parse(&m.status).ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("stored status {} is unknown", m.status))
+            })?,
             created_at: m.created_at,
             resolved_at: m.resolved_at,
             deleted: m.deleted_at.is_some(),
@@ -294,9 +308,13 @@ impl Plan {
             .exec(tx.conn())
             .await?;
         if !self.rows.is_empty() {
-            entity::Entity::insert_many(self.rows.into_iter().map(sea_orm::IntoActiveModel::into_active_model))
-                .exec(tx.conn())
-                .await?;
+            entity::Entity::insert_many(
+                self.rows
+                    .into_iter()
+                    .map(sea_orm::IntoActiveModel::into_active_model),
+            )
+            .exec(tx.conn())
+            .await?;
         }
         Ok(())
     }
@@ -305,7 +323,12 @@ impl Plan {
 /// The clocks of the ticket `facts` describes, at `at`, after `reply` if there was one. The
 /// current clocks are read under a row lock, so the timer worker never announces from a stage
 /// this change is about to overwrite.
-pub(crate) async fn plan(tx: &TenantTx, facts: &TicketFacts, at: DateTime<Utc>, reply: Option<Reply>) -> Result<Plan> {
+pub(crate) async fn plan(
+    tx: &TenantTx,
+    facts: &TicketFacts,
+    at: DateTime<Utc>,
+    reply: Option<Reply>,
+) -> Result<Plan> {
     let existing = tx
         .find_for_update::<entity::Entity>()
         .filter(entity::Column::TicketId.eq(facts.id))
@@ -402,7 +425,13 @@ fn sync_pauses(pauses: &mut Vec<PauseView>, paused: bool, at: DateTime<Utc>) {
 /// Due and warning instants, the business minutes of a met clock, what stays announced, and
 /// when the timer must look next.
 fn compute(row: &mut entity::Model, cal: &Calendar, pauses: &[PauseView], now: DateTime<Utc>) {
-    let pauses: Vec<Pause> = pauses.iter().map(|p| Pause { from: p.from, to: p.to }).collect();
+    let pauses: Vec<Pause> = pauses
+        .iter()
+        .map(|p| Pause {
+            from: p.from,
+            to: p.to,
+        })
+        .collect();
     let target = TimeDelta::minutes(i64::from(row.target_minutes));
     let warning = TimeDelta::seconds(target.num_seconds() * i64::from(row.warning_percent) / 100);
     row.due_at = calendar::due(cal, row.started_at, target, &pauses).map(crate::store::to_micros);
@@ -421,7 +450,11 @@ fn compute(row: &mut entity::Model, cal: &Calendar, pauses: &[PauseView], now: D
     row.next_check_at = next_check(stage, row.warn_at, row.due_at);
 }
 
-pub(crate) fn next_check(stage: Stage, warn_at: Option<DateTime<Utc>>, due_at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+pub(crate) fn next_check(
+    stage: Stage,
+    warn_at: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
     match stage {
         Stage::Quiet => warn_at.or(due_at),
         Stage::Warned => due_at,
@@ -445,7 +478,9 @@ pub(crate) async fn recompute_open(tx: &TenantTx, calendar: Option<Uuid>) -> Res
     let mut query = tx
         .find::<ticket::Entity>()
         .filter(ticket::Column::DeletedAt.is_null())
-        .filter(ticket::Column::Status.is_not_in([Status::Closed.as_str(), Status::Cancelled.as_str()]));
+        .filter(
+            ticket::Column::Status.is_not_in([Status::Closed.as_str(), Status::Cancelled.as_str()]),
+        );
     if let Some(calendar) = calendar {
         let ids: Vec<Uuid> = tx
             .find::<entity::Entity>()
@@ -491,17 +526,35 @@ mod tests {
         assert!(p.is_empty());
         sync_pauses(&mut p, true, at("2026-01-01T01:00:00Z"));
         sync_pauses(&mut p, true, at("2026-01-01T02:00:00Z"));
-        assert_eq!(p, [PauseView { from: at("2026-01-01T01:00:00Z"), to: None }]);
+        assert_eq!(
+            p,
+            [PauseView {
+                from: at("2026-01-01T01:00:00Z"),
+                to: None
+            }]
+        );
         sync_pauses(&mut p, false, at("2026-01-01T03:00:00Z"));
         assert_eq!(p[0].to, Some(at("2026-01-01T03:00:00Z")));
     }
 
     #[test]
     fn stages_follow_warning_then_due() {
-        let (w, d) = (Some(at("2026-01-01T08:00:00Z")), Some(at("2026-01-01T10:00:00Z")));
-        assert_eq!(Stage::reached(at("2026-01-01T07:59:59Z"), w, d), Stage::Quiet);
-        assert_eq!(Stage::reached(at("2026-01-01T08:00:00Z"), w, d), Stage::Warned);
-        assert_eq!(Stage::reached(at("2026-01-01T10:00:00Z"), w, d), Stage::Breached);
+        let (w, d) = (
+            Some(at("2026-01-01T08:00:00Z")),
+            Some(at("2026-01-01T10:00:00Z")),
+        );
+        assert_eq!(
+            Stage::reached(at("2026-01-01T07:59:59Z"), w, d),
+            Stage::Quiet
+        );
+        assert_eq!(
+            Stage::reached(at("2026-01-01T08:00:00Z"), w, d),
+            Stage::Warned
+        );
+        assert_eq!(
+            Stage::reached(at("2026-01-01T10:00:00Z"), w, d),
+            Stage::Breached
+        );
         assert_eq!(next_check(Stage::Quiet, w, d), w);
         assert_eq!(next_check(Stage::Warned, w, d), d);
         assert_eq!(next_check(Stage::Breached, w, d), None);

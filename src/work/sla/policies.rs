@@ -230,7 +230,10 @@ fn check_shape(v: &mut Validator, input: &SlaPoliciesInput) {
     for (i, p) in input.policies.iter().enumerate().take(MAX_POLICIES) {
         let at = |f: &str| format!("policies[{i}].{f}");
         if !seen.insert((p.project_id, p.priority)) {
-            v.push(&at("priority"), "another policy has this priority for the same project");
+            v.push(
+                &at("priority"),
+                "another policy has this priority for the same project",
+            );
         }
         for (field, value) in [
             ("first_response_minutes", Some(p.first_response_minutes)),
@@ -238,11 +241,19 @@ fn check_shape(v: &mut Validator, input: &SlaPoliciesInput) {
             ("next_response_minutes", p.next_response_minutes),
         ] {
             if let Some(m) = value {
-                v.check((1..=MAX_MINUTES).contains(&m), &at(field), "must be 1 to 525600 minutes");
+                v.check(
+                    (1..=MAX_MINUTES).contains(&m),
+                    &at(field),
+                    "must be 1 to 525600 minutes",
+                );
             }
         }
         if let Some(w) = p.warning_percent {
-            v.check((1..=99).contains(&w), &at("warning_percent"), "must be 1 to 99");
+            v.check(
+                (1..=99).contains(&w),
+                &at("warning_percent"),
+                "must be 1 to 99",
+            );
         }
         v.check(
             p.escalation.len() <= MAX_ESCALATIONS,
@@ -264,7 +275,11 @@ fn check_shape(v: &mut Validator, input: &SlaPoliciesInput) {
 }
 
 /// Projects, calendars and escalation targets must exist in the organisation.
-async fn check_references(tx: &TenantTx, v: &mut Validator, input: &SlaPoliciesInput) -> Result<()> {
+async fn check_references(
+    tx: &TenantTx,
+    v: &mut Validator,
+    input: &SlaPoliciesInput,
+) -> Result<()> {
     let projects: BTreeSet<Uuid> = input.policies.iter().filter_map(|p| p.project_id).collect();
     let known_projects: BTreeSet<Uuid> = tx
         .find::<project::Entity>()
@@ -274,7 +289,11 @@ async fn check_references(tx: &TenantTx, v: &mut Validator, input: &SlaPoliciesI
         .into_iter()
         .map(|p| p.id)
         .collect();
-    let calendars: BTreeSet<Uuid> = input.policies.iter().filter_map(|p| p.calendar_id).collect();
+    let calendars: BTreeSet<Uuid> = input
+        .policies
+        .iter()
+        .filter_map(|p| p.calendar_id)
+        .collect();
     let known_calendars: BTreeSet<Uuid> = tx
         .find::<calendars::entity::Entity>()
         .filter(calendars::entity::Column::Id.is_in(calendars))
@@ -288,13 +307,24 @@ async fn check_references(tx: &TenantTx, v: &mut Validator, input: &SlaPoliciesI
         .iter()
         .flat_map(|p| p.escalation.iter().filter_map(|e| e.reassign_to))
         .collect();
-    let roles: HashMap<Uuid, Role> = tenancy::active_roles(tx, &people).await?.into_iter().collect();
+    let roles: HashMap<Uuid, Role> = tenancy::active_roles(tx, &people)
+        .await?
+        .into_iter()
+        .collect();
     for (i, p) in input.policies.iter().enumerate() {
         if let Some(id) = p.project_id {
-            v.check(known_projects.contains(&id), &format!("policies[{i}].project_id"), "no such project");
+            v.check(
+                known_projects.contains(&id),
+                &format!("policies[{i}].project_id"),
+                "no such project",
+            );
         }
         if let Some(id) = p.calendar_id {
-            v.check(known_calendars.contains(&id), &format!("policies[{i}].calendar_id"), "no such calendar");
+            v.check(
+                known_calendars.contains(&id),
+                &format!("policies[{i}].calendar_id"),
+                "no such calendar",
+            );
         }
         for (j, e) in p.escalation.iter().enumerate() {
             if let Some(id) = e.reassign_to {
@@ -334,7 +364,9 @@ pub async fn replace(db: &Db, ctx: &TenantCtx, input: SlaPoliciesInput) -> Resul
             first_response_minutes: Set(Some(p.first_response_minutes as i32)),
             next_response_minutes: Set(p.next_response_minutes.map(|m| m as i32)),
             resolution_minutes: Set(Some(p.resolution_minutes as i32)),
-            warning_percent: Set(i32::from(p.warning_percent.unwrap_or(DEFAULT_WARNING_PERCENT))),
+            warning_percent: Set(i32::from(
+                p.warning_percent.unwrap_or(DEFAULT_WARNING_PERCENT),
+            )),
             escalation: Set(json!(p.escalation)),
             created_at: Set(now),
         })

@@ -57,7 +57,11 @@ pub async fn fire_due(db: &Db, now: DateTime<Utc>) -> Result<usize> {
     let tx = db.maintenance().await?;
     let due: Vec<(Uuid, Uuid, String)> = clock::Entity::find()
         .select_only()
-        .columns([clock::Column::OrgId, clock::Column::TicketId, clock::Column::Kind])
+        .columns([
+            clock::Column::OrgId,
+            clock::Column::TicketId,
+            clock::Column::Kind,
+        ])
         .filter(clock::Column::NextCheckAt.lte(now))
         .order_by_asc(clock::Column::NextCheckAt)
         .limit(BATCH)
@@ -72,7 +76,13 @@ pub async fn fire_due(db: &Db, now: DateTime<Utc>) -> Result<usize> {
 }
 
 /// Moves one clock to the stage it has reached, announcing it if that is further than before.
-async fn fire(db: &Db, org_id: Uuid, ticket_id: Uuid, kind: &str, now: DateTime<Utc>) -> Result<()> {
+async fn fire(
+    db: &Db,
+    org_id: Uuid,
+    ticket_id: Uuid,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let tx = db.write_org(org_id).await?;
     // The ticket first, then its clock: the order the ticket write path locks them in.
     let ticket = tickets::current(&tx, ticket_id).await?;
@@ -97,7 +107,10 @@ async fn fire(db: &Db, org_id: Uuid, ticket_id: Uuid, kind: &str, now: DateTime<
     };
     tx.update_many::<clock::Entity>()
         .col_expr(clock::Column::Stage, (reached as i16).into())
-        .col_expr(clock::Column::NextCheckAt, next_check(reached, c.warn_at, c.due_at).into())
+        .col_expr(
+            clock::Column::NextCheckAt,
+            next_check(reached, c.warn_at, c.due_at).into(),
+        )
         .filter(clock::Column::TicketId.eq(ticket_id))
         .filter(clock::Column::Kind.eq(kind))
         .exec(tx.conn())
@@ -106,6 +119,8 @@ async fn fire(db: &Db, org_id: Uuid, ticket_id: Uuid, kind: &str, now: DateTime<
         return Ok(tx.commit().await?);
     };
     if reached > stage {
+        // Decided as of `now`; recorded when it happens.
+        let at = store::now();
         let trigger = if reached == Stage::Breached {
             EscalationTrigger::Breach
         } else {
@@ -133,7 +148,7 @@ async fn fire(db: &Db, org_id: Uuid, ticket_id: Uuid, kind: &str, now: DateTime<
                 internal: true,
                 version: None,
                 changes: json!({"clock": kind, "due_at": due_at, "policy_id": c.policy_id}),
-                at: now,
+                at,
             },
         )
         .await?;
@@ -148,14 +163,17 @@ async fn fire(db: &Db, org_id: Uuid, ticket_id: Uuid, kind: &str, now: DateTime<
             clock: kind.to_owned(),
             policy_id: c.policy_id,
             due_at,
-            notify_role: rules.iter().find_map(|r| r.notify_role).map(|r| r.as_str().to_owned()),
+            notify_role: rules
+                .iter()
+                .find_map(|r| r.notify_role)
+                .map(|r| r.as_str().to_owned()),
             assignee_ids: ticket.assignee_ids.clone(),
         };
         let body = match trigger {
             EscalationTrigger::Breach => Body::SlaBreached(alert),
             EscalationTrigger::Warning => Body::SlaWarning(alert),
         };
-        events::emit(&tx, None, body, now).await?;
+        events::emit(&tx, None, body, at).await?;
         if let Some(to) = rules.iter().find_map(|r| r.reassign_to) {
             tickets::reassign_by_system(&tx, ticket.id, to).await?;
         }

@@ -162,13 +162,27 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
     clocks.save(tx).await?;
     replace_children(tx, &ticket, true, true).await?;
     let changes = diff(&Map::new(), &snapshot(&ticket));
-    record(tx, Some(ctx.user_id), Change::Created, None, &ticket, changes).await?;
+    record(
+        tx,
+        Some(ctx.user_id),
+        Change::Created,
+        None,
+        &ticket,
+        changes,
+    )
+    .await?;
     Ok(ticket)
 }
 
 /// The changes that move a ticket's SLA clocks: its policy (priority, project) or whether it
 /// is being worked on.
-const SLA_FIELDS: [&str; 5] = ["status", "priority", "project_id", "resolved_at", "deleted_at"];
+const SLA_FIELDS: [&str; 5] = [
+    "status",
+    "priority",
+    "project_id",
+    "resolved_at",
+    "deleted_at",
+];
 
 fn facts_of(t: &Ticket) -> TicketFacts {
     TicketFacts {
