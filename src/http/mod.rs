@@ -211,6 +211,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(work::project_activity))
         .routes(routes!(work::list_tickets, work::create_ticket))
+        .routes(routes!(work::search))
         .routes(routes!(
             work::get_ticket,
             work::update_ticket,

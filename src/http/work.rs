@@ -22,6 +22,7 @@ use crate::{
     work::{
         comments::{self, Comment, CommentPatch, NewComment},
         projects::{self, NewProject, Project, ProjectFilter, ProjectPatch},
+        search::{self, SearchPage, SearchParams},
         tickets::{self, Assignment, NewTicket, Ticket, TicketFilter, TicketPatch},
         timeline::{self, TimelineEntry},
         views::{self, NewSavedView, SavedView, SavedViewPatch},
@@ -141,6 +142,21 @@ pub async fn list_tickets(
 ) -> Result<Json<Page<Ticket>>> {
     let q = filter.validate(&ctx)?;
     Ok(Json(tickets::list(&s.db, &ctx, q).await?))
+}
+
+/// Search ticket titles, descriptions and comments, ranked, with highlighted snippets; any
+/// ticket list filter narrows it (`sort` does not apply: results are ordered by relevance).
+/// Requesters find only their own tickets and never internal notes.
+#[utoipa::path(get, path = "/search", tag = "tickets", params(SearchParams, TicketFilter),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of matching tickets", body = SearchPage)))]
+pub async fn search(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Query(params): Query<SearchParams>,
+    Query(filter): Query<TicketFilter>,
+) -> Result<Json<SearchPage>> {
+    Ok(Json(search::search(&s.db, &ctx, params, filter).await?))
 }
 
 /// The caller's tickets: assigned to them (for requesters: requested by them).

@@ -12,6 +12,7 @@ mod m0007_attachments;
 mod m0008_api_tokens;
 mod m0009_webhooks;
 mod m0010_sla;
+mod m0011_search;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_api_tokens::Migration),
             Box::new(m0009_webhooks::Migration),
             Box::new(m0010_sla::Migration),
+            Box::new(m0011_search::Migration),
         ]
     }
 }

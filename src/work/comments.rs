@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     Expected, attachments,
     entity::comment,
-    now,
+    now, search,
     sla::clocks::{self, Reply},
     tickets, timeline,
 };
@@ -156,6 +156,7 @@ pub async fn create(
     files.dedup();
     attachments::link(tx, ctx, ticket.id, c.id, c.internal, &files).await?;
     tickets::touch(tx, ticket.id, at).await?;
+    search::index_comment(tx, ticket.id, c.id, c.internal, &c.body).await?;
     if !c.internal {
         // A public message meets or starts a response clock.
         let reply = if ctx.role == Role::Requester {
@@ -273,6 +274,7 @@ pub async fn update(
     row.version = Set(m.version + 1);
     row.updated_at = Set(at);
     let c = Comment::from(row.update(tx.conn()).await?);
+    search::index_comment(tx, ticket.id, c.id, c.internal, &c.body).await?;
     tickets::touch(tx, ticket.id, at).await?;
     let changes = json!({"comment_id": c.id, "body": {"from": old, "to": c.body}});
     record(tx, ctx, &ticket, &c, Change::Updated, changes).await?;
@@ -284,6 +286,7 @@ pub async fn delete(tx: &TenantTx, ctx: &TenantCtx, id: Uuid, expected: &Expecte
     let mut c = Comment::from(m.clone());
     attachments::remove_of_comment(tx, ctx, &ticket, c.id).await?;
     m.delete(tx.conn()).await?;
+    search::unindex(tx, c.id).await?;
     c.updated_at = now();
     tickets::touch(tx, ticket.id, c.updated_at).await?;
     // The timeline keeps what was said, so the deletion stays explainable.

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{
     Priority, Status,
     entity::{assignee, comment, event, label, project},
+    search,
     tickets::{Ticket, diff, move_to, snapshot, to_model},
 };
 use crate::{error::Result, store::TenantTx};
@@ -268,11 +269,27 @@ pub(crate) async fn tickets(tx: &TenantTx, tickets: Vec<ImportedTicket>) -> Resu
         comments: rows.comments.len() as u64,
         timeline_entries: rows.timeline.len() as u64,
     };
+    let ticket_docs = rows.tickets.iter().map(|t| search::Document {
+        doc_id: *t.id.as_ref(),
+        ticket_id: *t.id.as_ref(),
+        internal: false,
+        title: t.title.as_ref().clone(),
+        body: t.description.as_ref().clone().unwrap_or_default(),
+    });
+    let comment_docs = rows.comments.iter().map(|c| search::Document {
+        doc_id: *c.id.as_ref(),
+        ticket_id: *c.ticket_id.as_ref(),
+        internal: *c.internal.as_ref(),
+        title: String::new(),
+        body: c.body.as_ref().clone(),
+    });
+    let docs: Vec<search::Document> = ticket_docs.chain(comment_docs).collect();
     insert_chunked(tx, rows.tickets, 20).await?;
     insert_chunked(tx, rows.assignees, 3).await?;
     insert_chunked(tx, rows.labels, 3).await?;
     insert_chunked(tx, rows.comments, 9).await?;
     insert_chunked(tx, rows.timeline, 10).await?;
+    search::index_many(tx, docs).await?;
     Ok(imported)
 }
 

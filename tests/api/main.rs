@@ -22,6 +22,7 @@ mod processes;
 mod projects;
 mod ratelimit;
 mod rls;
+mod search;
 mod sla;
 mod stream;
 mod tickets;

@@ -411,13 +411,10 @@ pub(crate) async fn plan(
 
 /// Opens a pause when the ticket stops being worked on, closes it when work resumes.
 fn sync_pauses(pauses: &mut Vec<PauseView>, paused: bool, at: DateTime<Utc>) {
-    match pauses.last_mut() {
-        Some(last) if last.to.is_none() => {
-            if !paused {
-                last.to = Some(at);
-            }
-        }
-        _ if paused => pauses.push(PauseView { from: at, to: None }),
+    let open = pauses.last_mut().filter(|last| last.to.is_none());
+    match (open, paused) {
+        (Some(last), false) => last.to = Some(at),
+        (None, true) => pauses.push(PauseView { from: at, to: None }),
         _ => {}
     }
 }

@@ -204,9 +204,8 @@ fn sort_value(sort: SortKey, m: &ticket::Model) -> i64 {
     }
 }
 
-/// The query of one page: filters, visibility, order and keyset position (no offset).
-fn list_select(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
-    use sea_orm::sea_query::ExprTrait as _;
+/// The tickets the caller may see that match the filters (no order, no page).
+fn filtered(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
     let mut s = ticket::Entity::find().filter(ticket::Column::OrgId.eq(ctx.org_id));
     s = if q.deleted {
         s.filter(ticket::Column::DeletedAt.is_not_null())
@@ -258,6 +257,21 @@ fn list_select(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
     if let Some(d) = q.updated_since {
         s = s.filter(ticket::Column::UpdatedAt.gte(d));
     }
+    s
+}
+
+/// `SELECT id` of the tickets [`filtered`] finds, for a search to rank within.
+pub(crate) fn filtered_ids(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Statement {
+    filtered(ctx, q)
+        .select_only()
+        .column(ticket::Column::Id)
+        .build(backend)
+}
+
+/// The query of one page: filters, visibility, order and keyset position (no offset).
+fn list_select(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
+    use sea_orm::sea_query::ExprTrait as _;
+    let mut s = filtered(ctx, q);
     let col = match q.sort {
         SortKey::CreatedAt => ticket::Column::CreatedAt,
         SortKey::UpdatedAt => ticket::Column::UpdatedAt,

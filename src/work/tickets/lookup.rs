@@ -266,6 +266,17 @@ pub(crate) async fn current(tx: &TenantTx, id: Uuid) -> Result<Option<Ticket>> {
     }
 }
 
+/// The tickets with these ids, in that order (those that are gone left out).
+pub(crate) async fn load_many(tx: &TenantTx, ids: &[Uuid]) -> Result<Vec<Ticket>> {
+    let mut rows = tx
+        .find::<ticket::Entity>()
+        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+        .all(tx.conn())
+        .await?;
+    rows.sort_by_key(|m| ids.iter().position(|id| *id == m.id));
+    load(tx, rows).await
+}
+
 pub(super) async fn load_one(tx: &TenantTx, m: ticket::Model) -> Result<Ticket> {
     load(tx, vec![m])
         .await?

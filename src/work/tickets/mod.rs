@@ -13,8 +13,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Priority, Status, entity::ticket, sla::TicketSla};
+pub(crate) use list::filtered_ids;
 pub use list::{ListQuery, SortKey, TicketFilter, list, list_statement, mine};
 pub use lookup::get;
+pub(crate) use lookup::load_many;
 pub(crate) use lookup::{
     Summary, TicketHandle, assignees_of, current, find_visible, id_of, summary, touch,
 };

@@ -31,7 +31,7 @@ use crate::{
     work::{
         Expected, Priority, Status,
         entity::{assignee, label, ticket},
-        now, projects,
+        now, projects, search,
         sla::clocks::{self, TicketFacts},
         status::{Stamps, transition},
         timeline, to_micros, watchers,
@@ -160,6 +160,7 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         .insert(tx.conn())
         .await?;
     clocks.save(tx).await?;
+    search::index_ticket(tx, &ticket).await?;
     replace_children(tx, &ticket, true, true).await?;
     let changes = diff(&Map::new(), &snapshot(&ticket));
     record(
@@ -412,6 +413,9 @@ async fn save(
     }
     if let Some(clocks) = clocks {
         clocks.save(tx).await?;
+    }
+    if changes.contains_key("title") || changes.contains_key("description") {
+        search::index_ticket(tx, &after).await?;
     }
     replace_children(
         tx,
