@@ -527,7 +527,7 @@ mod tests {
         );
         assert_eq!(
             fts5_query(r#""paper jam" or toner -laser"#).as_deref(),
-            Some(r#"("paper jam" OR "toner") NOT "laser""#)
+            Some(r#"(("paper jam" OR "toner")) NOT "laser""#)
         );
         assert_eq!(
             fts5_query("a OR b c").as_deref(),
