@@ -136,6 +136,8 @@ pub async fn start(
         mailroom: mail.mailroom.clone(),
         files,
         webhooks: webhooks.clone(),
+        reports: crate::store::replica::Reads::new(db.clone(), store_cfg, &serve_cfg.replica)
+            .await?,
         rate_limits: http::RateLimits::new(&serve_cfg.rate_limits),
         hasher: crate::identity::Hasher::start(),
         metrics: crate::http::ops::recorder(),

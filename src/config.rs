@@ -81,6 +81,21 @@ pub struct ServeConfig {
     pub rate_limits: RateLimitConfig,
     #[command(flatten)]
     pub webhooks: WebhookConfig,
+    #[command(flatten)]
+    pub replica: ReplicaConfig,
+}
+
+/// A read replica for reports.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ReplicaConfig {
+    /// `postgres://…` of a streaming replica of `DATABASE_URL` that reports read from while it
+    /// is reachable and no further behind than `DOCKET_REPLICA_MAX_LAG_SECS`.
+    #[arg(long, env = "DATABASE_REPLICA_URL", value_parser = parse_secret, hide_env_values = true)]
+    pub database_replica_url: Option<Secret>,
+    /// How far behind the primary (seconds of replay) the replica may be and still serve
+    /// reports; beyond it, and while it does not answer, reports read from the primary.
+    #[arg(long, env = "DOCKET_REPLICA_MAX_LAG_SECS", default_value_t = 30)]
+    pub replica_max_lag_secs: u64,
 }
 
 /// Outbound webhook requests.

@@ -189,10 +189,12 @@ pub enum Action {
     SlaRead,
     /// Create and change business calendars and SLA policies.
     SlaManage,
+    /// Reports on open work, throughput and SLA attainment (managers and above).
+    ReportRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -217,6 +219,7 @@ impl Action {
         Action::WebhooksManage,
         Action::SlaRead,
         Action::SlaManage,
+        Action::ReportRead,
     ];
 }
 
@@ -226,7 +229,7 @@ impl Action {
         use Action::*;
         match self {
             OrgRead | UserList | UserRead | ProjectRead | ProjectActivity | TicketRead
-            | SlaRead => Scope::Read,
+            | SlaRead | ReportRead => Scope::Read,
             ProjectManage | TicketCreate | TicketUpdate | TicketDelete | CommentCreate
             | CommentInternal => Scope::Write,
             OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
@@ -245,7 +248,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
         TicketCreate | CommentCreate => role == Role::Requester || role.at_least(Role::Agent),
         UserList | UserRead | ProjectActivity | SlaRead => role.at_least(Role::Viewer),
         TicketUpdate | CommentInternal => role.at_least(Role::Agent),
-        ProjectManage | TicketDelete => role.at_least(Role::Manager),
+        ProjectManage | TicketDelete | ReportRead => role.at_least(Role::Manager),
         OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
         | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage => {
             role.at_least(Role::Admin)
@@ -350,7 +353,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 24] = [
+        let expected: [(Action, [bool; 6]); 25] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -375,6 +378,7 @@ mod tests {
             (WebhooksManage, [true, true, false, false, false, false]),
             (SlaRead, [true, true, true, true, true, false]),
             (SlaManage, [true, true, false, false, false, false]),
+            (ReportRead, [true, true, true, false, false, false]),
         ];
         assert_eq!(expected.len(), Action::ALL.len());
         for (action, row) in expected {
@@ -396,6 +400,7 @@ mod tests {
             ProjectActivity,
             TicketRead,
             SlaRead,
+            ReportRead,
         ];
         let admin = [
             OrgUpdate,

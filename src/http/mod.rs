@@ -11,6 +11,7 @@ mod org;
 pub mod problem;
 mod ratelimit;
 pub use ratelimit::RateLimits;
+mod reports;
 mod sla;
 mod stream;
 mod tokens;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub files: crate::files::Files,
     /// Webhook secrets' vault and URL guard.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Where reports read from (a fresh replica, else the primary).
+    pub reports: crate::store::replica::Reads,
     /// Requests per minute per credential, organisation and address.
     pub rate_limits: Arc<ratelimit::RateLimits>,
     /// This server's password hashing threads.
@@ -80,6 +83,7 @@ pub struct AppState {
         (name = "api-tokens", description = "Long-lived credentials for other systems"),
         (name = "webhooks", description = "Signed event deliveries to other systems"),
         (name = "sla", description = "Business calendars and service-level targets"),
+        (name = "reports", description = "Open work, throughput and SLA attainment, as JSON or CSV"),
         (name = "views", description = "The caller's saved ticket list views"),
         (name = "notifications", description = "The caller's in-app notifications"),
         (name = "real time", description = "Live ticket changes and notifications (SSE and WebSocket)"),
@@ -199,6 +203,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
             sla::delete_calendar
         ))
         .routes(routes!(sla::list_sla_policies, sla::replace_sla_policies))
+        .routes(routes!(reports::summary_report))
+        .routes(routes!(reports::throughput_report))
+        .routes(routes!(reports::sla_report))
         .routes(routes!(org::get_org, org::update_org))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))

@@ -3,6 +3,7 @@
 //! row-level security inside the transaction.
 
 pub(crate) mod migrations;
+pub mod replica;
 
 use std::{
     sync::{
@@ -174,6 +175,15 @@ impl Db {
     pub async fn connect(cfg: &StoreConfig) -> anyhow::Result<Self> {
         validate_role_name(&cfg.db_app_role)?;
         open(cfg, true).await
+    }
+
+    /// Another pool to the same data (a replica), sharing this one's signals.
+    fn sibling(&self, conn: DatabaseConnection) -> Db {
+        Db {
+            conn,
+            backend: self.backend,
+            signals: self.signals.clone(),
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -11,6 +11,7 @@ pub mod comments;
 mod entity;
 pub mod import;
 pub mod projects;
+pub mod reports;
 pub mod search;
 pub mod sla;
 pub mod status;

@@ -3,8 +3,8 @@ use std::time::Duration;
 use docket::{
     app::{self, Running},
     config::{
-        FilesConfig, MailConfig, RateLimitConfig, Secret, ServeConfig, StoreConfig, WebhookConfig,
-        WorkerConfig,
+        FilesConfig, MailConfig, RateLimitConfig, ReplicaConfig, Secret, ServeConfig, StoreConfig,
+        WebhookConfig, WorkerConfig,
     },
     events::{Handlers, dispatch},
 };
@@ -150,6 +150,16 @@ pub async fn spawn_app_tuned(
     worker: Option<WorkerConfig>,
     tune: impl FnOnce(&mut StoreConfig, &mut ServeConfig),
 ) -> TestApp {
+    try_spawn_app_tuned(worker, tune)
+        .await
+        .expect("server starts")
+}
+
+/// Like [`spawn_app_tuned`], for settings the server may refuse to start with.
+pub async fn try_spawn_app_tuned(
+    worker: Option<WorkerConfig>,
+    tune: impl FnOnce(&mut StoreConfig, &mut ServeConfig),
+) -> anyhow::Result<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend() {
         Backend::Sqlite => None,
@@ -188,15 +198,14 @@ pub async fn spawn_app_tuned(
             webhook_allowed_nets: vec!["127.0.0.0/8".parse().unwrap()],
             webhook_timeout_secs: 2,
         },
+        replica: ReplicaConfig::default(),
     };
     tune(&mut store, &mut serve);
-    let running = app::start(&store, &serve, worker)
-        .await
-        .expect("server starts");
+    let running = app::start(&store, &serve, worker).await?;
     // SQLite: the default file under the data directory.
     let database_url = database_url
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("docket.db").display()));
-    TestApp {
+    Ok(TestApp {
         base: format!("http://{}", running.addr),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -205,7 +214,7 @@ pub async fn spawn_app_tuned(
         database_url,
         running: Some(running),
         _dir: dir,
-    }
+    })
 }
 
 /// Mail settings for a test server: off, or through the SMTP server at `smtp_url`.

@@ -619,6 +619,8 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
             "/api/v1/webhooks".to_owned(),
             format!("/api/v1/webhooks/{}/deliveries", viewer.webhook),
             "/api/v1/calendars".to_owned(),
+            "/api/v1/reports/summary".to_owned(),
+            "/api/v1/reports/sla".to_owned(),
             "/api/v1/search?q=secret%20or%20whisper%20or%20alpha%20or%20beta".to_owned(),
             "/api/v1/sla-policies".to_owned(),
         ] {

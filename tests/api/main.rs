@@ -21,6 +21,7 @@ mod plans;
 mod processes;
 mod projects;
 mod ratelimit;
+mod reports;
 mod rls;
 mod search;
 mod sla;

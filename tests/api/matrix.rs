@@ -132,6 +132,7 @@ async fn every_role_gets_what_the_matrix_says() {
                 Action::MailManage => app.get("/api/v1/mail/log", t).await,
                 Action::WebhooksManage => app.get("/api/v1/webhooks", t).await,
                 Action::SlaRead => app.get("/api/v1/sla-policies", t).await,
+                Action::ReportRead => app.get("/api/v1/reports/summary", t).await,
                 Action::SlaManage => {
                     app.put("/api/v1/sla-policies", t, json!({"policies": []}))
                         .await
