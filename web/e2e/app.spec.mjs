@@ -745,6 +745,54 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     }
   });
 
+  step("SLA: a calendar and a policy, clocks on the ticket; search with highlights; reports with a CSV", async () => {
+    const page = state.owner;
+    await page.goto("/admin/sla");
+    await page.getByRole("button", { name: "New calendar" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Name").fill("Support hours");
+    await dialog.getByLabel("Monday").fill("08:00-12:00, 13:00-17:00");
+    await dialog.getByLabel("Holidays").fill("2026-12-25 yearly Christmas");
+    await dialog.getByRole("button", { name: "Create calendar" }).click();
+    await page.getByTestId("calendar").filter({ hasText: "Support hours" }).waitFor();
+    await page.getByRole("button", { name: "Add policy" }).click();
+    const policy = page.getByTestId("policy").first();
+    await choose(page, "Priority", "urgent", policy);
+    await page.getByRole("button", { name: "Save policies" }).click();
+    await page.getByText("Policies saved; open tickets recomputed").waitFor();
+    await axe(page, "SLA settings");
+    await shot(page, "sla");
+    // The urgent ticket now has clocks, with how their due times were computed.
+    await page.goto("/tickets/OPS-4");
+    const clocks = page.getByTestId("sla-clocks");
+    await clocks.getByTestId("sla-badge").first().waitFor();
+    assert.equal(await clocks.getByTestId("sla-badge").first().getAttribute("data-state"), "running");
+    await clocks.getByTestId("sla-badge").first().hover();
+    await page.getByText(/Target 4 h of business time on around the clock/).waitFor();
+    await page.goto("/tickets");
+    await page.getByTestId("ticket-row").filter({ hasText: "Payroll export fails" }).getByTestId("sla-badge").waitFor();
+
+    await page.goto("/search");
+    await page.getByLabel("Search tickets and comments").fill("payroll");
+    await page.keyboard.press("Enter");
+    const hit = page.getByTestId("search-hit").filter({ hasText: "Payroll export fails" });
+    await hit.locator("mark").first().waitFor();
+    await axe(page, "search results");
+    await shot(page, "search");
+
+    await page.goto("/reports");
+    await eventually(async () => Number(await page.getByTestId("stat-created").innerText()) >= 4, "the summary");
+    await page.getByTestId("sla-report").waitFor();
+    const [file] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("region", { name: "Open work" }).getByRole("button", { name: "CSV" }).click(),
+    ]);
+    const csv = readFileSync(await file.path(), "utf8");
+    assert.ok(csv.startsWith("section,key,count\r\n"), csv);
+    await axe(page, "reports");
+    await shot(page, "reports");
+  });
+
   step("on a phone", async () => {
     const page = await newPage({ width: 390, height: 844 });
     // Olivia now belongs to two organisations: without naming one, the form asks beside the field.

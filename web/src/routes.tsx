@@ -72,6 +72,18 @@ export const routes: RouteObject[] = [
             lazy: () => import("./admin/Webhooks").then((m) => ({ Component: m.Webhooks })),
           },
           {
+            path: "search",
+            lazy: () => import("./search/SearchPage").then((m) => ({ Component: m.SearchPage })),
+          },
+          {
+            path: "reports",
+            lazy: () => import("./reports/Reports").then((m) => ({ Component: m.Reports })),
+          },
+          {
+            path: "admin/sla",
+            lazy: () => import("./admin/Sla").then((m) => ({ Component: m.Sla })),
+          },
+          {
             path: "admin/events",
             lazy: () => import("./admin/DeadEvents").then((m) => ({ Component: m.DeadEvents })),
           },

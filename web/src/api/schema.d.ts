@@ -306,6 +306,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/calendars": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organisation's business calendars (staff), by name. */
+        get: operations["list_calendars"];
+        put?: never;
+        /**
+         * Create a business calendar (admins): an IANA time zone, opening hours per weekday (several
+         *     intervals a day) and holidays.
+         */
+        post: operations["create_calendar"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/calendars/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One business calendar (staff). */
+        get: operations["get_calendar"];
+        put?: never;
+        post?: never;
+        /** Delete a calendar no policy uses (admins); 409 `calendar_in_use` otherwise. */
+        delete: operations["delete_calendar"];
+        options?: never;
+        head?: never;
+        /** Change a calendar (admins); the open tickets whose clocks count on it are computed again. */
+        patch: operations["update_calendar"];
+        trace?: never;
+    };
     "/api/v1/comments/{id}": {
         parameters: {
             query?: never;
@@ -655,6 +695,105 @@ export interface paths {
         /** What happened in the project and its tickets, newest first (not for requesters). */
         get: operations["project_activity"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/sla": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * SLA attainment per policy, priority and clock, with business-minute percentiles, for the
+         *     clocks started in the period (managers).
+         */
+        get: operations["sla_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open tickets by status, priority, assignee and project, and the tickets created and
+         *     resolved in the period (managers). `Accept: text/csv` for a CSV file.
+         */
+        get: operations["summary_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/throughput": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tickets created and resolved per day or week of the period (managers). */
+        get: operations["throughput_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search ticket titles, descriptions and comments, ranked, with highlighted snippets; any
+         *     ticket list filter narrows it (`sort` does not apply: results are ordered by relevance).
+         *     Requesters find only their own tickets and never internal notes.
+         */
+        get: operations["search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sla-policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The SLA policies (staff): targets per priority, optionally per project. */
+        get: operations["list_sla_policies"];
+        /**
+         * Replace the SLA policies (admins). Every ticket that is not closed, cancelled or deleted
+         *     has its clocks and due times computed again in the same transaction.
+         */
+        put: operations["replace_sla_policies"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1180,6 +1319,15 @@ export interface components {
         ApiTokenList: {
             items: components["schemas"]["ApiToken"][];
         };
+        AssigneeCount: {
+            /**
+             * Format: uuid
+             * @description Absent: tickets nobody is assigned to.
+             */
+            assignee_id?: string | null;
+            /** Format: int64 */
+            count: number;
+        };
         Assignment: {
             /** @description The new assignees (replacing the current ones); `[]` unassigns everyone. */
             assignee_ids: string[];
@@ -1250,6 +1398,33 @@ export interface components {
             token_type: string;
             user: components["schemas"]["UserSummary"];
         };
+        CalendarList: {
+            items: components["schemas"]["CalendarView"][];
+        };
+        CalendarPatch: {
+            /** @description Replaces the holidays. */
+            holidays?: components["schemas"]["Holiday"][] | null;
+            hours?: components["schemas"]["WeeklyHours"] | null;
+            name?: string | null;
+            time_zone?: string | null;
+        };
+        CalendarView: {
+            /** Format: date-time */
+            created_at: string;
+            holidays: components["schemas"]["Holiday"][];
+            hours: components["schemas"]["WeeklyHours"];
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @description IANA name, e.g. `Europe/Berlin`. */
+            time_zone: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @enum {string} */
+        ClockKind: "first_response" | "next_response" | "resolution";
+        /** @enum {string} */
+        ClockState: "running" | "paused" | "met" | "breached";
         Comment: {
             /** Format: uuid */
             author_id: string;
@@ -1293,8 +1468,47 @@ export interface components {
              */
             status_code?: number | null;
         };
+        /**
+         * @description What happens when a clock of the policy warns or breaches (beside telling the assignees and
+         *     the managers): tell every member of a role, and/or hand the ticket to someone.
+         */
+        Escalation: {
+            notify_role?: components["schemas"]["Role"] | null;
+            on: components["schemas"]["EscalationTrigger"];
+            /**
+             * Format: uuid
+             * @description The ticket is reassigned to this member (agent or above).
+             */
+            reassign_to?: string | null;
+        };
+        /**
+         * @description When an escalation rule acts.
+         * @enum {string}
+         */
+        EscalationTrigger: "warning" | "breach";
         /** @enum {string} */
         EventStatus: "pending" | "processing" | "done" | "dead";
+        /** @description How a clock's due time was computed. */
+        Explanation: {
+            /**
+             * Format: uuid
+             * @description The calendar counted on; absent: around the clock (UTC).
+             */
+            calendar_id?: string | null;
+            /** @description The stretches the clock did not run. */
+            pauses: components["schemas"]["PauseView"][];
+            /** Format: uuid */
+            policy_id: string;
+            /** Format: date-time */
+            started_at: string;
+            /**
+             * Format: int32
+             * @description Business minutes allowed.
+             */
+            target_minutes: number;
+            /** Format: int32 */
+            warning_percent: number;
+        };
         /** @description One invalid input field, reported in a 422 problem's `errors` list. */
         FieldError: {
             field: string;
@@ -1302,6 +1516,14 @@ export interface components {
         };
         ForgotPassword: {
             email: string;
+        };
+        /** @description A closed day: once, or every year on its month and day. */
+        Holiday: {
+            /** Format: date */
+            date: string;
+            name?: string;
+            /** @description Closed on this month and day every year. */
+            recurring?: boolean;
         };
         /** @description The IMAP mailbox, as admins see it (never its password). */
         ImapMailbox: {
@@ -1364,6 +1586,8 @@ export interface components {
          * @enum {string}
          */
         IngestRoute: "http" | "command" | "imap";
+        /** @enum {string} */
+        Interval: "day" | "week";
         Invitation: {
             /** Format: date-time */
             created_at: string;
@@ -1468,6 +1692,13 @@ export interface components {
             /** @description `dkt_…`: send it as `Authorization: Bearer <token>`. It is not shown again. */
             token: string;
         };
+        NewCalendar: {
+            holidays?: components["schemas"]["Holiday"][];
+            hours: components["schemas"]["WeeklyHours"];
+            name: string;
+            /** @example Europe/Berlin */
+            time_zone: string;
+        };
         NewComment: {
             /**
              * @description Files you uploaded to this ticket (`POST /tickets/{id}/attachments`) that the comment
@@ -1554,7 +1785,17 @@ export interface components {
             type: components["schemas"]["NotificationKind"];
         };
         /** @enum {string} */
-        NotificationKind: "assigned" | "unassigned" | "comment" | "mentioned" | "status_changed" | "webhook_disabled";
+        NotificationKind: "assigned" | "unassigned" | "comment" | "mentioned" | "status_changed" | "webhook_disabled" | "sla_warning" | "sla_breached";
+        /**
+         * @description One opening interval, local time: `{"start": "09:00", "end": "12:30"}` (`end` may be
+         *     `24:00`).
+         */
+        OpeningHours: {
+            /** @example 17:00 */
+            end: string;
+            /** @example 09:00 */
+            start: string;
+        };
         /** @description An organisation a person belongs to, with their role there. */
         OrgMembership: {
             organization: components["schemas"]["Organization"];
@@ -1838,6 +2079,7 @@ export interface components {
                 resolution_due_at?: string | null;
                 /** Format: date-time */
                 resolved_at?: string | null;
+                sla?: components["schemas"]["TicketSla"] | null;
                 status: components["schemas"]["Status"];
                 title: string;
                 /** Format: date-time */
@@ -1916,6 +2158,22 @@ export interface components {
             current_password: string;
             new_password: string;
         };
+        /** @description A pause as stored and shown. */
+        PauseView: {
+            /** Format: date-time */
+            from: string;
+            /**
+             * Format: date-time
+             * @description Absent while the pause lasts.
+             */
+            to?: string | null;
+        };
+        Period: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+        };
         Person: {
             active: boolean;
             email: string;
@@ -1941,6 +2199,11 @@ export interface components {
         };
         /** @enum {string} */
         Priority: "low" | "medium" | "high" | "urgent";
+        PriorityCount: {
+            /** Format: int64 */
+            count: number;
+            priority: components["schemas"]["Priority"];
+        };
         /** @description An error response body. */
         Problem: {
             /** @description The states that may follow the current one (409 `invalid_transition` only). */
@@ -1981,6 +2244,13 @@ export interface components {
             name: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        ProjectCount: {
+            /** Format: int64 */
+            count: number;
+            key: string;
+            /** Format: uuid */
+            project_id: string;
         };
         ProjectPatch: {
             /** @description `false` brings an archived project back. */
@@ -2027,6 +2297,16 @@ export interface components {
          * @enum {string}
          */
         Scope: "read" | "write" | "admin";
+        SearchHit: {
+            /** @description The best-matching passage as HTML: text escaped, matches in `<mark>`. */
+            snippet: string;
+            ticket: components["schemas"]["Ticket"];
+        };
+        SearchPage: {
+            items: components["schemas"]["SearchHit"][];
+            /** @description Pass as `cursor` with the same query for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
         SignupRequest: {
             /** Format: email */
             email: string;
@@ -2035,8 +2315,135 @@ export interface components {
             organization_slug?: string | null;
             password: string;
         };
+        SlaClock: {
+            /**
+             * Format: int32
+             * @description Business minutes from start to met (met clocks).
+             */
+            business_minutes?: number | null;
+            /**
+             * Format: date-time
+             * @description Absent while paused.
+             */
+            due_at?: string | null;
+            explanation: components["schemas"]["Explanation"];
+            /** Format: date-time */
+            met_at?: string | null;
+            state: components["schemas"]["ClockState"];
+            /** Format: date-time */
+            warn_at?: string | null;
+        };
+        SlaPolicies: {
+            policies: components["schemas"]["SlaPolicy"][];
+        };
+        SlaPoliciesInput: {
+            policies: components["schemas"]["SlaPolicyInput"][];
+        };
+        SlaPolicy: {
+            /** Format: uuid */
+            calendar_id?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            escalation: components["schemas"]["Escalation"][];
+            /** Format: int32 */
+            first_response_minutes?: number | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: int32 */
+            next_response_minutes?: number | null;
+            priority: components["schemas"]["Priority"];
+            /** Format: uuid */
+            project_id?: string | null;
+            /** Format: int32 */
+            resolution_minutes?: number | null;
+            /** Format: int32 */
+            warning_percent: number;
+        };
+        /** @description One policy as it is sent to `PUT /sla-policies`. */
+        SlaPolicyInput: {
+            /**
+             * Format: uuid
+             * @description The business calendar the clocks count on; none = around the clock (UTC).
+             */
+            calendar_id?: string | null;
+            escalation?: components["schemas"]["Escalation"][];
+            /**
+             * Format: int32
+             * @description Business minutes to the first public reply by staff.
+             */
+            first_response_minutes: number;
+            /**
+             * Format: int32
+             * @description Business minutes to answer each later message of the requester.
+             */
+            next_response_minutes?: number | null;
+            priority: components["schemas"]["Priority"];
+            /**
+             * Format: uuid
+             * @description Only tickets of this project; a project's own policy wins over the organisation's for
+             *     the same priority.
+             */
+            project_id?: string | null;
+            /**
+             * Format: int32
+             * @description Business minutes to resolution.
+             */
+            resolution_minutes: number;
+            /**
+             * Format: int32
+             * @description The share of a target after which the clock warns (default 80).
+             */
+            warning_percent?: number | null;
+        };
+        SlaReport: {
+            period: components["schemas"]["Period"];
+            /** Format: uuid */
+            project_id?: string | null;
+            rows: components["schemas"]["SlaRow"][];
+        };
+        /** @description One clock kind of one policy and priority. */
+        SlaRow: {
+            /**
+             * Format: double
+             * @description Met ÷ (met + breached), as a percentage; absent while nothing is decided.
+             */
+            attainment?: number | null;
+            /** Format: int64 */
+            breached: number;
+            clock: components["schemas"]["ClockKind"];
+            /**
+             * Format: int64
+             * @description Clocks started in the period.
+             */
+            clocks: number;
+            /** Format: int64 */
+            met: number;
+            /**
+             * Format: int32
+             * @description Business minutes to meet it (met clocks, on time or late): median, 90th and 95th
+             *     percentile.
+             */
+            p50_minutes?: number | null;
+            /** Format: int32 */
+            p90_minutes?: number | null;
+            /** Format: int32 */
+            p95_minutes?: number | null;
+            /** Format: uuid */
+            policy_id: string;
+            priority: components["schemas"]["Priority"];
+            /**
+             * Format: int64
+             * @description Neither met nor breached yet.
+             */
+            running: number;
+        };
         /** @enum {string} */
         Status: "open" | "in_progress" | "pending" | "resolved" | "closed" | "cancelled";
+        StatusCount: {
+            /** Format: int64 */
+            count: number;
+            status: components["schemas"]["Status"];
+        };
         /** @description One entry as clients receive it. `id` is the position to resume after. */
         StreamEvent: {
             /** Format: date-time */
@@ -2056,9 +2463,50 @@ export interface components {
             /** @example reset */
             type: string;
         };
+        /** @description Open tickets now (not resolved, closed, cancelled or deleted), and the period's flow. */
+        SummaryReport: {
+            /**
+             * Format: int64
+             * @description Filed in the period.
+             */
+            created: number;
+            /** Format: int64 */
+            open: number;
+            open_by_assignee: components["schemas"]["AssigneeCount"][];
+            open_by_priority: components["schemas"]["PriorityCount"][];
+            open_by_project: components["schemas"]["ProjectCount"][];
+            open_by_status: components["schemas"]["StatusCount"][];
+            period: components["schemas"]["Period"];
+            /** Format: uuid */
+            project_id?: string | null;
+            /**
+             * Format: int64
+             * @description Resolved in the period.
+             */
+            resolved: number;
+        };
         SwitchRequest: {
             /** @description Slug or id of another organisation the caller belongs to. */
             organization: string;
+        };
+        ThroughputBucket: {
+            /** Format: int64 */
+            created: number;
+            /** Format: int64 */
+            resolved: number;
+            /**
+             * Format: date
+             * @description The day, or the Monday of the week (UTC).
+             */
+            start: string;
+        };
+        ThroughputReport: {
+            /** @description Every bucket of the period, empty ones included, oldest first. */
+            buckets: components["schemas"]["ThroughputBucket"][];
+            interval: components["schemas"]["Interval"];
+            period: components["schemas"]["Period"];
+            /** Format: uuid */
+            project_id?: string | null;
         };
         Ticket: {
             assignee_ids: string[];
@@ -2097,6 +2545,7 @@ export interface components {
             resolution_due_at?: string | null;
             /** Format: date-time */
             resolved_at?: string | null;
+            sla?: components["schemas"]["TicketSla"] | null;
             status: components["schemas"]["Status"];
             title: string;
             /** Format: date-time */
@@ -2131,6 +2580,12 @@ export interface components {
             requester_id?: string | null;
             status?: components["schemas"]["Status"] | null;
             title?: string | null;
+        };
+        /** @description A ticket's clocks. */
+        TicketSla: {
+            first_response?: components["schemas"]["SlaClock"] | null;
+            next_response?: components["schemas"]["SlaClock"] | null;
+            resolution?: components["schemas"]["SlaClock"] | null;
         };
         TimelineEntry: {
             /**
@@ -2258,6 +2713,16 @@ export interface components {
         WebhookWithSecret: components["schemas"]["Webhook"] & {
             /** @description `whsec_…`: verifies the `webhook-signature` of every delivery. Not shown again. */
             secret: string;
+        };
+        /** @description Opening hours per weekday; a day left out or empty is closed. */
+        WeeklyHours: {
+            friday?: components["schemas"]["OpeningHours"][];
+            monday?: components["schemas"]["OpeningHours"][];
+            saturday?: components["schemas"]["OpeningHours"][];
+            sunday?: components["schemas"]["OpeningHours"][];
+            thursday?: components["schemas"]["OpeningHours"][];
+            tuesday?: components["schemas"]["OpeningHours"][];
+            wednesday?: components["schemas"]["OpeningHours"][];
         };
     };
     responses: never;
@@ -4695,6 +5160,703 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthResponse"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_calendars: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The calendars */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarList"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_calendar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewCalendar"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarView"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_calendar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The calendar */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarView"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_calendar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_calendar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CalendarPatch"];
+            };
+        };
+        responses: {
+            /** @description The changed calendar */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarView"];
                 };
             };
             /** @description Malformed request (bad JSON or query) */
@@ -8523,6 +9685,891 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_TimelineEntry"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sla_report: {
+        parameters: {
+            query?: {
+                /** @description Only this project. */
+                project_id?: string;
+                /** @description Start of the period (default: 30 days before `to`). */
+                from?: string;
+                /** @description End of the period, exclusive (default: now). */
+                to?: string;
+                /** @description Throughput buckets: `day` (default) or `week` (weeks start on Monday, UTC). */
+                interval?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description SLA attainment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlaReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    summary_report: {
+        parameters: {
+            query?: {
+                /** @description Only this project. */
+                project_id?: string;
+                /** @description Start of the period (default: 30 days before `to`). */
+                from?: string;
+                /** @description End of the period, exclusive (default: now). */
+                to?: string;
+                /** @description Throughput buckets: `day` (default) or `week` (weeks start on Monday, UTC). */
+                interval?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The summary */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SummaryReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    throughput_report: {
+        parameters: {
+            query?: {
+                /** @description Only this project. */
+                project_id?: string;
+                /** @description Start of the period (default: 30 days before `to`). */
+                from?: string;
+                /** @description End of the period, exclusive (default: now). */
+                to?: string;
+                /** @description Throughput buckets: `day` (default) or `week` (weeks start on Monday, UTC). */
+                interval?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Throughput */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ThroughputReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    search: {
+        parameters: {
+            query?: {
+                /** @description Words to find. `"a phrase"` in quotes, `-word` to exclude, `or` between alternatives. */
+                q?: string;
+                project_id?: string;
+                /** @description One or more statuses, comma-separated: `open,in_progress`. */
+                status?: string;
+                /** @description One or more priorities, comma-separated: `high,urgent`. */
+                priority?: string;
+                /** @description An assignee's id, or `me`. */
+                assignee?: string;
+                /** @description A requester's id, or `me`. */
+                requester?: string;
+                /** @description Tickets carrying this label. */
+                label?: string;
+                /** @description Due before this instant (years 1–9999). */
+                due_before?: string;
+                /** @description Changed at or after this instant (years 1–9999). */
+                updated_since?: string;
+                /**
+                 * @description `created_at`, `updated_at`, `priority` or `due_at`, with `-` for descending
+                 *     (default `-created_at`). Tickets without a due date come last either way.
+                 */
+                sort?: string;
+                /** @description Only deleted tickets (admins). */
+                deleted?: boolean;
+                /** @description Items per page (1–200, default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of matching tickets */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchPage"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_sla_policies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policies */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlaPolicies"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replace_sla_policies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SlaPoliciesInput"];
+            };
+        };
+        responses: {
+            /** @description The stored policies */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlaPolicies"];
                 };
             };
             /** @description Malformed request (bad JSON or query) */

@@ -2,6 +2,9 @@ import { AppShell, Burger, Group, NavLink, ScrollArea, Text, Tooltip, VisuallyHi
 import { useDisclosure } from "@mantine/hooks";
 import {
   IconBell,
+  IconChartBar,
+  IconClockHour4,
+  IconSearch,
   IconFolders,
   IconLayoutKanban,
   IconListDetails,
@@ -32,11 +35,14 @@ export function AppLayout() {
     { to: "/tickets", label: staff ? "Tickets" : "My tickets", icon: IconListDetails, show: true },
     { to: "/board", label: "Board", icon: IconLayoutKanban, show: staff },
     { to: "/notifications", label: "Notifications", icon: IconBell, show: true },
+    { to: "/search", label: "Search", icon: IconSearch, show: true },
     { to: "/projects", label: "Projects", icon: IconFolders, show: staff },
+    { to: "/reports", label: "Reports", icon: IconChartBar, show: atLeast(role, "manager") },
     { to: "/admin/people", label: "People", icon: IconUsers, show: atLeast(role, "admin") },
     { to: "/admin/settings", label: "Organization", icon: IconSettings, show: atLeast(role, "admin") },
     { to: "/admin/mail", label: "Mail", icon: IconMail, show: atLeast(role, "admin") },
     { to: "/admin/webhooks", label: "Webhooks", icon: IconWebhook, show: atLeast(role, "admin") },
+    { to: "/admin/sla", label: "SLA", icon: IconClockHour4, show: atLeast(role, "admin") },
     { to: "/admin/events", label: "Dead events", icon: IconSkull, show: atLeast(role, "admin") },
   ];
 

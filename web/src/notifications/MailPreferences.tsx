@@ -15,6 +15,8 @@ const KINDS: Record<Kind, string> = {
   mentioned: "Someone mentions you",
   status_changed: "Status changes on your tickets",
   webhook_disabled: "A webhook Docket stopped delivering to (admins)",
+  sla_warning: "An SLA clock of your tickets nears its due time (staff)",
+  sla_breached: "An SLA clock of your tickets passed its due time (staff)",
 };
 
 const DELIVERIES: { value: Delivery; label: string }[] = [

@@ -15,6 +15,7 @@ import { Link, useSearchParams } from "react-router";
 import { api, call } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
 import { Failed, Loading } from "../ui/states";
+import { SlaBadge } from "../sla/SlaBadge";
 import { PriorityBadge } from "./badges";
 import { ConflictDialog } from "./ConflictDialog";
 import { STATUSES, statusInfo, type Status, type Ticket } from "./model";
@@ -171,7 +172,10 @@ function BoardCard({ ticket, canEdit }: { ticket: Ticket; canEdit: boolean }) {
             {ticket.key}
           </Text>
         </Group>
-        <PriorityBadge priority={ticket.priority} />
+        <Group gap={4} wrap="nowrap">
+          <SlaBadge sla={ticket.sla} />
+          <PriorityBadge priority={ticket.priority} />
+        </Group>
       </Group>
       <Text size="sm" lineClamp={2}>
         {ticket.title}

@@ -21,6 +21,7 @@ import { api, call } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
 import { Empty, Failed, Loading } from "../ui/states";
 import { relative } from "../ui/time";
+import { SlaBadge } from "../sla/SlaBadge";
 import { PriorityBadge, StatusBadge } from "./badges";
 import { CreateTicket } from "./CreateTicket";
 import { SORTS, apiQuery, isFiltered, paramsFromView, viewFromParams, type ListView } from "./filters";
@@ -195,6 +196,7 @@ export function TicketList() {
                 <Table.Th>Title</Table.Th>
                 <Table.Th>Status</Table.Th>
                 <Table.Th visibleFrom="sm">Priority</Table.Th>
+                {staff && <Table.Th visibleFrom="sm">SLA</Table.Th>}
                 {staff && <Table.Th visibleFrom="md">Assignees</Table.Th>}
                 <Table.Th visibleFrom="md">Due</Table.Th>
                 <Table.Th visibleFrom="sm">Updated</Table.Th>
@@ -236,6 +238,11 @@ export function TicketList() {
                   <Table.Td visibleFrom="sm">
                     <PriorityBadge priority={t.priority} />
                   </Table.Td>
+                  {staff && (
+                    <Table.Td visibleFrom="sm" onClick={(e) => e.stopPropagation()}>
+                      <SlaBadge sla={t.sla} />
+                    </Table.Td>
+                  )}
                   {staff && (
                     <Table.Td visibleFrom="md">
                       <Text size="sm" lineClamp={1}>

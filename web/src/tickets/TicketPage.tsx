@@ -22,6 +22,7 @@ import { api, call } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
 import { Failed, Loading } from "../ui/states";
 import { dateTime } from "../ui/time";
+import { SlaClocks, useCalendarNames } from "../sla/SlaBadge";
 import { PriorityBadge, StatusBadge } from "./badges";
 import { TicketFiles } from "./Attachments";
 import { Comments } from "./Comments";
@@ -67,6 +68,7 @@ function TicketView({
   const role = useSession()?.role;
   const canEdit = atLeast(role, "agent");
   const staff = atLeast(role, "viewer");
+  const calendars = useCalendarNames(staff);
   const projects = useProjects(true);
   const project = projects.data?.find((p) => p.id === t.project_id);
   // Editing keeps the version it started from: a save after someone else's change is a conflict.
@@ -151,6 +153,7 @@ function TicketView({
                     Opened {dateTime(t.created_at)} · version {t.version}
                   </Text>
                 </Group>
+                {staff && <SlaClocks sla={t.sla} calendars={calendars} />}
                 <Text className="pre-wrap" c={t.description ? undefined : "dimmed"}>
                   {t.description || "No description."}
                 </Text>
