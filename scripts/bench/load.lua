@@ -1,6 +1,7 @@
 -- Docket's load scenarios for wrk. scripts/bench/run writes the actors file (signed-in people
 -- with their project and some of their tickets) and names the scenario:
---   DOCKET_SCENARIO  list | get | create | update | comment | mixed
+--   DOCKET_SCENARIO  list | get | create | update | comment | mixed | path
+--   DOCKET_PATH      for `path`: the GET every request sends (search, reports)
 --   DOCKET_ACTORS    path of a Lua file returning { actors = { {token, project, list, tickets} } }
 -- Each wrk thread takes every n-th ticket, so no two threads change the same ticket, and walks
 -- its tickets round-robin, skipping one whose update has not been answered yet.
@@ -69,6 +70,9 @@ local requests = {
   list = function()
     local a = pick_actor()
     return wrk.format("GET", "/api/v1/tickets?" .. a.list, auth(a))
+  end,
+  path = function()
+    return wrk.format("GET", os.getenv("DOCKET_PATH"), auth(pick_actor()))
   end,
   get = function()
     local t = pick_ticket()
