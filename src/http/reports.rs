@@ -112,36 +112,32 @@ pub async fn summary_report(
     let (db, source) = s.reports.pick().await;
     let report = reports::summary(&db, &ctx, scope).await?;
     Ok(answer(&headers, source, report, |r| {
+        let row =
+            |section: &str, key: String, count: u64| vec![section.into(), key, count.to_string()];
         let mut rows = vec![
-            vec!["period".into(), "created".into(), r.created.to_string()],
-            vec!["period".into(), "resolved".into(), r.resolved.to_string()],
-            vec!["open".into(), "all".into(), r.open.to_string()],
+            row("period", "created".into(), r.created),
+            row("period", "resolved".into(), r.resolved),
+            row("open", "all".into(), r.open),
         ];
-        rows.extend(r.open_by_status.iter().map(|c| {
-            vec![
-                "open_by_status".into(),
-                c.status.as_str().into(),
-                c.count.to_string(),
-            ]
-        }));
-        rows.extend(r.open_by_priority.iter().map(|c| {
-            vec![
-                "open_by_priority".into(),
-                c.priority.as_str().into(),
-                c.count.to_string(),
-            ]
-        }));
-        rows.extend(r.open_by_assignee.iter().map(|c| {
-            vec![
-                "open_by_assignee".into(),
-                opt(c.assignee_id),
-                c.count.to_string(),
-            ]
-        }));
+        rows.extend(
+            r.open_by_status
+                .iter()
+                .map(|c| row("open_by_status", c.status.as_str().into(), c.count)),
+        );
+        rows.extend(
+            r.open_by_priority
+                .iter()
+                .map(|c| row("open_by_priority", c.priority.as_str().into(), c.count)),
+        );
+        rows.extend(
+            r.open_by_assignee
+                .iter()
+                .map(|c| row("open_by_assignee", opt(c.assignee_id), c.count)),
+        );
         rows.extend(
             r.open_by_project
                 .iter()
-                .map(|c| vec!["open_by_project".into(), c.key.clone(), c.count.to_string()]),
+                .map(|c| row("open_by_project", c.key.clone(), c.count)),
         );
         csv_response("summary", &["section", "key", "count"], rows)
     }))
