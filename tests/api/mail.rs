@@ -466,7 +466,8 @@ async fn notification_mails_follow_preferences_and_walls() {
         .as_array()
         .unwrap()
         .clone();
-    assert_eq!(prefs.len(), 5);
+    // The five ticket kinds and the two SLA kinds (news of webhooks is for admins).
+    assert_eq!(prefs.len(), 7);
     assert!(prefs.iter().all(|p| p["delivery"] == "immediately"));
 
     app.run_pending_events().await;
