@@ -405,7 +405,9 @@ pub async fn search(
     };
     let from = match backend {
         DbBackend::Postgres => "search_documents d",
-        _ => "search_fts JOIN search_documents d ON d.seq = search_fts.rowid",
+        // CROSS JOIN fixes SQLite's join order: the full-text match first, then each match's
+        // document by key (the other order runs the match once per document of the tenant).
+        _ => "search_fts CROSS JOIN search_documents d ON d.seq = search_fts.rowid",
     };
     let (ids_sql, ids_values) = embed(tickets::filtered_ids(ctx, &q, backend), 3);
     let after = 3 + ids_values.len();
@@ -494,7 +496,7 @@ async fn snippets(
         _ => format!(
             "SELECT d.ticket_id AS ticket_id, snippet(search_fts, -1, ?4, ?5, ' … ', 24) AS snippet, \
                -bm25(search_fts, 4.0, 1.0) AS rank \
-             FROM search_fts JOIN search_documents d ON d.seq = search_fts.rowid \
+             FROM search_fts CROSS JOIN search_documents d ON d.seq = search_fts.rowid \
              WHERE search_fts MATCH ?1 AND d.org_id = ?2 AND (?3 OR NOT d.internal) \
                AND d.ticket_id IN ({})",
             list.join(", ")
