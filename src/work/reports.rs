@@ -188,6 +188,20 @@ const TICKETS: &str =
 const OPEN: &str = "t.status NOT IN ('resolved', 'closed', 'cancelled')";
 
 #[derive(FromQueryResult)]
+struct OpenGroup {
+    status: String,
+    priority: i16,
+    project_id: Uuid,
+    count: i64,
+}
+
+#[derive(FromQueryResult)]
+struct Flow {
+    created: i64,
+    resolved: i64,
+}
+
+#[derive(FromQueryResult)]
 struct Group<K: sea_orm::TryGetable> {
     key: K,
     count: i64,
@@ -218,14 +232,27 @@ fn unknown(what: &str) -> Error {
 pub async fn summary(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<SummaryReport> {
     authorize(ctx)?;
     let tx = db.read(ctx).await?;
-    let by = |column: &str| {
-        format!(
-            "SELECT {column} AS key, COUNT(*) AS count FROM tickets t WHERE {TICKETS} AND {OPEN} GROUP BY {column}"
-        )
-    };
-    let by_status = groups::<String>(&tx, &by("t.status"), &scope, vec![]).await?;
-    let by_priority = groups::<i16>(&tx, &by("t.priority"), &scope, vec![]).await?;
-    let by_project = groups::<Uuid>(&tx, &by("t.project_id"), &scope, vec![]).await?;
+    let backend = tx.conn().get_database_backend();
+    // One pass over the open tickets for all three breakdowns (each is a sum over the others).
+    let open = OpenGroup::find_by_statement(statement(
+        backend,
+        &format!(
+            "SELECT t.status, t.priority, t.project_id, COUNT(*) AS count FROM tickets t \
+             WHERE {TICKETS} AND {OPEN} GROUP BY t.status, t.priority, t.project_id"
+        ),
+        [tx.org_id().into(), scope.project_id.into()],
+    ))
+    .all(tx.conn())
+    .await?;
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_priority: BTreeMap<i16, u64> = BTreeMap::new();
+    let mut by_project: BTreeMap<Uuid, u64> = BTreeMap::new();
+    for g in &open {
+        let n = u64::try_from(g.count).unwrap_or_default();
+        *by_status.entry(g.status.clone()).or_default() += n;
+        *by_priority.entry(g.priority).or_default() += n;
+        *by_project.entry(g.project_id).or_default() += n;
+    }
     let by_assignee = groups::<Option<Uuid>>(
         &tx,
         &format!(
@@ -237,19 +264,23 @@ pub async fn summary(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<SummaryRe
         vec![],
     )
     .await?;
-    let in_period = |column: &str| {
-        format!(
-            "SELECT 'all' AS key, COUNT(*) AS count FROM tickets t WHERE {TICKETS} AND t.{column} >= $3 AND t.{column} < $4"
-        )
-    };
-    let period = vec![scope.from.into(), scope.to.into()];
-    let created = groups::<String>(&tx, &in_period("created_at"), &scope, period.clone()).await?;
-    let resolved = groups::<String>(&tx, &in_period("resolved_at"), &scope, period).await?;
-    let keys: BTreeMap<Uuid, String> =
-        projects::keys_of(&tx, by_project.iter().map(|(p, _)| *p).collect())
-            .await?
-            .into_iter()
-            .collect();
+    // And one pass for the period's flow.
+    let flow = Flow::find_by_statement(statement(
+        backend,
+        &format!(
+            "SELECT COALESCE(SUM(CASE WHEN t.created_at >= $3 AND t.created_at < $4 THEN 1 ELSE 0 END), 0) AS created, \
+                    COALESCE(SUM(CASE WHEN t.resolved_at >= $3 AND t.resolved_at < $4 THEN 1 ELSE 0 END), 0) AS resolved \
+             FROM tickets t WHERE {TICKETS} AND (t.created_at >= $3 OR t.resolved_at >= $3)"
+        ),
+        [tx.org_id().into(), scope.project_id.into(), scope.from.into(), scope.to.into()],
+    ))
+    .one(tx.conn())
+    .await?
+    .unwrap_or(Flow { created: 0, resolved: 0 });
+    let keys: BTreeMap<Uuid, String> = projects::keys_of(&tx, by_project.keys().copied().collect())
+        .await?
+        .into_iter()
+        .collect();
     tx.commit().await?;
     let mut open_by_status = by_status
         .into_iter()
@@ -285,7 +316,6 @@ pub async fn summary(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<SummaryRe
         })
         .collect();
     open_by_project.sort_by(|a, b| a.key.cmp(&b.key));
-    let first = |g: Vec<(String, u64)>| g.first().map_or(0, |(_, n)| *n);
     Ok(SummaryReport {
         period: Period {
             from: scope.from,
@@ -297,8 +327,8 @@ pub async fn summary(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<SummaryRe
         open_by_priority,
         open_by_assignee,
         open_by_project,
-        created: first(created),
-        resolved: first(resolved),
+        created: u64::try_from(flow.created).unwrap_or_default(),
+        resolved: u64::try_from(flow.resolved).unwrap_or_default(),
     })
 }
 
