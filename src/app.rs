@@ -143,7 +143,7 @@ pub async fn start(
         metrics: crate::http::ops::recorder(),
         stopping: stopped.clone(),
     };
-    let app = http::router(state, serve_cfg.max_body_bytes);
+    let app = http::router(state, serve_cfg.max_body_bytes, serve_cfg.server_timing);
     let listener = tokio::net::TcpListener::bind(serve_cfg.addr)
         .await
         .with_context(|| format!("binding {}", serve_cfg.addr))?;

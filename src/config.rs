@@ -83,6 +83,11 @@ pub struct ServeConfig {
     pub webhooks: WebhookConfig,
     #[command(flatten)]
     pub replica: ReplicaConfig,
+    /// Adds a `Server-Timing` header to every answer with the database statements and
+    /// transactions the request cost (for measuring; off by default, as it tells clients
+    /// something of the server's inner workings).
+    #[arg(long, env = "DOCKET_SERVER_TIMING", default_value_t = false)]
+    pub server_timing: bool,
 }
 
 /// A read replica for reports.

@@ -1,6 +1,11 @@
 //! The permission matrix. Every handler asks `authorize(ctx, action)`; nothing else decides
 //! whether a role may act.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -78,10 +83,32 @@ pub struct TenantCtx {
     /// The ceiling of an API token's rights (`None`: a person signed in, bounded by the role
     /// alone).
     pub scope: Option<Scope>,
+    /// Set when the caller is a signed access token whose session and role the database has
+    /// still to confirm: every transaction opened for this caller does so in the statement that
+    /// enters the tenant (ADR 0021).
+    pub(crate) proof: Option<SessionProof>,
+}
+
+/// A signed access token's claim that its session is live and its role current. The store
+/// confirms it inside each transaction the request opens (`store::Db::read`/`write`), and the
+/// HTTP layer refuses to answer a request whose claim no transaction confirmed.
+#[derive(Clone, Debug, Default)]
+pub struct SessionProof(Arc<AtomicBool>);
+
+impl SessionProof {
+    pub fn confirmed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn confirm(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl TenantCtx {
-    pub(crate) fn authenticated(
+    /// A caller whose access is already established (a worker acting for an event's
+    /// organisation, an API token looked up, a test planning queries).
+    pub fn authenticated(
         org_id: Uuid,
         user_id: Uuid,
         role: Role,
@@ -93,7 +120,22 @@ impl TenantCtx {
             role,
             session_id,
             scope: None,
+            proof: None,
         }
+    }
+
+    /// The person an access token names, as it claims: session `session_id`, with `role`. The
+    /// first transaction opened for them checks both.
+    pub(crate) fn claimed(org_id: Uuid, user_id: Uuid, role: Role, session_id: Uuid) -> Self {
+        Self {
+            proof: Some(SessionProof::default()),
+            ..Self::authenticated(org_id, user_id, role, Some(session_id))
+        }
+    }
+
+    /// The claim still to be confirmed, if any.
+    pub fn proof(&self) -> Option<&SessionProof> {
+        self.proof.as_ref()
     }
 
     /// The owner of API token `scope` acting through it.

@@ -1,7 +1,10 @@
 //! Request extractors that answer bad input with precise problems instead of axum's plain-text
 //! rejections, and the bearer-token authentication extractor.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+};
 
 use axum::{
     body::Bytes,
@@ -13,7 +16,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{AppState, problem::Problem};
 use crate::{
-    access::{self, Scope, TenantCtx},
+    access::{self, Scope, SessionProof, TenantCtx},
     error::FieldError,
     identity,
 };
@@ -242,8 +245,56 @@ impl FromRequestParts<AppState> for Auth {
         if ctx.scope == Some(Scope::Read) && !safe {
             return Err(access::insufficient_scope(Scope::Write).into());
         }
+        if let (Some(proof), Some(slot)) = (ctx.proof(), parts.extensions.get::<ProofSlot>()) {
+            slot.hold(proof.clone());
+        }
         Ok(Auth(ctx))
     }
+}
+
+/// Where the authentication extractor leaves a signed token's claim for
+/// [`answer_only_confirmed`] to look at once the handler has answered.
+#[derive(Clone, Default)]
+struct ProofSlot(Arc<Mutex<Vec<SessionProof>>>);
+
+impl ProofSlot {
+    fn hold(&self, proof: SessionProof) {
+        if let Ok(mut held) = self.0.lock() {
+            held.push(proof);
+        }
+    }
+
+    fn all_confirmed(&self) -> bool {
+        self.0
+            .lock()
+            .map(|held| held.iter().all(SessionProof::confirmed))
+            .unwrap_or(false)
+    }
+}
+
+/// A signed access token is confirmed (live session, current role) inside the transactions the
+/// handler opens, not before it runs (ADR 0021). A handler that answered success without
+/// opening one would have served a token whose session may have ended: its answer is replaced
+/// by a 401, and the omission logged as the bug it is (the HTTP suite runs every operation
+/// through this check).
+pub async fn answer_only_confirmed(mut req: Request, next: axum::middleware::Next) -> Response {
+    let slot = ProofSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let res = next.run(req).await;
+    let success = res.status().is_success() || res.status().is_redirection();
+    if success && !slot.all_confirmed() {
+        tracing::error!(
+            status = res.status().as_u16(),
+            "a handler answered without confirming the caller's session"
+        );
+        return Problem::unauthorized(
+            "invalid_token",
+            "the access token could not be confirmed; sign in again",
+            true,
+        )
+        .into_response();
+    }
+    res
 }
 
 /// The caller when the request carries a bearer token (which must then be valid), else nobody:

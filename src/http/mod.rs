@@ -42,7 +42,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::{
     identity::{Hasher, tokens::TokenKeys},
     request_id,
-    store::Db,
+    store::{Db, cost},
 };
 use problem::Problem;
 
@@ -276,7 +276,7 @@ fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (routes, api)
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, max_body_bytes: usize, server_timing: bool) -> Router {
     let (routes, api) = build();
     routes
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", api))
@@ -284,6 +284,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             axum::routing::any(web::app).layer(tower_http::compression::CompressionLayer::new()),
         )
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(extract::answer_only_confirmed))
         .layer(CatchPanicLayer::custom(problem::panic_response))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -305,14 +306,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
+                    let cost = cost::current().unwrap_or_default();
                     tracing::info!(
                         status = res.status().as_u16(),
                         latency_ms = latency.as_millis() as u64,
+                        db_statements = cost.statements(),
+                        db_transactions = cost.transactions(),
                         "served"
                     );
                 }),
         )
-        .layer(middleware::from_fn(with_request_id))
+        .layer(middleware::from_fn_with_state(
+            server_timing,
+            with_request_id,
+        ))
         .with_state(state)
 }
 
@@ -355,12 +362,27 @@ fn loggable_path(path: &str) -> String {
 }
 
 /// Gives every request the server's own id, visible to all layers below (logs, problems, the
-/// audit log, events) and returned in the `x-request-id` header of every response.
-async fn with_request_id(req: Request, next: Next) -> Response {
+/// audit log, events) and returned in the `x-request-id` header of every response; and counts
+/// what it costs the database (in the log line, and in `Server-Timing` when turned on).
+async fn with_request_id(State(server_timing): State<bool>, req: Request, next: Next) -> Response {
     let id = request_id::generate();
-    let mut res = request_id::scope(id.clone(), next.run(req)).await;
+    let counted = Arc::new(cost::Cost::default());
+    let mut res = cost::measure(
+        counted.clone(),
+        request_id::scope(id.clone(), next.run(req)),
+    )
+    .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    let timing = format!(
+        "db;desc=\"statements={} transactions={}\"",
+        counted.statements(),
+        counted.transactions()
+    );
+    if server_timing && let Ok(value) = HeaderValue::from_str(&timing) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("server-timing"), value);
     }
     res
 }

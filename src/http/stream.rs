@@ -108,7 +108,10 @@ async fn start_after(
     };
     match named {
         Some(n) if n < 0 => Err(invalid()),
-        Some(n) => Ok(n),
+        Some(n) => {
+            identity::confirm(&s.db, ctx).await?;
+            Ok(n)
+        }
         None => Ok(stream::head(&s.db, ctx).await?),
     }
 }
@@ -157,7 +160,7 @@ fn follow(
                 _ = stopping.wait_for(|stop| *stop) => return,
             };
             if access_changed || checked.elapsed() >= RECHECK_ACCESS {
-                match identity::authenticate(&s.db, &s.keys, &token).await {
+                match identity::authenticate_now(&s.db, &s.keys, &token).await {
                     Ok(current) => ctx = current,
                     Err(_) => return,
                 }

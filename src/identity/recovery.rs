@@ -80,6 +80,9 @@ pub async fn accept_invitation(
     req: AcceptInvitation,
     signed_in: Option<TenantCtx>,
 ) -> Result<AuthResponse> {
+    if let Some(ctx) = &signed_in {
+        super::confirm(db, ctx).await?;
+    }
     let token =
         OrgToken::parse(OrgToken::INVITATION, token).ok_or(Error::NotFound("invitation"))?;
     // Check the token before any (slow) hashing.

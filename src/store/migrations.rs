@@ -13,8 +13,10 @@ mod m0008_api_tokens;
 mod m0009_webhooks;
 mod m0010_sla;
 mod m0011_search;
+mod m0012_session_entry;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
+pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
 
 pub struct Migrator;
 
@@ -33,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_webhooks::Migration),
             Box::new(m0010_sla::Migration),
             Box::new(m0011_search::Migration),
+            Box::new(m0012_session_entry::Migration),
         ]
     }
 }

@@ -199,6 +199,8 @@ pub async fn try_spawn_app_tuned(
             webhook_timeout_secs: 2,
         },
         replica: ReplicaConfig::default(),
+        // Every answer says what it cost the database (tests/api/plans.rs holds requests to it).
+        server_timing: true,
     };
     tune(&mut store, &mut serve);
     let running = app::start(&store, &serve, worker).await?;
@@ -357,6 +359,20 @@ impl TestApp {
     }
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
         self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    /// A new access token for `session` (after its role changed: the old token is refused).
+    pub async fn fresh_token(&self, session: &Session) -> String {
+        self.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": session.refresh}),
+        )
+        .await
+        .assert_ok(200)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Signs up a new organisation `slug` with owner `email`.

@@ -23,6 +23,7 @@ mod projects;
 mod ratelimit;
 mod reports;
 mod rls;
+mod roundtrips;
 mod search;
 mod sla;
 mod stream;

@@ -135,12 +135,26 @@ async fn role_rules_hold() {
             .assert_ok(200)["role"],
         "admin"
     );
-    // The demotion takes effect at once, with the same access token.
-    app.patch(&user(&admin), &owner.token, json!({"role": "viewer"}))
+    // The demotion takes effect at once: the access token signed for the old role is refused
+    // (the client refreshes it), and the new role's token may not do what the old role could.
+    let stale = app
+        .patch(&user(&admin), &owner.token, json!({"role": "viewer"}))
+        .await;
+    stale.assert_problem(401, "invalid_token");
+    let token = app.fresh_token(&owner).await;
+    app.patch(&user(&admin), &token, json!({"role": "viewer"}))
         .await
         .assert_problem(403, "forbidden");
 
     // Names: people change their own; admins cannot rename others.
+    let agent = Session {
+        token: app.fresh_token(&agent).await,
+        ..agent
+    };
+    let admin = Session {
+        token: app.fresh_token(&admin).await,
+        ..admin
+    };
     assert_eq!(
         app.patch(&user(&agent), &agent.token, json!({"name": "Agnes"}))
             .await

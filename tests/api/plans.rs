@@ -126,13 +126,7 @@ async fn a_page_of_tickets_never_scans_the_table() {
     load(&conn, org, Uuid::parse_str(&project).unwrap(), user).await;
     let backend = conn.get_database_backend();
 
-    let ctx = |role| TenantCtx {
-        org_id: org,
-        user_id: user,
-        role,
-        session_id: None,
-        scope: None,
-    };
+    let ctx = |role| TenantCtx::authenticated(org, user, role, None);
     let after = docket::pagination::encode_keyed(0, Uuid::nil());
     let filters: Vec<(&str, TicketFilter)> = vec![
         ("newest first", TicketFilter::default()),

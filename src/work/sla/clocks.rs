@@ -459,15 +459,6 @@ pub(crate) fn next_check(
     }
 }
 
-/// The clocks of these tickets, for their API answers.
-pub(crate) async fn of_tickets(tx: &TenantTx, ids: Vec<Uuid>) -> Result<Vec<entity::Model>> {
-    Ok(tx
-        .find::<entity::Entity>()
-        .filter(entity::Column::TicketId.is_in(ids))
-        .all(tx.conn())
-        .await?)
-}
-
 /// Computes again the clocks of every ticket that is not closed, cancelled or deleted (after
 /// the policies changed), or of those counting on one calendar (after it changed), and their
 /// due columns. Returns how many tickets it looked at.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{MAX_LABEL, Ticket, lookup::load};
+use super::{MAX_LABEL, Ticket, lookup::assemble};
 use crate::{
     access::{self, Action, TenantCtx},
     error::Result,
@@ -195,13 +195,28 @@ fn micros_to_time(v: i64) -> DateTime<Utc> {
 /// `due_at` of a ticket without one, in cursors.
 const NO_DATE: i64 = i64::MIN;
 
-fn sort_value(sort: SortKey, m: &ticket::Model) -> i64 {
+fn sort_value(sort: SortKey, t: &Ticket) -> i64 {
     match sort {
-        SortKey::CreatedAt => m.created_at.timestamp_micros(),
-        SortKey::UpdatedAt => m.updated_at.timestamp_micros(),
-        SortKey::Priority => i64::from(m.priority),
-        SortKey::DueAt => m.due_at.map_or(NO_DATE, |d| d.timestamp_micros()),
+        SortKey::CreatedAt => t.created_at.timestamp_micros(),
+        SortKey::UpdatedAt => t.updated_at.timestamp_micros(),
+        SortKey::Priority => i64::from(t.priority.rank()),
+        SortKey::DueAt => t.due_at.map_or(NO_DATE, |d| d.timestamp_micros()),
     }
+}
+
+/// Puts assembled tickets back in the page's order: by the sort value then the id, undated
+/// tickets last either way (as [`list_select`] orders them).
+fn sort_page(tickets: &mut [Ticket], q: &ListQuery) {
+    tickets.sort_by(|a, b| {
+        let undated = |t: &Ticket| q.sort == SortKey::DueAt && t.due_at.is_none();
+        let key = |t: &Ticket| (sort_value(q.sort, t), t.id);
+        let order = if q.descending {
+            key(b).cmp(&key(a))
+        } else {
+            key(a).cmp(&key(b))
+        };
+        undated(a).cmp(&undated(b)).then(order)
+    });
 }
 
 /// The tickets the caller may see that match the filters (no order, no page).
@@ -334,19 +349,15 @@ pub fn list_statement(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Sta
 pub async fn list(db: &Db, ctx: &TenantCtx, q: ListQuery) -> Result<Page<Ticket>> {
     access::authorize(ctx, Action::TicketRead)?;
     let tx = db.read(ctx).await?;
-    let rows = list_select(ctx, &q).all(tx.conn()).await?;
-    let page = Page::with_cursor(
-        rows,
-        q.limit,
-        |m| pagination::encode_keyed(sort_value(q.sort, m), m.id),
-        |m| m,
-    );
-    let items = load(&tx, page.items).await?;
+    let mut tickets = assemble(&tx, list_select(ctx, &q)).await?;
     tx.commit().await?;
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    sort_page(&mut tickets, &q);
+    Ok(Page::with_cursor(
+        tickets,
+        q.limit,
+        |t| pagination::encode_keyed(sort_value(q.sort, t), t.id),
+        |t| t,
+    ))
 }
 
 /// `GET /me/tickets`: what is assigned to the caller (for a requester: what they requested).
