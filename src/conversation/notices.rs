@@ -46,95 +46,112 @@ impl Handler for NotificationMails {
     }
 
     async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        if !matches!(
-            event.body,
+        self.handle_batch(db, &[event]).await
+    }
+
+    /// One transaction for the organisation's events.
+    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
+        let relevant: Vec<&&Event> = events.iter().filter(|e| may_notify(e)).collect();
+        let Some(first) = relevant.first() else {
+            return Ok(());
+        };
+        let tx = db.write_org(first.org_id()).await?;
+        for event in relevant {
+            mail_of(&tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Whether the event may have made notifications to mail.
+fn may_notify(event: &Event) -> bool {
+    matches!(event.body,
             Body::TicketAssigned(_)
                 | Body::TicketStatusChanged(_)
                 | Body::CommentCreated(_)
                 | Body::WebhookDisabled(_)
                 | Body::SlaWarning(_)
-                | Body::SlaBreached(_)
-        ) {
-            return Ok(());
-        }
-        let tx = db.write_org(event.org_id()).await?;
-        let made = notify::of_event(&tx, event.id).await?;
-        if made.is_empty() {
-            return Ok(());
-        }
-        let emailed_ticket = match event.ticket_id() {
-            Some(ticket_id) => tx
-                .find::<thread::Entity>()
-                .filter(thread::Column::TicketId.eq(ticket_id))
-                .one(tx.conn())
-                .await?
-                .is_some(),
-            None => false,
-        };
-        let people: Vec<Uuid> = made.iter().map(|(u, _)| *u).collect();
-        let users = identity::users_by_ids(tx.conn(), people.clone()).await?;
-        let roles = tenancy::active_roles(&tx, &people).await?;
-        let deliveries = preferences::deliveries_of(&tx, &people).await?;
-        let addresses: Vec<String> = users.iter().map(|u| u.email.clone()).collect();
-        let bounced = bouncing(&tx, &addresses).await?;
-        let org = tenancy::organization(&tx).await?;
-        for (user_id, n) in made {
-            let is_requester = roles
-                .iter()
-                .any(|(u, r)| *u == user_id && access::sees_only_own_tickets(*r));
-            if is_requester && emailed_ticket && n.kind == NotificationKind::Comment {
-                continue;
-            }
-            let delivery = deliveries
-                .iter()
-                .find(|(u, k, _)| *u == user_id && *k == n.kind)
-                .map_or(Delivery::Immediately, |(_, _, d)| *d);
-            if delivery == Delivery::Off {
-                continue;
-            }
-            let Some(user) = users.iter().find(|u| u.id == user_id) else {
-                continue;
-            };
-            let digest = delivery == Delivery::HourlyDigest;
-            let fresh = entity::Entity::insert(entity::ActiveModel {
-                org_id: Set(tx.org_id()),
-                notification_id: Set(n.id),
-                user_id: Set(user_id),
-                digest: Set(digest),
-                created_at: Set(n.created_at),
-                mailed_at: Set((!digest).then(Utc::now)),
-            })
-            .on_conflict(
-                OnConflict::columns([entity::Column::OrgId, entity::Column::NotificationId])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(tx.conn())
-            .await?;
-            if fresh == 0 || digest || bounced.contains(&user.email) {
-                continue;
-            }
-            mail::enqueue(
-                &tx,
-                Outgoing {
-                    kind: mail::Kind::Notification,
-                    to: user.email.clone(),
-                    to_user_id: Some(user_id),
-                    params: serde_json::json!({
-                        "title": n.title,
-                        "body": n.body,
-                        "path": link(&n),
-                        "organization": org.name,
-                    }),
-                    automatic: true,
-                    thread: None,
-                },
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                | Body::SlaBreached(_))
+}
+
+/// The mails of one event's notifications, in the organisation's transaction `tx`.
+async fn mail_of(tx: &TenantTx, event: &Event) -> Result<()> {
+    let made = notify::of_event(tx, event.id).await?;
+    if made.is_empty() {
+        return Ok(());
     }
+    let emailed_ticket = match event.ticket_id() {
+        Some(ticket_id) => tx
+            .find::<thread::Entity>()
+            .filter(thread::Column::TicketId.eq(ticket_id))
+            .one(tx.conn())
+            .await?
+            .is_some(),
+        None => false,
+    };
+    let people: Vec<Uuid> = made.iter().map(|(u, _)| *u).collect();
+    let users = identity::users_by_ids(tx.conn(), people.clone()).await?;
+    let roles = tenancy::active_roles(tx, &people).await?;
+    let deliveries = preferences::deliveries_of(tx, &people).await?;
+    let addresses: Vec<String> = users.iter().map(|u| u.email.clone()).collect();
+    let bounced = bouncing(tx, &addresses).await?;
+    let org = tenancy::organization(tx).await?;
+    for (user_id, n) in made {
+        let is_requester = roles
+            .iter()
+            .any(|(u, r)| *u == user_id && access::sees_only_own_tickets(*r));
+        if is_requester && emailed_ticket && n.kind == NotificationKind::Comment {
+            continue;
+        }
+        let delivery = deliveries
+            .iter()
+            .find(|(u, k, _)| *u == user_id && *k == n.kind)
+            .map_or(Delivery::Immediately, |(_, _, d)| *d);
+        if delivery == Delivery::Off {
+            continue;
+        }
+        let Some(user) = users.iter().find(|u| u.id == user_id) else {
+            continue;
+        };
+        let digest = delivery == Delivery::HourlyDigest;
+        let fresh = entity::Entity::insert(entity::ActiveModel {
+            org_id: Set(tx.org_id()),
+            notification_id: Set(n.id),
+            user_id: Set(user_id),
+            digest: Set(digest),
+            created_at: Set(n.created_at),
+            mailed_at: Set((!digest).then(Utc::now)),
+        })
+        .on_conflict(
+            OnConflict::columns([entity::Column::OrgId, entity::Column::NotificationId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(tx.conn())
+        .await?;
+        if fresh == 0 || digest || bounced.contains(&user.email) {
+            continue;
+        }
+        mail::enqueue(
+            &tx,
+            Outgoing {
+                kind: mail::Kind::Notification,
+                to: user.email.clone(),
+                to_user_id: Some(user_id),
+                params: serde_json::json!({
+                    "title": n.title,
+                    "body": n.body,
+                    "path": link(&n),
+                    "organization": org.name,
+                }),
+                automatic: true,
+                thread: None,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn link(n: &Notification) -> String {

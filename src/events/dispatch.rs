@@ -11,9 +11,11 @@
 //!   is their commit order).
 //! - Handlers are idempotent (unique keys on what they create): handling twice is harmless.
 
-use std::time::{Duration, Instant};
-
-use std::sync::Arc;
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use rand::Rng as _;
@@ -40,6 +42,17 @@ pub trait Handler: Send + Sync + 'static {
     /// Names the handler in logs, metrics and an event's `last_error`.
     fn name(&self) -> &'static str;
     async fn handle(&self, db: &Db, event: &Event) -> Result<()>;
+
+    /// Handles events of one organisation, at most one per ticket, all or none: a handler whose
+    /// work per event is a transaction of its own shares one among them (one commit, one
+    /// wake-up of what waits for it). When this fails, the dispatcher handles the same events
+    /// one by one, so one event that cannot be handled holds up no other.
+    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
+        for event in events {
+            self.handle(db, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The handlers every event goes through, in order of registration.
@@ -182,66 +195,102 @@ impl From<entity::Model> for Claimed {
     }
 }
 
-/// Runs every claimed event's handlers, a few events at a time (claimed events are of
-/// different tickets, so their order does not matter).
+/// Runs every claimed event's handlers: handler by handler, each organisation's events as one
+/// batch, a few organisations at a time (claimed events are of different tickets, so their
+/// order does not matter). An event whose handler failed skips the handlers after it; one
+/// whose handler panicked is left claimed (its lease runs out and it is retried).
 async fn handle_all(
     db: &Db,
     handlers: &Handlers,
     claimed: Vec<Claimed>,
 ) -> Vec<(Claimed, Outcome)> {
-    let mut running = JoinSet::new();
-    let mut outcomes = Vec::with_capacity(claimed.len());
-    for c in claimed {
-        if running.len() >= HANDLERS_AT_ONCE
-            && let Some(done) = running.join_next().await
-        {
-            outcomes.extend(finished(done));
+    let started = Instant::now();
+    let mut failed: HashMap<Uuid, String> = HashMap::new();
+    let mut abandoned: HashSet<Uuid> = HashSet::new();
+    for c in &claimed {
+        if let Err(err) = &c.event {
+            failed.insert(c.id, err.to_string());
         }
-        let (db, handlers) = (db.clone(), handlers.clone());
-        running.spawn(async move {
-            let outcome = match &c.event {
-                Ok(event) => handle(&db, &handlers, event).await,
-                Err(err) => Outcome::Failed(err.to_string()),
+    }
+    for handler in handlers.0.iter() {
+        let mut by_org: BTreeMap<Uuid, Vec<Event>> = BTreeMap::new();
+        for c in &claimed {
+            let skip = failed.contains_key(&c.id) || abandoned.contains(&c.id);
+            if let (Ok(event), false) = (&c.event, skip) {
+                by_org.entry(c.org_id).or_default().push(event.clone());
+            }
+        }
+        let mut running = JoinSet::new();
+        let mut batches: HashMap<tokio::task::Id, Vec<Uuid>> = HashMap::new();
+        let mut batches_left = by_org.into_values();
+        loop {
+            if running.len() < HANDLERS_AT_ONCE
+                && let Some(events) = batches_left.next()
+            {
+                let ids = events.iter().map(|e| e.id).collect();
+                let (db, handler) = (db.clone(), handler.clone());
+                let task =
+                    running.spawn(async move { handle_batch(&db, handler.as_ref(), events).await });
+                batches.insert(task.id(), ids);
+                continue;
+            }
+            match running.join_next().await {
+                Some(Ok(errors)) => failed.extend(errors),
+                Some(Err(err)) => {
+                    tracing::error!(error = %err, "an event handler panicked");
+                    abandoned.extend(batches.remove(&err.id()).unwrap_or_default());
+                }
+                None => break,
+            }
+        }
+    }
+    let per_event = started.elapsed().div_f64(claimed.len().max(1) as f64);
+    claimed
+        .into_iter()
+        .filter(|c| !abandoned.contains(&c.id))
+        .map(|c| {
+            let outcome = match failed.remove(&c.id) {
+                Some(error) => Outcome::Failed(error),
+                None => {
+                    metrics::histogram!("docket_event_handling_seconds")
+                        .record(per_event.as_secs_f64());
+                    let delay = (Utc::now() - c.created_at).to_std().unwrap_or_default();
+                    metrics::histogram!("docket_event_delay_seconds").record(delay.as_secs_f64());
+                    Outcome::Done
+                }
             };
             (c, outcome)
-        });
-    }
-    while let Some(done) = running.join_next().await {
-        outcomes.extend(finished(done));
-    }
-    outcomes
+        })
+        .collect()
 }
 
-/// A handler that panicked leaves its event claimed: the lease runs out and it is retried.
-fn finished(
-    joined: std::result::Result<(Claimed, Outcome), tokio::task::JoinError>,
-) -> Option<(Claimed, Outcome)> {
-    joined
-        .inspect_err(|err| tracing::error!(error = %err, "an event handler panicked"))
-        .ok()
-}
-
-async fn handle(db: &Db, handlers: &Handlers, event: &Event) -> Outcome {
-    let started = Instant::now();
-    for handler in handlers.0.iter() {
+/// One organisation's events through one handler: together, else (when that fails) one by
+/// one. Returns the events that failed, with their errors.
+async fn handle_batch(db: &Db, handler: &dyn Handler, events: Vec<Event>) -> Vec<(Uuid, String)> {
+    let refs: Vec<&Event> = events.iter().collect();
+    if refs.len() > 1 && handler.handle_batch(db, &refs).await.is_ok() {
+        return Vec::new();
+    }
+    let mut failed = Vec::new();
+    for event in &events {
         if let Err(err) = handler.handle(db, event).await {
             tracing::warn!(event_id = %event.id, kind = event.kind(), handler = handler.name(),
                 attempts = event.attempts, error = ?err, "event handler failed");
-            return Outcome::Failed(format!("{}: {err}", handler.name()));
+            failed.push((event.id, format!("{}: {err}", handler.name())));
         }
     }
-    metrics::histogram!("docket_event_handling_seconds").record(started.elapsed().as_secs_f64());
-    let delay = (Utc::now() - event.created_at).to_std().unwrap_or_default();
-    metrics::histogram!("docket_event_delay_seconds").record(delay.as_secs_f64());
-    Outcome::Done
+    failed
 }
 
-/// Marks each event done, due again after a backoff, or dead, in one transaction. An event
-/// whose attempt count moved on was claimed again by another worker: that claim settles it.
+/// Marks each event done, due again after a backoff, or dead, in one transaction: the done
+/// ones in one statement. An event whose attempt count moved on was claimed again by another
+/// worker: that claim settles it.
 async fn settle(db: &Db, cfg: &WorkerConfig, outcomes: Vec<(Claimed, Outcome)>) -> Result<()> {
     let now = Utc::now();
     let tx = db.maintenance().await?;
     let backend = tx.conn().get_database_backend();
+    let mut done: Vec<sea_orm::Value> = vec![now.into()];
+    let mut done_rows = Vec::new();
     for (event, outcome) in outcomes {
         let fence = |sql: &str, mut values: Vec<sea_orm::Value>| {
             values.extend([event.org_id.into(), event.id.into(), event.attempts.into()]);
@@ -262,7 +311,10 @@ async fn settle(db: &Db, cfg: &WorkerConfig, outcomes: Vec<(Claimed, Outcome)>) 
         let statement = match outcome {
             Outcome::Done => {
                 metrics::counter!("docket_events_handled_total", "kind" => kind).increment(1);
-                fence("status = 'done', handled_at = $1", vec![now.into()])
+                let n = done.len();
+                done_rows.push(format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+                done.extend([event.org_id.into(), event.id.into(), event.attempts.into()]);
+                continue;
             }
             Outcome::Failed(error) if event.attempts >= cfg.worker_max_attempts => {
                 tracing::error!(event_id = %event.id, kind = %event.kind, attempts = event.attempts,
@@ -283,6 +335,16 @@ async fn settle(db: &Db, cfg: &WorkerConfig, outcomes: Vec<(Claimed, Outcome)>) 
             }
         };
         tx.conn().execute_raw(statement).await?;
+    }
+    if !done_rows.is_empty() {
+        let sql = format!(
+            "UPDATE outbox_events SET locked_until = NULL, status = 'done', handled_at = $1 \
+             WHERE status = 'processing' AND (org_id, id, attempts) IN (VALUES {})",
+            done_rows.join(", ")
+        );
+        tx.conn()
+            .execute_raw(crate::store::statement(backend, &sql, done))
+            .await?;
     }
     tx.commit().await?;
     Ok(())

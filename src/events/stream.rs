@@ -147,21 +147,31 @@ impl Handler for Publisher {
     }
 
     async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        let tx = db.write_org(event.org_id()).await?;
-        publish(
-            &tx,
-            vec![Entry {
-                source: format!("event:{}", event.id),
-                kind: event.kind().to_owned(),
-                ticket_id: event.ticket_id(),
-                requester_id: event.body.requester_id(),
-                user_id: None,
-                internal: event.body.internal(),
-                data: event.public_data()?,
-                at: event.created_at,
-            }],
-        )
-        .await?;
+        self.handle_batch(db, &[event]).await
+    }
+
+    /// One publish, and so one wake-up of the organisation's streams, for its events.
+    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let entries = events
+            .iter()
+            .map(|event| {
+                Ok(Entry {
+                    source: format!("event:{}", event.id),
+                    kind: event.kind().to_owned(),
+                    ticket_id: event.ticket_id(),
+                    requester_id: event.body.requester_id(),
+                    user_id: None,
+                    internal: event.body.internal(),
+                    data: event.public_data()?,
+                    at: event.created_at,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tx = db.write_org(first.org_id()).await?;
+        publish(&tx, entries).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -182,41 +182,59 @@ impl Handler for Notifier {
     }
 
     async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        if let Body::WebhookDisabled(w) = &event.body {
-            return tell_admins(db, event, w).await;
-        }
-        let Some(ticket_id) = event.ticket_id() else {
+        self.handle_batch(db, &[event]).await
+    }
+
+    /// One transaction for the organisation's events.
+    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
+        let relevant: Vec<&&Event> = events.iter().filter(|e| concerns_people(e)).collect();
+        let Some(first) = relevant.first() else {
             return Ok(());
         };
-        if !matches!(
-            event.body,
-            Body::TicketAssigned(_)
-                | Body::TicketStatusChanged(_)
-                | Body::CommentCreated(_)
-                | Body::SlaWarning(_)
-                | Body::SlaBreached(_)
-        ) {
-            return Ok(());
+        let tx = db.write_org(first.org_id()).await?;
+        for event in relevant {
+            notify_of(&tx, event).await?;
         }
-        let tx = db.write_org(event.org_id()).await?;
-        let Some(ticket) = tickets::summary(&tx, ticket_id).await? else {
-            return Ok(());
-        };
-        if ticket.deleted {
-            return Ok(());
-        }
-        let planned = plan(&tx, &event.body, &ticket).await?;
-        let planned = reachable(&tx, event, planned).await?;
-        store(&tx, event, Some(ticket_id), planned).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
+/// Whether anyone may hear of the event.
+fn concerns_people(event: &Event) -> bool {
+    match event.body {
+        Body::WebhookDisabled(_) => true,
+        Body::TicketAssigned(_)
+        | Body::TicketStatusChanged(_)
+        | Body::CommentCreated(_)
+        | Body::SlaWarning(_)
+        | Body::SlaBreached(_) => event.ticket_id().is_some(),
+        _ => false,
+    }
+}
+
+/// The notifications of one event, in the organisation's transaction `tx`.
+async fn notify_of(tx: &TenantTx, event: &Event) -> Result<()> {
+    if let Body::WebhookDisabled(w) = &event.body {
+        return tell_admins(tx, event, w).await;
+    }
+    let Some(ticket_id) = event.ticket_id() else {
+        return Ok(());
+    };
+    let Some(ticket) = tickets::summary(tx, ticket_id).await? else {
+        return Ok(());
+    };
+    if ticket.deleted {
+        return Ok(());
+    }
+    let planned = plan(tx, &event.body, &ticket).await?;
+    let planned = reachable(tx, event, planned).await?;
+    store(tx, event, Some(ticket_id), planned).await
+}
+
 /// A webhook was disabled: every admin and owner hears of it.
-async fn tell_admins(db: &Db, event: &Event, w: &WebhookDisabled) -> Result<()> {
-    let tx = db.write_org(event.org_id()).await?;
-    let planned = tenancy::active_admins(&tx)
+async fn tell_admins(tx: &TenantTx, event: &Event, w: &WebhookDisabled) -> Result<()> {
+    let planned = tenancy::active_admins(tx)
         .await?
         .into_iter()
         .map(|user_id| Planned {
@@ -226,9 +244,7 @@ async fn tell_admins(db: &Db, event: &Event, w: &WebhookDisabled) -> Result<()> 
             body: Some(w.reason.clone()),
         })
         .collect();
-    store(&tx, event, None, planned).await?;
-    tx.commit().await?;
-    Ok(())
+    store(tx, event, None, planned).await
 }
 
 /// Inserts the planned notifications (once per event and person) and publishes the new ones

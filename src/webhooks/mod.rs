@@ -857,38 +857,57 @@ impl Handler for Fanout {
     }
 
     async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        let kind = event.kind();
-        if EventType::parse(kind).is_none() {
+        self.handle_batch(db, &[event]).await
+    }
+
+    /// The organisation's webhooks read once for its events; their deliveries queued in one
+    /// transaction.
+    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
+        let offered: Vec<&&Event> = events
+            .iter()
+            .filter(|e| EventType::parse(e.kind()).is_some())
+            .collect();
+        let Some(org_id) = offered.first().map(|e| e.org_id()) else {
             return Ok(());
-        }
+        };
         // Most organisations subscribe nothing: a read answers that without the writer's lock.
-        let read = db.read_org(event.org_id()).await?;
-        let subscribed: Vec<Uuid> = read
+        let read = db.read_org(org_id).await?;
+        let active = read
             .find::<webhook::Entity>()
             .filter(webhook::Column::Active.eq(true))
             .all(read.conn())
-            .await?
-            .into_iter()
-            .filter(|w| events_of(w).iter().any(|e| e == kind))
-            .map(|w| w.id)
-            .collect();
+            .await?;
         read.commit().await?;
-        if subscribed.is_empty() {
+        let subscribed = |kind: &str| -> Vec<Uuid> {
+            active
+                .iter()
+                .filter(|w| events_of(w).iter().any(|e| e == kind))
+                .map(|w| w.id)
+                .collect()
+        };
+        let due: Vec<(&&Event, Vec<Uuid>)> = offered
+            .into_iter()
+            .map(|e| (e, subscribed(e.kind())))
+            .filter(|(_, to)| !to.is_empty())
+            .collect();
+        if due.is_empty() {
             return Ok(());
         }
         // An endpoint turned off meanwhile keeps the delivery until it is on again (the sender
         // skips inactive endpoints); one deleted meanwhile fails the insert, and the event's
         // retry reads the subscriptions again.
-        let tx = db.write_org(event.org_id()).await?;
-        queue(
-            &tx,
-            &subscribed,
-            event.id,
-            kind,
-            event.created_at,
-            event.public_data()?,
-        )
-        .await?;
+        let tx = db.write_org(org_id).await?;
+        for (event, to) in due {
+            queue(
+                &tx,
+                &to,
+                event.id,
+                event.kind(),
+                event.created_at,
+                event.public_data()?,
+            )
+            .await?;
+        }
         tx.commit().await?;
         db.signals().webhooks.notify_one();
         Ok(())
