@@ -66,13 +66,15 @@ impl Handler for NotificationMails {
 
 /// Whether the event may have made notifications to mail.
 fn may_notify(event: &Event) -> bool {
-    matches!(event.body,
-            Body::TicketAssigned(_)
-                | Body::TicketStatusChanged(_)
-                | Body::CommentCreated(_)
-                | Body::WebhookDisabled(_)
-                | Body::SlaWarning(_)
-                | Body::SlaBreached(_))
+    matches!(
+        event.body,
+        Body::TicketAssigned(_)
+            | Body::TicketStatusChanged(_)
+            | Body::CommentCreated(_)
+            | Body::WebhookDisabled(_)
+            | Body::SlaWarning(_)
+            | Body::SlaBreached(_)
+    )
 }
 
 /// The mails of one event's notifications, in the organisation's transaction `tx`.
@@ -134,7 +136,7 @@ async fn mail_of(tx: &TenantTx, event: &Event) -> Result<()> {
             continue;
         }
         mail::enqueue(
-            &tx,
+            tx,
             Outgoing {
                 kind: mail::Kind::Notification,
                 to: user.email.clone(),
