@@ -141,6 +141,7 @@ pub async fn start(
         rate_limits: http::RateLimits::new(&serve_cfg.rate_limits),
         hasher: crate::identity::Hasher::start(),
         metrics: crate::http::ops::recorder(),
+        feeds: crate::events::stream::Feeds::new(db.clone()),
         stopping: stopped.clone(),
     };
     let app = http::router(state, serve_cfg.max_body_bytes, serve_cfg.server_timing);

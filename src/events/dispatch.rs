@@ -123,7 +123,9 @@ async fn step(db: &Db, cfg: &WorkerConfig, handlers: &Handlers) -> Result<usize>
     Ok(n)
 }
 
-/// Claims up to a batch of due events (and events whose lease has run out).
+/// Claims up to a batch of due events (and events whose lease has run out), oldest first:
+/// walked in order through the open events' own index, so a claim stops after its batch
+/// however long the backlog.
 async fn claim(db: &Db, cfg: &WorkerConfig) -> Result<Vec<Claimed>> {
     let now = Utc::now();
     let lease_end = now + Duration::from_secs(cfg.worker_lease_secs);
@@ -137,7 +139,8 @@ async fn claim(db: &Db, cfg: &WorkerConfig) -> Result<Vec<Claimed>> {
         "UPDATE outbox_events SET status = 'processing', attempts = attempts + 1, locked_until = $1 \
          WHERE (org_id, id) IN ( \
            SELECT e.org_id, e.id FROM outbox_events e \
-           WHERE ((e.status = 'pending' AND e.available_at <= $2) \
+           WHERE e.status IN ('pending', 'processing') \
+             AND ((e.status = 'pending' AND e.available_at <= $2) \
                   OR (e.status = 'processing' AND e.locked_until <= $2)) \
              AND NOT EXISTS ( \
                SELECT 1 FROM outbox_events p \

@@ -63,6 +63,8 @@ pub struct AppState {
     /// This server's password hashing threads.
     pub hasher: Hasher,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Each organisation's shared stream reader.
+    pub feeds: crate::events::stream::Feeds,
     /// Turns true when the server is stopping: long-lived streams end so shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -42,8 +42,6 @@ const READ_BATCH: u64 = 200;
 /// How often a connection re-checks that its caller may still listen, besides at once when
 /// their access changes (deactivation, removal, a role change, logout).
 const RECHECK_ACCESS: Duration = Duration::from_secs(30);
-/// Fallback read when no wake-up arrives (a missed notification costs at most this).
-const POLL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -117,7 +115,9 @@ async fn start_after(
 }
 
 /// Follows the caller's feed from `after` in a task; the receiver closes when the caller may
-/// no longer listen or the feed cannot be read.
+/// no longer listen or the feed cannot be read. New entries come from the organisation's
+/// shared reader (`events::stream::Feeds`); the database is read only to catch up (at the
+/// start, and when the connection fell further behind than the shared tail holds).
 fn follow(
     s: AppState,
     mut ctx: TenantCtx,
@@ -126,41 +126,47 @@ fn follow(
 ) -> mpsc::Receiver<StreamMessage> {
     let (out, rx) = mpsc::channel(READ_BATCH as usize);
     tokio::spawn(async move {
-        // Subscribe before the first read, so a commit between the read and the wait wakes us.
-        let mut wake = s.db.signals().stream.subscribe();
+        // Subscribe before the first read, so what commits meanwhile is in the tail.
+        let mut tail = s.feeds.subscribe(ctx.org_id);
         let mut access = s.db.signals().access.subscribe();
         let mut cursor = after;
         let mut checked = Instant::now();
         let mut stopping = s.stopping.clone();
+        let mut catch_up = true;
         loop {
-            loop {
-                let batch = match stream::read(&s.db, &ctx, cursor, READ_BATCH).await {
-                    Ok(b) => b,
-                    Err(err) => {
-                        tracing::warn!(error = ?err, "reading the stream failed; closing it");
-                        return;
-                    }
-                };
-                if batch.truncated && out.send(StreamMessage::reset()).await.is_err() {
-                    return;
+            if catch_up {
+                // Boxed, here and below: an idle connection's task then holds a pointer, not
+                // the database read's whole state (thousands of connections wait at once).
+                match Box::pin(read_from_database(&s, &ctx, &out, cursor)).await {
+                    Some(through) => cursor = through,
+                    None => return,
                 }
-                for e in batch.events {
-                    if out.send(StreamMessage::Event(e)).await.is_err() {
-                        return;
+            } else {
+                let held = tail.borrow_and_update().after(&ctx, cursor);
+                match held {
+                    Some((events, through)) => {
+                        for e in events {
+                            if out.send(StreamMessage::Event(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        cursor = through;
                     }
-                }
-                cursor = batch.through;
-                if !batch.more {
-                    break;
+                    None => {
+                        catch_up = true;
+                        continue;
+                    }
                 }
             }
+            catch_up = false;
             let access_changed = tokio::select! {
-                more = woken(&mut wake, &ctx, &out) => if more { false } else { return },
+                changed = tail.changed() => if changed.is_ok() { false } else { return },
                 changed = changed_for(&mut access, ctx.user_id) => if changed { true } else { return },
                 _ = stopping.wait_for(|stop| *stop) => return,
+                _ = out.closed() => return,
             };
             if access_changed || checked.elapsed() >= RECHECK_ACCESS {
-                match identity::authenticate_now(&s.db, &s.keys, &token).await {
+                match Box::pin(identity::authenticate_now(&s.db, &s.keys, &token)).await {
                     Ok(current) => ctx = current,
                     Err(_) => return,
                 }
@@ -169,6 +175,37 @@ fn follow(
         }
     });
     rx
+}
+
+/// Sends what follows `cursor` from the database, up to its current end; the position read up
+/// to, or `None` when the connection should close.
+async fn read_from_database(
+    s: &AppState,
+    ctx: &TenantCtx,
+    out: &mpsc::Sender<StreamMessage>,
+    mut cursor: i64,
+) -> Option<i64> {
+    loop {
+        let batch = match stream::read(&s.db, ctx, cursor, READ_BATCH).await {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::warn!(error = ?err, "reading the stream failed; closing it");
+                return None;
+            }
+        };
+        if batch.truncated && out.send(StreamMessage::reset()).await.is_err() {
+            return None;
+        }
+        for e in batch.events {
+            if out.send(StreamMessage::Event(e)).await.is_err() {
+                return None;
+            }
+        }
+        cursor = batch.through;
+        if !batch.more {
+            return Some(cursor);
+        }
+    }
 }
 
 /// Waits until the access of `user` (or of everyone) may have changed; false when the signal
@@ -180,30 +217,6 @@ async fn changed_for(access: &mut broadcast::Receiver<uuid::Uuid>, user: uuid::U
             Ok(_) => continue,
             Err(broadcast::error::RecvError::Lagged(_)) => return true,
             Err(broadcast::error::RecvError::Closed) => return false,
-        }
-    }
-}
-
-/// Waits until the caller's organisation has new entries (or the fallback poll); false when the
-/// client has gone.
-async fn woken(
-    wake: &mut broadcast::Receiver<uuid::Uuid>,
-    ctx: &TenantCtx,
-    out: &mpsc::Sender<StreamMessage>,
-) -> bool {
-    let deadline = tokio::time::sleep(POLL);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            got = wake.recv() => match got {
-                Ok(org) if org == ctx.org_id || org.is_nil() => return true,
-                Ok(_) => continue,
-                // Missed some wake-ups: read anyway.
-                Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                Err(broadcast::error::RecvError::Closed) => return false,
-            },
-            _ = &mut deadline => return true,
-            _ = out.closed() => return false,
         }
     }
 }

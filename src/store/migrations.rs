@@ -14,6 +14,7 @@ mod m0009_webhooks;
 mod m0010_sla;
 mod m0011_search;
 mod m0012_session_entry;
+mod m0013_outbox_claim_order;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_sla::Migration),
             Box::new(m0011_search::Migration),
             Box::new(m0012_session_entry::Migration),
+            Box::new(m0013_outbox_claim_order::Migration),
         ]
     }
 }
