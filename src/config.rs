@@ -189,7 +189,7 @@ pub struct MailConfig {
 #[derive(Clone, Debug, clap::Args)]
 pub struct WorkerConfig {
     /// Events one dispatcher claims at a time.
-    #[arg(long, env = "DOCKET_WORKER_BATCH", default_value_t = 100)]
+    #[arg(long, env = "DOCKET_WORKER_BATCH", default_value_t = 500)]
     pub worker_batch: u64,
     /// Seconds a claim lasts: a crashed worker's events are taken over after this.
     #[arg(long, env = "DOCKET_WORKER_LEASE", default_value_t = 30)]
