@@ -310,8 +310,11 @@ const FEED_POLL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Feeds {
     db: Db,
-    readers: Arc<Mutex<HashMap<Uuid, Arc<watch::Sender<Arc<Tail>>>>>>,
+    readers: Arc<Mutex<HashMap<Uuid, Arc<TailSender>>>>,
 }
+
+/// Where an organisation's reader publishes its tail.
+type TailSender = watch::Sender<Arc<Tail>>;
 
 impl Feeds {
     pub fn new(db: Db) -> Self {
@@ -336,7 +339,7 @@ impl Feeds {
     }
 
     /// True (and the reader forgotten) when nobody listens to `org_id` any more.
-    fn unused(&self, org_id: Uuid, sender: &watch::Sender<Arc<Tail>>) -> bool {
+    fn unused(&self, org_id: Uuid, sender: &TailSender) -> bool {
         let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if sender.receiver_count() > 0 {
             return false;
@@ -348,7 +351,7 @@ impl Feeds {
 
 /// An organisation's shared reader: reads new entries after each wake-up (or `FEED_POLL`) and
 /// publishes the tail.
-async fn read_for(feeds: Feeds, org_id: Uuid, sender: Arc<watch::Sender<Arc<Tail>>>) {
+async fn read_for(feeds: Feeds, org_id: Uuid, sender: Arc<TailSender>) {
     let db = &feeds.db;
     let mut wake = db.signals().stream.subscribe();
     let mut tail = Tail::default();
