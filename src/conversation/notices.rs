@@ -12,7 +12,7 @@ use super::{entity::thread, ingest::bouncing};
 use crate::{
     access,
     error::Result,
-    events::{Body, Event, Handler},
+    events::{Event, Handler, dispatch},
     identity,
     mail::{self, Outgoing},
     notify::{
@@ -51,30 +51,8 @@ impl Handler for NotificationMails {
 
     /// One transaction for the organisation's events.
     async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        let relevant: Vec<&&Event> = events.iter().filter(|e| may_notify(e)).collect();
-        let Some(first) = relevant.first() else {
-            return Ok(());
-        };
-        let tx = db.write_org(first.org_id()).await?;
-        for event in relevant {
-            mail_of(&tx, event).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        dispatch::in_one_write(db, events, notify::concerns_people, mail_of).await
     }
-}
-
-/// Whether the event may have made notifications to mail.
-fn may_notify(event: &Event) -> bool {
-    matches!(
-        event.body,
-        Body::TicketAssigned(_)
-            | Body::TicketStatusChanged(_)
-            | Body::CommentCreated(_)
-            | Body::WebhookDisabled(_)
-            | Body::SlaWarning(_)
-            | Body::SlaBreached(_)
-    )
 }
 
 /// The mails of one event's notifications, in the organisation's transaction `tx`.

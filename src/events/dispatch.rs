@@ -27,7 +27,12 @@ use super::{
     contract::{Body, Event},
     entity,
 };
-use crate::{background, config::WorkerConfig, error::Result, store::Db};
+use crate::{
+    background,
+    config::WorkerConfig,
+    error::Result,
+    store::{Db, TenantTx},
+};
 
 /// Handlers of one batch that run at once (each holds a database connection while it runs).
 const HANDLERS_AT_ONCE: usize = 8;
@@ -53,6 +58,32 @@ pub trait Handler: Send + Sync + 'static {
         }
         Ok(())
     }
+}
+
+/// For handlers whose work per event is a part of one write transaction: runs `each` for the
+/// events `relevant` keeps, all in one transaction of their organisation (none at all when no
+/// event is relevant). The events are one organisation's, as `Handler::handle_batch` gets them.
+pub(crate) async fn in_one_write(
+    db: &Db,
+    events: &[&Event],
+    relevant: fn(&Event) -> bool,
+    each: impl AsyncFn(&TenantTx, &Event) -> Result<()>,
+) -> Result<()> {
+    let mut kept = Vec::with_capacity(events.len());
+    for event in events {
+        if relevant(event) {
+            kept.push(*event);
+        }
+    }
+    let Some(first) = kept.first() else {
+        return Ok(());
+    };
+    let tx = db.write_org(first.org_id()).await?;
+    for event in kept {
+        each(&tx, event).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The handlers every event goes through, in order of registration.
@@ -233,7 +264,7 @@ async fn handle_all(
                 let ids = events.iter().map(|e| e.id).collect();
                 let (db, handler) = (db.clone(), handler.clone());
                 let task =
-                    running.spawn(async move { handle_batch(&db, handler.as_ref(), events).await });
+                    running.spawn(async move { run_batch(&db, handler.as_ref(), events).await });
                 batches.insert(task.id(), ids);
                 continue;
             }
@@ -247,7 +278,8 @@ async fn handle_all(
             }
         }
     }
-    let per_event = started.elapsed().div_f64(claimed.len().max(1) as f64);
+    // Each event was handled while its batch's handlers ran: that is its handling time.
+    let handling = started.elapsed().as_secs_f64();
     claimed
         .into_iter()
         .filter(|c| !abandoned.contains(&c.id))
@@ -255,8 +287,7 @@ async fn handle_all(
             let outcome = match failed.remove(&c.id) {
                 Some(error) => Outcome::Failed(error),
                 None => {
-                    metrics::histogram!("docket_event_handling_seconds")
-                        .record(per_event.as_secs_f64());
+                    metrics::histogram!("docket_event_handling_seconds").record(handling);
                     let delay = (Utc::now() - c.created_at).to_std().unwrap_or_default();
                     metrics::histogram!("docket_event_delay_seconds").record(delay.as_secs_f64());
                     Outcome::Done
@@ -269,7 +300,7 @@ async fn handle_all(
 
 /// One organisation's events through one handler: together, else (when that fails) one by
 /// one. Returns the events that failed, with their errors.
-async fn handle_batch(db: &Db, handler: &dyn Handler, events: Vec<Event>) -> Vec<(Uuid, String)> {
+async fn run_batch(db: &Db, handler: &dyn Handler, events: Vec<Event>) -> Vec<(Uuid, String)> {
     let refs: Vec<&Event> = events.iter().collect();
     if refs.len() > 1 && handler.handle_batch(db, &refs).await.is_ok() {
         return Vec::new();

@@ -185,15 +185,21 @@ impl Handler for Publisher {
 /// The feed's current end: where a new subscriber without `Last-Event-ID` starts.
 pub async fn head(db: &Db, ctx: &TenantCtx) -> Result<i64> {
     let tx = db.read(ctx).await?;
+    let last = last_seq(&tx).await?;
+    tx.commit().await?;
+    Ok(last)
+}
+
+/// The position of the organisation's newest entry (0 before its first).
+async fn last_seq(tx: &TenantTx) -> Result<i64> {
     let row = tx
         .conn()
         .query_one_raw(store::statement(
             tx.conn().get_database_backend(),
             "SELECT last_seq FROM stream_counters WHERE org_id = $1",
-            [ctx.org_id.into()],
+            [tx.org_id().into()],
         ))
         .await?;
-    tx.commit().await?;
     Ok(match row {
         Some(row) => row.try_get("", "last_seq")?,
         None => 0,
@@ -360,14 +366,17 @@ async fn read_for(feeds: Feeds, org_id: Uuid, sender: Arc<TailSender>) {
         if feeds.unused(org_id, &sender) {
             return;
         }
+        let through = tail.through;
         match read_tail(db, org_id, &mut tail, started).await {
-            Ok(()) => {
+            // Connections wake only for something new (not for every poll).
+            Ok(()) if !started || tail.through != through => {
                 started = true;
                 sender.send_replace(Arc::new(Tail {
                     through: tail.through,
                     entries: tail.entries.clone(),
                 }));
             }
+            Ok(()) => {}
             Err(err) => tracing::warn!(error = ?err, "reading the stream failed; will retry"),
         }
         let poll = tokio::time::sleep(FEED_POLL);
@@ -391,18 +400,7 @@ async fn read_for(feeds: Feeds, org_id: Uuid, sender: Arc<TailSender>) {
 async fn read_tail(db: &Db, org_id: Uuid, tail: &mut Tail, started: bool) -> Result<()> {
     let tx = db.read_org(org_id).await?;
     if !started {
-        let row = tx
-            .conn()
-            .query_one_raw(store::statement(
-                tx.conn().get_database_backend(),
-                "SELECT last_seq FROM stream_counters WHERE org_id = $1",
-                [org_id.into()],
-            ))
-            .await?;
-        tail.through = match row {
-            Some(row) => row.try_get("", "last_seq")?,
-            None => 0,
-        };
+        tail.through = last_seq(&tx).await?;
     }
     loop {
         let rows = tx

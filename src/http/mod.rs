@@ -377,14 +377,16 @@ async fn with_request_id(State(server_timing): State<bool>, req: Request, next: 
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID.clone(), value);
     }
-    let timing = format!(
-        "db;desc=\"statements={} transactions={}\"",
-        counted.statements(),
-        counted.transactions()
-    );
-    if server_timing && let Ok(value) = HeaderValue::from_str(&timing) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("server-timing"), value);
+    if server_timing {
+        let timing = format!(
+            "db;desc=\"statements={} transactions={}\"",
+            counted.statements(),
+            counted.transactions()
+        );
+        if let Ok(value) = HeaderValue::from_str(&timing) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("server-timing"), value);
+        }
     }
     res
 }

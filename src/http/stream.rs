@@ -129,36 +129,14 @@ fn follow(
         // Subscribe before the first read, so what commits meanwhile is in the tail.
         let mut tail = s.feeds.subscribe(ctx.org_id);
         let mut access = s.db.signals().access.subscribe();
-        let mut cursor = after;
         let mut checked = Instant::now();
         let mut stopping = s.stopping.clone();
-        let mut catch_up = true;
+        // Boxed, here and below: an idle connection's task then holds a pointer, not the
+        // database read's whole state (thousands of connections wait at once).
+        let Some(mut cursor) = Box::pin(read_from_database(&s, &ctx, &out, after)).await else {
+            return;
+        };
         loop {
-            if catch_up {
-                // Boxed, here and below: an idle connection's task then holds a pointer, not
-                // the database read's whole state (thousands of connections wait at once).
-                match Box::pin(read_from_database(&s, &ctx, &out, cursor)).await {
-                    Some(through) => cursor = through,
-                    None => return,
-                }
-            } else {
-                let held = tail.borrow_and_update().after(&ctx, cursor);
-                match held {
-                    Some((events, through)) => {
-                        for e in events {
-                            if out.send(StreamMessage::Event(e)).await.is_err() {
-                                return;
-                            }
-                        }
-                        cursor = through;
-                    }
-                    None => {
-                        catch_up = true;
-                        continue;
-                    }
-                }
-            }
-            catch_up = false;
             let access_changed = tokio::select! {
                 changed = tail.changed() => if changed.is_ok() { false } else { return },
                 changed = changed_for(&mut access, ctx.user_id) => if changed { true } else { return },
@@ -172,6 +150,22 @@ fn follow(
                 }
                 checked = Instant::now();
             }
+            let held = tail.borrow_and_update().after(&ctx, cursor);
+            cursor = match held {
+                Some((events, through)) => {
+                    for e in events {
+                        if out.send(StreamMessage::Event(e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    through
+                }
+                // Fell further behind than the shared tail holds.
+                None => match Box::pin(read_from_database(&s, &ctx, &out, cursor)).await {
+                    Some(through) => through,
+                    None => return,
+                },
+            };
         }
     });
     rx

@@ -618,8 +618,6 @@ pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> 
     Ok(())
 }
 
-/// Checks a bearer credential — an access token against its live session and the current
-/// membership, or an API token (`dkt_…`) — and yields the tenant context the request runs under.
 /// The caller a bearer token names. An API token is looked up at once; a signed access token
 /// is only verified here (signature, expiry), and the transaction the request opens confirms
 /// its session and role in its first statement (ADR 0021), so authentication costs no round

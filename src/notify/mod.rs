@@ -29,7 +29,7 @@ use crate::{
     events::{
         Body, Event, Handler,
         contract::{Followers, WebhookDisabled},
-        stream,
+        dispatch, stream,
     },
     identity,
     pagination::{Page, PageRequest},
@@ -187,21 +187,12 @@ impl Handler for Notifier {
 
     /// One transaction for the organisation's events.
     async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        let relevant: Vec<&&Event> = events.iter().filter(|e| concerns_people(e)).collect();
-        let Some(first) = relevant.first() else {
-            return Ok(());
-        };
-        let tx = db.write_org(first.org_id()).await?;
-        for event in relevant {
-            notify_of(&tx, event).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        dispatch::in_one_write(db, events, concerns_people, notify_of).await
     }
 }
 
-/// Whether anyone may hear of the event.
-fn concerns_people(event: &Event) -> bool {
+/// Whether anyone may hear of the event (what notifications, and so their mails, are made of).
+pub(crate) fn concerns_people(event: &Event) -> bool {
     match event.body {
         Body::WebhookDisabled(_) => true,
         Body::TicketAssigned(_)

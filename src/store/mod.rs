@@ -312,10 +312,12 @@ impl Db {
             return Ok(self.scoped(ctx.org_id, write).await?);
         };
         let Began { tx, turn } = self.begin(write).await?;
-        let backend = tx.get_database_backend();
-        let sql = match self.backend {
-            Backend::Postgres => "SELECT docket_enter_session($1, $2, $3, $4) AS role",
-            Backend::Sqlite => migrations::SESSION_ROLE_SQLITE,
+        let (backend, sql) = match self.backend {
+            Backend::Postgres => (
+                DbBackend::Postgres,
+                "SELECT docket_enter_session($1, $2, $3, $4) AS role",
+            ),
+            Backend::Sqlite => (DbBackend::Sqlite, migrations::SESSION_ROLE_SQLITE),
         };
         let row = tx
             .query_one_raw(statement(

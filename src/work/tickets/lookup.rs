@@ -1,6 +1,6 @@
 //! Finding a ticket the caller may see, and assembling tickets from their rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -197,24 +197,6 @@ pub(crate) async fn touch(tx: &TenantTx, id: Uuid, at: DateTime<Utc>) -> Result<
     Ok(())
 }
 
-/// Assembles tickets from their rows with their assignees, labels, project keys and SLA
-/// clocks, in the rows' order: one statement for any number of tickets.
-pub(super) async fn load(tx: &TenantTx, rows: Vec<ticket::Model>) -> Result<Vec<Ticket>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let order: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
-    let by_id = tx
-        .find::<ticket::Entity>()
-        .filter(ticket::Column::Id.is_in(order.iter().copied()));
-    let mut tickets: HashMap<Uuid, Ticket> = assemble(tx, by_id)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t))
-        .collect();
-    Ok(order.iter().filter_map(|id| tickets.remove(id)).collect())
-}
-
 /// The tickets `query` selects (its filters, order and limit kept), each with its assignees
 /// and labels aggregated, its project's key and its SLA clocks, in one statement: the query
 /// becomes a common table expression the rest is joined to. The order of the answer is not
@@ -258,16 +240,15 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
     // A ticket comes once per SLA clock (at least once): gathered in order of appearance.
     let mut parts: Vec<(ticket::Model, String, Vec<Uuid>, Vec<String>)> = Vec::new();
     let mut clocks: HashMap<Uuid, Vec<clock::Model>> = HashMap::new();
-    let mut seen: HashMap<Uuid, usize> = HashMap::new();
+    let mut seen: HashSet<Uuid> = HashSet::new();
     for row in &rows {
         let m = ticket::Model::from_query_result(row, "")?;
         if let Ok(c) = clock::Model::from_query_result(row, CLOCK) {
             clocks.entry(m.id).or_default().push(c);
         }
-        if seen.contains_key(&m.id) {
+        if !seen.insert(m.id) {
             continue;
         }
-        seen.insert(m.id, parts.len());
         let key: String = row.try_get("", KEY)?;
         let mut assignee_ids: Vec<Uuid> = json_list::<String>(row, ASSIGNEES)?
             .iter()
@@ -336,24 +317,30 @@ pub(crate) async fn current(tx: &TenantTx, id: Uuid) -> Result<Option<Ticket>> {
         .one(tx.conn())
         .await?
     {
-        Some(m) => load_one(tx, m).await.map(Some),
+        Some(m) => load_one(tx, m.id).await.map(Some),
         None => Ok(None),
     }
 }
 
-/// The tickets with these ids, in that order (those that are gone left out).
+/// The tickets with these ids, assembled, in that order (those that are gone left out).
 pub(crate) async fn load_many(tx: &TenantTx, ids: &[Uuid]) -> Result<Vec<Ticket>> {
-    let mut rows = tx
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let by_id = tx
         .find::<ticket::Entity>()
-        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
-        .all(tx.conn())
-        .await?;
-    rows.sort_by_key(|m| ids.iter().position(|id| *id == m.id));
-    load(tx, rows).await
+        .filter(ticket::Column::Id.is_in(ids.iter().copied()));
+    let mut tickets: HashMap<Uuid, Ticket> = assemble(tx, by_id)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    Ok(ids.iter().filter_map(|id| tickets.remove(id)).collect())
 }
 
-pub(super) async fn load_one(tx: &TenantTx, m: ticket::Model) -> Result<Ticket> {
-    load(tx, vec![m])
+/// One ticket by id, assembled.
+pub(super) async fn load_one(tx: &TenantTx, id: Uuid) -> Result<Ticket> {
+    load_many(tx, &[id])
         .await?
         .pop()
         .ok_or(Error::NotFound("ticket"))

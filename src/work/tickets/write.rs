@@ -370,7 +370,7 @@ async fn record(
 async fn lock(tx: &TenantTx, ctx: &TenantCtx, id: &str, expected: &Expected) -> Result<Ticket> {
     let m = find_model(tx, ctx, id, true).await?;
     expected.check("ticket", m.version)?;
-    load_one(tx, m).await
+    load_one(tx, m.id).await
 }
 
 /// Saves `after` over `before` (one new version), or nothing when nothing differs.
