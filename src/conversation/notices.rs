@@ -4,6 +4,8 @@
 //! A requester's comment notifications on an emailed ticket are left to the conversation
 //! mails, which carry the comment itself.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::OnConflict};
 use uuid::Uuid;
@@ -49,39 +51,51 @@ impl Handler for NotificationMails {
         self.handle_batch(db, &[event]).await
     }
 
-    /// One transaction for the organisation's events.
+    /// One transaction for the organisation's events, with a fixed number of statements.
     async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        dispatch::in_one_write(db, events, notify::concerns_people, mail_of).await
+        dispatch::in_one_write(db, events, notify::concerns_people, mail_all).await
     }
 }
 
-/// The mails of one event's notifications, in the organisation's transaction `tx`.
-async fn mail_of(tx: &TenantTx, event: &Event) -> Result<()> {
-    let made = notify::of_event(tx, event.id).await?;
+/// The mails of the notifications one organisation's events made, in its transaction `tx`:
+/// each lookup, the mail records and the queued mails are one statement for all the events.
+async fn mail_all(tx: &TenantTx, events: &[&Event]) -> Result<()> {
+    let made = notify::of_events(tx, events.iter().map(|e| e.id).collect()).await?;
     if made.is_empty() {
         return Ok(());
     }
-    let emailed_ticket = match event.ticket_id() {
-        Some(ticket_id) => tx
-            .find::<thread::Entity>()
-            .filter(thread::Column::TicketId.eq(ticket_id))
-            .one(tx.conn())
-            .await?
-            .is_some(),
-        None => false,
-    };
-    let people: Vec<Uuid> = made.iter().map(|(u, _)| *u).collect();
+    let ticket_ids: BTreeSet<Uuid> = made.iter().filter_map(|(_, n)| n.ticket_id).collect();
+    let emailed_tickets: HashSet<Uuid> = tx
+        .find::<thread::Entity>()
+        .filter(thread::Column::TicketId.is_in(ticket_ids))
+        .all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|t| t.ticket_id)
+        .collect();
+    let people: Vec<Uuid> = made
+        .iter()
+        .map(|(u, _)| *u)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let users = identity::users_by_ids(tx.conn(), people.clone()).await?;
-    let roles = tenancy::active_roles(tx, &people).await?;
+    let requesters: HashSet<Uuid> = tenancy::active_roles(tx, &people)
+        .await?
+        .into_iter()
+        .filter(|(_, r)| access::sees_only_own_tickets(*r))
+        .map(|(u, _)| u)
+        .collect();
     let deliveries = preferences::deliveries_of(tx, &people).await?;
     let addresses: Vec<String> = users.iter().map(|u| u.email.clone()).collect();
     let bounced = bouncing(tx, &addresses).await?;
     let org = tenancy::organization(tx).await?;
+    let mut records = Vec::new();
+    let mut mails = HashMap::new();
     for (user_id, n) in made {
-        let is_requester = roles
-            .iter()
-            .any(|(u, r)| *u == user_id && access::sees_only_own_tickets(*r));
-        if is_requester && emailed_ticket && n.kind == NotificationKind::Comment {
+        let on_emailed_ticket = n.ticket_id.is_some_and(|t| emailed_tickets.contains(&t));
+        if requesters.contains(&user_id) && on_emailed_ticket && n.kind == NotificationKind::Comment
+        {
             continue;
         }
         let delivery = deliveries
@@ -95,26 +109,19 @@ async fn mail_of(tx: &TenantTx, event: &Event) -> Result<()> {
             continue;
         };
         let digest = delivery == Delivery::HourlyDigest;
-        let fresh = entity::Entity::insert(entity::ActiveModel {
+        records.push(entity::ActiveModel {
             org_id: Set(tx.org_id()),
             notification_id: Set(n.id),
             user_id: Set(user_id),
             digest: Set(digest),
             created_at: Set(n.created_at),
             mailed_at: Set((!digest).then(Utc::now)),
-        })
-        .on_conflict(
-            OnConflict::columns([entity::Column::OrgId, entity::Column::NotificationId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(tx.conn())
-        .await?;
-        if fresh == 0 || digest || bounced.contains(&user.email) {
+        });
+        if digest || bounced.contains(&user.email) {
             continue;
         }
-        mail::enqueue(
-            tx,
+        mails.insert(
+            n.id,
             Outgoing {
                 kind: mail::Kind::Notification,
                 to: user.email.clone(),
@@ -128,10 +135,25 @@ async fn mail_of(tx: &TenantTx, event: &Event) -> Result<()> {
                 automatic: true,
                 thread: None,
             },
-        )
-        .await?;
+        );
     }
-    Ok(())
+    if records.is_empty() {
+        return Ok(());
+    }
+    // A notification is mailed once: only the records this run created come back.
+    let fresh = entity::Entity::insert_many(records)
+        .on_conflict(
+            OnConflict::columns([entity::Column::OrgId, entity::Column::NotificationId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_with_returning(tx.conn())
+        .await?;
+    let due = fresh
+        .into_iter()
+        .filter_map(|r| mails.remove(&r.notification_id))
+        .collect();
+    mail::enqueue_all(tx, due).await
 }
 
 fn link(n: &Notification) -> String {

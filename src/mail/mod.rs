@@ -15,7 +15,7 @@ pub mod keys;
 mod templates;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -171,6 +171,33 @@ pub struct Outgoing {
 
 /// Queues a mail in the caller's transaction; the worker sends it after commit.
 pub(crate) async fn enqueue(tx: &TenantTx, mail: Outgoing) -> Result<Uuid> {
+    let row = queued(tx, mail)?;
+    let id = row.id;
+    entity::Entity::insert(entity::ActiveModel::from(row))
+        .exec_without_returning(tx.conn())
+        .await?;
+    tx.wrote_mail();
+    Ok(id)
+}
+
+/// Queues mails in one statement, in the caller's transaction.
+pub(crate) async fn enqueue_all(tx: &TenantTx, mails: Vec<Outgoing>) -> Result<()> {
+    if mails.is_empty() {
+        return Ok(());
+    }
+    let rows = mails
+        .into_iter()
+        .map(|mail| queued(tx, mail).map(entity::ActiveModel::from))
+        .collect::<Result<Vec<_>>>()?;
+    entity::Entity::insert_many(rows)
+        .exec_without_returning(tx.conn())
+        .await?;
+    tx.wrote_mail();
+    Ok(())
+}
+
+/// The queued row of a mail: its subject rendered, its thread kept with its parameters.
+fn queued(tx: &TenantTx, mail: Outgoing) -> Result<entity::Model> {
     let subject = templates::subject(mail.kind, &mail.params)?;
     let mut params = mail.params;
     if let (Some(thread), Value::Object(fields)) = (&mail.thread, &mut params) {
@@ -180,28 +207,23 @@ pub(crate) async fn enqueue(tx: &TenantTx, mail: Outgoing) -> Result<Uuid> {
         );
     }
     let now = Utc::now();
-    let id = Uuid::now_v7();
-    entity::ActiveModel {
-        org_id: Set(tx.org_id()),
-        id: Set(id),
-        kind: Set(mail.kind.as_str().to_owned()),
-        to_address: Set(mail.to),
-        to_user_id: Set(mail.to_user_id),
-        subject: Set(subject),
-        params: Set(params),
-        automatic: Set(mail.automatic),
-        status: Set(Status::Queued.as_str().to_owned()),
-        attempts: Set(0),
-        available_at: Set(now),
-        locked_until: Set(None),
-        last_response: Set(None),
-        created_at: Set(now),
-        sent_at: Set(None),
-    }
-    .insert(tx.conn())
-    .await?;
-    tx.wrote_mail();
-    Ok(id)
+    Ok(entity::Model {
+        org_id: tx.org_id(),
+        id: Uuid::now_v7(),
+        kind: mail.kind.as_str().to_owned(),
+        to_address: mail.to,
+        to_user_id: mail.to_user_id,
+        subject,
+        params,
+        automatic: mail.automatic,
+        status: Status::Queued.as_str().to_owned(),
+        attempts: 0,
+        available_at: now,
+        locked_until: None,
+        last_response: None,
+        created_at: now,
+        sent_at: None,
+    })
 }
 
 /// How many mails of `kind` went to `address` in the last day (for the per-sender limit of

@@ -12,7 +12,7 @@
 
 pub mod preferences;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -185,9 +185,9 @@ impl Handler for Notifier {
         self.handle_batch(db, &[event]).await
     }
 
-    /// One transaction for the organisation's events.
+    /// One transaction for the organisation's events, with a fixed number of statements.
     async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        dispatch::in_one_write(db, events, concerns_people, notify_of).await
+        dispatch::in_one_write(db, events, concerns_people, notify_all).await
     }
 }
 
@@ -204,28 +204,49 @@ pub(crate) fn concerns_people(event: &Event) -> bool {
     }
 }
 
-/// The notifications of one event, in the organisation's transaction `tx`.
-async fn notify_of(tx: &TenantTx, event: &Event) -> Result<()> {
-    if let Body::WebhookDisabled(w) = &event.body {
-        return tell_admins(tx, event, w).await;
+/// The notifications of one organisation's events, in its transaction `tx`. The tickets, the
+/// people's roles, the insert and the stream publish are each one statement for all the
+/// events; only mentions and SLA alerts look up their people on their own.
+async fn notify_all(tx: &TenantTx, events: &[&Event]) -> Result<()> {
+    let ticket_ids = events.iter().filter_map(|e| e.ticket_id()).collect();
+    let tickets = tickets::summaries(tx, ticket_ids).await?;
+    let mut planned: Vec<(&Event, Option<Uuid>, Vec<Planned>)> = Vec::new();
+    for &event in events {
+        if let Body::WebhookDisabled(w) = &event.body {
+            planned.push((event, None, tell_admins(tx, w).await?));
+            continue;
+        }
+        let Some(ticket_id) = event.ticket_id() else {
+            continue;
+        };
+        let Some(ticket) = tickets.get(&ticket_id).filter(|t| !t.deleted) else {
+            continue;
+        };
+        planned.push((event, Some(ticket_id), plan(tx, &event.body, ticket).await?));
     }
-    let Some(ticket_id) = event.ticket_id() else {
-        return Ok(());
-    };
-    let Some(ticket) = tickets::summary(tx, ticket_id).await? else {
-        return Ok(());
-    };
-    if ticket.deleted {
+    let people: BTreeSet<Uuid> = planned
+        .iter()
+        .flat_map(|(_, _, p)| p.iter().map(|p| p.user_id))
+        .collect();
+    if people.is_empty() {
         return Ok(());
     }
-    let planned = plan(tx, &event.body, &ticket).await?;
-    let planned = reachable(tx, event, planned).await?;
-    store(tx, event, Some(ticket_id), planned).await
+    let people: Vec<Uuid> = people.into_iter().collect();
+    let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &people).await?.into_iter().collect();
+    let rows = planned
+        .into_iter()
+        .flat_map(|(event, ticket_id, planned)| {
+            reachable(event, planned, &roles)
+                .into_iter()
+                .map(move |p| row(event, ticket_id, p))
+        })
+        .collect();
+    store(tx, rows).await
 }
 
 /// A webhook was disabled: every admin and owner hears of it.
-async fn tell_admins(tx: &TenantTx, event: &Event, w: &WebhookDisabled) -> Result<()> {
-    let planned = tenancy::active_admins(tx)
+async fn tell_admins(tx: &TenantTx, w: &WebhookDisabled) -> Result<Vec<Planned>> {
+    Ok(tenancy::active_admins(tx)
         .await?
         .into_iter()
         .map(|user_id| Planned {
@@ -234,60 +255,48 @@ async fn tell_admins(tx: &TenantTx, event: &Event, w: &WebhookDisabled) -> Resul
             title: format!("Webhook deliveries to {} stopped", w.host),
             body: Some(w.reason.clone()),
         })
-        .collect();
-    store(tx, event, None, planned).await
+        .collect())
 }
 
-/// Inserts the planned notifications (once per event and person) and publishes the new ones
-/// on their people's streams.
-async fn store(
-    tx: &TenantTx,
-    event: &Event,
-    ticket_id: Option<Uuid>,
-    planned: Vec<Planned>,
-) -> Result<()> {
-    if planned.is_empty() {
+/// The stored notification of a planned one.
+fn row(event: &Event, ticket_id: Option<Uuid>, p: Planned) -> entity::Model {
+    entity::Model {
+        org_id: event.org_id(),
+        id: Uuid::now_v7(),
+        user_id: p.user_id,
+        event_id: event.id,
+        kind: p.kind.as_str().to_owned(),
+        ticket_id,
+        actor_id: event.actor_id(),
+        title: p.title,
+        body: p.body,
+        read_at: None,
+        created_at: event.created_at,
+    }
+}
+
+/// Inserts the notifications (once per event and person) and publishes the new ones on their
+/// people's streams: one statement each, however many.
+async fn store(tx: &TenantTx, rows: Vec<entity::Model>) -> Result<()> {
+    if rows.is_empty() {
         return Ok(());
     }
-    let rows: Vec<entity::Model> = planned
-        .into_iter()
-        .map(|p| entity::Model {
-            org_id: event.org_id(),
-            id: Uuid::now_v7(),
-            user_id: p.user_id,
-            event_id: event.id,
-            kind: p.kind.as_str().to_owned(),
-            ticket_id,
-            actor_id: event.actor_id(),
-            title: p.title,
-            body: p.body,
-            read_at: None,
-            created_at: event.created_at,
-        })
-        .collect();
-    let inserted =
-        entity::Entity::insert_many(rows.iter().cloned().map(Into::<entity::ActiveModel>::into))
-            .on_conflict(
-                OnConflict::columns([
-                    entity::Column::OrgId,
-                    entity::Column::EventId,
-                    entity::Column::UserId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(tx.conn())
-            .await?;
-    if inserted == 0 {
-        return Ok(());
-    }
-    // Only the ones this run created (a rerun of a handled event finds them all present).
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let created = tx
-        .find::<entity::Entity>()
-        .filter(entity::Column::Id.is_in(ids))
-        .all(tx.conn())
+    // Only the ones this run created come back (a rerun of a handled event finds them all).
+    let created = entity::Entity::insert_many(rows.into_iter().map(Into::<entity::ActiveModel>::into))
+        .on_conflict(
+            OnConflict::columns([
+                entity::Column::OrgId,
+                entity::Column::EventId,
+                entity::Column::UserId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_with_returning(tx.conn())
         .await?;
+    if created.is_empty() {
+        return Ok(());
+    }
     let entries = created
         .into_iter()
         .map(|m| {
@@ -418,14 +427,12 @@ fn followers(f: &Followers, requester: Option<Uuid>) -> Vec<Uuid> {
     all
 }
 
-/// Drops the actor, people who are no longer active members, and anyone who may not see what
-/// the notification would tell them.
-async fn reachable(tx: &TenantTx, event: &Event, planned: Vec<Planned>) -> Result<Vec<Planned>> {
+/// Drops the actor, people who are no longer active members (absent from `roles`), and anyone
+/// who may not see what the notification would tell them.
+fn reachable(event: &Event, planned: Vec<Planned>, roles: &BTreeMap<Uuid, Role>) -> Vec<Planned> {
     let requester = event.body.requester_id();
     let internal = event.body.internal();
-    let ids: Vec<Uuid> = planned.iter().map(|p| p.user_id).collect();
-    let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &ids).await?.into_iter().collect();
-    Ok(planned
+    planned
         .into_iter()
         .filter(|p| Some(p.user_id) != event.actor_id())
         .filter(|p| match roles.get(&p.user_id) {
@@ -435,7 +442,7 @@ async fn reachable(tx: &TenantTx, event: &Event, planned: Vec<Planned>) -> Resul
             }
             Some(&role) => !internal || access::sees_internal_notes(role),
         })
-        .collect())
+        .collect()
 }
 
 fn excerpt(body: &str) -> String {
@@ -465,11 +472,15 @@ fn mentions(body: &str) -> Vec<String> {
     found
 }
 
-/// The notifications an event made (for the mail handler, which runs after this one), with the
-/// organisation's tenant transaction.
-pub(crate) async fn of_event(tx: &TenantTx, event_id: Uuid) -> Result<Vec<(Uuid, Notification)>> {
+/// The notifications these events made, with their people (for the mail handler, which runs
+/// after this one), in the organisation's tenant transaction.
+pub(crate) async fn of_events(
+    tx: &TenantTx,
+    event_ids: Vec<Uuid>,
+) -> Result<Vec<(Uuid, Notification)>> {
     tx.find::<entity::Entity>()
-        .filter(entity::Column::EventId.eq(event_id))
+        .filter(entity::Column::EventId.is_in(event_ids))
+        .order_by_asc(entity::Column::Id)
         .all(tx.conn())
         .await?
         .into_iter()

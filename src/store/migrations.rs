@@ -15,6 +15,7 @@ mod m0010_sla;
 mod m0011_search;
 mod m0012_session_entry;
 mod m0013_outbox_claim_order;
+mod m0014_outbox_due_index;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_search::Migration),
             Box::new(m0012_session_entry::Migration),
             Box::new(m0013_outbox_claim_order::Migration),
+            Box::new(m0014_outbox_due_index::Migration),
         ]
     }
 }

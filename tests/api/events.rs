@@ -77,10 +77,13 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
     assert_eq!(app.count(OPEN).await, 0);
     let notifications = "SELECT count(*) FROM notifications";
     let stream = "SELECT count(*) FROM stream_events";
+    let mails = "SELECT count(*) FROM mails WHERE kind = 'notification'";
     let (n, s) = (app.count(notifications).await, app.count(stream).await);
-    // 5 × (assigned + comment) for the agent; every event and notification on the stream.
+    // 5 × (assigned + comment) for the agent; every event and notification on the stream; each
+    // notification mailed to the agent at once (the default).
     assert_eq!(n, 10);
     assert_eq!(s, events + n);
+    assert_eq!(app.count(mails).await, n);
 
     // Every event runs through its handlers again (as after a crash before settling).
     app.sql("UPDATE outbox_events SET status = 'pending', available_at = created_at")
@@ -95,6 +98,7 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
     );
     assert_eq!(app.count(notifications).await, n);
     assert_eq!(app.count(stream).await, s);
+    assert_eq!(app.count(mails).await, n, "a notification is mailed once");
     let unread = app
         .get("/api/v1/notifications/unread-count", &agent.token)
         .await;

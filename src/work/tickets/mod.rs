@@ -18,7 +18,7 @@ pub use list::{ListQuery, SortKey, TicketFilter, list, list_statement, mine};
 pub use lookup::get;
 pub(crate) use lookup::load_many;
 pub(crate) use lookup::{
-    Summary, TicketHandle, assignees_of, current, find_visible, id_of, summary, touch,
+    Summary, TicketHandle, assignees_of, current, find_visible, id_of, summaries, summary, touch,
 };
 pub(crate) use write::move_to;
 pub(crate) use write::reassign_by_system;
