@@ -122,12 +122,7 @@ async fn start_after(
 /// no longer listen or the feed cannot be read. New entries come from the organisation's
 /// shared reader (`events::stream::Feeds`); the database is read only to catch up (at the
 /// start, and when the connection fell further behind than the shared tail holds).
-fn follow(
-    s: AppState,
-    mut ctx: TenantCtx,
-    token: String,
-    after: i64,
-) -> mpsc::Receiver<Queued> {
+fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::Receiver<Queued> {
     let (out, rx) = mpsc::channel(READ_BATCH as usize);
     tokio::spawn(async move {
         // Subscribe before the first read, so what commits meanwhile is in the tail.

@@ -232,7 +232,10 @@ async fn notify_all(tx: &TenantTx, events: &[&Event]) -> Result<()> {
         return Ok(());
     }
     let people: Vec<Uuid> = people.into_iter().collect();
-    let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &people).await?.into_iter().collect();
+    let roles: BTreeMap<Uuid, Role> = tenancy::active_roles(tx, &people)
+        .await?
+        .into_iter()
+        .collect();
     let rows = planned
         .into_iter()
         .flat_map(|(event, ticket_id, planned)| {
@@ -282,18 +285,19 @@ async fn store(tx: &TenantTx, rows: Vec<entity::Model>) -> Result<()> {
         return Ok(());
     }
     // Only the ones this run created come back (a rerun of a handled event finds them all).
-    let created = entity::Entity::insert_many(rows.into_iter().map(Into::<entity::ActiveModel>::into))
-        .on_conflict(
-            OnConflict::columns([
-                entity::Column::OrgId,
-                entity::Column::EventId,
-                entity::Column::UserId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_with_returning(tx.conn())
-        .await?;
+    let created =
+        entity::Entity::insert_many(rows.into_iter().map(Into::<entity::ActiveModel>::into))
+            .on_conflict(
+                OnConflict::columns([
+                    entity::Column::OrgId,
+                    entity::Column::EventId,
+                    entity::Column::UserId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_with_returning(tx.conn())
+            .await?;
     if created.is_empty() {
         return Ok(());
     }
