@@ -122,17 +122,19 @@ async fn start_after(
 /// no longer listen or the feed cannot be read. New entries come from the organisation's
 /// shared reader (`events::stream::Feeds`); the database is read only to catch up (at the
 /// start, and when the connection fell further behind than the shared tail holds).
-fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::Receiver<Queued> {
+fn follow(s: &AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::Receiver<Queued> {
     let (out, rx) = mpsc::channel(READ_BATCH as usize);
+    // Subscribe before the first read, so what commits meanwhile is in the tail.
+    let mut tail = s.feeds.subscribe(ctx.org_id);
+    let mut access = s.db.signals().access.subscribe();
+    let mut stopping = s.stopping.clone();
+    // The task takes only what it uses, not a copy of the whole state: thousands are held.
+    let (db, keys) = (s.db.clone(), s.keys.clone());
     tokio::spawn(async move {
-        // Subscribe before the first read, so what commits meanwhile is in the tail.
-        let mut tail = s.feeds.subscribe(ctx.org_id);
-        let mut access = s.db.signals().access.subscribe();
         let mut checked = Instant::now();
-        let mut stopping = s.stopping.clone();
         // Boxed, here and below: an idle connection's task then holds a pointer, not the
         // database read's whole state (thousands of connections wait at once).
-        let Some(mut cursor) = Box::pin(read_from_database(&s, &ctx, &out, after)).await else {
+        let Some(mut cursor) = Box::pin(read_from_database(&db, &ctx, &out, after)).await else {
             return;
         };
         loop {
@@ -143,7 +145,7 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
                 _ = out.closed() => return,
             };
             if access_changed || checked.elapsed() >= RECHECK_ACCESS {
-                match Box::pin(identity::authenticate_now(&s.db, &s.keys, &token)).await {
+                match Box::pin(identity::authenticate_now(&db, &keys, &token)).await {
                     Ok(current) => ctx = current,
                     Err(_) => return,
                 }
@@ -160,7 +162,7 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
                     through
                 }
                 // Fell further behind than the shared tail holds.
-                None => match Box::pin(read_from_database(&s, &ctx, &out, cursor)).await {
+                None => match Box::pin(read_from_database(&db, &ctx, &out, cursor)).await {
                     Some(through) => through,
                     None => return,
                 },
@@ -173,13 +175,13 @@ fn follow(s: AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::R
 /// Sends what follows `cursor` from the database, up to its current end; the position read up
 /// to, or `None` when the connection should close.
 async fn read_from_database(
-    s: &AppState,
+    db: &crate::store::Db,
     ctx: &TenantCtx,
     out: &mpsc::Sender<Queued>,
     mut cursor: i64,
 ) -> Option<i64> {
     loop {
-        let batch = match stream::read(&s.db, ctx, cursor, READ_BATCH).await {
+        let batch = match stream::read(db, ctx, cursor, READ_BATCH).await {
             Ok(b) => b,
             Err(err) => {
                 tracing::warn!(error = ?err, "reading the stream failed; closing it");
@@ -229,7 +231,7 @@ pub async fn sse(
 ) -> Result<Response, Problem> {
     let after = start_after(&s, &ctx, &headers, &q).await?;
     let items = follow(
-        s,
+        &s,
         ctx,
         bearer_token(&headers).unwrap_or_default().to_owned(),
         after,
@@ -269,7 +271,7 @@ pub async fn ws(
         )
     })?;
     let items = follow(
-        s,
+        &s,
         ctx,
         bearer_token(&headers).unwrap_or_default().to_owned(),
         after,
