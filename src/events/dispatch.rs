@@ -164,7 +164,7 @@ async fn step(db: &Db, cfg: &WorkerConfig, handlers: &Handlers) -> Result<usize>
 /// long the backlog, whatever the planner's statistics say. (As one statement, with the
 /// ticket rule as a `NOT EXISTS`, PostgreSQL planned from statistics taken while the queue was
 /// empty went quadratic on a sudden backlog: 12 s per claim with 15,000 open events.)
-async fn claim(db: &Db, cfg: &WorkerConfig) -> Result<Vec<Claimed>> {
+async fn claim(db: &Db, cfg: &WorkerConfig) -> Result<Vec<(Claimed, Result<Event>)>> {
     let now = Utc::now();
     let lease_end = now + Duration::from_secs(cfg.worker_lease_secs);
     let tx = db.maintenance().await?;
@@ -210,8 +210,8 @@ async fn claim(db: &Db, cfg: &WorkerConfig) -> Result<Vec<Claimed>> {
         .all(tx.conn())
         .await?;
     tx.commit().await?;
-    let mut claimed: Vec<Claimed> = rows.into_iter().map(Claimed::from).collect();
-    claimed.sort_by_key(|c| (c.created_at, c.id));
+    let mut claimed: Vec<_> = rows.into_iter().map(Claimed::decode).collect();
+    claimed.sort_by_key(|(c, _)| (c.created_at, c.id));
     Ok(claimed)
 }
 
@@ -296,18 +296,18 @@ async fn pick_claimable(
     }
 }
 
-/// A claimed outbox row: what settling it needs, and its event if the payload decodes.
+/// A claimed outbox row: what settling it needs.
 struct Claimed {
     org_id: Uuid,
     id: Uuid,
     kind: String,
     attempts: i32,
     created_at: DateTime<Utc>,
-    event: Result<Event>,
 }
 
-impl From<entity::Model> for Claimed {
-    fn from(m: entity::Model) -> Self {
+impl Claimed {
+    /// The row, and its event if the payload decodes (the handlers take the event itself).
+    fn decode(m: entity::Model) -> (Self, Result<Event>) {
         let event = Body::decode(&m.kind, &m.payload).map(|(envelope, body)| Event {
             id: m.id,
             envelope,
@@ -315,14 +315,14 @@ impl From<entity::Model> for Claimed {
             attempts: m.attempts,
             created_at: m.created_at,
         });
-        Self {
+        let claimed = Self {
             org_id: m.org_id,
             id: m.id,
             kind: m.kind,
             attempts: m.attempts,
             created_at: m.created_at,
-            event,
-        }
+        };
+        (claimed, event)
     }
 }
 
@@ -334,18 +334,20 @@ impl From<entity::Model> for Claimed {
 async fn handle_all(
     db: &Db,
     handlers: &Handlers,
-    claimed: Vec<Claimed>,
+    claimed: Vec<(Claimed, Result<Event>)>,
 ) -> Vec<(Claimed, Outcome)> {
     let started = Instant::now();
     let mut failed: HashMap<Uuid, String> = HashMap::new();
     let mut by_org: BTreeMap<Uuid, Vec<Event>> = BTreeMap::new();
-    for c in &claimed {
-        match &c.event {
-            Ok(event) => by_org.entry(c.org_id).or_default().push(event.clone()),
+    let mut settling = Vec::with_capacity(claimed.len());
+    for (c, event) in claimed {
+        match event {
+            Ok(event) => by_org.entry(c.org_id).or_default().push(event),
             Err(err) => {
                 failed.insert(c.id, err.to_string());
             }
         }
+        settling.push(c);
     }
     let mut abandoned: HashSet<Uuid> = HashSet::new();
     let mut running = JoinSet::new();
@@ -372,7 +374,7 @@ async fn handle_all(
     }
     // Each event was handled while its batch's handlers ran: that is its handling time.
     let handling = started.elapsed().as_secs_f64();
-    claimed
+    settling
         .into_iter()
         .filter(|c| !abandoned.contains(&c.id))
         .map(|c| {

@@ -35,6 +35,7 @@ use crate::{
     error::Result,
     events::stream::{self, StreamEvent},
     identity,
+    store::Db,
 };
 
 /// Entries read from the database at a time.
@@ -175,7 +176,7 @@ fn follow(s: &AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::
 /// Sends what follows `cursor` from the database, up to its current end; the position read up
 /// to, or `None` when the connection should close.
 async fn read_from_database(
-    db: &crate::store::Db,
+    db: &Db,
     ctx: &TenantCtx,
     out: &mpsc::Sender<Queued>,
     mut cursor: i64,
