@@ -49,17 +49,18 @@ impl Mail {
     }
 }
 
-/// Everything an event causes, in order: its entry in the live feed, notifications, then the
-/// mails (notification mails read the notifications made just before), then removed files'
-/// bytes, then webhook deliveries. A new consumer (SLA timers) is one module and one line here.
+/// Everything an event causes, in order: its entry in the live feed, notifications, their
+/// mails (which read the notifications made just before) and webhook deliveries, all four in
+/// one transaction of the organisation; then mail replies to tickets that came by mail, then
+/// removed files' bytes. A new consumer is one module and one line here.
 pub fn handlers(mailroom: &Mailroom) -> Handlers {
     Handlers::new()
-        .with(stream::Publisher)
-        .with(notify::Notifier)
-        .with(conversation::NotificationMails)
+        .with_writes(stream::Publisher)
+        .with_writes(notify::Notifier)
+        .with_writes(conversation::NotificationMails)
+        .with_writes(webhooks::Fanout)
         .with(conversation::Replies(mailroom.clone()))
         .with(attachments::BlobRemover(mailroom.files.clone()))
-        .with(webhooks::Fanout)
 }
 
 /// Runs until `stop` turns true.

@@ -14,7 +14,7 @@ use super::{entity::thread, ingest::bouncing};
 use crate::{
     access,
     error::Result,
-    events::{Event, Handler, dispatch},
+    events::{Event, WriteHandler},
     identity,
     mail::{self, Outgoing},
     notify::{
@@ -42,18 +42,18 @@ pub(crate) mod entity {
 pub struct NotificationMails;
 
 #[async_trait::async_trait]
-impl Handler for NotificationMails {
+impl WriteHandler for NotificationMails {
     fn name(&self) -> &'static str {
         "notification mails"
     }
 
-    async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        self.handle_batch(db, &[event]).await
+    fn concerns(&self, event: &Event) -> bool {
+        notify::concerns_people(event)
     }
 
-    /// One transaction for the organisation's events, with a fixed number of statements.
-    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        dispatch::in_one_write(db, events, notify::concerns_people, mail_all).await
+    /// A fixed number of statements for the organisation's events.
+    async fn write(&self, tx: &TenantTx, events: &[&Event]) -> Result<()> {
+        mail_all(tx, events).await
     }
 }
 

@@ -31,7 +31,7 @@ use super::{
 use crate::{
     background,
     config::WorkerConfig,
-    error::Result,
+    error::{Error, Result},
     store::{Db, TenantTx},
 };
 
@@ -45,9 +45,10 @@ const ORGANISATIONS_AT_ONCE: usize = 4;
 /// Retry delays stop growing here.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
-/// A consumer of events: notifications, the real-time feed, mail, webhooks. Handlers are
-/// registered in the wiring (`worker.rs`), never named here. Each must be idempotent: an event
-/// is handled at least once, and a retry after a crash or a failure runs every handler again.
+/// A consumer of events whose work reaches outside the organisation's database, or takes
+/// transactions of its own: outgoing mail replies, object storage. Handlers are registered in
+/// the wiring (`worker.rs`), never named here. Each must be idempotent: an event is handled at
+/// least once, and a retry after a crash or a failure runs every handler again.
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// Names the handler in logs, metrics and an event's `last_error`.
@@ -66,28 +67,31 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// For handlers whose work is a part of one write transaction: runs `all` on the events
-/// `relevant` keeps, in one transaction of their organisation (none at all when no event is
-/// relevant). The events are one organisation's, as `Handler::handle_batch` gets them.
-pub(crate) async fn in_one_write(
-    db: &Db,
-    events: &[&Event],
-    relevant: fn(&Event) -> bool,
-    all: impl AsyncFnOnce(&TenantTx, &[&Event]) -> Result<()>,
-) -> Result<()> {
-    let kept: Vec<&Event> = events.iter().copied().filter(|e| relevant(e)).collect();
-    let Some(first) = kept.first() else {
-        return Ok(());
-    };
-    let tx = db.write_org(first.org_id()).await?;
-    all(&tx, &kept).await?;
-    tx.commit().await?;
-    Ok(())
+/// A consumer of events whose work is writes to the organisation's database only: the feed,
+/// notifications and their mails, webhook deliveries. Write handlers registered one after
+/// another share one write transaction per organisation batch, so an organisation's events
+/// cost one commit for all of them. Idempotent, as every [`Handler`].
+#[async_trait::async_trait]
+pub trait WriteHandler: Send + Sync + 'static {
+    /// Names the handler in logs, metrics and an event's `last_error`.
+    fn name(&self) -> &'static str;
+    /// Whether the handler has anything to do for `event` (it is given only those).
+    fn concerns(&self, event: &Event) -> bool;
+    /// Writes what it makes of `events` (one organisation's, at most one per ticket) in `tx`,
+    /// that organisation's write transaction.
+    async fn write(&self, tx: &TenantTx, events: &[&Event]) -> Result<()>;
 }
 
-/// The handlers every event goes through, in order of registration.
+/// The handlers every event goes through, in order of registration: each run of write
+/// handlers registered one after another is one step, in one transaction.
 #[derive(Clone, Default)]
-pub struct Handlers(Arc<Vec<Arc<dyn Handler>>>);
+pub struct Handlers(Arc<Vec<Step>>);
+
+#[derive(Clone)]
+enum Step {
+    Alone(Arc<dyn Handler>),
+    Writes(Vec<Arc<dyn WriteHandler>>),
+}
 
 impl Handlers {
     pub fn new() -> Self {
@@ -96,13 +100,30 @@ impl Handlers {
 
     /// Adds `handler` after those already registered.
     pub fn with(self, handler: impl Handler) -> Self {
-        let mut all: Vec<Arc<dyn Handler>> = self.0.iter().cloned().collect();
-        all.push(Arc::new(handler));
-        Self(Arc::new(all))
+        let mut steps: Vec<Step> = self.0.iter().cloned().collect();
+        steps.push(Step::Alone(Arc::new(handler)));
+        Self(Arc::new(steps))
+    }
+
+    /// Adds a write handler after those already registered, in one transaction with the write
+    /// handlers just before it.
+    pub fn with_writes(self, handler: impl WriteHandler) -> Self {
+        let mut steps: Vec<Step> = self.0.iter().cloned().collect();
+        match steps.last_mut() {
+            Some(Step::Writes(writers)) => writers.push(Arc::new(handler)),
+            _ => steps.push(Step::Writes(vec![Arc::new(handler)])),
+        }
+        Self(Arc::new(steps))
     }
 
     pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().map(|h| h.name()).collect()
+        self.0
+            .iter()
+            .flat_map(|step| match step {
+                Step::Alone(h) => vec![h.name()],
+                Step::Writes(writers) => writers.iter().map(|w| w.name()).collect(),
+            })
+            .collect()
     }
 }
 
@@ -307,13 +328,26 @@ struct Claimed {
 
 impl Claimed {
     /// The row, and its event if the payload decodes (the handlers take the event itself).
+    ///
+    /// Handlers act for the organisation the payload names, so it must be the row's: the one
+    /// whose transaction wrote it (under row security on PostgreSQL). An event that names
+    /// another is refused here, and ends dead, before any handler could act on it for that
+    /// other organisation.
     fn decode(m: entity::Model) -> (Self, Result<Event>) {
-        let event = Body::decode(&m.kind, &m.payload).map(|(envelope, body)| Event {
-            id: m.id,
-            envelope,
-            body,
-            attempts: m.attempts,
-            created_at: m.created_at,
+        let event = Body::decode(&m.kind, m.payload).and_then(|(envelope, body)| {
+            if envelope.org_id != m.org_id {
+                // Not the other organisation's id: admins of this one read `last_error`.
+                return Err(Error::internal(anyhow::anyhow!(
+                    "the event's payload names another organisation than its row"
+                )));
+            }
+            Ok(Event {
+                id: m.id,
+                envelope,
+                body,
+                attempts: m.attempts,
+                created_at: m.created_at,
+            })
         });
         let claimed = Self {
             org_id: m.org_id,
@@ -396,8 +430,12 @@ async fn handle_all(
 /// goes no further. Returns the events that failed, with their errors.
 async fn run_handlers(db: &Db, handlers: &Handlers, mut events: Vec<Event>) -> Vec<(Uuid, String)> {
     let mut failed = Vec::new();
-    for handler in handlers.0.iter() {
-        let errors = run_batch(db, handler.as_ref(), &events).await;
+    for step in handlers.0.iter() {
+        let refs: Vec<&Event> = events.iter().collect();
+        let errors = match step {
+            Step::Alone(handler) => together_else_alone(db, One::Handler(handler), &refs).await,
+            Step::Writes(writers) => run_writes(db, writers, &refs).await,
+        };
         events.retain(|e| !errors.iter().any(|(id, _)| *id == e.id));
         failed.extend(errors);
         if events.is_empty() {
@@ -407,19 +445,90 @@ async fn run_handlers(db: &Db, handlers: &Handlers, mut events: Vec<Event>) -> V
     failed
 }
 
-/// One organisation's events through one handler: together, else (when that fails) one by
-/// one. Returns the events that failed, with their errors.
-async fn run_batch(db: &Db, handler: &dyn Handler, events: &[Event]) -> Vec<(Uuid, String)> {
-    let refs: Vec<&Event> = events.iter().collect();
-    if refs.len() > 1 && handler.handle_batch(db, &refs).await.is_ok() {
+/// One organisation's events through a run of write handlers: all of them in one
+/// transaction; when that fails, handler by handler, so the failure is pinned on its handler
+/// and its events.
+async fn run_writes(
+    db: &Db,
+    writers: &[Arc<dyn WriteHandler>],
+    events: &[&Event],
+) -> Vec<(Uuid, String)> {
+    if writers.len() > 1 && write_in_one(db, writers, events).await.is_ok() {
+        return Vec::new();
+    }
+    let mut left = events.to_vec();
+    let mut failed = Vec::new();
+    for writer in writers {
+        let errors = together_else_alone(db, One::Writer(writer), &left).await;
+        left.retain(|e| !errors.iter().any(|(id, _)| *id == e.id));
+        failed.extend(errors);
+    }
+    failed
+}
+
+/// One handler of either kind.
+enum One<'a> {
+    Handler(&'a Arc<dyn Handler>),
+    Writer(&'a Arc<dyn WriteHandler>),
+}
+
+impl One<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            One::Handler(h) => h.name(),
+            One::Writer(w) => w.name(),
+        }
+    }
+
+    async fn run(&self, db: &Db, events: &[&Event]) -> Result<()> {
+        match self {
+            One::Handler(h) => h.handle_batch(db, events).await,
+            One::Writer(w) => write_in_one(db, std::slice::from_ref(*w), events).await,
+        }
+    }
+}
+
+/// Runs `writers` in order on the events each concerns, in one write transaction of their
+/// organisation (none at all when no writer is concerned).
+async fn write_in_one(db: &Db, writers: &[Arc<dyn WriteHandler>], events: &[&Event]) -> Result<()> {
+    let work: Vec<(&Arc<dyn WriteHandler>, Vec<&Event>)> = writers
+        .iter()
+        .map(|w| {
+            (
+                w,
+                events
+                    .iter()
+                    .copied()
+                    .filter(|e| w.concerns(e))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, concerned)| !concerned.is_empty())
+        .collect();
+    let Some(first) = work.first().and_then(|(_, concerned)| concerned.first()) else {
+        return Ok(());
+    };
+    let tx = db.write_org(first.org_id()).await?;
+    for (writer, concerned) in &work {
+        writer.write(&tx, concerned).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Events through one handler: together, else (when that fails) one by one. Returns the
+/// events that failed, with their errors.
+async fn together_else_alone(db: &Db, handler: One<'_>, events: &[&Event]) -> Vec<(Uuid, String)> {
+    if events.len() > 1 && handler.run(db, events).await.is_ok() {
         return Vec::new();
     }
     let mut failed = Vec::new();
     for event in events {
-        if let Err(err) = handler.handle(db, event).await {
-            tracing::warn!(event_id = %event.id, kind = event.kind(), handler = handler.name(),
+        if let Err(err) = handler.run(db, std::slice::from_ref(event)).await {
+            let name = handler.name();
+            tracing::warn!(event_id = %event.id, kind = event.kind(), handler = name,
                 attempts = event.attempts, error = ?err, "event handler failed");
-            failed.push((event.id, format!("{}: {err}", handler.name())));
+            failed.push((event.id, format!("{name}: {err}")));
         }
     }
     failed

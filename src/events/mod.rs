@@ -21,7 +21,7 @@ use crate::{
     store::{Backend, Db, TenantTx},
 };
 pub use contract::{Body, Envelope, Event};
-pub use dispatch::{Handler, Handlers};
+pub use dispatch::{Handler, Handlers, WriteHandler};
 
 pub(crate) mod entity {
     crate::store::tenant_entity!("outbox_events" {

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Event, Handler};
+use super::{Event, WriteHandler};
 use crate::{
     access,
     access::TenantCtx,
@@ -146,20 +146,17 @@ pub(crate) async fn publish(tx: &TenantTx, entries: Vec<Entry>) -> Result<usize>
 pub struct Publisher;
 
 #[async_trait::async_trait]
-impl Handler for Publisher {
+impl WriteHandler for Publisher {
     fn name(&self) -> &'static str {
         "stream"
     }
 
-    async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        self.handle_batch(db, &[event]).await
+    fn concerns(&self, _: &Event) -> bool {
+        true
     }
 
     /// One publish, and so one wake-up of the organisation's streams, for its events.
-    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        let Some(first) = events.first() else {
-            return Ok(());
-        };
+    async fn write(&self, tx: &TenantTx, events: &[&Event]) -> Result<()> {
         let entries = events
             .iter()
             .map(|event| {
@@ -175,9 +172,7 @@ impl Handler for Publisher {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let tx = db.write_org(first.org_id()).await?;
-        publish(&tx, entries).await?;
-        tx.commit().await?;
+        publish(tx, entries).await?;
         Ok(())
     }
 }

@@ -27,9 +27,9 @@ use crate::{
     access::{self, Role, TenantCtx},
     error::{Error, Result},
     events::{
-        Body, Event, Handler,
+        Body, Event, WriteHandler,
         contract::{Followers, WebhookDisabled},
-        dispatch, stream,
+        stream,
     },
     identity,
     pagination::{Page, PageRequest},
@@ -176,18 +176,18 @@ struct Planned {
 pub struct Notifier;
 
 #[async_trait::async_trait]
-impl Handler for Notifier {
+impl WriteHandler for Notifier {
     fn name(&self) -> &'static str {
         "notifications"
     }
 
-    async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        self.handle_batch(db, &[event]).await
+    fn concerns(&self, event: &Event) -> bool {
+        concerns_people(event)
     }
 
-    /// One transaction for the organisation's events, with a fixed number of statements.
-    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        dispatch::in_one_write(db, events, concerns_people, notify_all).await
+    /// A fixed number of statements for the organisation's events.
+    async fn write(&self, tx: &TenantTx, events: &[&Event]) -> Result<()> {
+        notify_all(tx, events).await
     }
 }
 

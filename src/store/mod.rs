@@ -382,6 +382,7 @@ impl Db {
             signals: self.signals.clone(),
             wrote_outbox: AtomicBool::new(false),
             wrote_mail: AtomicBool::new(false),
+            wrote_webhooks: AtomicBool::new(false),
             wrote_stream: AtomicBool::new(false),
             access_changed: Mutex::new(Vec::new()),
         }
@@ -500,6 +501,7 @@ scoped_tx!(@struct TenantTx {
     signals: Arc<Signals>,
     wrote_outbox: AtomicBool,
     wrote_mail: AtomicBool,
+    wrote_webhooks: AtomicBool,
     wrote_stream: AtomicBool,
     access_changed: Mutex<Vec<Uuid>>
 });
@@ -521,6 +523,9 @@ impl TenantTx {
         }
         if self.wrote_mail.into_inner() {
             self.signals.mail.notify_one();
+        }
+        if self.wrote_webhooks.into_inner() {
+            self.signals.webhooks.notify_one();
         }
         if self.wrote_stream.into_inner() {
             // No receiver (no stream connection) is not an error.
@@ -559,6 +564,11 @@ impl TenantTx {
     /// Notes that this transaction queued mails (the sender wakes at commit).
     pub(crate) fn wrote_mail(&self) {
         self.wrote_mail.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes that this transaction queued webhook deliveries (the sender wakes at commit).
+    pub(crate) fn wrote_webhooks(&self) {
+        self.wrote_webhooks.store(true, Ordering::Relaxed);
     }
 
     /// Notes that this transaction published stream entries (streams wake at commit).

@@ -30,7 +30,7 @@ use crate::{
     audit,
     config::{Secret, WebhookConfig},
     error::{Error, Result, Validator},
-    events::{Event, Handler},
+    events::{Event, WriteHandler},
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
     text,
@@ -771,8 +771,8 @@ pub async fn redeliver(
     row.completed_at = Set(None);
     let row = row.update(tx.conn()).await?;
     let redone = with_attempts(&tx, row).await?;
+    tx.wrote_webhooks();
     tx.commit().await?;
-    db.signals().webhooks.notify_one();
     Ok(redone)
 }
 
@@ -789,7 +789,6 @@ pub async fn send_test(db: &Db, ctx: &TenantCtx, webhook_id: Uuid) -> Result<Web
     let row = delivery_row(&tx, webhook_id, delivery::Column::EventId, event_id).await?;
     let sent = with_attempts(&tx, row).await?;
     tx.commit().await?;
-    db.signals().webhooks.notify_one();
     Ok(sent)
 }
 
@@ -844,6 +843,7 @@ async fn queue(
         )
         .exec_without_returning(tx.conn())
         .await?;
+    tx.wrote_webhooks();
     Ok(())
 }
 
@@ -851,65 +851,35 @@ async fn queue(
 pub struct Fanout;
 
 #[async_trait::async_trait]
-impl Handler for Fanout {
+impl WriteHandler for Fanout {
     fn name(&self) -> &'static str {
         "webhooks"
     }
 
-    async fn handle(&self, db: &Db, event: &Event) -> Result<()> {
-        self.handle_batch(db, &[event]).await
+    fn concerns(&self, event: &Event) -> bool {
+        EventType::parse(event.kind()).is_some()
     }
 
-    /// The organisation's webhooks read once for its events; their deliveries queued in one
-    /// transaction.
-    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        let offered: Vec<&&Event> = events
-            .iter()
-            .filter(|e| EventType::parse(e.kind()).is_some())
-            .collect();
-        let Some(org_id) = offered.first().map(|e| e.org_id()) else {
-            return Ok(());
-        };
-        // Most organisations subscribe nothing: a read answers that without the writer's lock.
-        let read = db.read_org(org_id).await?;
-        let active = read
+    /// The organisation's webhooks read once for its events; their deliveries queued.
+    async fn write(&self, tx: &TenantTx, events: &[&Event]) -> Result<()> {
+        let active = tx
             .find::<webhook::Entity>()
             .filter(webhook::Column::Active.eq(true))
-            .all(read.conn())
+            .all(tx.conn())
             .await?;
-        read.commit().await?;
-        let subscribed = |kind: &str| -> Vec<Uuid> {
-            active
+        // An endpoint deleted meanwhile fails the insert, and the event's retry reads the
+        // subscriptions again.
+        for &event in events {
+            let to: Vec<Uuid> = active
                 .iter()
-                .filter(|w| events_of(w).iter().any(|e| e == kind))
+                .filter(|w| events_of(w).iter().any(|e| e == event.kind()))
                 .map(|w| w.id)
-                .collect()
-        };
-        let due: Vec<(&&Event, Vec<Uuid>)> = offered
-            .into_iter()
-            .map(|e| (e, subscribed(e.kind())))
-            .filter(|(_, to)| !to.is_empty())
-            .collect();
-        if due.is_empty() {
-            return Ok(());
+                .collect();
+            if !to.is_empty() {
+                let data = event.public_data()?;
+                queue(tx, &to, event.id, event.kind(), event.created_at, data).await?;
+            }
         }
-        // An endpoint turned off meanwhile keeps the delivery until it is on again (the sender
-        // skips inactive endpoints); one deleted meanwhile fails the insert, and the event's
-        // retry reads the subscriptions again.
-        let tx = db.write_org(org_id).await?;
-        for (event, to) in due {
-            queue(
-                &tx,
-                &to,
-                event.id,
-                event.kind(),
-                event.created_at,
-                event.public_data()?,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        db.signals().webhooks.notify_one();
         Ok(())
     }
 }

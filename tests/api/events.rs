@@ -8,8 +8,8 @@ use std::{
 };
 
 use docket::{
-    events::{Body, Event, Handler, Handlers},
-    store::Db,
+    events::{Body, Event, Handler, Handlers, WriteHandler},
+    store::{Db, TenantTx},
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -40,9 +40,9 @@ impl Poisoned {
     /// the stream, but notifies nobody until it is cured.
     fn with_real_handlers(&self) -> Handlers {
         Handlers::new()
-            .with(docket::events::stream::Publisher)
+            .with_writes(docket::events::stream::Publisher)
             .with(self.clone())
-            .with(docket::notify::Notifier)
+            .with_writes(docket::notify::Notifier)
     }
 }
 
@@ -53,6 +53,12 @@ impl Handler for Poisoned {
     }
 
     async fn handle(&self, _: &Db, event: &Event) -> docket::error::Result<()> {
+        self.check(event)
+    }
+}
+
+impl Poisoned {
+    fn check(&self, event: &Event) -> docket::error::Result<()> {
         let poisoned = matches!(event.body, Body::TicketAssigned(_))
             && event
                 .ticket_id()
@@ -61,6 +67,25 @@ impl Handler for Poisoned {
             return Err(docket::error::Error::internal(anyhow::anyhow!("poisoned")));
         }
         Ok(())
+    }
+}
+
+/// The same poison as a write handler, to sit in the transaction the write handlers share.
+#[derive(Clone, Default)]
+struct PoisonedWrites(Poisoned);
+
+#[async_trait::async_trait]
+impl WriteHandler for PoisonedWrites {
+    fn name(&self) -> &'static str {
+        "poisoned"
+    }
+
+    fn concerns(&self, _: &Event) -> bool {
+        true
+    }
+
+    async fn write(&self, _: &TenantTx, events: &[&Event]) -> docket::error::Result<()> {
+        events.iter().try_for_each(|e| self.0.check(e))
     }
 }
 
@@ -103,6 +128,117 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
         .get("/api/v1/notifications/unread-count", &agent.token)
         .await;
     assert_eq!(unread.assert_ok(200)["count"], 10);
+    app.shutdown().await;
+}
+
+/// Write handlers share one transaction per organisation batch. When one of them fails, the
+/// batch is redone handler by handler: the failing event keeps what the writers before the
+/// failing one made of it (its feed entry), gets nothing from those after it (no
+/// notification), and the other events get everything.
+#[tokio::test]
+async fn a_write_handler_that_fails_in_the_shared_transaction_holds_up_only_its_event() {
+    let app = spawn_app().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let agent = app.member(&owner, "a@example.com", "agent").await;
+    let project = app.project(&owner.token, "OPS").await;
+    let assigned = |title: &str| json!({"title": title, "assignee_ids": [agent.user_id]});
+    let poisoned = app
+        .ticket(&owner.token, &project, assigned("poison pill"))
+        .await;
+    app.ticket(&owner.token, &project, assigned("healthy"))
+        .await;
+    let poison = PoisonedWrites::default();
+    poison.0.poison(&poisoned);
+    let handlers = Handlers::new()
+        .with_writes(docket::events::stream::Publisher)
+        .with_writes(poison.clone())
+        .with_writes(docket::notify::Notifier);
+    app.run_pending_events_with(handlers).await;
+
+    assert_eq!(app.count(OPEN).await, 0);
+    let dead = app
+        .get("/api/v1/admin/events?status=dead", &owner.token)
+        .await;
+    let dead = dead.assert_ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["ticket_id"], poisoned["id"]);
+    assert!(
+        dead[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("poisoned: ")
+    );
+    let entry = format!(
+        "SELECT count(*) FROM stream_events WHERE source = 'event:{}'",
+        dead[0]["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        app.count(&entry).await,
+        1,
+        "the writer before the failing one kept its work"
+    );
+    let inbox = app.get("/api/v1/notifications", &agent.token).await;
+    let titles = pluck(&inbox.assert_ok(200)["items"], "title");
+    assert_eq!(titles.len(), 1, "{titles:?}");
+    assert!(titles[0].contains("healthy"), "{titles:?}");
+    app.shutdown().await;
+}
+
+/// Handlers act for the organisation an event's payload names. An outbox row whose payload
+/// names another organisation than the row's own is refused before any handler runs: it ends
+/// dead, and nothing of it reaches a feed or a person of either organisation.
+#[tokio::test]
+async fn an_event_whose_payload_names_another_organisation_reaches_no_one() {
+    let app = spawn_app().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let agent = app.member(&owner, "a@example.com", "agent").await;
+    let project = app.project(&owner.token, "OPS").await;
+    let other = app.signup("other", "x@example.com").await;
+    app.run_pending_events().await;
+    let (feed_before, inbox_before) = (
+        app.count("SELECT count(*) FROM stream_events").await,
+        app.count("SELECT count(*) FROM notifications").await,
+    );
+    app.ticket(
+        &owner.token,
+        &project,
+        json!({"assignee_ids": [agent.user_id]}),
+    )
+    .await;
+    let text = match backend() {
+        Backend::Postgres => "payload::text",
+        Backend::Sqlite => "payload",
+    };
+    let forged = format!("REPLACE({text}, '{}', '{}')", owner.org_id, other.org_id);
+    let forged = match backend() {
+        Backend::Postgres => format!("({forged})::jsonb"),
+        Backend::Sqlite => forged,
+    };
+    app.sql(&format!(
+        "UPDATE outbox_events SET payload = {forged} WHERE status = 'pending'"
+    ))
+    .await;
+    app.run_pending_events().await;
+
+    assert_eq!(app.count(OPEN).await, 0);
+    let dead = app
+        .get("/api/v1/admin/events?status=dead", &owner.token)
+        .await;
+    let dead = dead.assert_ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(dead.len(), 2, "created and assigned: {dead:?}");
+    for event in &dead {
+        let error = event["last_error"].as_str().unwrap();
+        assert!(error.contains("names another organisation"), "{error}");
+        assert!(!error.contains(&other.org_id), "{error}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM stream_events").await,
+        feed_before
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM notifications").await,
+        inbox_before
+    );
     app.shutdown().await;
 }
 
