@@ -53,18 +53,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub trait Handler: Send + Sync + 'static {
     /// Names the handler in logs, metrics and an event's `last_error`.
     fn name(&self) -> &'static str;
+    /// Handles one event; the dispatcher calls it for each event on its own, so one that cannot
+    /// be handled holds up no other.
     async fn handle(&self, db: &Db, event: &Event) -> Result<()>;
-
-    /// Handles events of one organisation, at most one per ticket, all or none: a handler whose
-    /// work per event is a transaction of its own shares one among them (one commit, one
-    /// wake-up of what waits for it). When this fails, the dispatcher handles the same events
-    /// one by one, so one event that cannot be handled holds up no other.
-    async fn handle_batch(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        for event in events {
-            self.handle(db, event).await?;
-        }
-        Ok(())
-    }
 }
 
 /// A consumer of events whose work is writes to the organisation's database only: the feed,
@@ -433,7 +424,7 @@ async fn run_handlers(db: &Db, handlers: &Handlers, mut events: Vec<Event>) -> V
     for step in handlers.0.iter() {
         let refs: Vec<&Event> = events.iter().collect();
         let errors = match step {
-            Step::Alone(handler) => together_else_alone(db, One::Handler(handler), &refs).await,
+            Step::Alone(handler) => run_alone(db, handler.as_ref(), &refs).await,
             Step::Writes(writers) => run_writes(db, writers, &refs).await,
         };
         events.retain(|e| !errors.iter().any(|(id, _)| *id == e.id));
@@ -445,9 +436,21 @@ async fn run_handlers(db: &Db, handlers: &Handlers, mut events: Vec<Event>) -> V
     failed
 }
 
+/// One organisation's events through a handler with transactions of its own, each event on
+/// its own. Returns the events that failed, with their errors.
+async fn run_alone(db: &Db, handler: &dyn Handler, events: &[&Event]) -> Vec<(Uuid, String)> {
+    let mut failed = Vec::new();
+    for event in events {
+        if let Err(err) = handler.handle(db, event).await {
+            failed.push(failure(handler.name(), event, err));
+        }
+    }
+    failed
+}
+
 /// One organisation's events through a run of write handlers: all of them in one
-/// transaction; when that fails, handler by handler, so the failure is pinned on its handler
-/// and its events.
+/// transaction; when that fails, handler by handler, each on the events together, else one by
+/// one, so the failure is pinned on its handler and its events.
 async fn run_writes(
     db: &Db,
     writers: &[Arc<dyn WriteHandler>],
@@ -459,33 +462,20 @@ async fn run_writes(
     let mut left = events.to_vec();
     let mut failed = Vec::new();
     for writer in writers {
-        let errors = together_else_alone(db, One::Writer(writer), &left).await;
+        let alone = std::slice::from_ref(writer);
+        if left.len() > 1 && write_in_one(db, alone, &left).await.is_ok() {
+            continue;
+        }
+        let mut errors = Vec::new();
+        for &event in &left {
+            if let Err(err) = write_in_one(db, alone, &[event]).await {
+                errors.push(failure(writer.name(), event, err));
+            }
+        }
         left.retain(|e| !errors.iter().any(|(id, _)| *id == e.id));
         failed.extend(errors);
     }
     failed
-}
-
-/// One handler of either kind.
-enum One<'a> {
-    Handler(&'a Arc<dyn Handler>),
-    Writer(&'a Arc<dyn WriteHandler>),
-}
-
-impl One<'_> {
-    fn name(&self) -> &'static str {
-        match self {
-            One::Handler(h) => h.name(),
-            One::Writer(w) => w.name(),
-        }
-    }
-
-    async fn run(&self, db: &Db, events: &[&Event]) -> Result<()> {
-        match self {
-            One::Handler(h) => h.handle_batch(db, events).await,
-            One::Writer(w) => write_in_one(db, std::slice::from_ref(*w), events).await,
-        }
-    }
 }
 
 /// Runs `writers` in order on the events each concerns, in one write transaction of their
@@ -516,22 +506,11 @@ async fn write_in_one(db: &Db, writers: &[Arc<dyn WriteHandler>], events: &[&Eve
     Ok(())
 }
 
-/// Events through one handler: together, else (when that fails) one by one. Returns the
-/// events that failed, with their errors.
-async fn together_else_alone(db: &Db, handler: One<'_>, events: &[&Event]) -> Vec<(Uuid, String)> {
-    if events.len() > 1 && handler.run(db, events).await.is_ok() {
-        return Vec::new();
-    }
-    let mut failed = Vec::new();
-    for event in events {
-        if let Err(err) = handler.run(db, std::slice::from_ref(event)).await {
-            let name = handler.name();
-            tracing::warn!(event_id = %event.id, kind = event.kind(), handler = name,
-                attempts = event.attempts, error = ?err, "event handler failed");
-            failed.push((event.id, format!("{name}: {err}")));
-        }
-    }
-    failed
+/// Logs a handler's failure on an event, and gives what the event records of it.
+fn failure(handler: &str, event: &Event, err: Error) -> (Uuid, String) {
+    tracing::warn!(event_id = %event.id, kind = event.kind(), handler,
+        attempts = event.attempts, error = ?err, "event handler failed");
+    (event.id, format!("{handler}: {err}"))
 }
 
 /// Marks each event done, due again after a backoff, or dead, in one transaction: the done

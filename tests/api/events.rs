@@ -36,6 +36,18 @@ impl Poisoned {
         self.0.lock().unwrap().clear();
     }
 
+    /// An error for a poisoned ticket's `ticket.assigned`.
+    fn check(&self, event: &Event) -> docket::error::Result<()> {
+        let poisoned = matches!(event.body, Body::TicketAssigned(_))
+            && event
+                .ticket_id()
+                .is_some_and(|t| self.0.lock().unwrap().contains(&t));
+        if poisoned {
+            return Err(docket::error::Error::internal(anyhow::anyhow!("poisoned")));
+        }
+        Ok(())
+    }
+
     /// The real handlers with this one just before notifications: a poisoned event reaches
     /// the stream, but notifies nobody until it is cured.
     fn with_real_handlers(&self) -> Handlers {
@@ -54,19 +66,6 @@ impl Handler for Poisoned {
 
     async fn handle(&self, _: &Db, event: &Event) -> docket::error::Result<()> {
         self.check(event)
-    }
-}
-
-impl Poisoned {
-    fn check(&self, event: &Event) -> docket::error::Result<()> {
-        let poisoned = matches!(event.body, Body::TicketAssigned(_))
-            && event
-                .ticket_id()
-                .is_some_and(|t| self.0.lock().unwrap().contains(&t));
-        if poisoned {
-            return Err(docket::error::Error::internal(anyhow::anyhow!("poisoned")));
-        }
-        Ok(())
     }
 }
 
