@@ -12,8 +12,10 @@
 
 use chrono::{Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
-    QueryFilter, sea_query::OnConflict,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, EntityTrait, QueryFilter,
+    sea_query::{Expr, OnConflict},
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -235,21 +237,31 @@ async fn claim(tx: &TenantTx, ctx: &TenantCtx, k: &Keyed) -> Result<Option<Reply
 
 /// Stores the answer under the claimed key, in the change's own transaction.
 async fn store(tx: &TenantTx, ctx: &TenantCtx, k: &Keyed, reply: &Reply) -> Result<()> {
-    let row = tx
-        .find_for_update::<record::Entity>()
+    // The claim is this transaction's own row: written (and so locked) by it.
+    let stored = tx
+        .update_many::<record::Entity>()
+        .col_expr(record::Column::State, Expr::value("done"))
+        .col_expr(
+            record::Column::ResponseStatus,
+            Expr::value(i32::from(reply.status)),
+        )
+        .col_expr(
+            record::Column::ResponseHeaders,
+            Expr::value(serde_json::to_value(&reply.headers).map_err(Error::internal)?),
+        )
+        .col_expr(
+            record::Column::ResponseBody,
+            Expr::value(reply.body.as_ref().map(|b| b.to_string())),
+        )
         .filter(record::Column::UserId.eq(ctx.user_id))
         .filter(record::Column::Key.eq(k.key.as_str()))
-        .one(tx.conn())
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("idempotency claim vanished")))?;
-    let mut row = row.into_active_model();
-    row.state = Set("done".into());
-    row.response_status = Set(Some(i32::from(reply.status)));
-    row.response_headers = Set(Some(
-        serde_json::to_value(&reply.headers).map_err(Error::internal)?,
-    ));
-    row.response_body = Set(reply.body.as_ref().map(|b| b.to_string()));
-    row.update(tx.conn()).await?;
+        .exec(tx.conn())
+        .await?;
+    if stored.rows_affected != 1 {
+        return Err(Error::internal(anyhow::anyhow!(
+            "idempotency claim vanished"
+        )));
+    }
     Ok(())
 }
 

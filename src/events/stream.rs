@@ -76,70 +76,92 @@ pub struct StreamEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// Publishes `entries` in the caller's transaction, in order; those already published are
-/// skipped. Returns how many were new.
-pub(crate) async fn publish(tx: &TenantTx, entries: Vec<Entry>) -> Result<usize> {
+/// Whether a publish may repeat entries an earlier run already published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entries {
+    /// Made in this transaction (or of events on their first attempt): none can be in the
+    /// feed yet.
+    New,
+    /// Of events handled before: those already in the feed are skipped.
+    MayRepeat,
+}
+
+/// Publishes `entries` in the caller's transaction, in order. Returns how many were new.
+///
+/// The organisation's counter row is locked (and, for new entries, moved on) first and held
+/// until commit, so positions become visible in order and never skip. A concurrent run of the
+/// same event's handlers waits there and then sees what this one published. Should a first
+/// attempt whose lease ran out commit after its retry, the feed's unique source refuses its
+/// repeat and that transaction fails: nothing is published twice.
+pub(crate) async fn publish(tx: &TenantTx, entries: Vec<Entry>, kind: Entries) -> Result<usize> {
     if entries.is_empty() {
         return Ok(0);
     }
-    let backend = tx.conn().get_database_backend();
-    // Lock the organisation's counter first: a concurrent run of the same handler then waits
-    // here and afterwards sees what this one published.
-    let last: i64 = tx
-        .conn()
-        .query_one_raw(store::statement(
-            backend,
-            "INSERT INTO stream_counters (org_id, last_seq) VALUES ($1, 0) \
-             ON CONFLICT (org_id) DO UPDATE SET last_seq = stream_counters.last_seq \
-             RETURNING last_seq",
-            [tx.org_id().into()],
-        ))
-        .await?
-        .ok_or_else(|| crate::error::Error::Internal(anyhow::anyhow!("no stream counter")))?
-        .try_get("", "last_seq")?;
-    let sources: Vec<String> = entries.iter().map(|e| e.source.clone()).collect();
-    let published: Vec<String> = tx
-        .find::<entry::Entity>()
-        .select_only()
-        .column(entry::Column::Source)
-        .filter(entry::Column::Source.is_in(sources))
-        .into_tuple()
-        .all(tx.conn())
-        .await?;
-    let fresh: Vec<Entry> = entries
-        .into_iter()
-        .filter(|e| !published.contains(&e.source))
-        .collect();
+    let fresh = match kind {
+        Entries::New => entries,
+        Entries::MayRepeat => {
+            reserve(tx, 0).await?;
+            let sources: Vec<String> = entries.iter().map(|e| e.source.clone()).collect();
+            let published: Vec<String> = tx
+                .find::<entry::Entity>()
+                .select_only()
+                .column(entry::Column::Source)
+                .filter(entry::Column::Source.is_in(sources))
+                .into_tuple()
+                .all(tx.conn())
+                .await?;
+            entries
+                .into_iter()
+                .filter(|e| !published.contains(&e.source))
+                .collect()
+        }
+    };
     if fresh.is_empty() {
         return Ok(0);
     }
     let count = fresh.len();
+    let last = reserve(tx, count).await?;
     let org_id = tx.org_id();
-    entry::Entity::insert_many(fresh.into_iter().zip(last + 1..).map(|(e, seq)| {
-        entry::ActiveModel {
-            org_id: Set(org_id),
-            seq: Set(seq),
-            source: Set(e.source),
-            kind: Set(e.kind),
-            ticket_id: Set(e.ticket_id),
-            requester_id: Set(e.requester_id),
-            user_id: Set(e.user_id),
-            internal: Set(e.internal),
-            data: Set(e.data),
-            created_at: Set(e.at),
-        }
-    }))
+    let first = last - count as i64 + 1;
+    entry::Entity::insert_many(
+        fresh
+            .into_iter()
+            .zip(first..)
+            .map(|(e, seq)| entry::ActiveModel {
+                org_id: Set(org_id),
+                seq: Set(seq),
+                source: Set(e.source),
+                kind: Set(e.kind),
+                ticket_id: Set(e.ticket_id),
+                requester_id: Set(e.requester_id),
+                user_id: Set(e.user_id),
+                internal: Set(e.internal),
+                data: Set(e.data),
+                created_at: Set(e.at),
+            }),
+    )
     .exec(tx.conn())
     .await?;
-    tx.conn()
-        .execute_raw(store::statement(
-            backend,
-            "UPDATE stream_counters SET last_seq = $1 WHERE org_id = $2",
-            [(last + count as i64).into(), org_id.into()],
-        ))
-        .await?;
     tx.wrote_stream();
     Ok(count)
+}
+
+/// Takes the next `count` positions of the organisation's feed under its counter row's lock
+/// (held until commit) and returns the last of them (with 0, only the lock and the current
+/// end).
+async fn reserve(tx: &TenantTx, count: usize) -> Result<i64> {
+    let row = tx
+        .conn()
+        .query_one_raw(store::statement(
+            tx.conn().get_database_backend(),
+            "INSERT INTO stream_counters (org_id, last_seq) VALUES ($1, $2) \
+             ON CONFLICT (org_id) DO UPDATE SET last_seq = stream_counters.last_seq + $2 \
+             RETURNING last_seq",
+            [tx.org_id().into(), (count as i64).into()],
+        ))
+        .await?
+        .ok_or_else(|| crate::error::Error::Internal(anyhow::anyhow!("no stream counter")))?;
+    Ok(row.try_get("", "last_seq")?)
 }
 
 /// The stream handler: every outbox event becomes an entry of its organisation's feed.
@@ -172,7 +194,13 @@ impl WriteHandler for Publisher {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        publish(tx, entries).await?;
+        // Only a retried event can have been published before.
+        let kind = if events.iter().all(|e| e.attempts <= 1) {
+            Entries::New
+        } else {
+            Entries::MayRepeat
+        };
+        publish(tx, entries, kind).await?;
         Ok(())
     }
 }

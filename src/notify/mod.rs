@@ -320,7 +320,8 @@ async fn store(tx: &TenantTx, rows: Vec<entity::Model>) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    stream::publish(tx, entries).await?;
+    // Notifications this run created: none of them can be on a stream yet.
+    stream::publish(tx, entries, stream::Entries::New).await?;
     Ok(())
 }
 

@@ -49,11 +49,17 @@ pub struct Db {
 /// busy handler, which backs off in growing steps (a p99 of over a second at 32 writers while
 /// the median is under 100 ms). Instead a write transaction first takes its turn here: tokio's
 /// mutex is fair, so writers wait in order and start the moment the previous one commits.
+///
+/// Every write runs on one connection of its own. A connection drops its page cache whenever
+/// another connection wrote since it last read, so writers taking turns on pooled connections
+/// re-read the pages they touch from the file each time; the one writer's cache stays warm.
 #[derive(Clone, Debug)]
 struct WriterQueue {
     turn: Arc<tokio::sync::Mutex<()>>,
     /// As long as a writer waits for a pooled connection before answering "busy".
     patience: Duration,
+    /// A pool of the one connection writes run on.
+    conn: DatabaseConnection,
 }
 
 impl WriterQueue {
@@ -138,19 +144,35 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
         let role = cfg.db_app_role.clone();
         opts.map_sqlx_postgres_opts(move |o| o.options([("role", role.as_str())]));
     }
+    let writers = match backend {
+        Backend::Postgres => None,
+        Backend::Sqlite => {
+            // An embedded database's connection cannot go stale the way a network one can:
+            // checking it on every checkout would cost a round trip to its thread for nothing.
+            opts.test_before_acquire(false);
+            let mut one = opts.clone();
+            one.max_connections(1);
+            Some(WriterQueue {
+                turn: Arc::default(),
+                patience: Duration::from_millis(cfg.db_acquire_timeout_ms),
+                conn: connect(one).await?,
+            })
+        }
+    };
+    Ok(Db {
+        conn: connect(opts).await?,
+        backend,
+        signals: Arc::default(),
+        writers,
+    })
+}
+
+async fn connect(opts: ConnectOptions) -> anyhow::Result<DatabaseConnection> {
     let mut conn = Database::connect(opts)
         .await
         .context("connecting to the database")?;
     conn.set_metric_callback(|_| cost::statement());
-    Ok(Db {
-        conn,
-        backend,
-        signals: Arc::default(),
-        writers: (backend == Backend::Sqlite).then(|| WriterQueue {
-            turn: Arc::default(),
-            patience: Duration::from_millis(cfg.db_acquire_timeout_ms),
-        }),
-    })
+    Ok(conn)
 }
 
 /// Applies pending migrations as the schema owner and (PostgreSQL) makes sure the application
@@ -255,6 +277,9 @@ impl Db {
     }
 
     pub async fn close(self) {
+        if let Some(queue) = self.writers {
+            queue.conn.close().await.ok();
+        }
         self.conn.close().await.ok();
     }
 
@@ -262,14 +287,13 @@ impl Db {
     /// with `BEGIN IMMEDIATE` so a read-then-write transaction never fails with SQLITE_BUSY
     /// half-way. The turn is held until the transaction ends.
     async fn begin(&self, write: bool) -> Result<Began, DbErr> {
-        let turn = match (&self.writers, write) {
-            (Some(queue), true) => Some(queue.wait().await?),
-            _ => None,
+        let (turn, conn) = match (&self.writers, write) {
+            (Some(queue), true) => (Some(queue.wait().await?), &queue.conn),
+            _ => (None, &self.conn),
         };
         let mode = write.then_some(SqliteTransactionMode::Immediate);
         cost::transaction();
-        let tx = self
-            .conn
+        let tx = conn
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: mode,
                 ..Default::default()

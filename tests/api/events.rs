@@ -130,6 +130,48 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
     app.shutdown().await;
 }
 
+/// A first attempt does not look for its feed entries before publishing them (no earlier run
+/// can have published them). Should a first attempt whose lease ran out commit after its retry
+/// did, the feed's unique source refuses the repeat: the attempt fails, and the next one (which
+/// does look) adds nothing.
+#[tokio::test]
+async fn a_first_attempt_that_repeats_what_was_published_adds_nothing() {
+    let app = spawn_app().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let agent = app.member(&owner, "a@example.com", "agent").await;
+    let project = app.project(&owner.token, "OPS").await;
+    app.assigned_tickets_with_comments(&owner.token, &project, &agent, 2)
+        .await;
+    let events = app.count("SELECT count(*) FROM outbox_events").await;
+    app.run_pending_events().await;
+    let stream = "SELECT count(*) FROM stream_events";
+    let notifications = "SELECT count(*) FROM notifications";
+    let (s, n) = (app.count(stream).await, app.count(notifications).await);
+    let last_seq = "SELECT max(last_seq) FROM stream_counters";
+    let seq = app.count(last_seq).await;
+    assert_eq!(seq, s, "positions are 1..=entries");
+
+    // Claimed as a first attempt again: its feed entries are already there.
+    app.sql("UPDATE outbox_events SET status = 'pending', attempts = 0, available_at = created_at")
+        .await;
+    app.run_pending_events().await;
+    assert_eq!(app.count(OPEN).await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox_events WHERE attempts = 2 AND status = 'done'")
+            .await,
+        events,
+        "each first attempt was refused and its retry handled the event"
+    );
+    assert_eq!(app.count(stream).await, s, "nothing published twice");
+    assert_eq!(
+        app.count(last_seq).await,
+        seq,
+        "no position taken or skipped"
+    );
+    assert_eq!(app.count(notifications).await, n);
+    app.shutdown().await;
+}
+
 /// Write handlers share one transaction per organisation batch. When one of them fails, the
 /// batch is redone handler by handler: the failing event keeps what the writers before the
 /// failing one made of it (its feed entry), gets nothing from those after it (no

@@ -279,6 +279,8 @@ pub(crate) enum Reply {
 pub(crate) struct Plan {
     ticket_id: Uuid,
     rows: Vec<entity::Model>,
+    /// The ticket had clocks to read (and so to replace); a new ticket has none.
+    replaces: bool,
 }
 
 impl Plan {
@@ -303,10 +305,12 @@ impl Plan {
 
     /// Writes the clocks (after the ticket row exists).
     pub async fn save(self, tx: &TenantTx) -> Result<()> {
-        tx.delete_many::<entity::Entity>()
-            .filter(entity::Column::TicketId.eq(self.ticket_id))
-            .exec(tx.conn())
-            .await?;
+        if self.replaces {
+            tx.delete_many::<entity::Entity>()
+                .filter(entity::Column::TicketId.eq(self.ticket_id))
+                .exec(tx.conn())
+                .await?;
+        }
         if !self.rows.is_empty() {
             entity::Entity::insert_many(
                 self.rows
@@ -334,6 +338,26 @@ pub(crate) async fn plan(
         .filter(entity::Column::TicketId.eq(facts.id))
         .all(tx.conn())
         .await?;
+    plan_over(tx, facts, at, reply, existing, true).await
+}
+
+/// The clocks of a ticket being created: it has none to read or replace.
+pub(crate) async fn plan_new(
+    tx: &TenantTx,
+    facts: &TicketFacts,
+    at: DateTime<Utc>,
+) -> Result<Plan> {
+    plan_over(tx, facts, at, None, Vec::new(), false).await
+}
+
+async fn plan_over(
+    tx: &TenantTx,
+    facts: &TicketFacts,
+    at: DateTime<Utc>,
+    reply: Option<Reply>,
+    existing: Vec<entity::Model>,
+    replaces: bool,
+) -> Result<Plan> {
     let policy = policies::policy_for(tx, facts.priority, facts.project_id).await?;
     let cal = match policy.as_ref().and_then(|p| p.calendar_id) {
         Some(id) => calendars::to_calendar(&calendars::find(tx, id).await?)?,
@@ -406,6 +430,7 @@ pub(crate) async fn plan(
     Ok(Plan {
         ticket_id: facts.id,
         rows,
+        replaces,
     })
 }
 

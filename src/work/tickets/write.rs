@@ -154,14 +154,15 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         deleted_at: None,
         sla: None,
     };
-    let clocks = plan_clocks(tx, &mut ticket).await?;
+    let clocks = clocks::plan_new(tx, &facts_of(&ticket), ticket.updated_at).await?;
+    show_clocks(&mut ticket, &clocks);
     to_model(tx.org_id(), &ticket)
         .into_active_model()
         .insert(tx.conn())
         .await?;
     clocks.save(tx).await?;
     search::index_ticket(tx, &ticket).await?;
-    replace_children(tx, &ticket, true, true).await?;
+    insert_children(tx, &ticket, true, true).await?;
     let changes = diff(&Map::new(), &snapshot(&ticket));
     record(
         tx,
@@ -201,43 +202,53 @@ fn facts_of(t: &Ticket) -> TicketFacts {
 /// caller saves the plan once the ticket row is written.
 async fn plan_clocks(tx: &TenantTx, t: &mut Ticket) -> Result<clocks::Plan> {
     let plan = clocks::plan(tx, &facts_of(t), t.updated_at, None).await?;
-    (t.first_response_due_at, t.resolution_due_at) = plan.ticket_due();
-    t.sla = plan.view(t.updated_at);
+    show_clocks(t, &plan);
     Ok(plan)
 }
 
-/// Writes the ticket's assignee and label rows.
+/// Shows the planned clocks on the ticket: its due instants and its SLA view.
+fn show_clocks(t: &mut Ticket, plan: &clocks::Plan) {
+    (t.first_response_due_at, t.resolution_due_at) = plan.ticket_due();
+    t.sla = plan.view(t.updated_at);
+}
+
+/// Writes the ticket's assignee and label rows, in place of those it had.
 async fn replace_children(tx: &TenantTx, t: &Ticket, assignees: bool, labels: bool) -> Result<()> {
-    let org_id = tx.org_id();
     if assignees {
         tx.delete_many::<assignee::Entity>()
             .filter(assignee::Column::TicketId.eq(t.id))
             .exec(tx.conn())
             .await?;
-        if !t.assignee_ids.is_empty() {
-            assignee::Entity::insert_many(t.assignee_ids.iter().map(|u| assignee::ActiveModel {
-                org_id: Set(org_id),
-                ticket_id: Set(t.id),
-                user_id: Set(*u),
-            }))
-            .exec(tx.conn())
-            .await?;
-        }
     }
     if labels {
         tx.delete_many::<label::Entity>()
             .filter(label::Column::TicketId.eq(t.id))
             .exec(tx.conn())
             .await?;
-        if !t.labels.is_empty() {
-            label::Entity::insert_many(t.labels.iter().map(|l| label::ActiveModel {
-                org_id: Set(org_id),
-                ticket_id: Set(t.id),
-                label: Set(l.clone()),
-            }))
-            .exec(tx.conn())
-            .await?;
-        }
+    }
+    insert_children(tx, t, assignees, labels).await
+}
+
+/// Writes the ticket's assignee and label rows (a new ticket has none to replace).
+async fn insert_children(tx: &TenantTx, t: &Ticket, assignees: bool, labels: bool) -> Result<()> {
+    let org_id = tx.org_id();
+    if assignees && !t.assignee_ids.is_empty() {
+        assignee::Entity::insert_many(t.assignee_ids.iter().map(|u| assignee::ActiveModel {
+            org_id: Set(org_id),
+            ticket_id: Set(t.id),
+            user_id: Set(*u),
+        }))
+        .exec(tx.conn())
+        .await?;
+    }
+    if labels && !t.labels.is_empty() {
+        label::Entity::insert_many(t.labels.iter().map(|l| label::ActiveModel {
+            org_id: Set(org_id),
+            ticket_id: Set(t.id),
+            label: Set(l.clone()),
+        }))
+        .exec(tx.conn())
+        .await?;
     }
     Ok(())
 }
