@@ -235,7 +235,7 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
              WHERE a.org_id = page.org_id AND a.ticket_id = page.id) AS {ASSIGNEES}, \
            (SELECT {labels} FROM ticket_labels l \
              WHERE l.org_id = page.org_id AND l.ticket_id = page.id) AS {LABELS}, \
-           {clocks} \
+           CASE WHEN c.ticket_id IS NULL THEN 0 ELSE 1 END AS {HAS_CLOCK}, {clocks} \
          FROM page \
          JOIN projects p ON p.org_id = page.org_id AND p.id = page.project_id \
          LEFT JOIN sla_clocks c ON c.org_id = page.org_id AND c.ticket_id = page.id",
@@ -255,13 +255,19 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
     let mut clocks: HashMap<Uuid, Vec<clock::Model>> = HashMap::new();
     let mut seen: HashSet<Uuid> = HashSet::new();
     for row in &rows {
-        let m = ticket::Model::from_query_result(row, "")?;
-        if let Ok(c) = clock::Model::from_query_result(row, CLOCK) {
-            clocks.entry(m.id).or_default().push(c);
+        // The ticket is decoded once (it repeats for each of its clocks), and a clock only
+        // where there is one: decoding a NULL costs the ORM a formatted error per column.
+        let id: Uuid = row.try_get("", "id")?;
+        if row.try_get::<i32>("", HAS_CLOCK)? == 1 {
+            clocks
+                .entry(id)
+                .or_default()
+                .push(clock::Model::from_query_result(row, CLOCK)?);
         }
-        if !seen.insert(m.id) {
+        if !seen.insert(id) {
             continue;
         }
+        let m = ticket::Model::from_query_result(row, "")?;
         let key: String = row.try_get("", KEY)?;
         let mut assignee_ids: Vec<Uuid> = json_list::<String>(row, ASSIGNEES)?
             .iter()
@@ -311,6 +317,7 @@ const KEY: &str = "assembled_project_key";
 const ASSIGNEES: &str = "assembled_assignees";
 const LABELS: &str = "assembled_labels";
 const CLOCK: &str = "clock_";
+const HAS_CLOCK: &str = "assembled_has_clock";
 
 /// A JSON array column (`NULL` when the aggregate had no rows).
 fn json_list<T: serde::de::DeserializeOwned>(row: &QueryResult, column: &str) -> Result<Vec<T>> {
