@@ -12,43 +12,44 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "DROP TRIGGER stream_written ON stream_events;
-                 CREATE OR REPLACE FUNCTION docket_stream_written() RETURNS trigger
-                 LANGUAGE plpgsql AS $$
-                 BEGIN
-                   PERFORM pg_notify('docket_stream', o.org_id::text)
-                     FROM (SELECT DISTINCT org_id FROM added) o;
-                   RETURN NULL;
-                 END $$;
-                 CREATE TRIGGER stream_written AFTER INSERT ON stream_events
-                   REFERENCING NEW TABLE AS added
-                   FOR EACH STATEMENT EXECUTE FUNCTION docket_stream_written();",
-            )
-            .await?;
-        Ok(())
+        replace_trigger(
+            manager,
+            "PERFORM pg_notify('docket_stream', o.org_id::text)
+               FROM (SELECT DISTINCT org_id FROM added) o;",
+            "REFERENCING NEW TABLE AS added FOR EACH STATEMENT",
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "DROP TRIGGER stream_written ON stream_events;
-                 CREATE OR REPLACE FUNCTION docket_stream_written() RETURNS trigger
-                 LANGUAGE plpgsql AS $$
-                 BEGIN PERFORM pg_notify('docket_stream', NEW.org_id::text); RETURN NULL; END $$;
-                 CREATE TRIGGER stream_written AFTER INSERT ON stream_events
-                   FOR EACH ROW EXECUTE FUNCTION docket_stream_written();",
-            )
-            .await?;
-        Ok(())
+        replace_trigger(
+            manager,
+            "PERFORM pg_notify('docket_stream', NEW.org_id::text);",
+            "FOR EACH ROW",
+        )
+        .await
     }
+}
+
+/// Replaces the feed's trigger (PostgreSQL only): `notify` is its function's body, `fires`
+/// when it runs.
+async fn replace_trigger(
+    manager: &SchemaManager<'_>,
+    notify: &str,
+    fires: &str,
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    manager
+        .get_connection()
+        .execute_unprepared(&format!(
+            "DROP TRIGGER stream_written ON stream_events;
+             CREATE OR REPLACE FUNCTION docket_stream_written() RETURNS trigger
+             LANGUAGE plpgsql AS $$ BEGIN {notify} RETURN NULL; END $$;
+             CREATE TRIGGER stream_written AFTER INSERT ON stream_events
+               {fires} EXECUTE FUNCTION docket_stream_written();"
+        ))
+        .await?;
+    Ok(())
 }
