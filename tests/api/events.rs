@@ -88,17 +88,24 @@ impl WriteHandler for PoisonedWrites {
     }
 }
 
-#[tokio::test]
-async fn an_event_handled_twice_changes_nothing_the_second_time() {
-    let app = spawn_app().await;
+/// `tickets` tickets assigned to an agent, with a comment each, and all their events handled.
+/// Returns the agent and the number of events.
+async fn handled_tickets(app: &TestApp, tickets: usize) -> (Session, i64) {
     let owner = app.signup("acme", "o@example.com").await;
     let agent = app.member(&owner, "a@example.com", "agent").await;
     let project = app.project(&owner.token, "OPS").await;
-    app.assigned_tickets_with_comments(&owner.token, &project, &agent, 5)
+    app.assigned_tickets_with_comments(&owner.token, &project, &agent, tickets)
         .await;
     let events = app.count("SELECT count(*) FROM outbox_events").await;
     assert_eq!(app.run_pending_events().await as i64, events);
     assert_eq!(app.count(OPEN).await, 0);
+    (agent, events)
+}
+
+#[tokio::test]
+async fn an_event_handled_twice_changes_nothing_the_second_time() {
+    let app = spawn_app().await;
+    let (agent, events) = handled_tickets(&app, 5).await;
     let notifications = "SELECT count(*) FROM notifications";
     let stream = "SELECT count(*) FROM stream_events";
     let mails = "SELECT count(*) FROM mails WHERE kind = 'notification'";
@@ -137,13 +144,7 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
 #[tokio::test]
 async fn a_first_attempt_that_repeats_what_was_published_adds_nothing() {
     let app = spawn_app().await;
-    let owner = app.signup("acme", "o@example.com").await;
-    let agent = app.member(&owner, "a@example.com", "agent").await;
-    let project = app.project(&owner.token, "OPS").await;
-    app.assigned_tickets_with_comments(&owner.token, &project, &agent, 2)
-        .await;
-    let events = app.count("SELECT count(*) FROM outbox_events").await;
-    app.run_pending_events().await;
+    let (_, events) = handled_tickets(&app, 2).await;
     let stream = "SELECT count(*) FROM stream_events";
     let notifications = "SELECT count(*) FROM notifications";
     let (s, n) = (app.count(stream).await, app.count(notifications).await);

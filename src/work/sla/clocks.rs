@@ -279,7 +279,7 @@ pub(crate) enum Reply {
 pub(crate) struct Plan {
     ticket_id: Uuid,
     rows: Vec<entity::Model>,
-    /// The ticket had clocks to read (and so to replace); a new ticket has none.
+    /// The ticket had clocks (read under their lock), which saving replaces.
     replaces: bool,
 }
 
@@ -338,7 +338,7 @@ pub(crate) async fn plan(
         .filter(entity::Column::TicketId.eq(facts.id))
         .all(tx.conn())
         .await?;
-    plan_over(tx, facts, at, reply, existing, true).await
+    plan_over(tx, facts, at, reply, existing).await
 }
 
 /// The clocks of a ticket being created: it has none to read or replace.
@@ -347,7 +347,7 @@ pub(crate) async fn plan_new(
     facts: &TicketFacts,
     at: DateTime<Utc>,
 ) -> Result<Plan> {
-    plan_over(tx, facts, at, None, Vec::new(), false).await
+    plan_over(tx, facts, at, None, Vec::new()).await
 }
 
 async fn plan_over(
@@ -356,8 +356,8 @@ async fn plan_over(
     at: DateTime<Utc>,
     reply: Option<Reply>,
     existing: Vec<entity::Model>,
-    replaces: bool,
 ) -> Result<Plan> {
+    let replaces = !existing.is_empty();
     let policy = policies::policy_for(tx, facts.priority, facts.project_id).await?;
     let cal = match policy.as_ref().and_then(|p| p.calendar_id) {
         Some(id) => calendars::to_calendar(&calendars::find(tx, id).await?)?,
