@@ -164,7 +164,7 @@ pub async fn start(
     ))];
     if let Some(cfg) = worker {
         background.push(tokio::spawn(crate::worker::run(
-            db.clone(),
+            db.background(store_cfg).await?,
             cfg,
             mail.clone(),
             webhooks.clone(),

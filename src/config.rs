@@ -47,6 +47,10 @@ pub struct StoreConfig {
     /// `Retry-After`, in milliseconds.
     #[arg(long, env = "DOCKET_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 10_000)]
     pub db_acquire_timeout_ms: u64,
+    /// PostgreSQL: maximum connections in the pool of a worker that runs inside `serve`, kept
+    /// apart from the requests' pool so the worker never queues behind requests for one.
+    #[arg(long, env = "DOCKET_DB_WORKER_CONNECTIONS", default_value_t = 8)]
+    pub db_worker_connections: u32,
 }
 
 #[derive(Clone, Debug, clap::Args)]

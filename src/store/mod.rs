@@ -53,9 +53,17 @@ pub struct Db {
 /// Every write runs on one connection of its own. A connection drops its page cache whenever
 /// another connection wrote since it last read, so writers taking turns on pooled connections
 /// re-read the pages they touch from the file each time; the one writer's cache stays warm.
+///
+/// Requests' writers first queue among themselves (`requests`), so at most one of them waits
+/// for the turn itself: the worker's writers ([`Db::background`]) then wait behind at most the
+/// writer holding the turn and that one, not behind every request in flight, and the events
+/// requests cause are handled while requests keep coming.
 #[derive(Clone, Debug)]
 struct WriterQueue {
     turn: Arc<tokio::sync::Mutex<()>>,
+    requests: Arc<tokio::sync::Mutex<()>>,
+    /// A background writer, which goes straight to the turn.
+    background: bool,
     /// As long as a writer waits for a pooled connection before answering "busy".
     patience: Duration,
     /// A pool of the one connection writes run on.
@@ -64,7 +72,15 @@ struct WriterQueue {
 
 impl WriterQueue {
     async fn wait(&self) -> Result<OwnedMutexGuard<()>, DbErr> {
-        tokio::time::timeout(self.patience, self.turn.clone().lock_owned())
+        let turn = async {
+            // The requests' place in line is given up once the turn is taken.
+            let _in_line = match self.background {
+                false => Some(self.requests.lock().await),
+                true => None,
+            };
+            self.turn.clone().lock_owned().await
+        };
+        tokio::time::timeout(self.patience, turn)
             .await
             .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout))
     }
@@ -154,6 +170,8 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
             one.max_connections(1);
             Some(WriterQueue {
                 turn: Arc::default(),
+                requests: Arc::default(),
+                background: false,
                 patience: Duration::from_millis(cfg.db_acquire_timeout_ms),
                 conn: connect(one).await?,
             })
@@ -224,6 +242,29 @@ impl Db {
     pub async fn connect(cfg: &StoreConfig) -> anyhow::Result<Self> {
         validate_role_name(&cfg.db_app_role)?;
         open(cfg, true).await
+    }
+
+    /// The database as the worker in the same process uses it: its writes on SQLite skip the
+    /// requests' line ([`WriterQueue`]); on PostgreSQL it has a pool of its own
+    /// (`DOCKET_DB_WORKER_CONNECTIONS`). Either way the events requests cause are handled
+    /// while requests keep every connection busy, instead of waiting in line with them.
+    pub async fn background(&self, cfg: &StoreConfig) -> anyhow::Result<Db> {
+        match &self.writers {
+            Some(queue) => Ok(Db {
+                writers: Some(WriterQueue {
+                    background: true,
+                    ..queue.clone()
+                }),
+                ..self.clone()
+            }),
+            None => {
+                let own = StoreConfig {
+                    db_max_connections: cfg.db_worker_connections.max(1),
+                    ..cfg.clone()
+                };
+                Ok(self.sibling(open(&own, true).await?.conn))
+            }
+        }
     }
 
     /// Another pool to the same data (a replica), sharing this one's signals.
@@ -708,6 +749,52 @@ mod tests {
         assert_eq!(sqlite.sql, "SELECT a FROM t WHERE b = ?1 AND c = ?2");
         let postgres = statement(DbBackend::Postgres, sql, [1.into(), 2.into()]);
         assert_eq!(postgres.sql, sql);
+    }
+
+    /// Requests' writers queue among themselves before the turn, so the worker's writer waits
+    /// behind the one holding the turn and at most one request, not behind all of them.
+    #[tokio::test]
+    async fn a_background_writer_waits_behind_at_most_one_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            data_dir: dir.path().to_path_buf(),
+            database_url: None,
+            db_app_role: "docket_app".into(),
+            db_max_connections: 4,
+            db_acquire_timeout_ms: 10_000,
+            db_worker_connections: 2,
+        };
+        let db = open(&cfg, true).await.unwrap();
+        let worker = db.background(&cfg).await.unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let write = |db: &Db, who: &'static str| {
+            let (db, order) = (db.clone(), order.clone());
+            tokio::spawn(async move {
+                let began = db.begin(true).await.unwrap();
+                order.lock().unwrap().push(who);
+                began.tx.rollback().await.unwrap();
+            })
+        };
+        // Each spawned writer runs until it waits in line (the test's runtime has one thread).
+        let let_them_queue = || async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        };
+        let holder = db.begin(true).await.unwrap();
+        let mut writers: Vec<_> = (0..3).map(|_| write(&db, "request")).collect();
+        let_them_queue().await;
+        writers.push(write(&worker, "worker"));
+        let_them_queue().await;
+        holder.tx.rollback().await.unwrap();
+        drop(holder.turn);
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["request", "worker", "request", "request"]
+        );
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::{
 };
 
 use docket::{
-    events::{Body, Event, Handler, Handlers, WriteHandler},
+    events::{Body, Event, Handler, Handlers, WriteHandler, dispatch},
     store::{Db, TenantTx},
 };
 use reqwest::Method;
+use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -134,6 +135,58 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
         .get("/api/v1/notifications/unread-count", &agent.token)
         .await;
     assert_eq!(unread.assert_ok(200)["count"], 10);
+    app.shutdown().await;
+}
+
+/// The worker in `serve` has a database lane of its own (`Db::background`). On PostgreSQL it is
+/// a pool of its own: while requests hold every connection of theirs, events are still handled.
+/// (On SQLite every write takes the one writer connection, and the worker's writes go ahead of
+/// queued requests: the store's unit test `a_background_writer_waits_behind_at_most_one_request`.)
+#[tokio::test]
+async fn the_worker_handles_events_while_requests_hold_every_connection() {
+    if backend() == Backend::Sqlite {
+        return;
+    }
+    let app = spawn_app_tuned(None, |store, _| {
+        // One connection for requests (the commit listener keeps the other).
+        store.db_max_connections = 2;
+        store.db_acquire_timeout_ms = 300;
+    })
+    .await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let project = app.project(&owner.token, "OPS").await;
+    app.ticket(&owner.token, &project, json!({})).await;
+    let open = app.count(OPEN).await;
+    assert!(open > 0);
+
+    // A request holds the requests' one connection while it waits for a row lock another
+    // client holds (one the worker's inserts, which only refer to the row, do not wait for).
+    let blocker = Database::connect(app.database_url.as_str()).await.unwrap();
+    let lock = blocker.begin().await.unwrap();
+    lock.execute_unprepared("SELECT 1 FROM organizations FOR NO KEY UPDATE")
+        .await
+        .unwrap();
+    let rename = app
+        .request(Method::PATCH, "/api/v1/org", Some(&owner.token))
+        .json(&json!({"name": "Acme Renamed"}));
+    let waiting = tokio::spawn(rename.send());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let handlers = docket::worker::handlers(&app.running().mail().mailroom);
+    let requests = app.running().db();
+    assert!(
+        dispatch::drain(requests, &fast_worker(), &handlers)
+            .await
+            .is_err(),
+        "through the requests' pool the worker would wait"
+    );
+    let worker = requests.background(&app.store).await.unwrap();
+    let handled = dispatch::drain(&worker, &fast_worker(), &handlers).await;
+    assert_eq!(handled.unwrap() as i64, open);
+
+    lock.commit().await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap().status(), 200);
+    assert_eq!(app.count(OPEN).await, 0);
     app.shutdown().await;
 }
 

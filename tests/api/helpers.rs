@@ -41,6 +41,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The URL the server's store uses (owner rights): for tests that inspect the database.
     pub database_url: String,
+    /// The store settings the server started with.
+    pub store: StoreConfig,
     running: Option<Running>,
     _dir: tempfile::TempDir,
 }
@@ -165,13 +167,7 @@ pub async fn try_spawn_app_tuned(
         Backend::Sqlite => None,
         Backend::Postgres => Some(fresh_pg_database().await),
     };
-    let mut store = StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        database_url: database_url.clone().map(Secret::new),
-        db_app_role: "docket_app".into(),
-        db_max_connections: 8,
-        db_acquire_timeout_ms: 10_000,
-    };
+    let mut store = store_config(dir.path(), database_url.clone());
     let mut serve = ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: Some(Secret::new(JWT_SECRET)),
@@ -214,9 +210,22 @@ pub async fn try_spawn_app_tuned(
             .build()
             .unwrap(),
         database_url,
+        store,
         running: Some(running),
         _dir: dir,
     })
+}
+
+/// A test server's store settings: SQLite under `data_dir`, or `database_url`.
+fn store_config(data_dir: &std::path::Path, database_url: Option<String>) -> StoreConfig {
+    StoreConfig {
+        data_dir: data_dir.to_path_buf(),
+        database_url: database_url.map(Secret::new),
+        db_app_role: "docket_app".into(),
+        db_max_connections: 8,
+        db_acquire_timeout_ms: 10_000,
+        db_worker_connections: 8,
+    }
 }
 
 /// Mail settings for a test server: off, or through the SMTP server at `smtp_url`.
@@ -283,15 +292,17 @@ pub async fn fresh_pg_database() -> String {
 impl TestApp {
     /// A handle on a server running elsewhere (another process) over `database_url`.
     pub fn remote(base: String, database_url: String) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
         TestApp {
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            store: store_config(dir.path(), Some(database_url.clone())),
             database_url,
             running: None,
-            _dir: tempfile::tempdir().expect("temp dir"),
+            _dir: dir,
         }
     }
 

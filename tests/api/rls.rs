@@ -236,6 +236,7 @@ async fn expired_idempotency_records_are_purged_across_tenants_and_only_those() 
         db_app_role: "docket_app".into(),
         db_max_connections: 1,
         db_acquire_timeout_ms: 10_000,
+        db_worker_connections: 8,
     })
     .await
     .unwrap();
@@ -431,6 +432,7 @@ async fn row_level_security(owner: &DatabaseConnection, url: &str, a: &Session, 
         db_app_role: "docket_app".into(),
         db_max_connections: 1,
         db_acquire_timeout_ms: 10_000,
+        db_worker_connections: 8,
     })
     .await
     .unwrap();

@@ -124,21 +124,41 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
     let assignee_ids = clean_assignees(&mut v, &req.assignee_ids);
     let requester_id = req.requester_id.unwrap_or(ctx.user_id);
     check_people(tx, &mut v, &assignee_ids, Some(requester_id)).await?;
+    let (id, at, priority) = (
+        Uuid::now_v7(),
+        now(),
+        req.priority.unwrap_or(Priority::Medium),
+    );
+    // The clocks are planned before the number is taken: the number's row lock is held until
+    // commit, and concurrent creates in the project wait for it.
+    let clocks = clocks::plan_new(
+        tx,
+        &TicketFacts {
+            id,
+            project_id: req.project_id,
+            priority,
+            status: Status::Open,
+            created_at: at,
+            resolved_at: None,
+            deleted: false,
+        },
+        at,
+    )
+    .await?;
     // Numbering also finds the project; a refused create rolls the number back.
     let numbered = projects::next_ticket_number(tx, req.project_id).await;
     no_such_project(&mut v, &numbered);
     v.finish()?;
     let (key, number) = numbered?;
-    let at = now();
     let mut ticket = Ticket {
-        id: Uuid::now_v7(),
+        id,
         key: format!("{key}-{number}"),
         project_id: req.project_id,
         number,
         title: req.title.trim().to_owned(),
         description: req.description,
         status: Status::Open,
-        priority: req.priority.unwrap_or(Priority::Medium),
+        priority,
         assignee_ids,
         requester_id: Some(requester_id),
         labels,
@@ -154,7 +174,6 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         deleted_at: None,
         sla: None,
     };
-    let clocks = clocks::plan_new(tx, &facts_of(&ticket), ticket.updated_at).await?;
     show_clocks(&mut ticket, &clocks);
     to_model(tx.org_id(), &ticket)
         .into_active_model()
