@@ -285,14 +285,20 @@ fn visible(ctx: &TenantCtx, e: &entry::Model) -> bool {
 /// `first..=through` when `entries` is not empty (positions never skip).
 #[derive(Debug, Default)]
 pub struct Tail {
+    /// False until the reader has read the feed once (until then `through` means nothing).
+    loaded: bool,
     pub through: i64,
     entries: VecDeque<Arc<entry::Model>>,
 }
 
 impl Tail {
     /// The entries after `after` that `ctx` may see, and the position read up to; `None` when
-    /// some of them are no longer held here (the caller reads the database instead).
+    /// some of them are no longer held here, or the feed was not read yet (the caller reads
+    /// the database instead).
     pub fn after(&self, ctx: &TenantCtx, after: i64) -> Option<(Vec<StreamEvent>, i64)> {
+        if !self.loaded {
+            return None;
+        }
         if self.through <= after {
             return Some((Vec::new(), after));
         }
@@ -395,6 +401,7 @@ async fn read_for(feeds: Feeds, org_id: Uuid, sender: Arc<TailSender>) {
             Ok(()) if !started || tail.through != through => {
                 started = true;
                 sender.send_replace(Arc::new(Tail {
+                    loaded: true,
                     through: tail.through,
                     entries: tail.entries.clone(),
                 }));
@@ -480,6 +487,7 @@ mod tests {
         let agent = TenantCtx::authenticated(Uuid::nil(), Uuid::now_v7(), Role::Agent, None);
         let someone = Uuid::now_v7();
         let tail = Tail {
+            loaded: true,
             through: 13,
             entries: [
                 entry(10, false, None),
@@ -509,10 +517,13 @@ mod tests {
         // Entries before the tail are not held: the caller reads the database.
         assert_eq!(ids(8), None);
         let empty = Tail {
+            loaded: true,
             through: 5,
             entries: VecDeque::new(),
         };
         assert!(empty.after(&agent, 4).is_none());
+        // A feed not read yet holds nothing, whatever the position.
+        assert!(Tail::default().after(&agent, 20).is_none());
         // A requester never sees internal notes nor others' tickets.
         let requester = TenantCtx::authenticated(Uuid::nil(), someone, Role::Requester, None);
         let seen: Vec<String> = tail

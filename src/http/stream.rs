@@ -121,8 +121,9 @@ async fn start_after(
 
 /// Follows the caller's feed from `after` in a task; the receiver closes when the caller may
 /// no longer listen or the feed cannot be read. New entries come from the organisation's
-/// shared reader (`events::stream::Feeds`); the database is read only to catch up (at the
-/// start, and when the connection fell further behind than the shared tail holds).
+/// shared reader (`events::stream::Feeds`); the database is read only to catch up: when the
+/// shared tail is not read yet (the organisation's first connection), or the connection is
+/// further behind than it holds.
 fn follow(s: &AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::Receiver<Queued> {
     let (out, rx) = mpsc::channel(READ_BATCH as usize);
     // Subscribe before the first read, so what commits meanwhile is in the tail.
@@ -132,19 +133,8 @@ fn follow(s: &AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::
     // The task takes only what it uses, not a copy of the whole state: thousands are held.
     let (db, keys) = (s.db.clone(), s.keys.clone());
     tokio::spawn(async move {
-        let mut checked = Instant::now();
-        // Boxed, here and below: an idle connection's task then holds a pointer, not the
-        // database read's whole state (thousands of connections wait at once).
-        let Some(mut cursor) = Box::pin(read_from_database(&db, &ctx, &out, after)).await else {
-            return;
-        };
+        let (mut cursor, mut checked, mut access_changed) = (after, Instant::now(), false);
         loop {
-            let access_changed = tokio::select! {
-                changed = tail.changed() => if changed.is_ok() { false } else { return },
-                changed = changed_for(&mut access, ctx.user_id) => if changed { true } else { return },
-                _ = stopping.wait_for(|stop| *stop) => return,
-                _ = out.closed() => return,
-            };
             if access_changed || checked.elapsed() >= RECHECK_ACCESS {
                 match Box::pin(identity::authenticate_now(&db, &keys, &token)).await {
                     Ok(current) => ctx = current,
@@ -162,11 +152,18 @@ fn follow(s: &AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::
                     }
                     through
                 }
-                // Fell further behind than the shared tail holds.
+                // Boxed: an idle connection's task then holds a pointer, not the database
+                // read's whole state (thousands of connections wait at once).
                 None => match Box::pin(read_from_database(&db, &ctx, &out, cursor)).await {
                     Some(through) => through,
                     None => return,
                 },
+            };
+            access_changed = tokio::select! {
+                changed = tail.changed() => if changed.is_ok() { false } else { return },
+                changed = changed_for(&mut access, ctx.user_id) => if changed { true } else { return },
+                _ = stopping.wait_for(|stop| *stop) => return,
+                _ = out.closed() => return,
             };
         }
     });
