@@ -751,52 +751,6 @@ mod tests {
         assert_eq!(postgres.sql, sql);
     }
 
-    /// Requests' writers queue among themselves before the turn, so the worker's writer waits
-    /// behind the one holding the turn and at most one request, not behind all of them.
-    #[tokio::test]
-    async fn a_background_writer_waits_behind_at_most_one_request() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = StoreConfig {
-            data_dir: dir.path().to_path_buf(),
-            database_url: None,
-            db_app_role: "docket_app".into(),
-            db_max_connections: 4,
-            db_acquire_timeout_ms: 10_000,
-            db_worker_connections: 2,
-        };
-        let db = open(&cfg, true).await.unwrap();
-        let worker = db.background(&cfg).await.unwrap();
-        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let write = |db: &Db, who: &'static str| {
-            let (db, order) = (db.clone(), order.clone());
-            tokio::spawn(async move {
-                let began = db.begin(true).await.unwrap();
-                order.lock().unwrap().push(who);
-                began.tx.rollback().await.unwrap();
-            })
-        };
-        // Each spawned writer runs until it waits in line (the test's runtime has one thread).
-        let let_them_queue = || async {
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-        };
-        let holder = db.begin(true).await.unwrap();
-        let mut writers: Vec<_> = (0..3).map(|_| write(&db, "request")).collect();
-        let_them_queue().await;
-        writers.push(write(&worker, "worker"));
-        let_them_queue().await;
-        holder.tx.rollback().await.unwrap();
-        drop(holder.turn);
-        for w in writers {
-            w.await.unwrap();
-        }
-        assert_eq!(
-            *order.lock().unwrap(),
-            ["request", "worker", "request", "request"]
-        );
-    }
-
     #[test]
     #[should_panic(expected = "only for placeholders")]
     fn a_dollar_that_is_no_placeholder_is_refused() {

@@ -8,11 +8,11 @@ use std::{
 };
 
 use docket::{
-    events::{Body, Event, Handler, Handlers, WriteHandler, dispatch},
+    access::{Role, TenantCtx},
+    events::{Body, Event, Handler, Handlers, WriteHandler},
     store::{Db, TenantTx},
 };
 use reqwest::Method;
-use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -138,55 +138,57 @@ async fn an_event_handled_twice_changes_nothing_the_second_time() {
     app.shutdown().await;
 }
 
-/// The worker in `serve` has a database lane of its own (`Db::background`). On PostgreSQL it is
-/// a pool of its own: while requests hold every connection of theirs, events are still handled.
-/// (On SQLite every write takes the one writer connection, and the worker's writes go ahead of
-/// queued requests: the store's unit test `a_background_writer_waits_behind_at_most_one_request`.)
+/// The worker in `serve` writes through a lane of its own (`Db::background`): while a request
+/// holds the requests' writing capacity and three more wait for it, the worker's write goes
+/// ahead of the waiting requests. On PostgreSQL it has a pool of its own and does not wait at
+/// all; on SQLite, which has one writer, it waits behind the writer holding the turn and the
+/// first request in line, not behind all three.
 #[tokio::test]
-async fn the_worker_handles_events_while_requests_hold_every_connection() {
-    if backend() == Backend::Sqlite {
-        return;
-    }
+async fn the_workers_writes_do_not_queue_behind_requests() {
     let app = spawn_app_tuned(None, |store, _| {
-        // One connection for requests (the commit listener keeps the other).
+        // PostgreSQL: one connection for requests (the commit listener keeps the other).
         store.db_max_connections = 2;
-        store.db_acquire_timeout_ms = 300;
     })
     .await;
-    let owner = app.signup("acme", "o@example.com").await;
-    let project = app.project(&owner.token, "OPS").await;
-    app.ticket(&owner.token, &project, json!({})).await;
-    let open = app.count(OPEN).await;
-    assert!(open > 0);
-
-    // A request holds the requests' one connection while it waits for a row lock another
-    // client holds (one the worker's inserts, which only refer to the row, do not wait for).
-    let blocker = Database::connect(app.database_url.as_str()).await.unwrap();
-    let lock = blocker.begin().await.unwrap();
-    lock.execute_unprepared("SELECT 1 FROM organizations FOR NO KEY UPDATE")
-        .await
-        .unwrap();
-    let rename = app
-        .request(Method::PATCH, "/api/v1/org", Some(&owner.token))
-        .json(&json!({"name": "Acme Renamed"}));
-    let waiting = tokio::spawn(rename.send());
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-
-    let handlers = docket::worker::handlers(&app.running().mail().mailroom);
-    let requests = app.running().db();
-    assert!(
-        dispatch::drain(requests, &fast_worker(), &handlers)
-            .await
-            .is_err(),
-        "through the requests' pool the worker would wait"
-    );
+    let requests = app.running().db().clone();
     let worker = requests.background(&app.store).await.unwrap();
-    let handled = dispatch::drain(&worker, &fast_worker(), &handlers).await;
-    assert_eq!(handled.unwrap() as i64, open);
+    let ctx = TenantCtx::authenticated(Uuid::now_v7(), Uuid::now_v7(), Role::Owner, None);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let write = |db: &Db, who: &'static str| {
+        let (db, ctx, order) = (db.clone(), ctx.clone(), order.clone());
+        tokio::spawn(async move {
+            let tx = db.write(&ctx).await.unwrap();
+            order.lock().unwrap().push(who);
+            tx.commit().await.unwrap();
+        })
+    };
+    // The test's runtime has one thread: each spawned writer runs until it waits in line.
+    let let_them_queue = || async {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    };
 
-    lock.commit().await.unwrap();
-    assert_eq!(waiting.await.unwrap().unwrap().status(), 200);
-    assert_eq!(app.count(OPEN).await, 0);
+    let holder = requests.write(&ctx).await.unwrap();
+    let mut writers: Vec<_> = (0..3).map(|_| write(&requests, "request")).collect();
+    let_them_queue().await;
+    let worker_write = write(&worker, "worker");
+    let_them_queue().await;
+    let expected = match backend() {
+        Backend::Postgres => {
+            worker_write.await.unwrap();
+            ["worker", "request", "request", "request"]
+        }
+        Backend::Sqlite => {
+            writers.push(worker_write);
+            ["request", "worker", "request", "request"]
+        }
+    };
+    holder.commit().await.unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), expected);
     app.shutdown().await;
 }
 
