@@ -17,6 +17,7 @@ mod m0012_session_entry;
 mod m0013_outbox_claim_order;
 mod m0014_outbox_due_index;
 mod m0015_stream_notify_per_statement;
+mod m0016_plan_cache_mode;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_outbox_claim_order::Migration),
             Box::new(m0014_outbox_due_index::Migration),
             Box::new(m0015_stream_notify_per_statement::Migration),
+            Box::new(m0016_plan_cache_mode::Migration),
         ]
     }
 }

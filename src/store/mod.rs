@@ -343,12 +343,23 @@ impl Db {
         Ok(Began { tx, turn })
     }
 
-    async fn set_scope(&self, tx: &DatabaseTransaction, key: &str, id: Uuid) -> Result<(), DbErr> {
+    /// Enters a scope (`key` = `id`) and sets the transaction's planning, in one statement.
+    async fn set_scope(
+        &self,
+        tx: &DatabaseTransaction,
+        key: &str,
+        id: Uuid,
+        planning: Planning,
+    ) -> Result<(), DbErr> {
         if self.backend == Backend::Postgres {
             tx.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT set_config($1, $2, true)",
-                [key.into(), id.to_string().into()],
+                "SELECT set_config($1, $2, true), set_config('plan_cache_mode', $3, true)",
+                [
+                    key.into(),
+                    id.to_string().into(),
+                    planning.plan_cache_mode().into(),
+                ],
             ))
             .await?;
         }
@@ -359,12 +370,21 @@ impl Db {
     /// (from a verified token) builds a `TenantCtx` to pass here; a signed access token's
     /// session and role are confirmed in the transaction's first statement.
     pub async fn read(&self, ctx: &TenantCtx) -> crate::error::Result<TenantTx> {
-        self.enter(ctx, false).await
+        self.enter(ctx, false, Planning::PerRequest).await
+    }
+
+    /// Like [`Db::read`], with the transaction's statements planned as `planning` says.
+    pub async fn read_planned(
+        &self,
+        ctx: &TenantCtx,
+        planning: Planning,
+    ) -> crate::error::Result<TenantTx> {
+        self.enter(ctx, false, planning).await
     }
 
     /// A write transaction over the acting person's organisation.
     pub async fn write(&self, ctx: &TenantCtx) -> crate::error::Result<TenantTx> {
-        self.enter(ctx, true).await
+        self.enter(ctx, true, Planning::PerRequest).await
     }
 
     /// Begins a transaction for `ctx`. For a signed access token one statement both enters
@@ -372,30 +392,34 @@ impl Db {
     /// `docket_enter_session`, which sets `app.org_id` first so row security applies to it);
     /// a session that ended, a membership that ended or a role that changed since the token
     /// was signed is 401, and the client refreshes its token.
-    async fn enter(&self, ctx: &TenantCtx, write: bool) -> crate::error::Result<TenantTx> {
+    async fn enter(
+        &self,
+        ctx: &TenantCtx,
+        write: bool,
+        planning: Planning,
+    ) -> crate::error::Result<TenantTx> {
         let (Some(proof), Some(session_id)) = (ctx.proof(), ctx.session_id) else {
-            return Ok(self.scoped(ctx.org_id, write).await?);
+            return Ok(self.scoped(ctx.org_id, write, planning).await?);
         };
         let Began { tx, turn } = self.begin(write).await?;
         let (backend, sql) = match self.backend {
             Backend::Postgres => (
                 DbBackend::Postgres,
-                "SELECT docket_enter_session($1, $2, $3, $4) AS role",
+                "SELECT docket_enter_session($1, $2, $3, $4, $5) AS role",
             ),
             Backend::Sqlite => (DbBackend::Sqlite, migrations::SESSION_ROLE_SQLITE),
         };
-        let row = tx
-            .query_one_raw(statement(
-                backend,
-                sql,
-                [
-                    ctx.org_id.into(),
-                    session_id.into(),
-                    ctx.user_id.into(),
-                    now().into(),
-                ],
-            ))
-            .await?;
+        // SQLite's statement has four placeholders and plans every statement once anyway.
+        let mut values = vec![
+            ctx.org_id.into(),
+            session_id.into(),
+            ctx.user_id.into(),
+            now().into(),
+        ];
+        if self.backend == Backend::Postgres {
+            values.push(planning.plan_cache_mode().into());
+        }
+        let row = tx.query_one_raw(statement(backend, sql, values)).await?;
         let role: Option<String> = match row {
             Some(row) => row.try_get("", "role")?,
             None => None,
@@ -420,17 +444,22 @@ impl Db {
     /// (creating it at sign-up; refresh tokens, which name their organisation) and for workers
     /// acting on an event of that organisation.
     pub(crate) async fn read_org(&self, org_id: Uuid) -> Result<TenantTx, DbErr> {
-        self.scoped(org_id, false).await
+        self.scoped(org_id, false, Planning::PerRequest).await
     }
 
     /// Like [`Db::read_org`], to write.
     pub(crate) async fn write_org(&self, org_id: Uuid) -> Result<TenantTx, DbErr> {
-        self.scoped(org_id, true).await
+        self.scoped(org_id, true, Planning::PerRequest).await
     }
 
-    async fn scoped(&self, org_id: Uuid, write: bool) -> Result<TenantTx, DbErr> {
+    async fn scoped(
+        &self,
+        org_id: Uuid,
+        write: bool,
+        planning: Planning,
+    ) -> Result<TenantTx, DbErr> {
         let Began { tx, turn } = self.begin(write).await?;
-        self.set_scope(&tx, "app.org_id", org_id).await?;
+        self.set_scope(&tx, "app.org_id", org_id, planning).await?;
         Ok(self.tenant_tx(tx, turn, org_id))
     }
 
@@ -457,7 +486,8 @@ impl Db {
     /// (to log in and to switch organisation), and global identity tables.
     pub(crate) async fn member(&self, user_id: Uuid) -> Result<MemberTx, DbErr> {
         let Began { tx, turn } = self.begin(false).await?;
-        self.set_scope(&tx, "app.user_id", user_id).await?;
+        self.set_scope(&tx, "app.user_id", user_id, Planning::PerRequest)
+            .await?;
         Ok(MemberTx {
             tx,
             _turn: turn,
@@ -489,6 +519,27 @@ impl Db {
     pub(crate) async fn global(&self, write: bool) -> Result<GlobalTx, DbErr> {
         let Began { tx, turn } = self.begin(write).await?;
         Ok(GlobalTx { tx, _turn: turn })
+    }
+}
+
+/// How PostgreSQL plans a transaction's prepared statements (ADR 0029). SQLite plans each
+/// statement once per connection whatever this says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planning {
+    /// PostgreSQL's default (`plan_cache_mode = auto`): a statement may be planned again for
+    /// each request's values, as it is whenever its custom plans look cheaper than a generic one.
+    PerRequest,
+    /// One generic plan per statement and connection (`force_generic_plan`), for statements
+    /// whose best plan is the same whatever their values.
+    Generic,
+}
+
+impl Planning {
+    fn plan_cache_mode(self) -> &'static str {
+        match self {
+            Planning::PerRequest => "auto",
+            Planning::Generic => "force_generic_plan",
+        }
     }
 }
 

@@ -3,10 +3,12 @@
 
 use docket::{
     access::{Role, TenantCtx},
+    store::Planning,
     work::tickets::{self, TicketFilter},
 };
 use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+    sea_query::{PostgresQueryBuilder, QueryBuilder},
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -64,7 +66,15 @@ fn full_scans(plan: &Value, out: &mut Vec<String>) {
     }
 }
 
-async fn explain(conn: &DatabaseConnection, org: Uuid, stmt: Statement) -> Vec<String> {
+/// The full scans in the plan of `stmt` as the server plans it: on PostgreSQL with
+/// `Planning::Generic`, the generic plan of the prepared statement, which is planned without
+/// the values.
+async fn explain(
+    conn: &DatabaseConnection,
+    org: Uuid,
+    stmt: Statement,
+    planning: Planning,
+) -> Vec<String> {
     let tx = conn.begin().await.unwrap();
     let backend = tx.get_database_backend();
     let values = stmt.values.map(|v| v.0).unwrap_or_default();
@@ -81,17 +91,39 @@ async fn explain(conn: &DatabaseConnection, org: Uuid, stmt: Statement) -> Vec<S
         ))
         .await
         .unwrap();
-        let row = tx
-            .query_one_raw(Statement::from_sql_and_values(
+        let explained = if planning == Planning::Generic {
+            tx.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+                .await
+                .unwrap();
+            tx.execute_unprepared(&format!("PREPARE page AS {}", stmt.sql))
+                .await
+                .unwrap();
+            // EXECUTE takes its arguments as literals, not as the outer statement's parameters.
+            let literals: Vec<String> = values
+                .iter()
+                .map(|v| PostgresQueryBuilder.value_to_string(v))
+                .collect();
+            Statement::from_string(
+                backend,
+                format!(
+                    "EXPLAIN (FORMAT JSON) EXECUTE page({})",
+                    literals.join(", ")
+                ),
+            )
+        } else {
+            Statement::from_sql_and_values(
                 backend,
                 format!("EXPLAIN (FORMAT JSON) {}", stmt.sql),
                 values,
-            ))
-            .await
-            .unwrap()
-            .unwrap();
+            )
+        };
+        let row = tx.query_one_raw(explained).await.unwrap().unwrap();
         let plan: Value = row.try_get("", "QUERY PLAN").unwrap();
         full_scans(&plan, &mut scans);
+        if planning == Planning::Generic {
+            // A prepared statement outlives the transaction; the pool reuses the connection.
+            tx.execute_unprepared("DEALLOCATE page").await.unwrap();
+        }
     } else {
         let rows = tx
             .query_all_raw(Statement::from_sql_and_values(
@@ -220,7 +252,14 @@ async fn a_page_of_tickets_never_scans_the_table() {
     for (name, filter) in filters {
         let c = ctx(Role::Owner);
         let q = filter.validate(&c).unwrap();
-        let scans = explain(&conn, org, tickets::list_statement(&c, &q, backend)).await;
+        let planning = tickets::list_planning(&c, &q);
+        let scans = explain(
+            &conn,
+            org,
+            tickets::list_statement(&c, &q, backend),
+            planning,
+        )
+        .await;
         if !scans.is_empty() {
             failures.push(format!("{name}: {scans:?}"));
         }
@@ -228,7 +267,14 @@ async fn a_page_of_tickets_never_scans_the_table() {
     // A requester's own list.
     let c = ctx(Role::Requester);
     let q = TicketFilter::default().validate(&c).unwrap();
-    let scans = explain(&conn, org, tickets::list_statement(&c, &q, backend)).await;
+    let planning = tickets::list_planning(&c, &q);
+    let scans = explain(
+        &conn,
+        org,
+        tickets::list_statement(&c, &q, backend),
+        planning,
+    )
+    .await;
     if !scans.is_empty() {
         failures.push(format!("requester: {scans:?}"));
     }
@@ -239,6 +285,70 @@ async fn a_page_of_tickets_never_scans_the_table() {
         .get("/api/v1/tickets?limit=50&status=open", &owner.token)
         .await;
     assert_eq!(page.assert_ok(200)["items"].as_array().unwrap().len(), 50);
+    conn.close().await.ok();
+    app.shutdown().await;
+}
+
+/// A transaction's first statement sets how PostgreSQL plans the rest of it, and only it: the
+/// ticket list asks for generic plans where they cannot be worse (ADR 0029).
+#[tokio::test]
+async fn the_first_statement_sets_the_transactions_planning() {
+    let app = spawn_app().await;
+    // One connection, so the statement after each transaction runs where it ran.
+    let conn = Database::connect(
+        sea_orm::ConnectOptions::new(app.database_url.clone())
+            .max_connections(1)
+            .to_owned(),
+    )
+    .await
+    .unwrap();
+    if conn.get_database_backend() != DbBackend::Postgres {
+        // SQLite plans each statement once per connection; there is nothing to set.
+        conn.close().await.ok();
+        app.shutdown().await;
+        return;
+    }
+    let mode = |conn: DatabaseConnection| async move {
+        let row = conn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT current_setting('plan_cache_mode') AS mode",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<String>("", "mode").unwrap()
+    };
+    for asked in ["force_generic_plan", "auto"] {
+        let tx = conn.begin().await.unwrap();
+        tx.execute_unprepared("SET LOCAL ROLE docket_app")
+            .await
+            .unwrap();
+        tx.query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT docket_enter_session($1, $2, $3, now(), $4) AS role",
+            [
+                Uuid::now_v7().into(),
+                Uuid::now_v7().into(),
+                Uuid::now_v7().into(),
+                asked.into(),
+            ],
+        ))
+        .await
+        .unwrap();
+        let row = tx
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT current_setting('plan_cache_mode') AS mode",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<String>("", "mode").unwrap(), asked);
+        tx.commit().await.unwrap();
+        // The next transaction on the connection plans as the server is configured.
+        assert_eq!(mode(conn.clone()).await, "auto", "after {asked}");
+    }
     conn.close().await.ok();
     app.shutdown().await;
 }

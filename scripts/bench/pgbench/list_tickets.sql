@@ -1,7 +1,9 @@
 -- GET /tickets?status=open&limit=50 as the server sends it (src/work/tickets/lookup.rs, ADR 0021):
--- one transaction; its first statement enters the tenant and confirms the session and role, the
--- second is the page with its assignees, labels, project key and SLA clocks.
+-- one transaction; its first statement enters the tenant, confirms the session and role and asks
+-- for generic plans, as the server does for this page's shape (ADR 0029; pgbench's statements
+-- carry literals and are planned once anyway); the second is the page with its assignees,
+-- labels, project key and SLA clocks.
 BEGIN;
-SELECT docket_enter_session('{org}', '{session}', '{user}', now()) AS role;
+SELECT docket_enter_session('{org}', '{session}', '{user}', now(), 'force_generic_plan') AS role;
 WITH page AS (SELECT "tickets"."org_id", "tickets"."id", "tickets"."project_id", "tickets"."number", "tickets"."title", "tickets"."description", "tickets"."status", "tickets"."priority", "tickets"."requester_id", "tickets"."due_at", "tickets"."first_response_due_at", "tickets"."resolution_due_at", "tickets"."version", "tickets"."created_by", "tickets"."created_at", "tickets"."updated_at", "tickets"."resolved_at", "tickets"."closed_at", "tickets"."deleted_at" FROM "tickets" WHERE "tickets"."org_id" = '{org}' AND "tickets"."deleted_at" IS NULL AND "tickets"."status" IN ('open') ORDER BY "tickets"."created_at" DESC, "tickets"."id" DESC LIMIT 51) SELECT page.*, p.key AS assembled_project_key, (SELECT json_agg(a.user_id)::text FROM ticket_assignees a WHERE a.org_id = page.org_id AND a.ticket_id = page.id) AS assembled_assignees, (SELECT json_agg(l.label)::text FROM ticket_labels l WHERE l.org_id = page.org_id AND l.ticket_id = page.id) AS assembled_labels, CASE WHEN c.ticket_id IS NULL THEN 0 ELSE 1 END AS assembled_has_clock, c.org_id AS clock_org_id, c.ticket_id AS clock_ticket_id, c.kind AS clock_kind, c.policy_id AS clock_policy_id, c.calendar_id AS clock_calendar_id, c.target_minutes AS clock_target_minutes, c.warning_percent AS clock_warning_percent, c.started_at AS clock_started_at, c.pauses AS clock_pauses, c.met_at AS clock_met_at, c.due_at AS clock_due_at, c.warn_at AS clock_warn_at, c.stage AS clock_stage, c.next_check_at AS clock_next_check_at, c.business_minutes AS clock_business_minutes FROM page JOIN projects p ON p.org_id = page.org_id AND p.id = page.project_id LEFT JOIN sla_clocks c ON c.org_id = page.org_id AND c.ticket_id = page.id;
 COMMIT;

@@ -15,7 +15,7 @@ pub(crate) const SESSION_ROLE_SQLITE: &str = "SELECT m.role AS role FROM session
      WHERE s.org_id = $1 AND s.id = $2 AND s.user_id = $3 AND s.revoked_at IS NULL \
        AND s.expires_at > $4 AND m.active";
 
-const ENTER_SESSION: &str = "
+pub(super) const ENTER_SESSION: &str = "
 CREATE FUNCTION docket_enter_session(p_org uuid, p_session uuid, p_user uuid, p_now timestamptz)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE found_role text;

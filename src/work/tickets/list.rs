@@ -16,7 +16,7 @@ use crate::{
     error::Result,
     error::Validator,
     pagination::{self, Page},
-    store::Db,
+    store::{Db, Planning},
     text::check_line,
     work::{
         Priority, Status,
@@ -346,9 +346,31 @@ pub fn list_statement(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Sta
     list_select(ctx, q).build(backend)
 }
 
+/// How a page's statement is planned on PostgreSQL (ADR 0029). A generic plan only where the best plan is the
+/// same for every organisation and every value: a walk of the organisation's index for the
+/// sort, or of its status index in creation order, stopped at the page's end. Another filter
+/// (a person, a label, a project, a priority, a date) can be rare in one organisation and
+/// everywhere in another, and its best plan depends on which.
+pub fn list_planning(ctx: &TenantCtx, q: &ListQuery) -> Planning {
+    let by_sort_or_status = q.statuses.is_empty() || q.sort == SortKey::CreatedAt;
+    let other_filters = q.project_id.is_some()
+        || !q.priorities.is_empty()
+        || q.assignee.is_some()
+        || q.requester.is_some()
+        || access::sees_only_own_tickets(ctx.role)
+        || q.label.is_some()
+        || q.due_before.is_some()
+        || q.updated_since.is_some();
+    if by_sort_or_status && !other_filters {
+        Planning::Generic
+    } else {
+        Planning::PerRequest
+    }
+}
+
 pub async fn list(db: &Db, ctx: &TenantCtx, q: ListQuery) -> Result<Page<Ticket>> {
     access::authorize(ctx, Action::TicketRead)?;
-    let tx = db.read(ctx).await?;
+    let tx = db.read_planned(ctx, list_planning(ctx, &q)).await?;
     let mut tickets = assemble(&tx, list_select(ctx, &q)).await?;
     tx.commit().await?;
     sort_page(&mut tickets, &q);
@@ -373,6 +395,81 @@ pub async fn mine(db: &Db, ctx: &TenantCtx, mut q: ListQuery) -> Result<Page<Tic
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::Role;
+
+    #[test]
+    fn only_pages_walked_in_an_index_order_get_a_generic_plan() {
+        let org = Uuid::now_v7();
+        let staff = TenantCtx::authenticated(org, Uuid::now_v7(), Role::Admin, None);
+        let requester = TenantCtx::authenticated(org, Uuid::now_v7(), Role::Requester, None);
+        let planning =
+            |ctx: &TenantCtx, f: TicketFilter| list_planning(ctx, &f.validate(ctx).unwrap());
+        let generic = [
+            TicketFilter::default(),
+            TicketFilter {
+                status: Some("open,pending".into()),
+                ..Default::default()
+            },
+            TicketFilter {
+                sort: Some("-updated_at".into()),
+                cursor: Some(pagination::encode_keyed(0, Uuid::nil())),
+                ..Default::default()
+            },
+            TicketFilter {
+                sort: Some("due_at".into()),
+                deleted: Some(true),
+                ..Default::default()
+            },
+        ];
+        for f in generic {
+            let shown = format!("{f:?}");
+            assert_eq!(planning(&staff, f), Planning::Generic, "{shown}");
+        }
+        let per_request = [
+            TicketFilter {
+                status: Some("open".into()),
+                sort: Some("-updated_at".into()),
+                ..Default::default()
+            },
+            TicketFilter {
+                project_id: Some(Uuid::now_v7()),
+                ..Default::default()
+            },
+            TicketFilter {
+                priority: Some("high".into()),
+                ..Default::default()
+            },
+            TicketFilter {
+                assignee: Some("me".into()),
+                ..Default::default()
+            },
+            TicketFilter {
+                requester: Some("me".into()),
+                ..Default::default()
+            },
+            TicketFilter {
+                label: Some("vip".into()),
+                ..Default::default()
+            },
+            TicketFilter {
+                due_before: Some(Utc::now()),
+                ..Default::default()
+            },
+            TicketFilter {
+                updated_since: Some(Utc::now()),
+                ..Default::default()
+            },
+        ];
+        for f in per_request {
+            let shown = format!("{f:?}");
+            assert_eq!(planning(&staff, f), Planning::PerRequest, "{shown}");
+        }
+        // A requester's list is filtered to their own tickets.
+        assert_eq!(
+            planning(&requester, TicketFilter::default()),
+            Planning::PerRequest
+        );
+    }
 
     #[test]
     fn cursor_times_are_clamped_to_what_databases_store() {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Priority, Status, entity::ticket, sla::TicketSla};
 pub(crate) use list::filtered_ids;
-pub use list::{ListQuery, SortKey, TicketFilter, list, list_statement, mine};
+pub use list::{ListQuery, SortKey, TicketFilter, list, list_planning, list_statement, mine};
 pub use lookup::get;
 pub(crate) use lookup::load_many;
 pub(crate) use lookup::{
