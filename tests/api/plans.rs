@@ -121,6 +121,11 @@ async fn explain(
         let plan: Value = row.try_get("", "QUERY PLAN").unwrap();
         full_scans(&plan, &mut scans);
         if planning == Planning::Generic {
+            // Planned without its values: the conditions name the parameters.
+            assert!(
+                plan.to_string().contains("$1"),
+                "not a generic plan: {plan}"
+            );
             // A prepared statement outlives the transaction; the pool reuses the connection.
             tx.execute_unprepared("DEALLOCATE page").await.unwrap();
         }
@@ -248,9 +253,14 @@ async fn a_page_of_tickets_never_scans_the_table() {
             },
         ),
     ];
+    // Staff see every shape; a requester's own list is filtered to their tickets.
+    let shapes = filters
+        .into_iter()
+        .map(|(name, filter)| (name, Role::Owner, filter))
+        .chain([("requester", Role::Requester, TicketFilter::default())]);
     let mut failures = Vec::new();
-    for (name, filter) in filters {
-        let c = ctx(Role::Owner);
+    for (name, role, filter) in shapes {
+        let c = ctx(role);
         let q = filter.validate(&c).unwrap();
         let planning = tickets::list_planning(&c, &q);
         let scans = explain(
@@ -263,20 +273,6 @@ async fn a_page_of_tickets_never_scans_the_table() {
         if !scans.is_empty() {
             failures.push(format!("{name}: {scans:?}"));
         }
-    }
-    // A requester's own list.
-    let c = ctx(Role::Requester);
-    let q = TicketFilter::default().validate(&c).unwrap();
-    let planning = tickets::list_planning(&c, &q);
-    let scans = explain(
-        &conn,
-        org,
-        tickets::list_statement(&c, &q, backend),
-        planning,
-    )
-    .await;
-    if !scans.is_empty() {
-        failures.push(format!("requester: {scans:?}"));
     }
     assert!(failures.is_empty(), "full scans:\n{}", failures.join("\n"));
 
