@@ -352,14 +352,17 @@ impl Db {
         planning: Planning,
     ) -> Result<(), DbErr> {
         if self.backend == Backend::Postgres {
+            let sql = match planning {
+                Planning::PerRequest => "SELECT set_config($1, $2, true)",
+                Planning::Generic => {
+                    "SELECT set_config($1, $2, true), \
+                     set_config('plan_cache_mode', 'force_generic_plan', true)"
+                }
+            };
             tx.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT set_config($1, $2, true), set_config('plan_cache_mode', $3, true)",
-                [
-                    key.into(),
-                    id.to_string().into(),
-                    planning.plan_cache_mode().into(),
-                ],
+                sql,
+                [key.into(), id.to_string().into()],
             ))
             .await?;
         }
@@ -526,8 +529,9 @@ impl Db {
 /// statement once per connection whatever this says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Planning {
-    /// PostgreSQL's default (`plan_cache_mode = auto`): a statement may be planned again for
-    /// each request's values, as it is whenever its custom plans look cheaper than a generic one.
+    /// As the database is configured; by default (`plan_cache_mode = auto`) a statement may be
+    /// planned again for each request's values, as it is whenever its custom plans look
+    /// cheaper than a generic one.
     PerRequest,
     /// One generic plan per statement and connection (`force_generic_plan`), for statements
     /// whose best plan is the same whatever their values.
@@ -535,10 +539,11 @@ pub enum Planning {
 }
 
 impl Planning {
-    fn plan_cache_mode(self) -> &'static str {
+    /// The transaction's `plan_cache_mode`; none leaves the configured one.
+    fn plan_cache_mode(self) -> Option<&'static str> {
         match self {
-            Planning::PerRequest => "auto",
-            Planning::Generic => "force_generic_plan",
+            Planning::PerRequest => None,
+            Planning::Generic => Some("force_generic_plan"),
         }
     }
 }

@@ -285,8 +285,9 @@ async fn a_page_of_tickets_never_scans_the_table() {
     app.shutdown().await;
 }
 
-/// A transaction's first statement sets how PostgreSQL plans the rest of it, and only it: the
-/// ticket list asks for generic plans where they cannot be worse (ADR 0029).
+/// A transaction's first statement sets how PostgreSQL plans the rest of it, and only it, or
+/// leaves the configured planning: the ticket list asks for generic plans where they cannot be
+/// worse (ADR 0029).
 #[tokio::test]
 async fn the_first_statement_sets_the_transactions_planning() {
     let app = spawn_app().await;
@@ -315,7 +316,16 @@ async fn the_first_statement_sets_the_transactions_planning() {
             .unwrap();
         row.try_get::<String>("", "mode").unwrap()
     };
-    for asked in ["force_generic_plan", "auto"] {
+    // The connection is configured with something other than the default, to tell "left as
+    // configured" from "set to the default".
+    conn.execute_unprepared("SET plan_cache_mode = force_custom_plan")
+        .await
+        .unwrap();
+    let configured = "force_custom_plan";
+    for (asked, within) in [
+        (Some("force_generic_plan"), "force_generic_plan"),
+        (None, configured),
+    ] {
         let tx = conn.begin().await.unwrap();
         tx.execute_unprepared("SET LOCAL ROLE docket_app")
             .await
@@ -340,10 +350,10 @@ async fn the_first_statement_sets_the_transactions_planning() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(row.try_get::<String>("", "mode").unwrap(), asked);
+        assert_eq!(row.try_get::<String>("", "mode").unwrap(), within);
         tx.commit().await.unwrap();
-        // The next transaction on the connection plans as the server is configured.
-        assert_eq!(mode(conn.clone()).await, "auto", "after {asked}");
+        // The next transaction on the connection plans as the connection is configured.
+        assert_eq!(mode(conn.clone()).await, configured, "after {asked:?}");
     }
     conn.close().await.ok();
     app.shutdown().await;

@@ -5,7 +5,7 @@
 -- server's would, so the worker of a later run handles it like any other.
 \set r random(1, 9223372036854775807)
 BEGIN;
-SELECT docket_enter_session('{org}', '{session}', '{user}', now(), 'auto') AS role;
+SELECT docket_enter_session('{org}', '{session}', '{user}', now(), NULL) AS role;
 INSERT INTO "idempotency_keys" ("org_id", "user_id", "key", "fingerprint", "state", "response_status", "response_headers", "response_body", "created_at", "expires_at") VALUES ('{org}', '{user}', 'bench-' || :r, '897297772f95e969c24f6cbcbe7bf5ff806c3f4d8c57cfffa3faf9d8d42d143e', 'in_progress', NULL, NULL, NULL, now(), now() + interval '1 day') ON CONFLICT ("org_id", "user_id", "key") DO NOTHING;
 SELECT "memberships"."org_id", "memberships"."user_id", "memberships"."role", "memberships"."active", "memberships"."created_at", "memberships"."updated_at" FROM "memberships" WHERE "memberships"."org_id" = '{org}' AND "memberships"."user_id" IN ('{user}') AND "memberships"."active" = true;
 UPDATE projects SET ticket_counter = ticket_counter + 1 WHERE org_id = '{org}' AND id = '{project}' AND archived_at IS NULL RETURNING key, ticket_counter \gset

@@ -1,6 +1,6 @@
 //! The transaction's first statement also says how PostgreSQL plans the transaction's prepared
 //! statements (ADR 0029): `docket_enter_session` takes a fifth argument, the
-//! `plan_cache_mode` for the rest of the transaction.
+//! `plan_cache_mode` for the rest of the transaction, or NULL to leave it as configured.
 
 use sea_orm_migration::prelude::*;
 
@@ -16,7 +16,9 @@ RETURNS text LANGUAGE plpgsql AS $$
 DECLARE found_role text;
 BEGIN
     PERFORM set_config('app.org_id', p_org::text, true);
-    PERFORM set_config('plan_cache_mode', p_plan_cache_mode, true);
+    IF p_plan_cache_mode IS NOT NULL THEN
+        PERFORM set_config('plan_cache_mode', p_plan_cache_mode, true);
+    END IF;
     SELECT m.role INTO found_role FROM sessions s
         JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
         WHERE s.org_id = p_org AND s.id = p_session AND s.user_id = p_user
