@@ -539,8 +539,9 @@ pub enum Planning {
 }
 
 impl Planning {
-    /// The transaction's `plan_cache_mode`; none leaves the configured one.
-    fn plan_cache_mode(self) -> Option<&'static str> {
+    /// The transaction's `plan_cache_mode`, as the first statement passes it to
+    /// `docket_enter_session`; none leaves the configured one.
+    pub fn plan_cache_mode(self) -> Option<&'static str> {
         match self {
             Planning::PerRequest => None,
             Planning::Generic => Some("force_generic_plan"),

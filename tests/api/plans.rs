@@ -66,6 +66,40 @@ fn full_scans(plan: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Begins a PostgreSQL transaction as the server does: the application role, then the server's
+/// first statement, which enters the tenant's wall and sets the planning `planning` asks for.
+/// (The session is nobody's: its role comes back empty, which only the server checks.)
+async fn enter_as_server(tx: &impl ConnectionTrait, org: Uuid, planning: Planning) {
+    tx.execute_unprepared("SET LOCAL ROLE docket_app")
+        .await
+        .unwrap();
+    tx.query_one_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT docket_enter_session($1, $2, $3, now(), $4) AS role",
+        [
+            org.into(),
+            Uuid::now_v7().into(),
+            Uuid::now_v7().into(),
+            planning.plan_cache_mode().into(),
+        ],
+    ))
+    .await
+    .unwrap();
+}
+
+/// PostgreSQL's `plan_cache_mode` where `conn` runs.
+async fn plan_cache_mode(conn: &impl ConnectionTrait) -> String {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_setting('plan_cache_mode') AS mode",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "mode").unwrap()
+}
+
 /// The full scans in the plan of `stmt` as the server plans it: on PostgreSQL with
 /// `Planning::Generic`, the generic plan of the prepared statement, which is planned without
 /// the values.
@@ -80,21 +114,10 @@ async fn explain(
     let values = stmt.values.map(|v| v.0).unwrap_or_default();
     let mut scans = Vec::new();
     if backend == DbBackend::Postgres {
-        // As the server runs it: the application role, inside the tenant wall.
-        tx.execute_unprepared("SET LOCAL ROLE docket_app")
-            .await
-            .unwrap();
-        tx.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT set_config('app.org_id', $1, true)",
-            [org.to_string().into()],
-        ))
-        .await
-        .unwrap();
+        // As the server runs it: the application role, inside the tenant wall, planned as the
+        // server's first statement asks.
+        enter_as_server(&tx, org, planning).await;
         let explained = if planning == Planning::Generic {
-            tx.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
-                .await
-                .unwrap();
             tx.execute_unprepared(&format!("PREPARE page AS {}", stmt.sql))
                 .await
                 .unwrap();
@@ -291,7 +314,23 @@ async fn a_page_of_tickets_never_scans_the_table() {
 #[tokio::test]
 async fn the_first_statement_sets_the_transactions_planning() {
     let app = spawn_app().await;
-    // One connection, so the statement after each transaction runs where it ran.
+    // The server's own transactions open and commit with either planning, with a session
+    // (the list's requests, elsewhere in this suite) or without one (here).
+    let db = app.running().db();
+    let org = Uuid::now_v7();
+    let ctx = TenantCtx::authenticated(org, Uuid::now_v7(), Role::Owner, None);
+    for planning in [Planning::Generic, Planning::PerRequest] {
+        db.read_planned(&ctx, planning)
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+    }
+
+    // On PostgreSQL, what the first statement sets, observed on one connection, so the
+    // statement after each transaction runs where it ran. (SQLite plans each statement once
+    // per connection; it has nothing to set.)
     let conn = Database::connect(
         sea_orm::ConnectOptions::new(app.database_url.clone())
             .max_connections(1)
@@ -299,61 +338,27 @@ async fn the_first_statement_sets_the_transactions_planning() {
     )
     .await
     .unwrap();
-    if conn.get_database_backend() != DbBackend::Postgres {
-        // SQLite plans each statement once per connection; there is nothing to set.
-        conn.close().await.ok();
-        app.shutdown().await;
-        return;
-    }
-    let mode = |conn: DatabaseConnection| async move {
-        let row = conn
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT current_setting('plan_cache_mode') AS mode",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get::<String>("", "mode").unwrap()
-    };
-    // The connection is configured with something other than the default, to tell "left as
-    // configured" from "set to the default".
-    conn.execute_unprepared("SET plan_cache_mode = force_custom_plan")
-        .await
-        .unwrap();
-    let configured = "force_custom_plan";
-    for (asked, within) in [
-        (Some("force_generic_plan"), "force_generic_plan"),
-        (None, configured),
-    ] {
-        let tx = conn.begin().await.unwrap();
-        tx.execute_unprepared("SET LOCAL ROLE docket_app")
+    if conn.get_database_backend() == DbBackend::Postgres {
+        // Configured with something other than the default, to tell "left as configured"
+        // from "set to the default".
+        let configured = "force_custom_plan";
+        conn.execute_unprepared(&format!("SET plan_cache_mode = {configured}"))
             .await
             .unwrap();
-        tx.query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT docket_enter_session($1, $2, $3, now(), $4) AS role",
-            [
-                Uuid::now_v7().into(),
-                Uuid::now_v7().into(),
-                Uuid::now_v7().into(),
-                asked.into(),
-            ],
-        ))
-        .await
-        .unwrap();
-        let row = tx
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT current_setting('plan_cache_mode') AS mode",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.try_get::<String>("", "mode").unwrap(), within);
-        tx.commit().await.unwrap();
-        // The next transaction on the connection plans as the connection is configured.
-        assert_eq!(mode(conn.clone()).await, configured, "after {asked:?}");
+        for (planning, within) in [
+            (Planning::Generic, "force_generic_plan"),
+            (Planning::PerRequest, configured),
+        ] {
+            let tx = conn.begin().await.unwrap();
+            enter_as_server(&tx, org, planning).await;
+            assert_eq!(plan_cache_mode(&tx).await, within, "{planning:?}");
+            tx.commit().await.unwrap();
+            assert_eq!(
+                plan_cache_mode(&conn).await,
+                configured,
+                "after {planning:?}"
+            );
+        }
     }
     conn.close().await.ok();
     app.shutdown().await;

@@ -346,21 +346,37 @@ pub fn list_statement(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Sta
     list_select(ctx, q).build(backend)
 }
 
-/// How a page's statement is planned on PostgreSQL (ADR 0029). A generic plan only where the best plan is the
-/// same for every organisation and every value: a walk of the organisation's index for the
-/// sort, or of its status index in creation order, stopped at the page's end. Another filter
-/// (a person, a label, a project, a priority, a date) can be rare in one organisation and
-/// everywhere in another, and its best plan depends on which.
+/// How a page's statement is planned on PostgreSQL (ADR 0029). A generic plan only where the
+/// best plan is the same for every organisation and every value: a walk of the organisation's
+/// index for the sort, or of its status index in creation order, stopped at the page's end.
+/// Another filter (a person, a label, a project, a priority, a date) can be rare in one
+/// organisation and everywhere in another, and its best plan depends on which.
 pub fn list_planning(ctx: &TenantCtx, q: &ListQuery) -> Planning {
-    let by_sort_or_status = q.statuses.is_empty() || q.sort == SortKey::CreatedAt;
-    let other_filters = q.project_id.is_some()
-        || !q.priorities.is_empty()
-        || q.assignee.is_some()
-        || q.requester.is_some()
+    // Every field named, so a new filter cannot join without a decision here.
+    let ListQuery {
+        project_id,
+        statuses,
+        priorities,
+        assignee,
+        requester,
+        label,
+        due_before,
+        updated_since,
+        sort,
+        descending: _,
+        deleted: _,
+        limit: _,
+        after: _,
+    } = q;
+    let by_sort_or_status = statuses.is_empty() || *sort == SortKey::CreatedAt;
+    let other_filters = project_id.is_some()
+        || !priorities.is_empty()
+        || assignee.is_some()
+        || requester.is_some()
         || access::sees_only_own_tickets(ctx.role)
-        || q.label.is_some()
-        || q.due_before.is_some()
-        || q.updated_since.is_some();
+        || label.is_some()
+        || due_before.is_some()
+        || updated_since.is_some();
     if by_sort_or_status && !other_filters {
         Planning::Generic
     } else {
