@@ -478,11 +478,15 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     state.bob = bob;
     await signIn(bob, agent);
     await bob.goto("/tickets/OPS-1");
-    await bob.getByRole("button", { name: "Edit" }).click();
+    // The title's own Edit button: the comments' Edit buttons share its name, and Olivia wrote
+    // some of them, so an unscoped click would depend on whether they had rendered yet.
+    const editTitle = (page) =>
+      page.getByTestId("ticket-title").locator("..").getByRole("button", { name: "Edit" });
+    await editTitle(bob).click();
 
     const olivia = state.owner;
     await olivia.goto("/tickets/OPS-1");
-    await olivia.getByRole("button", { name: "Edit" }).click();
+    await editTitle(olivia).click();
     await olivia.getByLabel("Title").fill("Printer on fire (Olivia)");
     await olivia.getByRole("button", { name: "Save" }).click();
     await olivia.getByTestId("ticket-title").getByText("Printer on fire (Olivia)").waitFor();
