@@ -16,11 +16,11 @@ use std::{
 
 use anyhow::Context as _;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    ColumnTrait, ConnAcquireErr, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, SqlErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait, UpdateMany,
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    QuerySelect, RuntimeErr, Select, SqlErr, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait, UpdateMany,
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, OwnedMutexGuard, broadcast};
@@ -68,10 +68,12 @@ struct WriterQueue {
     patience: Duration,
     /// A pool of the one connection writes run on.
     conn: DatabaseConnection,
+    /// Told when a turn ends: the checkpointer copies what it wrote into the database file.
+    wrote: Arc<Notify>,
 }
 
 impl WriterQueue {
-    async fn wait(&self) -> Result<OwnedMutexGuard<()>, DbErr> {
+    async fn wait(&self) -> Result<Turn, DbErr> {
         let turn = async {
             // The requests' place in line is given up once the turn is taken.
             let _in_line = match self.background {
@@ -80,9 +82,45 @@ impl WriterQueue {
             };
             self.turn.clone().lock_owned().await
         };
-        tokio::time::timeout(self.patience, turn)
+        let guard = tokio::time::timeout(self.patience, turn)
             .await
-            .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout))
+            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?;
+        Ok(Turn {
+            _guard: guard,
+            wrote: self.wrote.clone(),
+        })
+    }
+}
+
+/// A writer's turn in the [`WriterQueue`], held until its transaction ends.
+struct Turn {
+    _guard: OwnedMutexGuard<()>,
+    wrote: Arc<Notify>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.wrote.notify_one();
+    }
+}
+
+/// Copies what the writer appended to SQLite's write-ahead log into the database file, outside
+/// the writer's turn (ADR 0030). A checkpoint writes pages back and syncs the file: done by the
+/// writer at commit, as SQLite does by default, it held every other writer up for as long.
+/// `PASSIVE` never waits for a lock, so it runs beside the next writers.
+async fn checkpoint_after_writes(readers: DatabaseConnection, wrote: Arc<Notify>) {
+    loop {
+        wrote.notified().await;
+        // Writes come in bursts: one checkpoint copies what a burst wrote.
+        tokio::time::sleep(CHECKPOINT_DELAY).await;
+        match readers
+            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+            .await
+        {
+            Ok(_) => {}
+            Err(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)) => return,
+            Err(error) => tracing::warn!(%error, "checkpointing SQLite's log failed"),
+        }
     }
 }
 
@@ -150,12 +188,7 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
         .min_connections(1)
         .acquire_timeout(Duration::from_millis(cfg.db_acquire_timeout_ms))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10))
-        });
+        .map_sqlx_sqlite_opts(|o| sqlite_options(o).busy_timeout(SQLITE_BUSY_TIMEOUT));
     if as_app_role {
         let role = cfg.db_app_role.clone();
         opts.map_sqlx_postgres_opts(move |o| o.options([("role", role.as_str())]));
@@ -167,13 +200,27 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
             // checking it on every checkout would cost a round trip to its thread for nothing.
             opts.test_before_acquire(false);
             let mut one = opts.clone();
-            one.max_connections(1);
+            // The writer's statements run on the thread of the task holding the turn (ADR 0030):
+            // a worker thread would cost each of them two thread hand-offs. It never sleeps in
+            // SQLite's busy handler on that thread: `begin` waits for a busy lock asynchronously.
+            // The checkpointer copies the log into the database file; the writer does so
+            // itself only if the log grows past WRITER_CHECKPOINT_PAGES. Opening the connection
+            // may wait for a lock (another process closing the database); the last pragma then
+            // turns the busy handler off.
+            one.max_connections(1).map_sqlx_sqlite_opts(|o| {
+                sqlite_options(o)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .run_on_calling_thread(true)
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
+                    .pragma("busy_timeout", "0")
+            });
             Some(WriterQueue {
                 turn: Arc::default(),
                 requests: Arc::default(),
                 background: false,
                 patience: Duration::from_millis(cfg.db_acquire_timeout_ms),
                 conn: connect(one).await?,
+                wrote: Arc::default(),
             })
         }
     };
@@ -183,6 +230,22 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
         signals: Arc::default(),
         writers,
     })
+}
+
+/// How long after a write the checkpointer copies the log into the database file.
+const CHECKPOINT_DELAY: Duration = Duration::from_millis(100);
+
+/// The log's size, in pages, past which the writer checkpoints it itself (SQLite's default is
+/// 1,000): a bound, should the checkpointer fall behind.
+const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// How long an SQLite connection waits for a lock another connection holds.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn sqlite_options(o: SqliteConnectOptions) -> SqliteConnectOptions {
+    o.journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
 }
 
 async fn connect(opts: ConnectOptions) -> anyhow::Result<DatabaseConnection> {
@@ -241,7 +304,14 @@ impl Db {
     /// Connects as the application (on PostgreSQL: as the unprivileged application role).
     pub async fn connect(cfg: &StoreConfig) -> anyhow::Result<Self> {
         validate_role_name(&cfg.db_app_role)?;
-        open(cfg, true).await
+        let db = open(cfg, true).await?;
+        if let Some(queue) = &db.writers {
+            tokio::spawn(checkpoint_after_writes(
+                db.conn.clone(),
+                queue.wrote.clone(),
+            ));
+        }
+        Ok(db)
     }
 
     /// The database as the worker in the same process uses it: its writes on SQLite skip the
@@ -320,6 +390,8 @@ impl Db {
     pub async fn close(self) {
         if let Some(queue) = self.writers {
             queue.conn.close().await.ok();
+            // The checkpointer finds the pool closed and ends.
+            queue.wrote.notify_one();
         }
         self.conn.close().await.ok();
     }
@@ -328,19 +400,32 @@ impl Db {
     /// with `BEGIN IMMEDIATE` so a read-then-write transaction never fails with SQLITE_BUSY
     /// half-way. The turn is held until the transaction ends.
     async fn begin(&self, write: bool) -> Result<Began, DbErr> {
-        let (turn, conn) = match (&self.writers, write) {
-            (Some(queue), true) => (Some(queue.wait().await?), &queue.conn),
-            _ => (None, &self.conn),
+        let options = TransactionOptions {
+            sqlite_transaction_mode: write.then_some(SqliteTransactionMode::Immediate),
+            ..Default::default()
         };
-        let mode = write.then_some(SqliteTransactionMode::Immediate);
-        cost::transaction();
-        let tx = conn
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: mode,
-                ..Default::default()
-            })
-            .await?;
-        Ok(Began { tx, turn })
+        let Some(queue) = self.writers.as_ref().filter(|_| write) else {
+            cost::transaction();
+            let tx = self.conn.begin_with_options(options).await?;
+            return Ok(Began { tx, turn: None });
+        };
+        let turn = queue.wait().await?;
+        // Another process (a separate `docket worker`) may hold SQLite's write lock. The writer
+        // connection does not sleep in the busy handler, which would block its thread: it
+        // retries here, asynchronously, for as long as the pooled connections' busy handler would.
+        let deadline = tokio::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            cost::transaction();
+            match queue.conn.begin_with_options(options.clone()).await {
+                Ok(tx) => return Ok(Began { tx, turn: Some(turn) }),
+                Err(e) if is_sqlite_busy(&e) && tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Enters a scope (`key` = `id`) and sets the transaction's planning, in one statement.
@@ -469,7 +554,7 @@ impl Db {
     fn tenant_tx(
         &self,
         tx: DatabaseTransaction,
-        turn: Option<OwnedMutexGuard<()>>,
+        turn: Option<Turn>,
         org_id: Uuid,
     ) -> TenantTx {
         TenantTx {
@@ -549,10 +634,25 @@ impl Planning {
     }
 }
 
+/// SQLITE_BUSY, or one of its extended codes: another connection holds the lock.
+fn is_sqlite_busy(err: &DbErr) -> bool {
+    const SQLITE_BUSY: i64 = 5;
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    e.as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i64>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
+}
+
 /// A transaction just begun, with its writer-queue turn.
 struct Began {
     tx: DatabaseTransaction,
-    turn: Option<OwnedMutexGuard<()>>,
+    turn: Option<Turn>,
 }
 
 /// A tenant entity: has an `org_id` column that scoped queries filter on.
@@ -603,7 +703,7 @@ macro_rules! scoped_tx {
         pub struct $name {
             tx: DatabaseTransaction,
             /// The writer queue's turn (SQLite writes), given up when the transaction ends.
-            _turn: Option<OwnedMutexGuard<()>>,
+            _turn: Option<Turn>,
             $($field: $ty),*
         }
         impl $name {
