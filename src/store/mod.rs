@@ -16,10 +16,10 @@ use std::{
 
 use anyhow::Context as _;
 use sea_orm::{
-    ColumnTrait, ConnAcquireErr, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, RuntimeErr, Select, SqlErr, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait, UpdateMany,
+    ColumnTrait, Condition, ConnAcquireErr, ConnectOptions, ConnectionTrait, Database,
+    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, RuntimeErr, Select, SqlErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait, UpdateMany,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
@@ -418,7 +418,12 @@ impl Db {
         loop {
             cost::transaction();
             match queue.conn.begin_with_options(options.clone()).await {
-                Ok(tx) => return Ok(Began { tx, turn: Some(turn) }),
+                Ok(tx) => {
+                    return Ok(Began {
+                        tx,
+                        turn: Some(turn),
+                    });
+                }
                 Err(e) if is_sqlite_busy(&e) && tokio::time::Instant::now() + pause < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -551,12 +556,7 @@ impl Db {
         Ok(self.tenant_tx(tx, turn, org_id))
     }
 
-    fn tenant_tx(
-        &self,
-        tx: DatabaseTransaction,
-        turn: Option<Turn>,
-        org_id: Uuid,
-    ) -> TenantTx {
+    fn tenant_tx(&self, tx: DatabaseTransaction, turn: Option<Turn>, org_id: Uuid) -> TenantTx {
         TenantTx {
             tx,
             _turn: turn,
