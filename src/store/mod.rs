@@ -417,7 +417,7 @@ impl Db {
         let mut pause = Duration::from_millis(1);
         loop {
             cost::transaction();
-            match queue.conn.begin_with_options(options.clone()).await {
+            match queue.conn.begin_with_options(options).await {
                 Ok(tx) => {
                     return Ok(Began {
                         tx,
