@@ -188,7 +188,7 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
         .min_connections(1)
         .acquire_timeout(Duration::from_millis(cfg.db_acquire_timeout_ms))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| sqlite_options(o).busy_timeout(SQLITE_BUSY_TIMEOUT));
+        .map_sqlx_sqlite_opts(sqlite_options);
     if as_app_role {
         let role = cfg.db_app_role.clone();
         opts.map_sqlx_postgres_opts(move |o| o.options([("role", role.as_str())]));
@@ -206,14 +206,17 @@ async fn open(cfg: &StoreConfig, as_app_role: bool) -> anyhow::Result<Db> {
             // The checkpointer copies the log into the database file; the writer does so
             // itself only if the log grows past WRITER_CHECKPOINT_PAGES. Opening the connection
             // may wait for a lock (another process closing the database); the last pragma then
-            // turns the busy handler off.
-            one.max_connections(1).map_sqlx_sqlite_opts(|o| {
-                sqlite_options(o)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    .run_on_calling_thread(true)
-                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
-                    .pragma("busy_timeout", "0")
-            });
+            // turns the busy handler off. The connection lives as long as the process: replacing
+            // it (sqlx retires pooled connections after 30 minutes) would open a file on the
+            // calling thread and start with cold caches.
+            one.max_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    sqlite_options(o)
+                        .run_on_calling_thread(true)
+                        .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
+                        .pragma("busy_timeout", "0")
+                })
+                .map_sqlx_sqlite_pool_opts(|p| p.max_lifetime(None).idle_timeout(None));
             Some(WriterQueue {
                 turn: Arc::default(),
                 requests: Arc::default(),
@@ -246,6 +249,7 @@ fn sqlite_options(o: SqliteConnectOptions) -> SqliteConnectOptions {
     o.journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
 }
 
 async fn connect(opts: ConnectOptions) -> anyhow::Result<DatabaseConnection> {
@@ -442,17 +446,18 @@ impl Db {
         planning: Planning,
     ) -> Result<(), DbErr> {
         if self.backend == Backend::Postgres {
-            let sql = match planning {
-                Planning::PerRequest => "SELECT set_config($1, $2, true)",
-                Planning::Generic => {
-                    "SELECT set_config($1, $2, true), \
-                     set_config('plan_cache_mode', 'force_generic_plan', true)"
+            let mut values = vec![key.into(), id.to_string().into()];
+            let sql = match planning.plan_cache_mode() {
+                None => "SELECT set_config($1, $2, true)",
+                Some(mode) => {
+                    values.push(mode.into());
+                    "SELECT set_config($1, $2, true), set_config('plan_cache_mode', $3, true)"
                 }
             };
             tx.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 sql,
-                [key.into(), id.to_string().into()],
+                values,
             ))
             .await?;
         }

@@ -16,7 +16,8 @@ use crate::helpers::*;
 /// waits for its turn longer than the acquire timeout is the same 503. The write that waits for
 /// another process's lock does so without holding the server's thread (ADR 0030): this test
 /// runs the server on a runtime of one thread, so a write sleeping in SQLite's busy handler
-/// would stall the test with it, and that write would fail instead of finishing.
+/// would stall the whole server, and the test with it: the next write would not be turned away
+/// on time.
 #[tokio::test]
 async fn a_saturated_database_answers_503_with_retry_after() {
     let app = spawn_app_tuned(None, |store, _| {

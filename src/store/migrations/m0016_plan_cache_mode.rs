@@ -26,29 +26,41 @@ BEGIN
     RETURN found_role;
 END $$;";
 
+/// On PostgreSQL, creates one `docket_enter_session` and drops the other, whose arguments are
+/// `old_arguments` (SQLite has no functions).
+async fn replace_function(
+    manager: &SchemaManager<'_>,
+    create: &str,
+    old_arguments: &str,
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let db = manager.get_connection();
+        db.execute_unprepared(create).await?;
+        db.execute_unprepared(&format!(
+            "DROP FUNCTION docket_enter_session({old_arguments})"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
-            let db = manager.get_connection();
-            db.execute_unprepared(ENTER_SESSION_PLANNED).await?;
-            db.execute_unprepared(
-                "DROP FUNCTION docket_enter_session(uuid, uuid, uuid, timestamptz)",
-            )
-            .await?;
-        }
-        Ok(())
+        replace_function(
+            manager,
+            ENTER_SESSION_PLANNED,
+            "uuid, uuid, uuid, timestamptz",
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
-            let db = manager.get_connection();
-            db.execute_unprepared(ENTER_SESSION).await?;
-            db.execute_unprepared(
-                "DROP FUNCTION docket_enter_session(uuid, uuid, uuid, timestamptz, text)",
-            )
-            .await?;
-        }
-        Ok(())
+        replace_function(
+            manager,
+            ENTER_SESSION,
+            "uuid, uuid, uuid, timestamptz, text",
+        )
+        .await
     }
 }
