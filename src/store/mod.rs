@@ -18,8 +18,9 @@ use anyhow::Context as _;
 use sea_orm::{
     ColumnTrait, Condition, ConnAcquireErr, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, RuntimeErr, Select, SqlErr, SqliteTransactionMode,
-    Statement, TransactionOptions, TransactionTrait, UpdateMany,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, RuntimeErr, Select, SqlErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, TryGetable, UpdateMany,
+    sqlx,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
@@ -881,6 +882,28 @@ pub(crate) fn statement(
         _ => sql.to_owned(),
     };
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// A column of a row, decoded by the driver itself. sea-orm decodes a nullable column as its
+/// value or an error, and formats that error's message for every `NULL` it meets only to drop
+/// it: on a page of tickets, with their mostly empty dates, that was 8% of the server's CPU.
+pub(crate) fn column<T>(row: &QueryResult, name: &str) -> Result<T, DbErr>
+where
+    T: TryGetable
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>,
+{
+    use sqlx::Row as _;
+    let decoded = if let Some(row) = row.try_as_pg_row() {
+        row.try_get::<T, _>(name)
+    } else if let Some(row) = row.try_as_sqlite_row() {
+        row.try_get::<T, _>(name)
+    } else {
+        return Ok(row.try_get("", name)?);
+    };
+    decoded.map_err(|e| DbErr::Type(format!("{name}: {e}")))
 }
 
 /// `t` at the precision both databases store (microseconds), so what is written is what is

@@ -13,7 +13,7 @@ use super::Ticket;
 use crate::{
     access::{self, Action, TenantCtx},
     error::{Error, Result},
-    store::{Db, TenantTx},
+    store::{Db, TenantTx, column},
     work::{
         Priority, Status,
         entity::{assignee, ticket},
@@ -267,7 +267,7 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         if !seen.insert(id) {
             continue;
         }
-        let m = ticket::Model::from_query_result(row, "")?;
+        let m = ticket_columns(row)?;
         let key: String = row.try_get("", KEY)?;
         let mut assignee_ids: Vec<Uuid> = json_list::<String>(row, ASSIGNEES)?
             .iter()
@@ -319,13 +319,40 @@ const LABELS: &str = "assembled_labels";
 const CLOCK: &str = "clock_";
 const HAS_CLOCK: &str = "assembled_has_clock";
 
+/// The ticket's own columns of an assembled row, read with [`column`]: most of a ticket's
+/// dates are `NULL`, which the ORM's own decoding makes costly.
+fn ticket_columns(row: &QueryResult) -> Result<ticket::Model> {
+    Ok(ticket::Model {
+        org_id: column(row, "org_id")?,
+        id: column(row, "id")?,
+        project_id: column(row, "project_id")?,
+        number: column(row, "number")?,
+        title: column(row, "title")?,
+        description: column(row, "description")?,
+        status: column(row, "status")?,
+        priority: column(row, "priority")?,
+        requester_id: column(row, "requester_id")?,
+        due_at: column(row, "due_at")?,
+        first_response_due_at: column(row, "first_response_due_at")?,
+        resolution_due_at: column(row, "resolution_due_at")?,
+        version: column(row, "version")?,
+        created_by: column(row, "created_by")?,
+        created_at: column(row, "created_at")?,
+        updated_at: column(row, "updated_at")?,
+        resolved_at: column(row, "resolved_at")?,
+        closed_at: column(row, "closed_at")?,
+        deleted_at: column(row, "deleted_at")?,
+    })
+}
+
 /// A JSON array column (`NULL` when the aggregate had no rows).
-fn json_list<T: serde::de::DeserializeOwned>(row: &QueryResult, column: &str) -> Result<Vec<T>> {
-    let text: Option<String> = row.try_get("", column)?;
+fn json_list<T: serde::de::DeserializeOwned>(row: &QueryResult, name: &str) -> Result<Vec<T>> {
+    let text: Option<String> = column(row, name)?;
     match text {
         None => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|e| Error::internal(anyhow::anyhow!("{column}: {e}"))),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|e| Error::internal(anyhow::anyhow!("{name}: {e}")))
+        }
     }
 }
 
