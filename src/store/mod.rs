@@ -901,7 +901,7 @@ where
     } else if let Some(row) = row.try_as_sqlite_row() {
         row.try_get::<T, _>(name)
     } else {
-        return Ok(row.try_get("", name)?);
+        return row.try_get("", name);
     };
     decoded.map_err(|e| DbErr::Type(format!("{name}: {e}")))
 }
