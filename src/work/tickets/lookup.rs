@@ -319,29 +319,29 @@ const LABELS: &str = "assembled_labels";
 const CLOCK: &str = "clock_";
 const HAS_CLOCK: &str = "assembled_has_clock";
 
-/// The ticket's own columns of an assembled row, read with [`column`]: most of a ticket's
-/// dates are `NULL`, which the ORM's own decoding makes costly.
+/// The ticket's own columns of an assembled row, named by the entity and read with [`column`]:
+/// most of a ticket's dates are `NULL`, which the ORM's own decoding makes costly.
 fn ticket_columns(row: &QueryResult) -> Result<ticket::Model> {
     Ok(ticket::Model {
-        org_id: column(row, "org_id")?,
-        id: column(row, "id")?,
-        project_id: column(row, "project_id")?,
-        number: column(row, "number")?,
-        title: column(row, "title")?,
-        description: column(row, "description")?,
-        status: column(row, "status")?,
-        priority: column(row, "priority")?,
-        requester_id: column(row, "requester_id")?,
-        due_at: column(row, "due_at")?,
-        first_response_due_at: column(row, "first_response_due_at")?,
-        resolution_due_at: column(row, "resolution_due_at")?,
-        version: column(row, "version")?,
-        created_by: column(row, "created_by")?,
-        created_at: column(row, "created_at")?,
-        updated_at: column(row, "updated_at")?,
-        resolved_at: column(row, "resolved_at")?,
-        closed_at: column(row, "closed_at")?,
-        deleted_at: column(row, "deleted_at")?,
+        org_id: column(row, ticket::Column::OrgId.as_str())?,
+        id: column(row, ticket::Column::Id.as_str())?,
+        project_id: column(row, ticket::Column::ProjectId.as_str())?,
+        number: column(row, ticket::Column::Number.as_str())?,
+        title: column(row, ticket::Column::Title.as_str())?,
+        description: column(row, ticket::Column::Description.as_str())?,
+        status: column(row, ticket::Column::Status.as_str())?,
+        priority: column(row, ticket::Column::Priority.as_str())?,
+        requester_id: column(row, ticket::Column::RequesterId.as_str())?,
+        due_at: column(row, ticket::Column::DueAt.as_str())?,
+        first_response_due_at: column(row, ticket::Column::FirstResponseDueAt.as_str())?,
+        resolution_due_at: column(row, ticket::Column::ResolutionDueAt.as_str())?,
+        version: column(row, ticket::Column::Version.as_str())?,
+        created_by: column(row, ticket::Column::CreatedBy.as_str())?,
+        created_at: column(row, ticket::Column::CreatedAt.as_str())?,
+        updated_at: column(row, ticket::Column::UpdatedAt.as_str())?,
+        resolved_at: column(row, ticket::Column::ResolvedAt.as_str())?,
+        closed_at: column(row, ticket::Column::ClosedAt.as_str())?,
+        deleted_at: column(row, ticket::Column::DeletedAt.as_str())?,
     })
 }
 
