@@ -10,6 +10,7 @@ use crate::{
     files::Files,
     http::{self, AppState},
     identity::tokens::{self, TokenKeys},
+    outbound::Guard,
     store::{self, Db},
     webhooks::Webhooks,
     worker::Mail,
@@ -127,7 +128,8 @@ pub async fn start(
     );
     let files = Files::new(&serve_cfg.files, &store_cfg.data_dir)?;
     tracing::info!(location = %files.location, "attachments stored");
-    let mail = Mail::new(&serve_cfg.mail, &files, &secret)?;
+    let guard = Guard::new(serve_cfg.webhooks.webhook_allowed_nets.clone());
+    let mail = Mail::new(&serve_cfg.mail, &files, &secret, guard)?;
     let webhooks = Webhooks::new(&serve_cfg.webhooks, &secret)?;
     let (stop, stopped) = watch::channel(false);
     let state = AppState {

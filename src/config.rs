@@ -138,6 +138,10 @@ pub struct RateLimitConfig {
     /// every process shares it).
     #[arg(long, env = "DOCKET_SIGNUP_LIMIT_PER_HOUR", default_value_t = 20)]
     pub signup_limit_per_hour: u32,
+    /// Invitation mails one organisation may send per day (a fifth of it in its first week;
+    /// counted in the database); 0 = no limit.
+    #[arg(long, env = "DOCKET_INVITATIONS_PER_DAY", default_value_t = 100)]
+    pub invitations_per_day: u32,
 }
 
 /// Where attachment files are kept, and how much of them.
@@ -187,6 +191,13 @@ pub struct MailConfig {
     /// Seconds between two looks into each organisation's IMAP mailbox.
     #[arg(long, env = "DOCKET_IMAP_POLL_SECS", default_value_t = 60)]
     pub imap_poll_secs: u64,
+    /// The `authserv-id`s (comma-separated) of the mail systems in front of Docket whose
+    /// `Authentication-Results` headers it believes, for mail that arrives by the inbound
+    /// address or the pipe command (an IMAP mailbox names its own). Only mail they say passed
+    /// DMARC (or DKIM aligned with its From) adds people to a conversation or gets an
+    /// acknowledgement. Unset: no mail is taken as authenticated.
+    #[arg(long, env = "DOCKET_MAIL_TRUSTED_AUTHSERV_IDS", value_delimiter = ',')]
+    pub mail_trusted_authserv_ids: Vec<String>,
 }
 
 /// The event dispatcher's knobs (in `serve` and in `docket worker`).

@@ -8,7 +8,14 @@ use std::{collections::BTreeSet, fs, path::Path};
 /// Layers from the bottom up; a module may import modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["config", "request_id", "text", "pagination", "background"],
+    &[
+        "config",
+        "request_id",
+        "text",
+        "pagination",
+        "background",
+        "outbound",
+    ],
     &["access", "vault"],
     &["store"],
     &["audit", "idempotency", "mail", "files"],

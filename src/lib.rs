@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod mail;
 pub mod notify;
+pub mod outbound;
 pub mod pagination;
 pub mod request_id;
 pub mod store;

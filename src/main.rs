@@ -9,6 +9,7 @@ use docket::{
     },
     conversation, demo,
     files::Files,
+    outbound::Guard,
     store::{self, Db},
     tenancy,
     webhooks::Webhooks,
@@ -168,7 +169,8 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&store).await?;
             let files = Files::new(&files, &store.data_dir)?;
             let secret = app::signing_key(jwt_secret, &store.data_dir)?;
-            let mail = Mail::new(&mail, &files, &secret)?;
+            let guard = Guard::new(webhooks.webhook_allowed_nets.clone());
+            let mail = Mail::new(&mail, &files, &secret, guard)?;
             let webhooks = Webhooks::new(&webhooks, &secret)?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
@@ -236,7 +238,8 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&store_cfg).await?;
             let files = Files::new(&files, &store_cfg.data_dir)?;
             let secret = app::signing_key(jwt_secret, &store_cfg.data_dir)?;
-            let mail = Mail::new(&mail, &files, &secret)?;
+            // This command reads one message from its input; it connects to no mailbox.
+            let mail = Mail::new(&mail, &files, &secret, Guard::default())?;
             let org_id = tenancy::org_id_by_slug(&db, &org)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no organization has the slug {org:?}"))?;
@@ -249,7 +252,7 @@ async fn main() -> anyhow::Result<()> {
                 &mail.mailroom,
                 org_id,
                 conversation::Route::Command,
-                &raw,
+                raw.into(),
             )
             .await
             .map_err(|err| anyhow::anyhow!("the message was refused: {err}"))?;

@@ -12,7 +12,7 @@ pub const MAX_TEXT: usize = 65_536;
 
 /// One line: no control characters, no invisible or direction-changing characters, and at least
 /// one character that is not white space.
-const LINE_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff][^\u0000-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]*$";
+const LINE_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]*[^\s\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff][^\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]*$";
 /// Text: line breaks and tabs, but no other control characters.
 const TEXT_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
 /// Text that must say something (a comment).
@@ -35,13 +35,13 @@ pub fn check_line(v: &mut Validator, field: &str, value: &str, max: usize) {
 }
 
 /// Characters that make a name or title show something other than what it is: bidirectional
-/// overrides, embeddings, isolates and marks, the zero-width space, the word joiner and the
-/// byte-order mark. (Zero-width joiners and non-joiners stay: several scripts and emoji need
-/// them.)
+/// overrides, embeddings and isolates, the zero-width space, the word joiner and the byte-order
+/// mark. (The directional marks LRM, RLM and ALM stay: they only settle the direction of
+/// neutral characters, and Hebrew and Arabic text needs them; so do zero-width joiners and
+/// non-joiners, which several scripts and emoji need.)
 pub(crate) fn is_deceptive(c: char) -> bool {
     matches!(c,
-        '\u{061c}' | '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
-        | '\u{2060}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        '\u{200b}' | '\u{202a}'..='\u{202e}' | '\u{2060}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// Text (`TEXT_PATTERN`, or `BODY_PATTERN` when `required`) of at most `max` characters.
@@ -132,16 +132,12 @@ mod tests {
 
     #[test]
     fn lines_refuse_what_would_disguise_them() {
-        for sneaky in [
-            "ab\u{202e}c",
-            "a\u{200b}b",
-            "\u{2066}ab",
-            "ab\u{feff}",
-            "a\u{200f}",
-        ] {
+        for sneaky in ["ab\u{202e}c", "a\u{200b}b", "\u{2066}ab", "ab\u{feff}"] {
             assert!(!line_ok(sneaky), "{sneaky:?}");
         }
-        // Joiners are ordinary text in several scripts and in emoji.
+        // Joiners are ordinary text in several scripts and in emoji; marks in right-to-left
+        // text.
         assert!(line_ok("👩\u{200d}💻"));
+        assert!(line_ok("שלום\u{200f}") && line_ok("a\u{200e}") && line_ok("ع\u{61c}"));
     }
 }

@@ -17,6 +17,7 @@ use crate::{
     identity::{recovery, throttle},
     mail::{self, MailKeys, Sender},
     notify,
+    outbound::Guard,
     store::Db,
     tenancy::invitations,
     webhooks::{self, Webhooks},
@@ -37,14 +38,16 @@ pub struct Mail {
 }
 
 impl Mail {
-    pub fn new(cfg: &MailConfig, files: &Files, signing_key: &Secret) -> anyhow::Result<Self> {
-        let sender = Sender::new(cfg)?;
-        let mailroom = Mailroom::new(
-            cfg,
-            MailKeys::new(signing_key),
-            sender.address(),
-            files.clone(),
-        );
+    /// `guard` says where IMAP mailboxes may be (the webhooks' SSRF wall and allow list).
+    pub fn new(
+        cfg: &MailConfig,
+        files: &Files,
+        signing_key: &Secret,
+        guard: Guard,
+    ) -> anyhow::Result<Self> {
+        let keys = MailKeys::new(signing_key);
+        let sender = Sender::new(cfg, keys.clone())?;
+        let mailroom = Mailroom::new(cfg, keys, sender.address(), files.clone(), guard);
         Ok(Self { sender, mailroom })
     }
 }

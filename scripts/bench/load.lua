@@ -1,6 +1,6 @@
 -- Docket's load scenarios for wrk. scripts/bench/run writes the actors file (signed-in people
 -- with their project and some of their tickets) and names the scenario:
---   DOCKET_SCENARIO  list | get | create | update | comment | mixed | path
+--   DOCKET_SCENARIO  list | get | create | update | comment | mixed | path | mail
 --   DOCKET_PATH      for `path`: the GET every request sends (search, reports)
 --   DOCKET_ACTORS    path of a Lua file returning { actors = { {token, project, list, tickets} } }
 -- Each wrk thread takes every n-th ticket, so no two threads change the same ticket, and walks
@@ -101,6 +101,21 @@ local requests = {
     return wrk.format("POST", "/api/v1/tickets/" .. t.id .. "/comments",
       auth(t.actor, { ["Content-Type"] = "application/json", ["Idempotency-Key"] = key() }),
       '{"body":"A comment from the load generator."}')
+  end,
+  -- A customer's mail to an organisation's inbound address: a new ticket from one of 50
+  -- customers per thread, with a quoted history to trim.
+  mail = function()
+    local a = pick_actor()
+    local id = key()
+    local who = sent % 50
+    local raw = string.format(
+      "From: Customer %d <customer-%d-%d@bench.test>\r\nTo: Help <help@bench.test>\r\n" ..
+      "Subject: Printer %s is out of toner\r\nMessage-ID: <%s@bench.test>\r\n" ..
+      "Content-Type: text/plain; charset=utf-8\r\n\r\n" ..
+      "The printer on the third floor is out of toner again.\r\nCan someone look?\r\n\r\n" ..
+      "On Mon, 7 Dec 2026, Help <help@bench.test> wrote:\r\n> We replaced it last week.\r\n",
+      who, thread_no, who, id, id)
+    return wrk.format("POST", a.inbound, { ["Content-Type"] = "message/rfc822" }, raw)
   end,
 }
 

@@ -233,10 +233,14 @@ pub enum Action {
     SlaManage,
     /// Reports on open work, throughput and SLA attainment (managers and above).
     ReportRead,
+    /// The caller's own account and sessions: switching organisation, signing out (everywhere),
+    /// the password, second factors, API tokens, joining by invitation. Everyone's, but only as
+    /// a person signed in: no API token reaches it, whatever its scope.
+    AccountManage,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -262,22 +266,26 @@ impl Action {
         Action::SlaRead,
         Action::SlaManage,
         Action::ReportRead,
+        Action::AccountManage,
     ];
 }
 
 impl Action {
-    /// The token scope an action needs: reading, changing, or administering.
-    pub fn scope(self) -> Scope {
+    /// The token scope an action needs: reading, changing, or administering; `None` when no API
+    /// token may do it at all (a token that could reach the account would become a session that
+    /// outlives its revocation).
+    pub fn scope(self) -> Option<Scope> {
         use Action::*;
         match self {
             OrgRead | UserList | UserRead | ProjectRead | ProjectActivity | TicketRead
-            | SlaRead | ReportRead => Scope::Read,
+            | SlaRead | ReportRead => Some(Scope::Read),
             ProjectManage | TicketCreate | TicketUpdate | TicketDelete | CommentCreate
-            | CommentInternal => Scope::Write,
+            | CommentInternal => Some(Scope::Write),
             OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
             | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage => {
-                Scope::Admin
+                Some(Scope::Admin)
             }
+            AccountManage => None,
         }
     }
 }
@@ -286,7 +294,7 @@ impl Action {
 pub fn allowed(role: Role, action: Action) -> bool {
     use Action::*;
     match action {
-        OrgRead | ProjectRead | TicketRead => true,
+        OrgRead | ProjectRead | TicketRead | AccountManage => true,
         TicketCreate | CommentCreate => role == Role::Requester || role.at_least(Role::Agent),
         UserList | UserRead | ProjectActivity | SlaRead => role.at_least(Role::Viewer),
         TicketUpdate | CommentInternal => role.at_least(Role::Agent),
@@ -310,10 +318,12 @@ pub fn sees_only_own_tickets(role: Role) -> bool {
 }
 
 pub fn authorize(ctx: &TenantCtx, action: Action) -> Result<()> {
-    if let Some(scope) = ctx.scope
-        && scope < action.scope()
-    {
-        return Err(insufficient_scope(action.scope()));
+    if let Some(scope) = ctx.scope {
+        match action.scope() {
+            None => return Err(api_token_not_allowed()),
+            Some(needed) if scope < needed => return Err(insufficient_scope(needed)),
+            Some(_) => {}
+        }
     }
     if allowed(ctx.role, action) {
         Ok(())
@@ -333,6 +343,17 @@ pub fn insufficient_scope(needed: Scope) -> Error {
             "this API token's scopes do not include `{}`",
             needed.as_str()
         ),
+    }
+}
+
+/// The 403 for an API token on an account or session endpoint.
+pub fn api_token_not_allowed() -> Error {
+    Error::Forbidden {
+        code: "api_token_not_allowed",
+        detail: "API tokens cannot reach account and session endpoints (switching organisation, \
+                 signing out, passwords, second factors, API tokens, invitations); sign in as a \
+                 person"
+            .into(),
     }
 }
 
@@ -395,7 +416,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 25] = [
+        let expected: [(Action, [bool; 6]); 26] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -421,6 +442,7 @@ mod tests {
             (SlaRead, [true, true, true, true, true, false]),
             (SlaManage, [true, true, false, false, false, false]),
             (ReportRead, [true, true, true, false, false, false]),
+            (AccountManage, [true, true, true, true, true, true]),
         ];
         assert_eq!(expected.len(), Action::ALL.len());
         for (action, row) in expected {
@@ -457,31 +479,52 @@ mod tests {
             WebhooksManage,
             SlaManage,
         ];
+        // No token reaches the account, whatever its scope.
+        let sessions_only = [AccountManage];
         for action in Action::ALL {
-            let needed = if reads.contains(&action) {
-                Scope::Read
+            let needed = if sessions_only.contains(&action) {
+                None
+            } else if reads.contains(&action) {
+                Some(Scope::Read)
             } else if admin.contains(&action) {
-                Scope::Admin
+                Some(Scope::Admin)
             } else {
-                Scope::Write
+                Some(Scope::Write)
             };
             assert_eq!(action.scope(), needed, "{action:?}");
             for scope in [Scope::Read, Scope::Write, Scope::Admin] {
+                let within = needed.is_some_and(|needed| scope >= needed);
                 let owner = TenantCtx::through_token(Uuid::nil(), Uuid::nil(), Role::Owner, scope);
-                assert_eq!(
-                    authorize(&owner, action).is_ok(),
-                    scope >= needed,
-                    "{action:?} {scope:?}"
-                );
+                let answer = authorize(&owner, action);
+                assert_eq!(answer.is_ok(), within, "{action:?} {scope:?}");
+                if needed.is_none() {
+                    assert!(
+                        matches!(
+                            answer,
+                            Err(Error::Forbidden {
+                                code: "api_token_not_allowed",
+                                ..
+                            })
+                        ),
+                        "{action:?} {scope:?}"
+                    );
+                }
                 // The role still applies below the scope.
                 let viewer =
                     TenantCtx::through_token(Uuid::nil(), Uuid::nil(), Role::Viewer, scope);
                 assert_eq!(
                     authorize(&viewer, action).is_ok(),
-                    scope >= needed && allowed(Role::Viewer, action),
+                    within && allowed(Role::Viewer, action),
                     "viewer {action:?} {scope:?}"
                 );
             }
+            // A person signed in is bounded by the role alone.
+            let person = TenantCtx::authenticated(Uuid::nil(), Uuid::nil(), Role::Viewer, None);
+            assert_eq!(
+                authorize(&person, action).is_ok(),
+                allowed(Role::Viewer, action),
+                "{action:?}"
+            );
         }
         for scope in [Scope::Read, Scope::Write, Scope::Admin] {
             assert_eq!(Scope::parse(scope.as_str()), Some(scope));

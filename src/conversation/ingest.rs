@@ -29,8 +29,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    Mailroom,
-    entity::{bounce, message, thread},
+    Mailroom, RawMail, bounces,
+    entity::{message, thread},
     parse::{self, Inbound},
     settings, system_ctx,
 };
@@ -106,18 +106,22 @@ pub enum Outcome {
     Suppressed,
     /// A delivery report: the addresses it names are marked as bouncing.
     Bounce,
-    /// Unreadable, or from a sender who may not write in.
+    /// Unreadable, too large, or from a sender who may not write in (or not this).
     Rejected,
+    /// An error while taking it (see the reason): it may be sent again, and an IMAP mailbox
+    /// tries it again a few times before it moves on.
+    Failed,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::TicketCreated,
         Outcome::CommentAdded,
         Outcome::Duplicate,
         Outcome::Suppressed,
         Outcome::Bounce,
         Outcome::Rejected,
+        Outcome::Failed,
     ];
 
     fn as_str(self) -> &'static str {
@@ -128,6 +132,7 @@ impl Outcome {
             Outcome::Suppressed => "suppressed",
             Outcome::Bounce => "bounce",
             Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
         }
     }
 
@@ -182,40 +187,54 @@ pub struct IngestLogFilter {
 }
 
 /// What a message is known by for de-duplication.
-fn dedup_key(inbound: &Inbound, raw: &[u8]) -> String {
+pub(super) fn dedup_key(inbound: &Inbound, raw: &[u8]) -> String {
     inbound
         .message_id
         .clone()
         .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(raw))))
 }
 
-/// Takes one raw message for organisation `org_id`.
+/// Most addresses one mail adds to a ticket's conversation; the rest are held for an agent.
+pub const MAX_NEW_PARTICIPANTS: usize = 20;
+
+/// Takes one raw message for organisation `org_id`. Whatever becomes of it is a line in the
+/// ingest log: a ticket, a comment, a duplicate, automatic mail, a bounce, a refusal (a sender
+/// who may not write in, a message that cannot be read or is too large) or a failure (an error
+/// the caller may retry: the answer is that error).
 pub async fn ingest(
     db: &Db,
     mailroom: &Mailroom,
     org_id: Uuid,
     route: Route,
-    raw: &[u8],
+    raw: RawMail,
 ) -> Result<IngestOutcome> {
-    if raw.len() > mailroom.max_email_bytes {
-        return Err(Error::too_large(format!(
-            "the message is larger than {} bytes (DOCKET_MAX_EMAIL_BYTES)",
-            mailroom.max_email_bytes
-        )));
+    if raw.len() > mailroom.max_email_bytes as u64 {
+        let err = too_large(mailroom.max_email_bytes);
+        log_unreadable(db, org_id, route, &err).await;
+        return Err(err);
     }
-    let inbound = match parse::parse(raw, &mailroom.own_address) {
-        Ok(m) => m,
+    let (inbound, key) = match mailroom.read(raw).await {
+        Ok(read) => read,
         Err(err) => {
-            let tx = db.write_org(org_id).await?;
-            let refused = IngestOutcome::without_ticket(Outcome::Rejected, err.to_string());
-            record(&tx, route, None, None, &refused).await?;
-            tx.commit().await?;
+            log_unreadable(db, org_id, route, &err).await;
             return Err(err);
         }
     };
-    let key = dedup_key(&inbound, raw);
-    let files = keep_files(&mailroom.files, org_id, &inbound).await?;
-    let done = take_once(db, mailroom, org_id, route, &inbound, &key, &files).await;
+    let files = match keep_files(&mailroom.files, org_id, &inbound).await {
+        Ok(files) => files,
+        Err(err) => {
+            log_failure(db, org_id, route, &inbound, &key, &err).await;
+            return Err(err);
+        }
+    };
+    let done = match take_once(db, mailroom, org_id, route, &inbound, &key, &files).await {
+        Err(err) if is_refusal(&err) => refuse(db, org_id, route, &inbound, &key, &err).await,
+        Err(err) => {
+            log_failure(db, org_id, route, &inbound, &key, &err).await;
+            Err(err)
+        }
+        done => done,
+    };
     // Files of a message that made nothing (a duplicate, a refusal) are not kept.
     let kept = done.as_ref().map_or(0, |d| d.attachment_ids.len());
     if kept == 0 {
@@ -226,6 +245,107 @@ pub async fn ingest(
         }
     }
     done
+}
+
+/// The refusal of a message over `DOCKET_MAX_EMAIL_BYTES`.
+pub fn too_large(max: usize) -> Error {
+    Error::too_large(format!(
+        "the message is larger than {max} bytes (DOCKET_MAX_EMAIL_BYTES)"
+    ))
+}
+
+/// Errors that say the message (or its sender) cannot be taken, as opposed to a failure to
+/// take it: the sender may not write, a field of what it would make is invalid.
+fn is_refusal(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Forbidden { .. }
+            | Error::Validation(_)
+            | Error::Unprocessable { .. }
+            | Error::TooLarge { .. }
+            | Error::InvalidTransition { .. }
+    )
+}
+
+/// What the ingest log says of an error: its message, or for an internal one only that it
+/// happened (the details are in the server's log, under the same request id).
+fn reason_of(err: &Error) -> String {
+    match err {
+        Error::Internal(_) => match crate::request_id::current() {
+            Some(id) => format!("an internal error (request {id}); the message was not taken"),
+            None => "an internal error; the message was not taken".to_owned(),
+        },
+        Error::Validation(fields) => fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// A message the sender may not send, or whose ticket or comment could not be made: refused,
+/// with the reason in the ingest log.
+async fn refuse(
+    db: &Db,
+    org_id: Uuid,
+    route: Route,
+    inbound: &Inbound,
+    key: &str,
+    err: &Error,
+) -> Result<IngestOutcome> {
+    let done = IngestOutcome::without_ticket(Outcome::Rejected, reason_of(err));
+    let tx = db.write_org(org_id).await?;
+    record(&tx, route, Some(inbound), Some(key), &done).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Logs a message that could not be read at all (too large, not a message, no turn to read
+/// it); best effort: the answer is the error either way.
+pub(super) async fn log_unreadable(db: &Db, org_id: Uuid, route: Route, err: &Error) {
+    let outcome = if is_refusal(err) {
+        Outcome::Rejected
+    } else {
+        Outcome::Failed
+    };
+    let done = IngestOutcome::without_ticket(outcome, reason_of(err));
+    log_best_effort(db, org_id, route, None, None, &done).await;
+}
+
+/// Logs a failure to take a message that was read; the caller may try again.
+async fn log_failure(
+    db: &Db,
+    org_id: Uuid,
+    route: Route,
+    inbound: &Inbound,
+    key: &str,
+    err: &Error,
+) {
+    if let Error::Internal(cause) = err {
+        tracing::error!(error = ?cause, org = %org_id, "taking an inbound mail failed");
+    }
+    let done = IngestOutcome::without_ticket(Outcome::Failed, reason_of(err));
+    log_best_effort(db, org_id, route, Some(inbound), Some(key), &done).await;
+}
+
+async fn log_best_effort(
+    db: &Db,
+    org_id: Uuid,
+    route: Route,
+    inbound: Option<&Inbound>,
+    key: Option<&str>,
+    done: &IngestOutcome,
+) {
+    let logged = async {
+        let tx = db.write_org(org_id).await?;
+        record(&tx, route, inbound, key, done).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(())
+    };
+    if let Err(err) = logged.await {
+        tracing::warn!(error = %err, org = %org_id, "an inbound mail's outcome could not be logged");
+    }
 }
 
 /// The files of a message, written to storage before the transaction that names them; those
@@ -317,45 +437,30 @@ async fn take(
         return Ok(done);
     }
     if let Some(reason) = &inbound.automatic {
-        let outcome = if inbound.bounced.is_empty() {
-            Outcome::Suppressed
+        let (outcome, reason) = if reason_is_report(inbound) {
+            bounce(&tx, mailroom, inbound).await?
         } else {
-            for address in &inbound.bounced {
-                mark_bouncing(&tx, address, reason).await?;
-            }
-            Outcome::Bounce
+            (Outcome::Suppressed, reason.clone())
         };
-        remember(&tx, key, None, None, "inbound").await?;
-        let reason = match outcome {
-            Outcome::Bounce => format!(
-                "{reason}: {} marked as bouncing",
-                inbound.bounced.join(", ")
-            ),
-            _ => reason.clone(),
-        };
+        remember(&tx, key, None, None, "inbound", &[]).await?;
         let done = IngestOutcome::without_ticket(outcome, reason);
         record(&tx, route, Some(inbound), Some(key), &done).await?;
         tx.commit().await?;
         return Ok(done);
     }
-
-    let sender = match sender_account(&tx, inbound).await {
-        Ok(sender) => sender,
-        Err(Error::Forbidden { detail, .. }) => {
-            remember(&tx, key, None, None, "inbound").await?;
-            let done = IngestOutcome::without_ticket(Outcome::Rejected, detail);
-            record(&tx, route, Some(inbound), Some(key), &done).await?;
-            tx.commit().await?;
-            return Ok(done);
-        }
-        Err(err) => return Err(err),
+    let mail_settings = settings::load(&tx).await?;
+    let trusted = match route {
+        Route::Imap => mail_settings.imap_authserv_id.clone().into_iter().collect(),
+        Route::Http | Route::Command => mailroom.trusted_authserv_ids.clone(),
     };
+    let authenticated = inbound.authenticated(&trusted);
+
+    let sender = sender_account(&tx, inbound).await?;
     let (found, follow_up) = thread_of(&tx, mailroom, inbound, &sender).await?;
     let mut notes = files.notes.clone();
     let done = match found {
         Some(ticket_id) => {
             let comment_id = reply(&tx, ticket_id, &sender, inbound).await?;
-            remember(&tx, key, Some(ticket_id), Some(comment_id), "inbound").await?;
             IngestOutcome {
                 outcome: Outcome::CommentAdded,
                 ticket_id: Some(ticket_id),
@@ -366,11 +471,16 @@ async fn take(
         }
         None => {
             let ticket_id = open_ticket(&tx, &sender, inbound, follow_up.as_deref()).await?;
-            remember(&tx, key, Some(ticket_id), None, "inbound").await?;
             if let Some(earlier) = &follow_up {
                 notes.push(format!("possible follow-up to {earlier}"));
             }
-            acknowledge(&tx, mailroom, ticket_id, &sender, inbound).await?;
+            if mail_settings.acknowledge {
+                if authenticated {
+                    acknowledge(&tx, mailroom, ticket_id, &sender, inbound).await?;
+                } else {
+                    notes.push("no acknowledgement: the sender is not authenticated".into());
+                }
+            }
             IngestOutcome {
                 outcome: Outcome::TicketCreated,
                 ticket_id: Some(ticket_id),
@@ -382,7 +492,20 @@ async fn take(
     };
     let ticket_id = done.ticket_id.expect("a ticket either way");
     let attachment_ids = attach(&tx, mailroom, &sender, &done, files, &mut notes).await?;
-    keep_thread(&tx, mailroom, ticket_id, &sender, inbound).await?;
+    let held = keep_thread(&tx, mailroom, ticket_id, &sender, inbound, authenticated).await?;
+    if !held.is_empty() {
+        notes.push(format!(
+            "{} copied in {} not added to the conversation ({}); an agent can add them",
+            held.len(),
+            if held.len() == 1 { "was" } else { "were" },
+            if authenticated {
+                format!("at most {MAX_NEW_PARTICIPANTS} are added from one mail")
+            } else {
+                "the mail is not authenticated".to_owned()
+            }
+        ));
+    }
+    remember(&tx, key, Some(ticket_id), done.comment_id, "inbound", &held).await?;
     let done = IngestOutcome {
         reason: (!notes.is_empty()).then(|| notes.join("; ")),
         attachment_ids,
@@ -391,6 +514,45 @@ async fn take(
     record(&tx, route, Some(inbound), Some(key), &done).await?;
     tx.commit().await?;
     Ok(done)
+}
+
+fn reason_is_report(inbound: &Inbound) -> bool {
+    inbound.automatic.as_deref() == Some(parse::REPORT)
+}
+
+/// A delivery report: it counts only when it came back to the signed return path of a mail
+/// Docket sent from this organisation, and then marks that mail's recipient as bouncing when
+/// the report's status part says its delivery failed.
+async fn bounce(
+    tx: &TenantTx,
+    mailroom: &Mailroom,
+    inbound: &Inbound,
+) -> Result<(Outcome, String)> {
+    let sent = inbound
+        .recipients
+        .iter()
+        .find_map(|a| mailroom.keys.verify_return_path(tx.org_id(), a));
+    let Some(mail_id) = sent else {
+        return Ok((
+            Outcome::Suppressed,
+            "a delivery report that is not about a mail Docket sent here: nothing marked".into(),
+        ));
+    };
+    let Some(recipient) = mail::recipient_of(tx, mail_id).await? else {
+        return Ok((
+            Outcome::Suppressed,
+            "a delivery report about a mail no longer kept: nothing marked".into(),
+        ));
+    };
+    if !inbound.bounced.contains(&recipient) {
+        return Ok((
+            Outcome::Suppressed,
+            "a delivery report that does not say the mail failed: nothing marked".into(),
+        ));
+    }
+    let reason = format!("delivery of a mail to {recipient} failed");
+    bounces::mark(tx, &recipient, &reason).await?;
+    Ok((Outcome::Bounce, format!("{recipient} marked as bouncing")))
 }
 
 async fn seen(tx: &TenantTx, key: &str) -> Result<Option<message::Model>> {
@@ -419,13 +581,15 @@ async fn duplicate(
     Ok(done)
 }
 
-/// Stores a message id with what it made; a second insert of the same id is the race's loser.
+/// Stores a message id with what it made (and the addresses it copied in that were held back);
+/// a second insert of the same id is the race's loser.
 pub(super) async fn remember(
     tx: &TenantTx,
     message_id: &str,
     ticket_id: Option<Uuid>,
     comment_id: Option<Uuid>,
     direction: &str,
+    held: &[String],
 ) -> Result<()> {
     let inserted = message::Entity::insert(message::ActiveModel {
         org_id: Set(tx.org_id()),
@@ -434,6 +598,7 @@ pub(super) async fn remember(
         comment_id: Set(comment_id),
         direction: Set(direction.to_owned()),
         created_at: Set(Utc::now()),
+        held_participants: Set((!held.is_empty()).then(|| serde_json::json!(held))),
     })
     .exec_without_returning(tx.conn())
     .await;
@@ -472,35 +637,6 @@ async fn record(
     Ok(())
 }
 
-async fn mark_bouncing(tx: &TenantTx, address: &str, reason: &str) -> Result<()> {
-    bounce::Entity::insert(bounce::ActiveModel {
-        org_id: Set(tx.org_id()),
-        address: Set(address.to_owned()),
-        reason: Set(Some(reason.to_owned())),
-        bounced_at: Set(Utc::now()),
-    })
-    .on_conflict(
-        OnConflict::columns([bounce::Column::OrgId, bounce::Column::Address])
-            .update_columns([bounce::Column::Reason, bounce::Column::BouncedAt])
-            .to_owned(),
-    )
-    .exec_without_returning(tx.conn())
-    .await?;
-    Ok(())
-}
-
-/// The addresses among `addresses` that bounced.
-pub(super) async fn bouncing(tx: &TenantTx, addresses: &[String]) -> Result<Vec<String>> {
-    Ok(tx
-        .find::<bounce::Entity>()
-        .filter(bounce::Column::Address.is_in(addresses.iter().cloned()))
-        .all(tx.conn())
-        .await?
-        .into_iter()
-        .map(|b| b.address)
-        .collect())
-}
-
 /// Who wrote: their account and role here.
 struct Sender {
     user_id: Uuid,
@@ -510,7 +646,8 @@ struct Sender {
 }
 
 /// The sender's account and membership: an unknown address becomes a requester account
-/// without a password (claimed by resetting it); a known one joins as a requester.
+/// without a password (claimed by resetting it); a known one joins as a requester. A member
+/// whose membership was ended may not write in.
 async fn sender_account(tx: &TenantTx, inbound: &Inbound) -> Result<Sender> {
     // Accounts hold one spelling of each address.
     let address =
@@ -530,17 +667,18 @@ async fn sender_account(tx: &TenantTx, inbound: &Inbound) -> Result<Sender> {
                 .id
         }
     };
-    let role = match tenancy::active_role(tx, user_id).await? {
-        Some(role) => role,
-        None => match tenancy::add_member(tx, user_id, Role::Requester).await {
-            Ok(()) => Role::Requester,
-            Err(Error::Conflict { .. }) => {
-                return Err(Error::forbidden(
-                    "the sender is a deactivated member of this organization",
-                ));
-            }
-            Err(err) => return Err(err),
-        },
+    // Asked before adding: on PostgreSQL a refused insert would end the transaction.
+    let role = match tenancy::membership_of(tx, user_id).await? {
+        Some((role, true)) => role,
+        Some((_, false)) => {
+            return Err(Error::forbidden(
+                "the sender is a deactivated member of this organization",
+            ));
+        }
+        None => {
+            tenancy::add_member(tx, user_id, Role::Requester).await?;
+            Role::Requester
+        }
     };
     Ok(Sender {
         user_id,
@@ -623,8 +761,6 @@ fn participants(th: &thread::Model) -> Vec<String> {
     serde_json::from_value(th.participants.clone()).unwrap_or_default()
 }
 
-/// The sender's context for writing into `ticket_id`: their own, widened for the one write
-/// when the thread (not their role) is what lets them in.
 /// Records the message's stored files on the ticket or comment it made, as its sender; past
 /// the organisation's quota they are left out, with a note.
 async fn attach(
@@ -665,11 +801,15 @@ async fn attach(
     }
 }
 
+/// The sender's context for writing into a ticket. A customer whom the thread (not their
+/// role) lets in, being copied in on someone else's ticket, writes that one comment with an
+/// agent's reach; staff write as their role allows (a viewer's mail is refused like any other
+/// write of theirs).
 fn acting(tx: &TenantTx, sender: &Sender, requester: Option<Uuid>) -> TenantCtx {
-    let role = if requester == Some(sender.user_id) {
-        sender.role
+    let role = if sender.role == Role::Requester && requester != Some(sender.user_id) {
+        Role::Agent
     } else {
-        sender.role.max_with(Role::Agent)
+        sender.role
     };
     TenantCtx::authenticated(tx.org_id(), sender.user_id, role, None)
 }
@@ -735,10 +875,11 @@ async fn open_ticket(
         .map(|k| format!("follow-up:{k}"))
         .into_iter()
         .collect();
-    let role = if labels.is_empty() {
-        sender.role
+    // Docket sets the label for a customer, who could not label a ticket themselves.
+    let role = if !labels.is_empty() && sender.role == Role::Requester {
+        Role::Agent
     } else {
-        sender.role.max_with(Role::Agent)
+        sender.role
     };
     let ctx = TenantCtx::authenticated(tx.org_id(), sender.user_id, role, None);
     let text = body_of(inbound);
@@ -785,14 +926,18 @@ async fn inbound_project(tx: &TenantTx) -> Result<Uuid> {
     Ok(project.id)
 }
 
-/// Records who takes part in the ticket's mail thread and where it stands.
+/// Records who takes part in the ticket's mail thread and where it stands, and returns the
+/// addresses the mail copied in that it did not add: all of them when the mail is not
+/// authenticated (a forged From could otherwise copy a stranger into the customer's
+/// conversation), and past [`MAX_NEW_PARTICIPANTS`] when it is.
 async fn keep_thread(
     tx: &TenantTx,
     mailroom: &Mailroom,
     ticket_id: Uuid,
     sender: &Sender,
     inbound: &Inbound,
-) -> Result<()> {
+    authenticated: bool,
+) -> Result<Vec<String>> {
     let existing = tx
         .find::<thread::Entity>()
         .filter(thread::Column::TicketId.eq(ticket_id))
@@ -802,19 +947,30 @@ async fn keep_thread(
         .await?
         .and_then(|t| t.requester_id);
     let mut people = existing.as_ref().map(participants).unwrap_or_default();
+    let mut known: std::collections::HashSet<String> = people.iter().cloned().collect();
     // The requester is mailed as such; the people copied in (and a sender who is not the
     // requester) take part. `To` names the helpdesk itself, so it is left out.
-    let mut newcomers = inbound.cc.clone();
-    if requester != Some(sender.user_id) {
-        newcomers.push(sender.address.clone());
-    }
     let own = format!("@{}", mailroom.own_domain());
+    let mut newcomers: Vec<&String> = Vec::new();
+    if requester != Some(sender.user_id) {
+        newcomers.push(&sender.address);
+    }
+    newcomers.extend(&inbound.cc);
+    let sender_is_requester = requester == Some(sender.user_id);
+    let (mut added, mut held) = (0, Vec::new());
     for a in newcomers {
-        if !people.contains(&a) && !a.ends_with(&own) {
-            people.push(a);
+        let ours = a.ends_with(&own) || (sender_is_requester && *a == sender.address);
+        if ours || !known.insert(a.clone()) {
+            continue;
+        }
+        if authenticated && added < MAX_NEW_PARTICIPANTS {
+            people.push(a.clone());
+            added += 1;
+        } else {
+            held.push(a.clone());
         }
     }
-    if requester == Some(sender.user_id) {
+    if sender_is_requester {
         people.retain(|a| *a != sender.address);
     }
     let mut references: Vec<String> = existing
@@ -832,21 +988,41 @@ async fn keep_thread(
         references.drain(..references.len() - 19);
         references.insert(0, first);
     }
+    save_thread(
+        tx,
+        ticket_id,
+        &people,
+        Some(inbound.message_id.clone()),
+        references,
+    )
+    .await?;
+    Ok(held)
+}
+
+/// Writes a ticket's thread row: its participants, and (when given) the last message and the
+/// references.
+pub(super) async fn save_thread(
+    tx: &TenantTx,
+    ticket_id: Uuid,
+    people: &[String],
+    last_message_id: Option<Option<String>>,
+    references: Vec<String>,
+) -> Result<()> {
+    let mut update = vec![thread::Column::Participants];
+    if last_message_id.is_some() {
+        update.extend([thread::Column::LastMessageId, thread::Column::References]);
+    }
     let row = thread::ActiveModel {
         org_id: Set(tx.org_id()),
         ticket_id: Set(ticket_id),
         participants: Set(serde_json::json!(people)),
-        last_message_id: Set(inbound.message_id.clone()),
+        last_message_id: Set(last_message_id.flatten()),
         references: Set(references.join(" ")),
     };
     thread::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([thread::Column::OrgId, thread::Column::TicketId])
-                .update_columns([
-                    thread::Column::Participants,
-                    thread::Column::LastMessageId,
-                    thread::Column::References,
-                ])
+                .update_columns(update)
                 .to_owned(),
         )
         .exec_without_returning(tx.conn())
@@ -854,8 +1030,9 @@ async fn keep_thread(
     Ok(())
 }
 
-/// Mails the acknowledgement of a new ticket when the organisation wants it, the sender is not
-/// bouncing and has not had too many automatic mails today.
+/// Mails the acknowledgement of a new ticket (the organisation wants it and the sender is
+/// authenticated: an acknowledgement to a forged From would be backscatter) unless the sender
+/// is bouncing or has had too many automatic mails today.
 async fn acknowledge(
     tx: &TenantTx,
     mailroom: &Mailroom,
@@ -863,10 +1040,9 @@ async fn acknowledge(
     sender: &Sender,
     inbound: &Inbound,
 ) -> Result<()> {
-    if !settings::load(tx).await?.acknowledge
-        || !bouncing(tx, std::slice::from_ref(&sender.address))
-            .await?
-            .is_empty()
+    if !bounces::bouncing(tx, std::slice::from_ref(&sender.address))
+        .await?
+        .is_empty()
         || mail::sent_today(tx, mail::Kind::Acknowledgement, &sender.address).await?
             >= u64::from(mailroom.auto_replies_per_day)
     {
@@ -901,7 +1077,7 @@ async fn acknowledge(
         },
     )
     .await?;
-    remember(tx, &message_id, Some(ticket_id), None, "outbound").await
+    remember(tx, &message_id, Some(ticket_id), None, "outbound", &[]).await
 }
 
 /// Ingest log lines are kept this long.

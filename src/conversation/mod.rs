@@ -10,25 +10,37 @@
 //! - `settings`: each organisation's inbound address, IMAP mailbox and acknowledgement.
 //! - `imap`: polls the mailboxes.
 //! - `parse`: what Docket reads from a raw message.
+//! - `bounces`: addresses whose mail bounced, for admins to see and clear.
+//! - `participants`: who takes part in a ticket's mail conversation, and the addresses a mail
+//!   copied in that wait for an agent to add them.
 
+pub mod bounces;
 mod imap;
 mod ingest;
 mod notices;
 pub mod parse;
+pub mod participants;
 mod replies;
 pub mod settings;
 
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::{
     access::{Role, TenantCtx},
     config::MailConfig,
+    error::{Error, Result},
     files::Files,
     mail::MailKeys,
+    outbound::Guard,
 };
 pub use imap::{poll_all, run as run_imap};
 pub use ingest::{
-    IngestLogEntry, IngestLogFilter, IngestOutcome, Route, ingest, ingest_log, purge_old_log,
+    IngestLogEntry, IngestLogFilter, IngestOutcome, MAX_NEW_PARTICIPANTS, Route, ingest,
+    ingest_log, purge_old_log, too_large,
 };
 pub use notices::{NotificationMails, send_digests};
 pub use replies::Replies;
@@ -42,22 +54,71 @@ pub struct Mailroom {
     pub own_address: String,
     pub max_email_bytes: usize,
     pub auto_replies_per_day: u32,
-    pub imap_poll: std::time::Duration,
+    pub imap_poll: Duration,
     /// Where the attachments of inbound mail go.
     pub files: Files,
+    /// The mail systems whose `Authentication-Results` count for the inbound address and the
+    /// pipe command.
+    pub trusted_authserv_ids: Vec<String>,
+    /// Where IMAP mailboxes may be (the SSRF wall webhooks have too).
+    pub guard: Guard,
+    /// Messages read at once: reading one is CPU work, done off the async runtime's threads.
+    readers: Arc<Semaphore>,
 }
 
+/// Longest wait for a turn to read a message before answering "busy, retry".
+const READ_WAIT: Duration = Duration::from_secs(20);
+
 impl Mailroom {
-    /// `own_address` is the sender's (`mail::Sender::address`).
-    pub fn new(cfg: &MailConfig, keys: MailKeys, own_address: String, files: Files) -> Self {
+    /// `own_address` is the sender's (`mail::Sender::address`); `guard` says where mailboxes
+    /// may be.
+    pub fn new(
+        cfg: &MailConfig,
+        keys: MailKeys,
+        own_address: String,
+        files: Files,
+        guard: Guard,
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             files,
             keys,
             own_address,
             max_email_bytes: cfg.max_email_bytes,
             auto_replies_per_day: cfg.auto_replies_per_day,
-            imap_poll: std::time::Duration::from_secs(cfg.imap_poll_secs.max(1)),
+            imap_poll: Duration::from_secs(cfg.imap_poll_secs.max(1)),
+            trusted_authserv_ids: cfg
+                .mail_trusted_authserv_ids
+                .iter()
+                .map(|id| id.trim().to_lowercase())
+                .filter(|id| !id.is_empty())
+                .collect(),
+            guard,
+            readers: Arc::new(Semaphore::new(cores)),
         }
+    }
+
+    /// Reads a raw message (MIME, charsets, quoted history) and names it for de-duplication, on
+    /// a blocking thread, one message per core at a time: a large or hostile message costs at
+    /// most its share of the CPU and never holds a thread that serves requests (and a spooled
+    /// one is only loaded into memory in its turn).
+    pub(crate) async fn read(&self, raw: RawMail) -> Result<(parse::Inbound, String)> {
+        let _turn = tokio::time::timeout(READ_WAIT, self.readers.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Unavailable {
+                detail: "too many messages are being read at once; retry shortly".into(),
+                retry_after: Duration::from_secs(5),
+            })?
+            .map_err(Error::internal)?;
+        let own = self.own_address.clone();
+        tokio::task::spawn_blocking(move || {
+            let raw = raw.load()?;
+            let inbound = parse::parse(&raw, &own)?;
+            let key = ingest::dedup_key(&inbound, &raw);
+            Ok((inbound, key))
+        })
+        .await
+        .map_err(Error::internal)?
     }
 
     fn own_domain(&self) -> &str {
@@ -89,6 +150,53 @@ impl Mailroom {
     }
 }
 
+/// A raw message as it reached Docket: in memory (IMAP, the pipe command), or spooled to a
+/// temporary file as it arrived (the inbound address).
+#[derive(Debug)]
+pub enum RawMail {
+    Bytes(Bytes),
+    File(std::fs::File),
+}
+
+impl From<Vec<u8>> for RawMail {
+    fn from(raw: Vec<u8>) -> Self {
+        RawMail::Bytes(raw.into())
+    }
+}
+
+impl From<Bytes> for RawMail {
+    fn from(raw: Bytes) -> Self {
+        RawMail::Bytes(raw)
+    }
+}
+
+impl RawMail {
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            RawMail::Bytes(b) => b.len() as u64,
+            RawMail::File(f) => f.metadata().map_or(u64::MAX, |m| m.len()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes (reading a spooled file: call it off the async runtime's threads).
+    fn load(self) -> Result<Bytes> {
+        match self {
+            RawMail::Bytes(b) => Ok(b),
+            RawMail::File(mut f) => {
+                use std::io::Read as _;
+                let mut raw = Vec::new();
+                f.read_to_end(&mut raw).map_err(Error::internal)?;
+                Ok(raw.into())
+            }
+        }
+    }
+}
+
 /// Docket acting on its own in an organisation (creating the inbound project): the nil actor.
 fn system_ctx(org_id: Uuid) -> TenantCtx {
     TenantCtx::authenticated(org_id, Uuid::nil(), Role::Owner, None)
@@ -103,6 +211,9 @@ pub(crate) mod entity {
             comment_id: Option<Uuid>,
             direction: String,
             created_at: DateTimeUtc,
+            /// Addresses this (inbound) mail copied in that were not added to the
+            /// conversation: it was not authenticated, or it copied in too many.
+            held_participants: Option<Json>,
         });
     }
     pub mod thread {
@@ -122,17 +233,14 @@ pub(crate) mod entity {
             #[sea_orm(column_type = "Text", nullable)]
             reason: Option<String>,
             bounced_at: DateTimeUtc,
+            /// Set when the address was first marked; it stays while the mark does.
+            id: Uuid,
         });
     }
 }
 
-/// Takes a message posted to an organisation's inbound address (the token names it).
-pub async fn receive(
-    db: &crate::store::Db,
-    mailroom: &Mailroom,
-    token: &str,
-    raw: &[u8],
-) -> crate::error::Result<IngestOutcome> {
-    let org_id = settings::org_of_token(db, mailroom, token).await?;
-    ingest(db, mailroom, org_id, Route::Http, raw).await
+/// The organisation an inbound address (its path token) opens: checked before the message is
+/// read.
+pub async fn inbound_org(db: &crate::store::Db, mailroom: &Mailroom, token: &str) -> Result<Uuid> {
+    settings::org_of_token(db, mailroom, token).await
 }

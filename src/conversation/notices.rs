@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::OnConflict};
 use uuid::Uuid;
 
-use super::{entity::thread, ingest::bouncing};
+use super::{bounces::bouncing, entity::thread};
 use crate::{
     access,
     error::Result,

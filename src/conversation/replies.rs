@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{
     Mailroom,
+    bounces::bouncing,
     entity::{message, thread},
-    ingest::bouncing,
 };
 use crate::{
     access,
@@ -88,6 +88,7 @@ impl Handler for Replies {
             comment_id: Set(Some(c.comment_id)),
             direction: Set("outbound".into()),
             created_at: Set(event.created_at),
+            held_participants: Set(None),
         })
         .on_conflict(
             OnConflict::columns([message::Column::OrgId, message::Column::MessageId])

@@ -44,6 +44,8 @@ pub(crate) mod entity {
         #[sea_orm(column_type = "Text", nullable)]
         pub imap_error: Option<String>,
         pub updated_at: DateTimeUtc,
+        pub imap_authserv_id: Option<String>,
+        pub imap_allow_plaintext: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -63,11 +65,18 @@ pub(crate) mod entity {
 pub struct ImapMailbox {
     pub host: String,
     pub port: u16,
-    /// TLS from the start (`imaps`); otherwise plain IMAP, for a server on the same host.
+    /// TLS from the start (`imaps`); otherwise plain IMAP, which sends the password in clear
+    /// and is used only when `allow_unencrypted` says so.
     pub tls: bool,
+    /// Plain-text sign-in allowed (only with `tls: false`).
+    pub allow_unencrypted: bool,
     pub username: String,
     pub folder: String,
     pub password_set: bool,
+    /// The `authserv-id` of the mail system that receives this mailbox's mail: its
+    /// `Authentication-Results` decide whether a mail is authenticated (copied-in addresses
+    /// join the conversation, an acknowledgement is sent). None: no mail from this mailbox is.
+    pub authserv_id: Option<String>,
     pub last_checked_at: Option<DateTime<Utc>>,
     /// Why the last look failed, if it did.
     pub last_error: Option<String>,
@@ -99,15 +108,23 @@ pub struct MailSettingsUpdate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImapMailboxUpdate {
+    /// A public host name or address (loopback, private and similar addresses are refused,
+    /// as for webhooks, unless the operator allowed their network).
     pub host: String,
     #[schema(minimum = 1, maximum = 65535)]
     pub port: u16,
     pub tls: bool,
+    /// Must be true to use `tls: false`: the password then travels in clear.
+    #[serde(default)]
+    pub allow_unencrypted: bool,
     pub username: String,
-    /// Leave out to keep the stored password (same host and user only).
+    /// Leave out to keep the stored password: only while host, port, TLS and user stay the
+    /// same (the password is never sent anywhere it was not entered for).
     pub password: Option<String>,
     /// Defaults to `INBOX`.
     pub folder: Option<String>,
+    /// See [`ImapMailbox::authserv_id`].
+    pub authserv_id: Option<String>,
 }
 
 fn view(mailroom: &Mailroom, m: &entity::Model) -> MailSettings {
@@ -124,9 +141,11 @@ fn view(mailroom: &Mailroom, m: &entity::Model) -> MailSettings {
                 .and_then(|p| u16::try_from(p).ok())
                 .unwrap_or(993),
             tls: m.imap_tls,
+            allow_unencrypted: m.imap_allow_plaintext,
             username: m.imap_username.clone().unwrap_or_default(),
             folder: m.imap_folder.clone().unwrap_or_else(|| "INBOX".into()),
             password_set: m.imap_password.is_some(),
+            authserv_id: m.imap_authserv_id.clone(),
             last_checked_at: m.imap_checked_at,
             last_error: m.imap_error.clone(),
         }),
@@ -159,6 +178,8 @@ fn defaults(org_id: Uuid) -> entity::Model {
         imap_checked_at: None,
         imap_error: None,
         updated_at: Utc::now(),
+        imap_authserv_id: None,
+        imap_allow_plaintext: false,
     }
 }
 
@@ -220,6 +241,27 @@ pub async fn update(
         if let Some(folder) = &imap.folder {
             text::check_line(&mut v, "imap.folder", folder, 200);
         }
+        if let Some(id) = &imap.authserv_id {
+            text::check_line(&mut v, "imap.authserv_id", id, 253);
+        }
+        v.check(
+            imap.tls || imap.allow_unencrypted,
+            "imap.tls",
+            "plain IMAP sends the password in clear: use TLS, or set allow_unencrypted",
+        );
+        // A literal address is judged now; a name, each time Docket connects.
+        let host = imap
+            .host
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            v.check(
+                mailroom.guard.permits(ip),
+                "imap.host",
+                &format!("this address {}", crate::outbound::NOT_ALLOWED),
+            );
+        }
     }
     v.finish()?;
     let tx = db.write(ctx).await?;
@@ -246,6 +288,8 @@ pub async fn update(
             m.imap_uid_validity = Set(None);
             m.imap_last_uid = Set(None);
             m.imap_error = Set(None);
+            m.imap_authserv_id = Set(None);
+            m.imap_allow_plaintext = Set(false);
         }
         Some(imap) => {
             let host = imap.host.trim().to_lowercase();
@@ -255,9 +299,19 @@ pub async fn update(
                 .map_or_else(|| "INBOX".into(), |f| f.trim().to_owned());
             let same_box = current.imap_host.as_deref() == Some(host.as_str())
                 && current.imap_username.as_deref() == Some(username.as_str());
+            // The stored password goes only where it was entered for.
+            let same_destination = same_box
+                && current.imap_port == Some(i32::from(imap.port))
+                && current.imap_tls == imap.tls;
             let password = match imap.password {
                 Some(pw) => Some(mailroom.keys.vault.seal(&pw)?),
-                None if same_box => current.imap_password.clone(),
+                None if same_destination => current.imap_password.clone(),
+                None if same_box => {
+                    return Err(Error::invalid(
+                        "imap.password",
+                        "enter the password again: the port or TLS changed",
+                    ));
+                }
                 None => {
                     return Err(Error::invalid(
                         "imap.password",
@@ -277,6 +331,11 @@ pub async fn update(
             m.imap_password = Set(password);
             m.imap_folder = Set(Some(folder));
             m.imap_error = Set(None);
+            m.imap_allow_plaintext = Set(!imap.tls && imap.allow_unencrypted);
+            m.imap_authserv_id = Set(imap
+                .authserv_id
+                .map(|id| id.trim().to_lowercase())
+                .filter(|id| !id.is_empty()));
         }
     }
     m.updated_at = Set(Utc::now());

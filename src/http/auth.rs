@@ -16,7 +16,7 @@ use cookie::{Cookie, SameSite};
 
 use super::{
     AppState,
-    extract::{Auth, ClientIp, Json, parse_json},
+    extract::{Auth, ClientIp, Json, SignedIn, parse_json},
     problem::Problem,
 };
 use crate::{
@@ -226,10 +226,10 @@ pub async fn refresh(
 /// mode, when given).
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
     params(RefreshModeHeader),
-    security(("bearer" = [])), responses((status = 204, description = "Signed out")))]
+    security(("session" = [])), responses((status = 204, description = "Signed out")))]
 pub async fn logout(
     State(s): State<AppState>,
-    Auth(ctx): Auth,
+    SignedIn(ctx): SignedIn,
     transport: RefreshTransport,
     body: Bytes,
 ) -> Result<Response, Problem> {
@@ -250,10 +250,10 @@ pub async fn logout(
 /// The current password is checked like a sign-in (a wrong one counts against the account and
 /// is a 422 on `current_password`).
 #[utoipa::path(post, path = "/auth/password/change", tag = "auth", request_body = PasswordChange,
-    security(("bearer" = [])), responses((status = 204, description = "Changed; other sessions ended")))]
+    security(("session" = [])), responses((status = 204, description = "Changed; other sessions ended")))]
 pub async fn change_password(
     State(s): State<AppState>,
-    Auth(ctx): Auth,
+    SignedIn(ctx): SignedIn,
     ClientIp(ip): ClientIp,
     Json(req): Json<PasswordChange>,
 ) -> Result<StatusCode> {
@@ -263,10 +263,10 @@ pub async fn change_password(
 
 /// End every session of the caller's account, this one included, in every organisation.
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth", params(RefreshModeHeader),
-    security(("bearer" = [])), responses((status = 204, description = "Signed out everywhere")))]
+    security(("session" = [])), responses((status = 204, description = "Signed out everywhere")))]
 pub async fn logout_all(
     State(s): State<AppState>,
-    Auth(ctx): Auth,
+    SignedIn(ctx): SignedIn,
     transport: RefreshTransport,
 ) -> Result<Response> {
     identity::logout_everywhere(&s.db, &ctx).await?;
@@ -281,12 +281,12 @@ pub async fn me(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<MeRes
 }
 
 /// Get tokens for another organisation of the same person.
-#[utoipa::path(post, path = "/auth/switch", tag = "auth", request_body = SwitchRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/auth/switch", tag = "auth", request_body = SwitchRequest, security(("session" = [])),
     params(RefreshModeHeader),
     responses((status = 200, description = "Tokens for the other organisation", body = AuthResponse)))]
 pub async fn switch(
     State(s): State<AppState>,
-    Auth(ctx): Auth,
+    SignedIn(ctx): SignedIn,
     transport: RefreshTransport,
     Json(req): Json<SwitchRequest>,
 ) -> Result<Response> {

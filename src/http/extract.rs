@@ -16,7 +16,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{AppState, problem::Problem};
 use crate::{
-    access::{self, Scope, SessionProof, TenantCtx},
+    access::{self, Action, Scope, SessionProof, TenantCtx},
     error::FieldError,
     identity,
 };
@@ -256,6 +256,10 @@ impl FromRequestParts<AppState> for Auth {
             ));
         };
         let ctx = identity::authenticate(&state.db, &state.keys, token).await?;
+        if ctx.scope.is_some() {
+            // Found: from now on its requests count as this API token (see `ratelimit`).
+            state.rate_limits.api_token_verified(token, ctx.org_id);
+        }
         // A read-only API token only reads, whatever the handler would ask of the matrix.
         let safe = matches!(parts.method, Method::GET | Method::HEAD);
         if ctx.scope == Some(Scope::Read) && !safe {
@@ -313,20 +317,36 @@ pub async fn answer_only_confirmed(mut req: Request, next: axum::middleware::Nex
     res
 }
 
-/// The caller when the request carries a bearer token (which must then be valid), else nobody:
-/// for endpoints that serve both (accepting an invitation).
-pub struct MaybeAuth(pub Option<TenantCtx>);
+/// A person signed in, acting on their own account or sessions (`Action::AccountManage`). The
+/// matrix turns every API token away here, before the body is read, so no account or session
+/// endpoint can be reached through one, whatever else its handler does.
+pub struct SignedIn(pub TenantCtx);
 
-impl FromRequestParts<AppState> for MaybeAuth {
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Auth(ctx) = Auth::from_request_parts(parts, state).await?;
+        access::authorize(&ctx, Action::AccountManage)?;
+        Ok(SignedIn(ctx))
+    }
+}
+
+/// The person signed in when the request carries a bearer token (which must then be a valid
+/// sign-in, not an API token), else nobody: for endpoints that serve both (accepting an
+/// invitation).
+pub struct MaybeSignedIn(pub Option<TenantCtx>);
+
+impl FromRequestParts<AppState> for MaybeSignedIn {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         if bearer_token(&parts.headers).is_none() {
-            return Ok(MaybeAuth(None));
+            return Ok(MaybeSignedIn(None));
         }
-        Auth::from_request_parts(parts, state)
+        SignedIn::from_request_parts(parts, state)
             .await
-            .map(|Auth(ctx)| MaybeAuth(Some(ctx)))
+            .map(|SignedIn(ctx)| MaybeSignedIn(Some(ctx)))
     }
 }
 

@@ -11,12 +11,15 @@ use uuid::Uuid;
 use super::{
     AppState,
     auth::{RefreshModeHeader, RefreshTransport},
-    extract::{Auth, ClientIp, Json, MaybeAuth, Path, Query, media_type},
+    body,
+    extract::{Auth, ClientIp, Json, MaybeSignedIn, Path, Query, media_type},
     problem::Problem,
 };
 use crate::{
     conversation::{
-        self, IngestLogEntry, IngestLogFilter, IngestOutcome,
+        self, IngestLogEntry, IngestLogFilter, IngestOutcome, RawMail, Route,
+        bounces::{self, Bounce},
+        participants::{self, AddParticipant, MailConversation},
         settings::{self, MailSettings, MailSettingsUpdate},
     },
     error::{Error, Result},
@@ -31,7 +34,9 @@ use crate::{
 };
 
 /// Invite someone by mail (admins). The answer is the same whether or not the address already
-/// has a Docket account.
+/// has a Docket account. An organisation sends `DOCKET_INVITATIONS_PER_DAY` a day (a fifth in
+/// its first week), and one address is invited again after 10 minutes at the soonest, 3 times
+/// a day at most (429 beyond).
 #[utoipa::path(post, path = "/invitations", tag = "people", request_body = NewInvitation, security(("bearer" = [])),
     responses((status = 201, description = "Invited; the mail is on its way", body = Invitation)))]
 pub async fn invite(
@@ -41,7 +46,7 @@ pub async fn invite(
 ) -> Result<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
-        Json(invitations::invite(&s.db, &ctx, req).await?),
+        Json(invitations::invite(&s.db, &ctx, req, s.rate_limits.invitations()).await?),
     ))
 }
 
@@ -73,12 +78,13 @@ pub async fn revoke_invitation(
 /// Accept an invitation and sign in to its organisation. A new address sends a password; an
 /// address that already has an account accepts while signed in to it (with its bearer token).
 #[utoipa::path(post, path = "/invitations/{token}/accept", tag = "auth", request_body = AcceptInvitation,
+    security((), ("session" = [])),
     params(("token" = String, Path, description = "The token of the invitation link"), RefreshModeHeader),
     responses((status = 200, description = "Joined and signed in", body = AuthResponse)))]
 pub async fn accept_invitation(
     State(s): State<AppState>,
     Path(token): Path<String>,
-    MaybeAuth(ctx): MaybeAuth,
+    MaybeSignedIn(ctx): MaybeSignedIn,
     transport: RefreshTransport,
     Json(req): Json<AcceptInvitation>,
 ) -> Result<Response> {
@@ -177,7 +183,10 @@ pub async fn ingest_log(
 
 /// Deliver a raw RFC 5322 message (`Content-Type: message/rfc822`) to the organisation whose
 /// inbound address this is: a new ticket, or a comment when it continues one. The same message
-/// twice has one effect.
+/// twice has one effect. The address is checked before the body is read (an unknown one is a
+/// 404 at once); the body is written to a temporary file as it arrives, up to
+/// `DOCKET_MAX_EMAIL_BYTES`; one client address may deliver a few messages at a time (429
+/// beyond).
 #[utoipa::path(post, path = "/inbound/email/{token}", tag = "mail",
     params(("token" = String, Path, description = "The organisation's inbound token (a secret)")),
     request_body(content = String, content_type = "message/rfc822", description = "The raw message"),
@@ -185,6 +194,7 @@ pub async fn ingest_log(
 pub async fn inbound_email(
     State(s): State<AppState>,
     Path(token): Path<String>,
+    ClientIp(ip): ClientIp,
     req: Request,
 ) -> std::result::Result<(StatusCode, Json<IngestOutcome>), Problem> {
     if media_type(req.headers()).as_deref() != Some("message/rfc822") {
@@ -193,17 +203,18 @@ pub async fn inbound_email(
         }
         .into());
     }
+    let org_id = conversation::inbound_org(&s.db, &s.mailroom, &token).await?;
+    let _slot = s.rate_limits.inbound_slot(ip)?;
     let limit = s.mailroom.max_email_bytes;
-    let raw = axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| {
-            Error::too_large(format!(
-                "the message is larger than {limit} bytes (DOCKET_MAX_EMAIL_BYTES)"
-            ))
-        })?;
-    let outcome = conversation::receive(&s.db, &s.mailroom, &token, &raw)
-        .await
-        .map_err(Problem::from)?;
+    let spooled = body::spool(req.into_body(), limit, || conversation::too_large(limit)).await?;
+    let outcome = conversation::ingest(
+        &s.db,
+        &s.mailroom,
+        org_id,
+        Route::Http,
+        RawMail::File(spooled),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(outcome)))
 }
 
@@ -227,4 +238,72 @@ pub async fn set_notification_preferences(
     Json(req): Json<Preferences>,
 ) -> Result<Json<Preferences>> {
     Ok(Json(preferences::set(&s.db, &ctx, req).await?))
+}
+
+/// Addresses marked as bouncing (a delivery report came back for a mail Docket sent them),
+/// newest first: Docket sends them nothing until the mark is cleared (admins).
+#[utoipa::path(get, path = "/mail/bounces", tag = "mail", params(PageParams), security(("bearer" = [])),
+    responses((status = 200, description = "A page of bouncing addresses", body = Page<Bounce>)))]
+pub async fn list_bounces(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<Bounce>>> {
+    Ok(Json(bounces::list(&s.db, &ctx, page.validate()?).await?))
+}
+
+/// Clear an address's bounce mark: Docket mails it again (admins).
+#[utoipa::path(delete, path = "/mail/bounces/{address}", tag = "mail",
+    params(("address" = String, Path, description = "The bouncing address")), security(("bearer" = [])),
+    responses((status = 204, description = "Cleared")))]
+pub async fn clear_bounce(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(address): Path<String>,
+) -> Result<StatusCode> {
+    bounces::clear(&s.db, &ctx, &address).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who takes part in the ticket's mail conversation besides its requester, and the addresses
+/// its mails copied in that were held back (agents and above).
+#[utoipa::path(get, path = "/tickets/{id}/mail-participants", tag = "mail",
+    params(("id" = String, Path, description = "Ticket id or key")), security(("bearer" = [])),
+    responses((status = 200, description = "The conversation's participants", body = MailConversation)))]
+pub async fn mail_participants(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<MailConversation>> {
+    Ok(Json(participants::get(&s.db, &ctx, &id).await?))
+}
+
+/// Add an address a mail of this ticket copied in (held because the mail was not
+/// authenticated, or copied in too many) to its conversation.
+#[utoipa::path(post, path = "/tickets/{id}/mail-participants", tag = "mail",
+    params(("id" = String, Path, description = "Ticket id or key")), request_body = AddParticipant,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The conversation's participants", body = MailConversation)))]
+pub async fn add_mail_participant(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<AddParticipant>,
+) -> Result<Json<MailConversation>> {
+    Ok(Json(participants::add(&s.db, &ctx, &id, req).await?))
+}
+
+/// Take someone out of the ticket's mail conversation: they hear no more of it by mail.
+#[utoipa::path(delete, path = "/tickets/{id}/mail-participants/{address}", tag = "mail",
+    params(("id" = String, Path, description = "Ticket id or key"), ("address" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The conversation's participants", body = MailConversation)))]
+pub async fn remove_mail_participant(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, address)): Path<(String, String)>,
+) -> Result<Json<MailConversation>> {
+    Ok(Json(
+        participants::remove(&s.db, &ctx, &id, &address).await?,
+    ))
 }

@@ -2,6 +2,7 @@
 
 mod attachments;
 mod auth;
+mod body;
 pub mod extract;
 pub mod idempotency;
 mod mail;
@@ -106,7 +107,23 @@ impl Modify for Conventions {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or dkt_ API token")
+                    .description(Some(
+                        "A sign-in's access token, or an API token within its scopes",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "A sign-in's access token only: API tokens are refused (403 \
+                         `api_token_not_allowed`) on account and session endpoints",
+                    ))
                     .build(),
             ),
         );
@@ -181,6 +198,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mail::mail_settings, mail::update_mail_settings))
         .routes(routes!(mail::rotate_inbound_token))
         .routes(routes!(mail::ingest_log))
+        .routes(routes!(mail::list_bounces))
+        .routes(routes!(mail::clear_bounce))
+        .routes(routes!(mail::mail_participants, mail::add_mail_participant))
+        .routes(routes!(mail::remove_mail_participant))
         .routes(routes!(mail::inbound_email))
         .routes(routes!(
             mail::notification_preferences,
@@ -294,6 +315,7 @@ pub fn router(state: AppState, max_body_bytes: usize, server_timing: bool) -> Ro
         ))
         .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn(problem::ensure_problem))
+        .layer(middleware::from_fn(body::close_if_unread))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

@@ -83,7 +83,7 @@ pub async fn create_user(
 ) -> Result<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
-        Json(people::create(&s.db, &ctx, req).await?),
+        Json(people::create(&s.db, &ctx, req, s.rate_limits.invitations()).await?),
     ))
 }
 

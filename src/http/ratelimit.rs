@@ -3,16 +3,22 @@
 //! that do not. Every API answer says where its caller stands (`RateLimit-Policy` and
 //! `RateLimit`, draft-ietf-httpapi-ratelimit-headers); a request over a limit is 429 with
 //! `Retry-After` and never reaches its handler. Each process counts its own requests (ADR 0016).
+//!
+//! A credential counts as one only once it is verified: a signed access token by its signature
+//! here, an API token once authentication has found it (remembered briefly, by hash). Until then
+//! the request counts against its address, so forged tokens neither escape the address limit
+//! (one key per forgery) nor use up the allowance of the organisation they name.
 
 use std::{
+    collections::HashMap,
     hash::Hash,
     net::IpAddr,
     num::NonZeroU32,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -35,7 +41,10 @@ use super::{
     extract::{bearer_token, client_ip},
     problem::Problem,
 };
-use crate::{config::RateLimitConfig, error::Error, identity::tokens::OrgToken};
+use crate::{
+    config::RateLimitConfig, error::Error, identity::tokens::OrgToken,
+    tenancy::invitations::InvitationLimits,
+};
 
 static POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 static STATE: HeaderName = HeaderName::from_static("ratelimit");
@@ -105,24 +114,94 @@ impl<K: Clone + Hash + Eq> Limit<K> {
     }
 }
 
+/// How long an API token found by authentication counts as its credential without being
+/// looked up again.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// API tokens remembered at most; past it the expired ones go, then (a flood of genuine
+/// tokens) all of them: the next request of each counts against its address once.
+const VERIFIED_AT_MOST: usize = 100_000;
+
+/// API tokens that authentication found, by hash, with their organisation and until when.
+#[derive(Default)]
+struct VerifiedTokens(Mutex<HashMap<[u8; 32], (Uuid, Instant)>>);
+
+impl VerifiedTokens {
+    fn organization(&self, hash: &[u8; 32]) -> Option<Uuid> {
+        let known = self.0.lock().ok()?;
+        known
+            .get(hash)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(org_id, _)| *org_id)
+    }
+
+    fn remember(&self, hash: [u8; 32], org_id: Uuid) {
+        let Ok(mut known) = self.0.lock() else { return };
+        let now = Instant::now();
+        if known.len() >= VERIFIED_AT_MOST {
+            known.retain(|_, (_, until)| *until > now);
+            if known.len() >= VERIFIED_AT_MOST {
+                known.clear();
+            }
+        }
+        known.insert(hash, (org_id, now + VERIFIED_FOR));
+    }
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Inbound mail requests one client address may have in flight (an MTA delivers a few at a
+/// time; a client holding more is turned away with 429 instead of holding memory and threads).
+pub const INBOUND_PER_ADDRESS: usize = 8;
+
+/// Requests in flight per client address, for routes that bound them.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<IpAddr, usize>>);
+
+/// A place taken in [`InFlight`], given back when dropped.
+pub struct Slot {
+    owner: Arc<RateLimits>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.owner.inbound.0.lock()
+            && let Some(n) = held.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// The server's limits (shared by every request it serves).
 pub struct RateLimits {
+    inbound: InFlight,
     credential: Option<Limit<Credential>>,
     organization: Option<Limit<Uuid>>,
     anonymous: Option<Limit<IpAddr>>,
+    verified: VerifiedTokens,
     requests: AtomicU64,
     /// Sign-ups per client address per hour (0: no limit); the sign-up itself counts them.
     pub signups_per_hour: u32,
+    invitations_per_day: u32,
 }
 
 impl RateLimits {
     pub fn new(cfg: &RateLimitConfig) -> Arc<Self> {
         Arc::new(Self {
+            inbound: InFlight::default(),
             credential: Limit::new("credential", cfg.rate_limit_per_minute),
             organization: Limit::new("organization", cfg.rate_limit_org_per_minute),
             anonymous: Limit::new("address", cfg.rate_limit_anon_per_minute),
+            verified: VerifiedTokens::default(),
             requests: AtomicU64::new(0),
             signups_per_hour: cfg.signup_limit_per_hour,
+            invitations_per_day: cfg.invitations_per_day,
         })
     }
 
@@ -148,6 +227,44 @@ impl RateLimits {
         }
     }
 
+    /// What an organisation may send in invitations (counted in the database).
+    pub fn invitations(&self) -> InvitationLimits {
+        InvitationLimits {
+            per_day: self.invitations_per_day,
+        }
+    }
+
+    /// A place for one more inbound mail request from `ip`, or 429 when it has
+    /// [`INBOUND_PER_ADDRESS`] in flight.
+    pub fn inbound_slot(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Error> {
+        let mut held = self
+            .inbound
+            .0
+            .lock()
+            .map_err(|_| Error::internal(anyhow::anyhow!("inbound slots poisoned")))?;
+        let n = held.entry(ip).or_default();
+        if *n >= INBOUND_PER_ADDRESS {
+            return Err(Error::TooManyRequests {
+                detail: format!(
+                    "this address is delivering {INBOUND_PER_ADDRESS} messages already; \
+                     retry after the time in Retry-After"
+                ),
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        *n += 1;
+        Ok(Slot {
+            owner: self.clone(),
+            ip,
+        })
+    }
+
+    /// Authentication found API token `token` of organisation `org_id`: its next requests count
+    /// as that credential.
+    pub fn api_token_verified(&self, token: &str, org_id: Uuid) {
+        self.verified.remember(token_hash(token), org_id);
+    }
+
     fn prune(&self) {
         if let Some(l) = &self.credential {
             l.limiter.retain_recent();
@@ -161,9 +278,9 @@ impl RateLimits {
     }
 }
 
-/// Who sent a request, as far as the limits care: a credential that names an organisation, or
-/// else an address. (A token that does not verify counts against its address; the request then
-/// fails authentication anyway.)
+/// Who sent a request, as far as the limits care: a verified credential and its organisation,
+/// or else an address. (A token not verified yet counts against its address: a forged one then
+/// fails authentication, a genuine one is remembered for its next requests.)
 enum Caller {
     Credential {
         credential: Credential,
@@ -174,14 +291,15 @@ enum Caller {
 
 fn caller(state: &AppState, req: &Request) -> Caller {
     if let Some(bearer) = bearer_token(req.headers()) {
-        if let Some(token) = OrgToken::parse(OrgToken::API, bearer) {
-            let hash: [u8; 32] = Sha256::digest(token.token.as_bytes()).into();
-            return Caller::Credential {
-                credential: Credential::ApiToken(hash),
-                org_id: token.org_id,
-            };
-        }
-        if let Some(claims) = state.keys.verify(bearer) {
+        if OrgToken::parse(OrgToken::API, bearer).is_some() {
+            let hash = token_hash(bearer);
+            if let Some(org_id) = state.rate_limits.verified.organization(&hash) {
+                return Caller::Credential {
+                    credential: Credential::ApiToken(hash),
+                    org_id,
+                };
+            }
+        } else if let Some(claims) = state.keys.verify(bearer) {
             return Caller::Credential {
                 credential: Credential::Session(claims.sid),
                 org_id: claims.org,
@@ -270,6 +388,26 @@ mod tests {
             Limit::<Uuid>::new("off", 0).is_none(),
             "0 turns a limit off"
         );
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_briefly_and_within_bounds() {
+        let verified = VerifiedTokens::default();
+        let org = Uuid::now_v7();
+        assert_eq!(verified.organization(&token_hash("dkt_a")), None);
+        verified.remember(token_hash("dkt_a"), org);
+        assert_eq!(verified.organization(&token_hash("dkt_a")), Some(org));
+        assert_eq!(verified.organization(&token_hash("dkt_b")), None);
+        // Expired entries answer nothing.
+        if let Ok(mut known) = verified.0.lock() {
+            known.insert(token_hash("dkt_old"), (org, Instant::now()));
+        }
+        assert_eq!(verified.organization(&token_hash("dkt_old")), None);
+        // A full map makes room rather than grow.
+        for n in 0..VERIFIED_AT_MOST + 5 {
+            verified.remember(token_hash(&format!("dkt_{n}")), org);
+        }
+        assert!(verified.0.lock().unwrap().len() <= VERIFIED_AT_MOST);
     }
 
     #[test]

@@ -94,12 +94,7 @@ impl TryFrom<api_token::Model> for ApiToken {
 /// Creates a token for the caller. Only a person signed in creates tokens: a token cannot mint
 /// another (it would outlive its own revocation).
 pub async fn create(db: &Db, ctx: &TenantCtx, req: NewApiToken) -> Result<NewApiTokenResponse> {
-    if ctx.scope.is_some() {
-        return Err(Error::Forbidden {
-            code: "token_cannot_create_tokens",
-            detail: "an API token cannot create API tokens; sign in to create one".into(),
-        });
-    }
+    access::authorize(ctx, Action::AccountManage)?;
     let mut v = Validator::default();
     text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
     let scopes = req
@@ -163,6 +158,7 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewApiToken) -> Result<NewApi
 /// The caller's tokens; admins (and tokens with the admin scope of an admin) see everyone's in
 /// the organisation. Newest first.
 pub async fn list(db: &Db, ctx: &TenantCtx) -> Result<Vec<ApiToken>> {
+    access::authorize(ctx, Action::AccountManage)?;
     let tx = db.read(ctx).await?;
     let mut query = tx
         .find::<api_token::Entity>()
@@ -177,6 +173,7 @@ pub async fn list(db: &Db, ctx: &TenantCtx) -> Result<Vec<ApiToken>> {
 
 /// Revokes a token: its owner, or an admin. Another's token, for anyone else, is not found.
 pub async fn revoke(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<()> {
+    access::authorize(ctx, Action::AccountManage)?;
     let tx = db.write(ctx).await?;
     let row = tx
         .find::<api_token::Entity>()

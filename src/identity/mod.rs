@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::text;
 
 use crate::{
-    access::{Role, TenantCtx},
+    access::{self, Action, Role, TenantCtx},
     audit,
     error::{Error, Result, Validator},
     store::{Db, TenantTx, is_unique_violation},
@@ -268,7 +268,7 @@ pub struct MeResponse {
     pub organization: Organization,
     pub role: Role,
     pub session_id: Option<Uuid>,
-    /// Every organisation the person can switch to.
+    /// Every organisation the person can switch to (through an API token: its own only).
     pub organizations: Vec<OrgMembership>,
 }
 
@@ -588,6 +588,7 @@ pub(crate) async fn revoke_sessions_of(tx: &TenantTx, user_id: Uuid, reason: &st
 
 /// Ends the caller's session, and the one of `refresh_token` when it is the caller's too.
 pub async fn logout(db: &Db, ctx: &TenantCtx, req: LogoutRequest) -> Result<()> {
+    access::authorize(ctx, Action::AccountManage)?;
     let tx = db.write(ctx).await?;
     if let Some(sid) = ctx.session_id {
         revoke(&tx, session::Column::Id, sid, None, "logout").await?;
@@ -663,7 +664,11 @@ pub async fn me(db: &Db, ctx: &TenantCtx) -> Result<MeResponse> {
         .pop()
         .ok_or(Error::NotFound("user"))?;
     tx.commit().await?;
-    let organizations = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
+    let mut organizations = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
+    // An API token belongs to one organisation: it learns nothing of its owner's others.
+    if ctx.scope.is_some() {
+        organizations.retain(|m| m.organization.id == ctx.org_id);
+    }
     Ok(MeResponse {
         user,
         organization,
@@ -680,6 +685,7 @@ pub async fn switch(
     ctx: &TenantCtx,
     req: SwitchRequest,
 ) -> Result<AuthResponse> {
+    access::authorize(ctx, Action::AccountManage)?;
     confirm(db, ctx).await?;
     let memberships = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
     let target = memberships
@@ -725,6 +731,7 @@ pub async fn change_password(
     req: PasswordChange,
     ip: IpAddr,
 ) -> Result<()> {
+    access::authorize(ctx, Action::AccountManage)?;
     let account = user::Entity::find_by_id(ctx.user_id)
         .one(db.global(false).await?.conn())
         .await?
@@ -774,6 +781,7 @@ pub async fn change_password(
 
 /// Ends every session of the caller's account, this one included, in every organisation.
 pub async fn logout_everywhere(db: &Db, ctx: &TenantCtx) -> Result<()> {
+    access::authorize(ctx, Action::AccountManage)?;
     confirm(db, ctx).await?;
     revoke_everywhere(db, ctx.user_id, None, "logout_all").await
 }

@@ -29,7 +29,7 @@ use super::{
     tokens::{OrgToken, TokenKeys},
 };
 use crate::{
-    access::TenantCtx,
+    access::{self, Action, TenantCtx},
     audit,
     error::{Error, Result, Validator},
     mail::{self, Outgoing, SYSTEM_ORG},
@@ -81,6 +81,7 @@ pub async fn accept_invitation(
     signed_in: Option<TenantCtx>,
 ) -> Result<AuthResponse> {
     if let Some(ctx) = &signed_in {
+        access::authorize(ctx, Action::AccountManage)?;
         super::confirm(db, ctx).await?;
     }
     let token =

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    address::Envelope,
     message::{
         Mailbox, MultiPart,
         header::{HeaderName, HeaderValue},
@@ -16,7 +17,7 @@ use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::{Kind, Status, Thread, entity, templates};
+use super::{Kind, MailKeys, Status, Thread, entity, templates};
 use crate::{
     background,
     config::MailConfig,
@@ -39,18 +40,19 @@ const POLL: Duration = Duration::from_secs(1);
 /// Sent mails are kept in the log this long.
 const KEEP_SENT: chrono::Duration = chrono::Duration::days(30);
 
-/// What sends: the SMTP transport (none when mail is off), the sender address and the base of
-/// links.
+/// What sends: the SMTP transport (none when mail is off), the sender address, the keys that
+/// sign each mail's return path and the base of links.
 #[derive(Clone)]
 pub struct Sender {
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
+    keys: MailKeys,
     public_url: String,
 }
 
 impl Sender {
     /// Builds the sender from the settings; says in one log line when mail is off.
-    pub fn new(cfg: &MailConfig) -> anyhow::Result<Self> {
+    pub fn new(cfg: &MailConfig, keys: MailKeys) -> anyhow::Result<Self> {
         let from: Mailbox = cfg
             .mail_from
             .parse()
@@ -67,8 +69,24 @@ impl Sender {
         Ok(Self {
             transport,
             from,
+            keys,
             public_url: cfg.public_url.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// The envelope of a mail: its return path (`MAIL FROM`) is Docket's address with the
+    /// mail's signed reference (VERP, `local+b<mail>-<tag>@domain`), so a delivery report
+    /// comes back naming the mail it is about, and one that names no mail Docket sent is not
+    /// believed.
+    fn envelope(&self, mail: &entity::Model, to: &Mailbox) -> Result<Envelope> {
+        let reference = self.keys.return_path_reference(mail.org_id, mail.id);
+        let return_path = Address::new(
+            format!("{}+{reference}", self.from.email.user()),
+            self.from.email.domain(),
+        )
+        .map_err(|err| Error::internal(anyhow::anyhow!("return path: {err}")))?;
+        Envelope::new(Some(return_path), vec![to.email.clone()])
+            .map_err(|err| Error::internal(anyhow::anyhow!("envelope: {err}")))
     }
 
     /// Docket's own address (lower case): mail from it, or marked with it, is its own.
@@ -80,8 +98,8 @@ impl Sender {
         self.transport.is_some()
     }
 
-    /// Builds the message of a queued mail.
-    fn message(&self, mail: &entity::Model) -> Result<Message> {
+    /// Builds the message of a queued mail, and its envelope.
+    fn message(&self, mail: &entity::Model) -> Result<(Envelope, Message)> {
         let kind = Kind::parse(&mail.kind)?;
         let mut params = mail.params.clone();
         let thread: Option<Thread> = params
@@ -96,6 +114,7 @@ impl Sender {
             .to_address
             .parse()
             .map_err(|err| Error::internal(anyhow::anyhow!("recipient address: {err}")))?;
+        let envelope = self.envelope(mail, &to)?;
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -133,7 +152,7 @@ impl Sender {
                 format!("<{}/account#notifications>", self.public_url),
             ));
         }
-        Ok(message)
+        Ok((envelope, message))
     }
 
     /// Turns the template's relative `path`s into links under the public address.
@@ -257,11 +276,11 @@ async fn send(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     mail: &entity::Model,
 ) -> Outcome {
-    let message = match sender.message(mail) {
+    let (envelope, message) = match sender.message(mail) {
         Ok(m) => m,
         Err(err) => return Outcome::Permanent(format!("could not build the message: {err}")),
     };
-    match transport.send(message).await {
+    match transport.send_raw(&envelope, &message.formatted()).await {
         Ok(response) => Outcome::Sent(format!(
             "{} {}",
             response.code(),

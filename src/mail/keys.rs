@@ -71,6 +71,30 @@ impl MailKeys {
         Some(ticket_id)
     }
 
+    /// `b<mail>-<tag>`: the return path's part of a mail Docket sends, so that a delivery report
+    /// about it can be told from a forged one.
+    pub fn return_path_reference(&self, org_id: Uuid, mail_id: Uuid) -> String {
+        let tag = self.tag(&[b"return path", org_id.as_bytes(), mail_id.as_bytes()]);
+        format!("b{}-{}", mail_id.simple(), hex::encode(tag))
+    }
+
+    /// The mail a return path (`local+b<mail>-<tag>@domain`) names, when it was signed for
+    /// this organisation.
+    pub fn verify_return_path(&self, org_id: Uuid, address: &str) -> Option<Uuid> {
+        let local = address.rsplit_once('@')?.0;
+        let (mail, tag) = local
+            .split_once('+')?
+            .1
+            .strip_prefix('b')?
+            .split_once('-')?;
+        let mail_id = Uuid::try_parse(mail).ok()?;
+        let given = hex::decode(tag).ok().filter(|t| t.len() == TAG)?;
+        self.mac(&[b"return path", org_id.as_bytes(), mail_id.as_bytes()])
+            .verify_truncated_left(&given)
+            .ok()?;
+        Some(mail_id)
+    }
+
     /// The path secret of an organisation's inbound address: its id and a tag over the id and
     /// a generation (bumped to rotate the address).
     pub fn inbound_token(&self, org_id: Uuid, generation: i32) -> String {
@@ -113,6 +137,21 @@ mod tests {
         assert_eq!(k.verify_ticket_reference(org, &forged), None);
         for junk in ["", "t", "t-", "tzz-00", "x"] {
             assert_eq!(k.verify_ticket_reference(org, junk), None);
+        }
+    }
+
+    #[test]
+    fn return_paths_verify_only_for_their_organisation() {
+        let k = keys("a-signing-secret-of-enough-length-000");
+        let (org, other, mail) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let address = format!("help+{}@docket.test", k.return_path_reference(org, mail));
+        assert_eq!(k.verify_return_path(org, &address), Some(mail));
+        assert_eq!(k.verify_return_path(other, &address), None);
+        // A ticket reference is not a return path, nor is a plain address.
+        let ticket = format!("help+{}@docket.test", k.ticket_reference(org, mail));
+        assert_eq!(k.verify_return_path(org, &ticket), None);
+        for junk in ["help@docket.test", "help+b@x", "help+bzz-00@x", "", "@"] {
+            assert_eq!(k.verify_return_path(org, junk), None, "{junk}");
         }
     }
 

@@ -229,14 +229,42 @@ fn queued(tx: &TenantTx, mail: Outgoing) -> Result<entity::Model> {
 /// How many mails of `kind` went to `address` in the last day (for the per-sender limit of
 /// automatic answers).
 pub(crate) async fn sent_today(tx: &TenantTx, kind: Kind, address: &str) -> Result<u64> {
+    queued_since(
+        tx,
+        kind,
+        Some(address),
+        Utc::now() - chrono::Duration::days(1),
+    )
+    .await
+}
+
+/// Mails of `kind` the tenant queued since `since` (to `address`, or to anyone).
+pub(crate) async fn queued_since(
+    tx: &TenantTx,
+    kind: Kind,
+    address: Option<&str>,
+    since: DateTime<Utc>,
+) -> Result<u64> {
     use sea_orm::PaginatorTrait;
+    let mut query = tx
+        .find::<entity::Entity>()
+        .filter(entity::Column::Kind.eq(kind.as_str()))
+        .filter(entity::Column::CreatedAt.gt(since));
+    if let Some(address) = address {
+        query = query.filter(entity::Column::ToAddress.eq(address));
+    }
+    Ok(query.count(tx.conn()).await?)
+}
+
+/// To whom mail `id` of the tenant was sent, while the log keeps it (delivery reports name
+/// their mail by its return path).
+pub(crate) async fn recipient_of(tx: &TenantTx, id: Uuid) -> Result<Option<String>> {
     Ok(tx
         .find::<entity::Entity>()
-        .filter(entity::Column::ToAddress.eq(address))
-        .filter(entity::Column::Kind.eq(kind.as_str()))
-        .filter(entity::Column::CreatedAt.gt(Utc::now() - chrono::Duration::days(1)))
-        .count(tx.conn())
-        .await?)
+        .filter(entity::Column::Id.eq(id))
+        .one(tx.conn())
+        .await?
+        .map(|m| m.to_address.to_lowercase()))
 }
 
 /// One line of the mail log.

@@ -18,6 +18,7 @@ mod m0013_outbox_claim_order;
 mod m0014_outbox_due_index;
 mod m0015_stream_notify_per_statement;
 mod m0016_plan_cache_mode;
+mod m0017_mail_hardening;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_outbox_due_index::Migration),
             Box::new(m0015_stream_notify_per_statement::Migration),
             Box::new(m0016_plan_cache_mode::Migration),
+            Box::new(m0017_mail_hardening::Migration),
         ]
     }
 }

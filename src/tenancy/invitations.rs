@@ -22,6 +22,20 @@ use crate::{
 };
 
 const LIFETIME: Duration = Duration::days(7);
+/// An organisation this young sends a fifth of the daily invitations (a new organisation
+/// named like a phishing lure cannot mail many strangers).
+const NEW_ORGANIZATION: Duration = Duration::days(7);
+/// One address is invited again at most this often, and at most [`PER_ADDRESS_PER_DAY`] times
+/// a day.
+const RESEND_EVERY: Duration = Duration::minutes(10);
+const PER_ADDRESS_PER_DAY: u64 = 3;
+
+/// How many invitation mails an organisation may send.
+#[derive(Clone, Copy, Debug)]
+pub struct InvitationLimits {
+    /// Per organisation per day (`DOCKET_INVITATIONS_PER_DAY`; 0: no limit).
+    pub per_day: u32,
+}
 
 mod entity {
     crate::store::tenant_entity!("invitations" {
@@ -89,8 +103,58 @@ impl TryFrom<entity::Model> for Invitation {
     }
 }
 
-/// Invites `req.email` and mails them the link (admins).
-pub async fn invite(db: &Db, ctx: &TenantCtx, req: NewInvitation) -> Result<Invitation> {
+/// Refuses (429) an invitation past the organisation's daily allowance, or to an address
+/// invited moments ago or too often today.
+async fn check_allowance(
+    tx: &TenantTx,
+    email: &str,
+    org_created: DateTime<Utc>,
+    limits: InvitationLimits,
+) -> Result<()> {
+    let now = Utc::now();
+    let day = now - Duration::days(1);
+    let too_many = |detail: String, wait: Duration| Error::TooManyRequests {
+        detail,
+        retry_after: wait.to_std().unwrap_or(std::time::Duration::from_secs(60)),
+    };
+    if mail::queued_since(tx, mail::Kind::Invitation, Some(email), now - RESEND_EVERY).await? > 0 {
+        return Err(too_many(
+            "this address was invited moments ago; wait before inviting it again".into(),
+            RESEND_EVERY,
+        ));
+    }
+    if mail::queued_since(tx, mail::Kind::Invitation, Some(email), day).await?
+        >= PER_ADDRESS_PER_DAY
+    {
+        return Err(too_many(
+            format!("this address was invited {PER_ADDRESS_PER_DAY} times today"),
+            Duration::hours(1),
+        ));
+    }
+    if limits.per_day > 0 {
+        let allowance = if now - org_created < NEW_ORGANIZATION {
+            (limits.per_day / 5).max(1)
+        } else {
+            limits.per_day
+        };
+        if mail::queued_since(tx, mail::Kind::Invitation, None, day).await? >= u64::from(allowance)
+        {
+            return Err(too_many(
+                format!("this organization has sent its {allowance} invitations for today"),
+                Duration::hours(1),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Invites `req.email` and mails them the link (admins), within the organisation's allowance.
+pub async fn invite(
+    db: &Db,
+    ctx: &TenantCtx,
+    req: NewInvitation,
+    limits: InvitationLimits,
+) -> Result<Invitation> {
     access::authorize(ctx, Action::UserCreate)?;
     let mut v = Validator::default();
     let email = identity::normalize_email(&mut v, "email", &req.email);
@@ -117,6 +181,8 @@ pub async fn invite(db: &Db, ctx: &TenantCtx, req: NewInvitation) -> Result<Invi
             "this person is already a member of the organization",
         ));
     }
+    let org = organization(&tx).await?;
+    check_allowance(&tx, &email, org.created_at, limits).await?;
     // A new invitation replaces any earlier one to the same address.
     tx.delete_many::<entity::Entity>()
         .filter(entity::Column::Email.eq(&email))
@@ -144,7 +210,6 @@ pub async fn invite(db: &Db, ctx: &TenantCtx, req: NewInvitation) -> Result<Invi
     }
     .insert(tx.conn())
     .await?;
-    let org = organization(&tx).await?;
     let inviter = identity::users_by_ids(tx.conn(), vec![ctx.user_id])
         .await?
         .pop()

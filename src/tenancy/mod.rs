@@ -188,6 +188,16 @@ pub(crate) async fn active_with_roles(tx: &TenantTx, roles: &[Role]) -> Result<V
     Ok(rows.into_iter().map(|m| m.user_id).collect())
 }
 
+/// A person's membership of the tenant, ended or not: their role and whether it is active.
+pub(crate) async fn membership_of(tx: &TenantTx, user_id: Uuid) -> Result<Option<(Role, bool)>> {
+    let m = tx
+        .find::<membership::Entity>()
+        .filter(membership::Column::UserId.eq(user_id))
+        .one(tx.conn())
+        .await?;
+    m.map(|m| Ok((parse_role(&m.role)?, m.active))).transpose()
+}
+
 /// The member's current role, if they are an active member of the tenant.
 pub(crate) async fn active_role(tx: &TenantTx, user_id: Uuid) -> Result<Option<Role>> {
     let m = tx

@@ -14,7 +14,7 @@ use crate::text;
 use super::{
     acting_role, active_owner_count,
     entity::membership,
-    invitations::{self, Invitation, NewInvitation},
+    invitations::{self, Invitation, InvitationLimits, NewInvitation},
     parse_role,
 };
 use crate::access::TenantCtx;
@@ -57,8 +57,9 @@ pub struct NewPerson {
     #[schema(schema_with = crate::text::optional_line_schema)]
     pub name: Option<String>,
     pub role: Role,
-    /// Refused: people choose their own password when they accept the invitation.
-    #[schema(deprecated)]
+    /// Not part of the contract (people choose their own password when they accept the
+    /// invitation): read only to refuse it with a clear message.
+    #[schema(ignore)]
     pub password: Option<String>,
 }
 
@@ -132,7 +133,12 @@ pub async fn get(db: &Db, ctx: &TenantCtx, user_id: Uuid) -> Result<Person> {
 
 /// Invites a person. Admins never set someone's password, and the answer is the same whether
 /// or not the address already has an account (elsewhere): see `invitations`.
-pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Invitation> {
+pub async fn create(
+    db: &Db,
+    ctx: &TenantCtx,
+    req: NewPerson,
+    limits: InvitationLimits,
+) -> Result<Invitation> {
     access::authorize(ctx, Action::UserCreate)?;
     if req.password.is_some() {
         return Err(Error::invalid(
@@ -148,6 +154,7 @@ pub async fn create(db: &Db, ctx: &TenantCtx, req: NewPerson) -> Result<Invitati
             role: req.role,
             name: req.name,
         },
+        limits,
     )
     .await
 }

@@ -10,7 +10,6 @@
 //!   few at a time per endpoint, through the SSRF guard (`guard`), and logs every attempt.
 
 mod deliver;
-pub mod guard;
 pub mod sign;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -25,6 +24,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::outbound::{Guard, GuardedResolver};
 use crate::{
     access::{self, Action, TenantCtx},
     audit,
@@ -37,7 +37,6 @@ use crate::{
     vault::Vault,
 };
 pub use deliver::{drain, purge_old, run};
-use guard::{Guard, GuardedResolver};
 
 /// The event types an endpoint may subscribe to, as one enum so the OpenAPI document (and the
 /// web app's types) list them.

@@ -10,6 +10,7 @@ mod demo;
 mod errors;
 mod events;
 mod hardening;
+mod hostile;
 mod isolation;
 mod lifecycle;
 mod mail;

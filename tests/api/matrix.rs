@@ -1,6 +1,7 @@
 //! The permission matrix over HTTP: every role tries every action of the matrix and gets
 //! exactly what `docket::access::allowed` says (2xx, or 403 problem); so does an owner's API
-//! token of each scope, capped by what the scope reaches (403 `insufficient_scope`).
+//! token of each scope, capped by what the scope reaches (403 `insufficient_scope`) and never
+//! reaching the account (403 `api_token_not_allowed`).
 
 use docket::access::{Action, Role, Scope, allowed};
 use reqwest::Method;
@@ -137,8 +138,15 @@ async fn every_role_gets_what_the_matrix_says() {
                     app.put("/api/v1/sla-policies", t, json!({"policies": []}))
                         .await
                 }
+                Action::AccountManage => {
+                    app.post("/api/v1/auth/switch", Some(t), json!({"organization": "acme"})).await
+                }
             };
-            let within_scope = scope.is_none_or(|s| s >= action.scope());
+            let within_scope = match (scope, action.scope()) {
+                (None, _) => true,
+                (Some(scope), Some(needed)) => scope >= needed,
+                (Some(_), None) => false,
+            };
             if allowed(role, action) && within_scope {
                 assert!(
                     res.status.is_success(),
@@ -148,6 +156,8 @@ async fn every_role_gets_what_the_matrix_says() {
                 );
             } else if within_scope {
                 res.assert_problem(403, "forbidden");
+            } else if action.scope().is_none() {
+                res.assert_problem(403, "api_token_not_allowed");
             } else {
                 res.assert_problem(403, "insufficient_scope");
             }

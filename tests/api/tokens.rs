@@ -89,7 +89,7 @@ async fn a_token_acts_as_its_owner_within_its_scope() {
     // A token cannot mint tokens.
     app.post("/api/v1/api-tokens", Some(&admin), json!({"name": "child"}))
         .await
-        .assert_problem(403, "token_cannot_create_tokens");
+        .assert_problem(403, "api_token_not_allowed");
 
     // Its use shows in the list; the token itself never does.
     let listed = app.get("/api/v1/api-tokens", &owner.token).await;

@@ -1,0 +1,107 @@
+//! Request bodies at the edge: an answer given before its request's body was read says
+//! `Connection: close` (the server drops such a connection, and a client that reused it would
+//! lose its next request), and large raw bodies are spooled to a temporary file rather than
+//! held in memory while they arrive.
+
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::Request,
+    http::{HeaderValue, header},
+    middleware::Next,
+    response::Response,
+};
+use futures_util::StreamExt as _;
+use http_body::{Frame, SizeHint};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::error::{Error, Result};
+
+/// A request body that notes when it has been read to its end.
+struct Watched {
+    inner: Body,
+    finished: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.finished.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Adds `Connection: close` to an answer whose request still had body left unread (a 413, a
+/// refusal before the body was looked at): hyper will not reuse that connection, so the client
+/// must not either.
+pub async fn close_if_unread(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let finished = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
+    let watched = Watched {
+        inner: body,
+        finished: finished.clone(),
+    };
+    let mut res = next
+        .run(Request::from_parts(parts, Body::new(watched)))
+        .await;
+    if !finished.load(Ordering::Acquire) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
+/// Writes `body` to an anonymous temporary file as it arrives, refusing (413, `too_large`)
+/// once it passes `limit` bytes; the file is rewound, ready to read.
+pub async fn spool(
+    body: Body,
+    limit: usize,
+    too_large: impl Fn() -> Error,
+) -> Result<std::fs::File> {
+    let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)?;
+    let mut out = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    let mut written = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            Error::bad_request("unreadable_body", "the request body could not be read")
+        })?;
+        written += chunk.len();
+        if written > limit {
+            return Err(too_large());
+        }
+        out.write_all(&chunk).await.map_err(Error::internal)?;
+    }
+    out.flush().await.map_err(Error::internal)?;
+    let mut file = out.into_std().await;
+    use std::io::Seek as _;
+    file.rewind().map_err(Error::internal)?;
+    Ok(file)
+}

@@ -1,0 +1,265 @@
+//! The second hostile-client pass, each case pinned on both backends: what a stranger can do
+//! with a forged token or a scoped API token. (The mail cases are in `tests/api/hostile_mail.rs`.)
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// The operations the OpenAPI document marks as a sign-in's only (security scheme `session`).
+const SESSION_ONLY: [&str; 8] = [
+    "DELETE /api/v1/api-tokens/{id}",
+    "GET /api/v1/api-tokens",
+    "POST /api/v1/api-tokens",
+    "POST /api/v1/auth/logout",
+    "POST /api/v1/auth/logout-all",
+    "POST /api/v1/auth/password/change",
+    "POST /api/v1/auth/switch",
+    "POST /api/v1/invitations/{token}/accept",
+];
+
+/// Every operation of the server's own OpenAPI document: `(method, path template, session
+/// only)`.
+async fn operations(app: &TestApp) -> Vec<(Method, String, bool)> {
+    let doc = app
+        .send(app.request(Method::GET, "/api/v1/openapi.json", None))
+        .await;
+    let mut found = Vec::new();
+    for (path, item) in doc.body["paths"].as_object().expect("paths") {
+        for (name, method) in [
+            ("get", Method::GET),
+            ("post", Method::POST),
+            ("put", Method::PUT),
+            ("patch", Method::PATCH),
+            ("delete", Method::DELETE),
+        ] {
+            let Some(op) = item.get(name) else { continue };
+            let schemes: Vec<&str> = op["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .flat_map(|s| s.keys().map(String::as_str))
+                .collect();
+            found.push((method, path.clone(), schemes.contains(&"session")));
+        }
+    }
+    found
+}
+
+/// `{id}`-style parameters filled with something well-formed that names nothing.
+fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                uuid::Uuid::now_v7().to_string()
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Status and problem code of one call; a stream that answers 200 is not read further.
+async fn probe(app: &TestApp, method: Method, path: &str, token: &str) -> (u16, String) {
+    let res = app
+        .request(method, path, Some(token))
+        .header("content-type", "application/json")
+        .body("{}")
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .expect("answered");
+    let status = res.status().as_u16();
+    let problem = res
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    let code = if problem {
+        let body: Value = res.json().await.unwrap_or_default();
+        body["code"].as_str().unwrap_or_default().to_owned()
+    } else {
+        String::new()
+    };
+    (status, code)
+}
+
+/// An API token of any scope never reaches an account or session endpoint (it would become a
+/// session that outlives its revocation, or end its owner's sessions): every route of the
+/// document × every credential kind, decided by the matrix (`Action::AccountManage`) before the
+/// body is read.
+#[tokio::test]
+async fn api_tokens_never_reach_account_and_session_endpoints() {
+    let app = spawn_app().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    // The same person owns a second organisation: the token's way out, if it had one.
+    app.post(
+        "/api/v1/auth/signup",
+        None,
+        json!({"organization_name": "Other", "organization_slug": "other", "name": "O",
+               "email": "o@example.com", "password": PASSWORD}),
+    )
+    .await
+    .assert_ok(201);
+    let mut tokens = Vec::new();
+    for scope in ["read", "write", "admin"] {
+        let made = app
+            .post(
+                "/api/v1/api-tokens",
+                Some(&owner.token),
+                json!({"name": scope, "scopes": [scope]}),
+            )
+            .await;
+        tokens.push(made.assert_ok(201)["token"].as_str().unwrap().to_owned());
+    }
+
+    let ops = operations(&app).await;
+    let session_only: BTreeSet<String> = ops
+        .iter()
+        .filter(|(_, _, only)| *only)
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect();
+    assert_eq!(
+        session_only,
+        SESSION_ONLY.iter().map(|s| s.to_string()).collect(),
+        "the document marks exactly the account and session endpoints"
+    );
+    let mut checked = 0;
+    for (method, template, only) in &ops {
+        let path = concrete(template);
+        for token in &tokens {
+            let (status, code) = probe(&app, method.clone(), &path, token).await;
+            if *only {
+                assert_eq!(
+                    (status, code.as_str()),
+                    (403, "api_token_not_allowed"),
+                    "{method} {template}"
+                );
+            } else {
+                assert_ne!(code, "api_token_not_allowed", "{method} {template}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 200, "{checked} calls");
+
+    // A person signed in reaches each of them (a fresh session per call: some end it).
+    for (method, template, _) in ops.iter().filter(|(_, _, only)| *only) {
+        let session = Session::from_auth(
+            app.login("o@example.com", PASSWORD, Some("acme"))
+                .await
+                .assert_ok(200),
+        );
+        let (_, code) = probe(&app, method.clone(), &concrete(template), &session.token).await;
+        assert_ne!(code, "api_token_not_allowed", "{method} {template}");
+    }
+
+    // The headline of the report: a write token asked for an owner session and got one.
+    let write = &tokens[1];
+    for (path, body) in [
+        ("/api/v1/auth/switch", json!({"organization": "other"})),
+        ("/api/v1/auth/switch", json!({"organization": "acme"})),
+        (
+            "/api/v1/api-tokens",
+            json!({"name": "child", "scopes": ["admin"]}),
+        ),
+        ("/api/v1/auth/logout-all", json!({})),
+        (
+            "/api/v1/auth/password/change",
+            json!({"current_password": PASSWORD, "new_password": "another long passphrase"}),
+        ),
+    ] {
+        app.post(path, Some(write), body)
+            .await
+            .assert_problem(403, "api_token_not_allowed");
+    }
+    // What a token may learn of its owner: its own organisation, not the others.
+    let me = app.get("/api/v1/auth/me", write).await;
+    let orgs = pluck(&me.assert_ok(200)["organizations"], "role");
+    assert_eq!(orgs.len(), 1, "{}", me.body);
+    // Nothing was minted: the owner's sessions and tokens are as they were.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM api_tokens").await,
+        3,
+        "no token minted another"
+    );
+    app.shutdown().await;
+}
+
+/// A well-formed `dkt_<org>_<secret>` is not a credential until authentication finds it: forged
+/// ones count against the address they come from (so one address cannot escape its limit with a
+/// new key per request) and never against the organisation they name (so a stranger who knows
+/// an organisation's id cannot put its people on 429).
+#[tokio::test]
+async fn forged_api_tokens_count_against_their_address_not_the_organisation_they_name() {
+    let app = spawn_app_tuned(None, |_, serve| {
+        serve.rate_limits.rate_limit_per_minute = 1000;
+        serve.rate_limits.rate_limit_org_per_minute = 12;
+        serve.rate_limits.rate_limit_anon_per_minute = 5;
+    })
+    .await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let made = app
+        .post(
+            "/api/v1/api-tokens",
+            Some(&owner.token),
+            json!({"name": "ci"}),
+        )
+        .await;
+    let genuine = made.assert_ok(201)["token"].as_str().unwrap().to_owned();
+    // Its first request is counted against the address; authentication then vouches for it.
+    app.get("/api/v1/projects", &genuine).await.assert_ok(200);
+    let again = app.get("/api/v1/projects", &genuine).await;
+    assert!(
+        again.headers["ratelimit-policy"]
+            .to_str()
+            .unwrap()
+            .contains("\"organization\""),
+        "a verified token counts as itself: {:?}",
+        again.headers["ratelimit-policy"]
+    );
+
+    let org = uuid::Uuid::parse_str(&owner.org_id).unwrap().simple();
+    let mut statuses = Vec::new();
+    for n in 0..30 {
+        // Well-formed: 43 characters of base64url, as a real secret.
+        let forged = format!("dkt_{org}_{n:0>10}{}", "A".repeat(33));
+        assert!(docket::identity::tokens::OrgToken::parse("dkt", &forged).is_some());
+        let res = app.get("/api/v1/projects", &forged).await;
+        if res.status == 429 {
+            assert!(
+                res.headers["ratelimit"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("\"address\""),
+                "{:?}",
+                res.headers["ratelimit"]
+            );
+        }
+        statuses.push(res.status.as_u16());
+    }
+    assert!(
+        statuses.iter().all(|s| [401, 429].contains(s)) && statuses.ends_with(&[429; 20]),
+        "forgeries are refused and then limited by address: {statuses:?}"
+    );
+    // The organisation's allowance is untouched: its people and its genuine token go on.
+    let res = app.get("/api/v1/projects", &owner.token).await;
+    res.assert_ok(200);
+    let left: u32 = res.headers["ratelimit"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("\"organization\";r=")
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the organisation is the closest limit");
+    assert!(
+        left >= 7,
+        "forgeries used the organisation's allowance: {left} left"
+    );
+    app.get("/api/v1/projects", &genuine).await.assert_ok(200);
+    app.shutdown().await;
+}
