@@ -248,28 +248,34 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let Some(token) = bearer_token(&parts.headers) else {
-            return Err(Problem::unauthorized(
-                "missing_token",
-                "this endpoint needs `Authorization: Bearer <access token>`",
-                false,
-            ));
-        };
-        let ctx = identity::authenticate(&state.db, &state.keys, token).await?;
-        if ctx.scope.is_some() {
-            // Found: from now on its requests count as this API token (see `ratelimit`).
-            state.rate_limits.api_token_verified(token, ctx.org_id);
-        }
+        let ctx = caller(parts, state).await?;
         // A read-only API token only reads, whatever the handler would ask of the matrix.
         let safe = matches!(parts.method, Method::GET | Method::HEAD);
         if ctx.scope == Some(Scope::Read) && !safe {
             return Err(access::insufficient_scope(Scope::Write).into());
         }
-        if let (Some(proof), Some(slot)) = (ctx.proof(), parts.extensions.get::<ProofSlot>()) {
-            slot.hold(proof.clone());
-        }
         Ok(Auth(ctx))
     }
+}
+
+/// The caller a request's bearer token names (401 without a valid one).
+async fn caller(parts: &mut Parts, state: &AppState) -> Result<TenantCtx, Problem> {
+    let Some(token) = bearer_token(&parts.headers) else {
+        return Err(Problem::unauthorized(
+            "missing_token",
+            "this endpoint needs `Authorization: Bearer <access token>`",
+            false,
+        ));
+    };
+    let ctx = identity::authenticate(&state.db, &state.keys, token).await?;
+    if ctx.scope.is_some() {
+        // Found: from now on its requests count as this API token (see `ratelimit`).
+        state.rate_limits.api_token_verified(token, ctx.org_id);
+    }
+    if let (Some(proof), Some(slot)) = (ctx.proof(), parts.extensions.get::<ProofSlot>()) {
+        slot.hold(proof.clone());
+    }
+    Ok(ctx)
 }
 
 /// Where the authentication extractor leaves a signed token's claim for
@@ -326,7 +332,7 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let Auth(ctx) = Auth::from_request_parts(parts, state).await?;
+        let ctx = caller(parts, state).await?;
         access::authorize(&ctx, Action::AccountManage)?;
         Ok(SignedIn(ctx))
     }

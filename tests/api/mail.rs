@@ -19,7 +19,7 @@ async fn app_with_smtp(smtp: &Smtp) -> TestApp {
 }
 
 /// The organisation's inbound path (`/api/v1/inbound/email/<token>`).
-async fn inbound_path(app: &TestApp, owner: &Session) -> String {
+pub async fn inbound_path(app: &TestApp, owner: &Session) -> String {
     let settings = app.get("/api/v1/mail/settings", &owner.token).await;
     settings.assert_ok(200)["inbound_path"]
         .as_str()
@@ -29,7 +29,7 @@ async fn inbound_path(app: &TestApp, owner: &Session) -> String {
 
 /// An organisation that acknowledges new tickets, with a real SMTP server: the server, the app,
 /// its owner and its inbound path.
-async fn acknowledging_helpdesk() -> (Smtp, TestApp, Session, String) {
+pub async fn acknowledging_helpdesk() -> (Smtp, TestApp, Session, String) {
     let smtp = Smtp::start().await;
     let app = app_with_smtp(&smtp).await;
     let owner = app.signup("acme", "o@example.com").await;
@@ -44,7 +44,7 @@ async fn acknowledging_helpdesk() -> (Smtp, TestApp, Session, String) {
     (smtp, app, owner, inbound)
 }
 
-async fn put_settings(app: &TestApp, admin: &Session, settings: Value) -> Resp {
+pub async fn put_settings(app: &TestApp, admin: &Session, settings: Value) -> Resp {
     app.call(
         reqwest::Method::PUT,
         "/api/v1/mail/settings",
@@ -54,7 +54,7 @@ async fn put_settings(app: &TestApp, admin: &Session, settings: Value) -> Resp {
     .await
 }
 
-async fn post_mail(app: &TestApp, path: &str, raw: &str) -> Resp {
+pub async fn post_mail(app: &TestApp, path: &str, raw: &str) -> Resp {
     let req = app
         .client
         .post(app.url(path))
@@ -63,13 +63,18 @@ async fn post_mail(app: &TestApp, path: &str, raw: &str) -> Resp {
     app.send(req).await
 }
 
-fn message(from: &str, subject: &str, headers: &str, body: &str) -> String {
+/// What the mail system in front of the test server (`mx.docket.test`, trusted in
+/// `helpers::mail_config`) adds to mail from customer.test that passed DMARC.
+pub const AUTHENTICATED: &str =
+    "Authentication-Results: mx.docket.test; dmarc=pass header.from=customer.test\n";
+
+pub fn message(from: &str, subject: &str, headers: &str, body: &str) -> String {
     format!(
         "From: {from}\nTo: Acme Help <help@acme.test>\nSubject: {subject}\n{headers}Content-Type: text/plain; charset=utf-8\n\n{body}\n"
     )
 }
 
-async fn comments(app: &TestApp, ticket: &str, token: &str) -> Vec<Value> {
+pub async fn comments(app: &TestApp, ticket: &str, token: &str) -> Vec<Value> {
     app.get(&format!("/api/v1/tickets/{ticket}/comments"), token)
         .await
         .assert_ok(200)["items"]
@@ -632,7 +637,7 @@ async fn mail_in_makes_tickets_and_replies_continue_the_thread() {
     let first = message(
         "Ann Customer <Ann@Customer.test>",
         "Printer on fire",
-        "Cc: Boss <boss@customer.test>\nMessage-ID: <m1@customer.test>\n",
+        &format!("{AUTHENTICATED}Cc: Boss <boss@customer.test>\nMessage-ID: <m1@customer.test>\n"),
         "It is on fire.\n\nOn Mon, Help wrote:\n> How can we help?",
     );
     let res = post_mail(&app, &inbound, &first).await;
@@ -899,7 +904,12 @@ async fn automatic_mail_is_logged_and_never_answered() {
 
     // At most three acknowledgements a day to one sender.
     for n in 0..4 {
-        let raw = message("bob@customer.test", &format!("Question {n}"), "", "Help?");
+        let raw = message(
+            "bob@customer.test",
+            &format!("Question {n}"),
+            AUTHENTICATED,
+            "Help?",
+        );
         assert_eq!(
             post_mail(&app, &inbound, &raw).await.assert_ok(202)["outcome"],
             "ticket_created"
@@ -909,9 +919,12 @@ async fn automatic_mail_is_logged_and_never_answered() {
     app.deliver_mail().await;
     assert_eq!(smtp.to("bob@customer.test").len(), 3);
 
-    // A bounce marks the address; nothing more goes to it.
-    let bounce = "From: MAILER-DAEMON@mx.customer.test\nTo: help@docket.test\nSubject: Undelivered Mail\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nDelivery failed.\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.customer.test\n\nFinal-Recipient: rfc822; bob@customer.test\nAction: failed\nStatus: 5.1.1\n--b--\n";
-    let res = post_mail(&app, &inbound, bounce).await;
+    // A bounce that comes back to the return path of a mail Docket sent marks its address;
+    // nothing more goes to it.
+    let return_path = smtp.to("bob@customer.test")[0].return_path();
+    assert!(return_path.starts_with("help+b"), "{return_path}");
+    let bounce = bounce_report(&return_path, "bob@customer.test");
+    let res = post_mail(&app, &inbound, &bounce).await;
     assert_eq!(res.assert_ok(202)["outcome"], "bounce");
     let tickets = app.all_items("/api/v1/tickets", &owner.token).await;
     let bobs = tickets[0]["id"].as_str().unwrap();
@@ -926,6 +939,13 @@ async fn automatic_mail_is_logged_and_never_answered() {
     app.deliver_mail().await;
     assert_eq!(smtp.to("bob@customer.test").len(), 3);
     app.shutdown().await;
+}
+
+/// A delivery report (RFC 3464) sent to `to`, saying delivery to `failed` failed.
+pub fn bounce_report(to: &str, failed: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.customer.test\nTo: {to}\nSubject: Undelivered Mail\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nDelivery failed.\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.customer.test\n\nFinal-Recipient: rfc822; {failed}\nAction: failed\nStatus: 5.1.1\n--b--\n"
+    )
 }
 
 #[tokio::test]
@@ -1125,7 +1145,7 @@ async fn the_command_and_imap_take_mail_too() {
         &app,
         &owner,
         json!({"acknowledge": false, "inbound_project_id": null, "imap": {
-            "host": "127.0.0.1", "port": imap.port, "tls": false,
+            "host": "127.0.0.1", "port": imap.port, "tls": false, "allow_unencrypted": true,
             "username": IMAP_USER, "password": IMAP_PASSWORD
         }}),
     )
@@ -1179,7 +1199,7 @@ async fn the_command_and_imap_take_mail_too() {
         &app,
         &owner,
         json!({"acknowledge": false, "inbound_project_id": null, "imap": {
-            "host": "127.0.0.1", "port": imap.port, "tls": false,
+            "host": "127.0.0.1", "port": imap.port, "tls": false, "allow_unencrypted": true,
             "username": IMAP_USER, "password": "wrong password"
         }}),
     )

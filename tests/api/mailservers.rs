@@ -54,6 +54,11 @@ impl Received {
             .expect("a parseable mail")
     }
 
+    /// The envelope sender (aiosmtpd's `X-MailFrom`): where a delivery report would go.
+    pub fn return_path(&self) -> String {
+        self.header("X-MailFrom").unwrap_or_default()
+    }
+
     /// The envelope recipient (aiosmtpd's `X-RcptTo`).
     pub fn to(&self) -> String {
         self.header("X-RcptTo").unwrap_or_default()
