@@ -841,7 +841,8 @@ async fn reply(tx: &TenantTx, ticket_id: Uuid, sender: &Sender, inbound: &Inboun
     Ok(comment.id)
 }
 
-/// A title from a subject: reply and forward prefixes dropped.
+/// A title from a subject: reply and forward prefixes dropped, cut to a title's length (the
+/// whole subject stays in the ingest log).
 fn title_of(subject: &str) -> String {
     let mut t = subject.trim();
     loop {
@@ -857,7 +858,7 @@ fn title_of(subject: &str) -> String {
     if t.is_empty() {
         "(no subject)".to_owned()
     } else {
-        t.to_owned()
+        t.chars().take(crate::text::MAX_LINE).collect::<String>().trim_end().to_owned()
     }
 }
 
@@ -1141,5 +1142,6 @@ mod tests {
         assert_eq!(title_of("Re: Fwd: RE: Printer"), "Printer");
         assert_eq!(title_of("  "), "(no subject)");
         assert_eq!(title_of("Reboot needed"), "Reboot needed");
+        assert_eq!(title_of(&"é".repeat(250)).chars().count(), crate::text::MAX_LINE);
     }
 }

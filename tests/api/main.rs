@@ -11,6 +11,7 @@ mod errors;
 mod events;
 mod hardening;
 mod hostile;
+mod hostile_mail;
 mod isolation;
 mod lifecycle;
 mod mail;
