@@ -145,6 +145,12 @@ pub async fn start(
         metrics: crate::http::ops::recorder(),
         feeds: crate::events::stream::Feeds::new(db.clone()),
         stopping: stopped.clone(),
+        secure_cookies: serve_cfg
+            .mail
+            .public_url
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("https://"),
     };
     let app = http::router(state, serve_cfg.max_body_bytes, serve_cfg.server_timing);
     let listener = tokio::net::TcpListener::bind(serve_cfg.addr)

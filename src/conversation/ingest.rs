@@ -858,7 +858,11 @@ fn title_of(subject: &str) -> String {
     if t.is_empty() {
         "(no subject)".to_owned()
     } else {
-        t.chars().take(crate::text::MAX_LINE).collect::<String>().trim_end().to_owned()
+        t.chars()
+            .take(crate::text::MAX_LINE)
+            .collect::<String>()
+            .trim_end()
+            .to_owned()
     }
 }
 
@@ -1142,6 +1146,9 @@ mod tests {
         assert_eq!(title_of("Re: Fwd: RE: Printer"), "Printer");
         assert_eq!(title_of("  "), "(no subject)");
         assert_eq!(title_of("Reboot needed"), "Reboot needed");
-        assert_eq!(title_of(&"é".repeat(250)).chars().count(), crate::text::MAX_LINE);
+        assert_eq!(
+            title_of(&"é".repeat(250)).chars().count(),
+            crate::text::MAX_LINE
+        );
     }
 }

@@ -40,16 +40,15 @@ pub enum RefreshTransport {
     Cookie {
         /// The cookie the browser sent, if any.
         presented: Option<String>,
-        /// `Secure` is left off only for a server reached on a loopback name (local
-        /// development over plain HTTP); everywhere else the cookie travels over TLS only.
+        /// `Secure` when the public address is `https://` (`AppState::secure_cookies`).
         secure: bool,
     },
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RefreshTransport {
+impl FromRequestParts<AppState> for RefreshTransport {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let Some(mode) = parts.headers.get(REFRESH_MODE_HEADER) else {
             return Ok(RefreshTransport::Body);
         };
@@ -62,7 +61,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RefreshTransport {
         }
         Ok(RefreshTransport::Cookie {
             presented: refresh_cookie(&parts.headers),
-            secure: !is_loopback_host(&parts.headers),
+            secure: state.secure_cookies,
         })
     }
 }
@@ -76,22 +75,6 @@ fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
         .filter_map(std::result::Result::ok)
         .find(|c| c.name() == REFRESH_COOKIE)
         .map(|c| c.value().to_owned())
-}
-
-fn is_loopback_host(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    };
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl RefreshTransport {

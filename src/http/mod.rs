@@ -68,6 +68,9 @@ pub struct AppState {
     pub feeds: crate::events::stream::Feeds,
     /// Turns true when the server is stopping: long-lived streams end so shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The refresh cookie travels over TLS only: the public address (`DOCKET_PUBLIC_URL`) is
+    /// `https://`. (Decided by the operator's setting, never by a request's `Host` header.)
+    pub secure_cookies: bool,
 }
 
 #[derive(OpenApi)]
@@ -296,13 +299,26 @@ fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     // Applied after the routes are in: it decorates every API operation.
     Conventions.modify(&mut api);
+    // Search takes the ticket list's filters but not its `sort` (results are ranked): the
+    // shared parameter struct would document it.
+    if let Some(op) = api
+        .paths
+        .paths
+        .get_mut("/api/v1/search")
+        .and_then(|item| item.get.as_mut())
+        && let Some(params) = op.parameters.as_mut()
+    {
+        params.retain(|p| !matches!(p, RefOr::T(p) if p.name == "sort"));
+    }
     (routes, api)
 }
 
 pub fn router(state: AppState, max_body_bytes: usize, server_timing: bool) -> Router {
     let (routes, api) = build();
+    let docs = Router::from(SwaggerUi::new("/docs").url("/api/v1/openapi.json", api))
+        .layer(middleware::map_response(web::docs_headers));
     routes
-        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", api))
+        .merge(docs)
         .fallback_service(
             axum::routing::any(web::app).layer(tower_http::compression::CompressionLayer::new()),
         )

@@ -269,9 +269,9 @@ pub struct NewWebhook {
     #[schema(max_length = 2000)]
     pub url: String,
     /// Event types to receive (at least one), e.g. `["ticket.created", "comment.created"]`.
-    #[schema(value_type = Vec<EventType>)]
+    #[schema(value_type = Vec<EventType>, min_items = 1, max_items = 50)]
     pub events: Vec<String>,
-    #[schema(max_length = 200)]
+    #[schema(schema_with = crate::text::optional_line_schema)]
     pub description: Option<String>,
 }
 
@@ -280,9 +280,9 @@ pub struct NewWebhook {
 pub struct WebhookPatch {
     #[schema(max_length = 2000)]
     pub url: Option<String>,
-    #[schema(value_type = Option<Vec<EventType>>)]
+    #[schema(value_type = Option<Vec<EventType>>, min_items = 1, max_items = 50)]
     pub events: Option<Vec<String>>,
-    #[schema(max_length = 200)]
+    #[schema(schema_with = crate::text::optional_line_schema)]
     pub description: Option<String>,
     /// Turn deliveries off or back on (turning on clears the failure record).
     pub active: Option<bool>,

@@ -155,11 +155,25 @@ async fn quoted_line_bombs_are_read_in_linear_time_off_the_runtime() {
     );
     assert_eq!(health.status(), 200);
     for res in [a, b] {
-        assert_eq!(res.assert_ok(202)["outcome"], "ticket_created", "{}", res.body);
+        assert_eq!(
+            res.assert_ok(202)["outcome"],
+            "ticket_created",
+            "{}",
+            res.body
+        );
         let id = res.body["ticket_id"].as_str().unwrap();
-        let ticket = app.get(&format!("/api/v1/tickets/{id}"), &owner.token).await;
-        let text = ticket.assert_ok(200)["description"].as_str().unwrap().to_owned();
-        assert!(text.starts_with("Top line.") && text.len() < 70_000, "{}", text.len());
+        let ticket = app
+            .get(&format!("/api/v1/tickets/{id}"), &owner.token)
+            .await;
+        let text = ticket.assert_ok(200)["description"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            text.starts_with("Top line.") && text.len() < 70_000,
+            "{}",
+            text.len()
+        );
     }
     app.shutdown().await;
 }
@@ -189,7 +203,11 @@ async fn every_mail_is_logged_and_refusals_never_stop_a_mailbox() {
         .assert_ok(200);
     let ticket = desk
         .app
-        .ticket(&desk.owner.token, &desk.app.project(&desk.owner.token, "OPS").await, json!({}))
+        .ticket(
+            &desk.owner.token,
+            &desk.app.project(&desk.owner.token, "OPS").await,
+            json!({}),
+        )
         .await;
     let key = ticket["key"].as_str().unwrap().to_owned();
 
@@ -210,8 +228,14 @@ async fn every_mail_is_logged_and_refusals_never_stop_a_mailbox() {
             .await;
         assert_eq!(line["outcome"], "rejected", "{route:?} {line}");
         assert_eq!(line["route"], name);
-        assert!(line["reason"].as_str().unwrap().contains("viewer"), "{line}");
-        assert_eq!(comments(&desk.app, &key, &desk.owner.token).await.len(), before);
+        assert!(
+            line["reason"].as_str().unwrap().contains("viewer"),
+            "{line}"
+        );
+        assert_eq!(
+            comments(&desk.app, &key, &desk.owner.token).await.len(),
+            before
+        );
 
         // A deactivated member: refused and logged, on both backends.
         let line = desk
@@ -226,10 +250,16 @@ async fn every_mail_is_logged_and_refusals_never_stop_a_mailbox() {
             )
             .await;
         assert_eq!(line["outcome"], "rejected", "{route:?} {line}");
-        assert!(line["reason"].as_str().unwrap().contains("deactivated"), "{line}");
+        assert!(
+            line["reason"].as_str().unwrap().contains("deactivated"),
+            "{line}"
+        );
 
         // The customer's words, as they wrote them: taken.
-        let subject = format!("{} \u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{200f} {name}", "x".repeat(230));
+        let subject = format!(
+            "{} \u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{200f} {name}",
+            "x".repeat(230)
+        );
         let line = desk
             .send(
                 route,
@@ -243,13 +273,18 @@ async fn every_mail_is_logged_and_refusals_never_stop_a_mailbox() {
             .await;
         assert_eq!(line["outcome"], "ticket_created", "{route:?} {line}");
         let id = line["ticket_id"].as_str().unwrap();
-        let made = desk.app.get(&format!("/api/v1/tickets/{id}"), &desk.owner.token).await;
+        let made = desk
+            .app
+            .get(&format!("/api/v1/tickets/{id}"), &desk.owner.token)
+            .await;
         let made = made.assert_ok(200);
         assert_eq!(made["title"].as_str().unwrap().chars().count(), 200);
         assert_eq!(made["description"], "Formfeed and [1mescape.");
     }
     assert_eq!(
-        desk.app.count("SELECT COUNT(*) FROM memberships WHERE role = 'agent' AND active").await,
+        desk.app
+            .count("SELECT COUNT(*) FROM memberships WHERE role = 'agent' AND active")
+            .await,
         0,
         "nobody was raised to agent"
     );
@@ -282,7 +317,10 @@ async fn a_forged_from_cannot_copy_strangers_into_a_conversation() {
     );
     let res = post_mail(&app, &inbound, &first).await;
     let ticket = res.assert_ok(202)["ticket_id"].as_str().unwrap().to_owned();
-    let key = app.get(&format!("/api/v1/tickets/{ticket}"), &owner.token).await.body["key"]
+    let key = app
+        .get(&format!("/api/v1/tickets/{ticket}"), &owner.token)
+        .await
+        .body["key"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -298,9 +336,19 @@ async fn a_forged_from_cannot_copy_strangers_into_a_conversation() {
     );
     let res = post_mail(&app, &inbound, &forged).await;
     assert_eq!(res.assert_ok(202)["outcome"], "comment_added");
-    assert!(res.body["reason"].as_str().unwrap().contains("not authenticated"), "{}", res.body);
+    assert!(
+        res.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not authenticated"),
+        "{}",
+        res.body
+    );
     let conversation = app
-        .get(&format!("/api/v1/tickets/{ticket}/mail-participants"), &owner.token)
+        .get(
+            &format!("/api/v1/tickets/{ticket}/mail-participants"),
+            &owner.token,
+        )
         .await;
     let conversation = conversation.assert_ok(200).clone();
     assert_eq!(conversation["participants"], json!(["boss@customer.test"]));
@@ -308,9 +356,8 @@ async fn a_forged_from_cannot_copy_strangers_into_a_conversation() {
 
     // The agent's next answer does not reach the stranger.
     let comments_path = format!("/api/v1/tickets/{ticket}/comments");
-    let answer = |body: &'static str| {
-        app.post(&comments_path, Some(&owner.token), json!({ "body": body }))
-    };
+    let answer =
+        |body: &'static str| app.post(&comments_path, Some(&owner.token), json!({ "body": body }));
     answer("First answer").await.assert_ok(201);
     app.run_pending_events().await;
     app.deliver_mail().await;
@@ -351,22 +398,39 @@ async fn a_forged_from_cannot_copy_strangers_into_a_conversation() {
             &agent.token,
         )
         .await;
-    assert_eq!(removed.assert_ok(200)["participants"], json!(["boss@customer.test"]));
+    assert_eq!(
+        removed.assert_ok(200)["participants"],
+        json!(["boss@customer.test"])
+    );
 
     // Cc amplification: 300 addresses copied in by an authenticated mail add 20.
     let many: Vec<String> = (0..300).map(|n| format!("cc{n}@customer.test")).collect();
     let crowd = message(
         "ann@customer.test",
         &format!("Re: [{key}] everyone"),
-        &format!("{AUTHENTICATED}Cc: {}\nMessage-ID: <p3@customer.test>\n", many.join(", ")),
+        &format!(
+            "{AUTHENTICATED}Cc: {}\nMessage-ID: <p3@customer.test>\n",
+            many.join(", ")
+        ),
         "Everyone should know.",
     );
     let res = post_mail(&app, &inbound, &crowd).await;
-    assert!(res.assert_ok(202)["reason"].as_str().unwrap().contains("at most 20"));
+    assert!(
+        res.assert_ok(202)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("at most 20")
+    );
     let conversation = app
-        .get(&format!("/api/v1/tickets/{ticket}/mail-participants"), &owner.token)
+        .get(
+            &format!("/api/v1/tickets/{ticket}/mail-participants"),
+            &owner.token,
+        )
         .await;
-    assert_eq!(conversation.body["participants"].as_array().unwrap().len(), 21);
+    assert_eq!(
+        conversation.body["participants"].as_array().unwrap().len(),
+        21
+    );
     // The 280 left out, and the stranger taken out before (held again: an agent may re-add).
     assert_eq!(conversation.body["held"].as_array().unwrap().len(), 281);
 
@@ -392,7 +456,12 @@ async fn a_forged_from_cannot_copy_strangers_into_a_conversation() {
         let outcome = res.assert_ok(202)["outcome"].clone();
         if headers.is_empty() {
             assert_eq!(outcome, "ticket_created");
-            assert!(res.body["reason"].as_str().unwrap().contains("no acknowledgement"));
+            assert!(
+                res.body["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no acknowledgement")
+            );
         } else {
             assert_eq!(outcome, "suppressed", "{headers}");
         }
@@ -436,14 +505,27 @@ async fn only_a_report_on_a_mail_docket_sent_marks_a_bounce() {
     }
     // A genuine report delivered to another organisation's address is not theirs either.
     let globex = inbound_path(&app, &other).await;
-    let res = post_mail(&app, &globex, &bounce_report(&return_path, "bob@customer.test")).await;
+    let res = post_mail(
+        &app,
+        &globex,
+        &bounce_report(&return_path, "bob@customer.test"),
+    )
+    .await;
     assert_eq!(res.assert_ok(202)["outcome"], "suppressed");
     assert_eq!(app.count("SELECT COUNT(*) FROM mail_bounces").await, 0);
 
-    let res = post_mail(&app, &inbound, &bounce_report(&return_path, "bob@customer.test")).await;
+    let res = post_mail(
+        &app,
+        &inbound,
+        &bounce_report(&return_path, "bob@customer.test"),
+    )
+    .await;
     assert_eq!(res.assert_ok(202)["outcome"], "bounce");
     let marks = app.get("/api/v1/mail/bounces", &owner.token).await;
-    assert_eq!(pluck(&marks.assert_ok(200)["items"], "address"), vec!["bob@customer.test"]);
+    assert_eq!(
+        pluck(&marks.assert_ok(200)["items"], "address"),
+        vec!["bob@customer.test"]
+    );
     app.get("/api/v1/mail/bounces", &other.token)
         .await
         .assert_ok(200);
@@ -503,7 +585,12 @@ async fn inbound_bodies_are_read_only_for_a_real_address_and_a_few_at_a_time() {
     }
     let mut refused = None;
     for _ in 0..50 {
-        let res = post_mail(&app, &inbound, &message("a@customer.test", "Ninth", "", "x")).await;
+        let res = post_mail(
+            &app,
+            &inbound,
+            &message("a@customer.test", "Ninth", "", "x"),
+        )
+        .await;
         if res.status == 429 {
             refused = Some(res);
             break;
@@ -517,7 +604,12 @@ async fn inbound_bodies_are_read_only_for_a_real_address_and_a_few_at_a_time() {
     // Places come back when deliveries end.
     let mut ok = false;
     for _ in 0..50 {
-        let res = post_mail(&app, &inbound, &message("a@customer.test", "Later", "", "x")).await;
+        let res = post_mail(
+            &app,
+            &inbound,
+            &message("a@customer.test", "Later", "", "x"),
+        )
+        .await;
         if res.status == 202 {
             ok = true;
             break;
@@ -583,7 +675,13 @@ async fn imap_mailboxes_are_walled_like_any_chosen_destination() {
             "username": IMAP_USER, "password": IMAP_PASSWORD
         }})
     };
-    for host in ["127.0.0.1", "[::1]", "10.0.0.1", "169.254.169.254", "[::ffff:0:a00:1]"] {
+    for host in [
+        "127.0.0.1",
+        "[::1]",
+        "10.0.0.1",
+        "169.254.169.254",
+        "[::ffff:0:a00:1]",
+    ] {
         put_settings(&walled, &owner, mailbox(host, 993))
             .await
             .assert_problem(422, "validation_failed");
@@ -596,13 +694,15 @@ async fn imap_mailboxes_are_walled_like_any_chosen_destination() {
     docket::conversation::poll_all(running.db(), &running.mail().mailroom)
         .await
         .unwrap();
-    let error = walled.get("/api/v1/mail/settings", &owner.token).await.body["imap"]
-        ["last_error"]
+    let error = walled.get("/api/v1/mail/settings", &owner.token).await.body["imap"]["last_error"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(error.contains("is not an allowed destination"), "{error}");
-    assert!(!error.contains("127.0.0.1") && !error.contains("::1"), "{error}");
+    assert!(
+        !error.contains("127.0.0.1") && !error.contains("::1"),
+        "{error}"
+    );
     walled.shutdown().await;
 
     // Allowed networks (the test suite's loopback): what a server sends never shows, and an
@@ -636,10 +736,21 @@ async fn imap_mailboxes_are_walled_like_any_chosen_destination() {
         docket::conversation::poll_all(running.db(), &running.mail().mailroom)
             .await
             .unwrap();
-        let settings = desk.app.get("/api/v1/mail/settings", &desk.owner.token).await;
-        errors.push(settings.body["imap"]["last_error"].as_str().unwrap().to_owned());
+        let settings = desk
+            .app
+            .get("/api/v1/mail/settings", &desk.owner.token)
+            .await;
+        errors.push(
+            settings.body["imap"]["last_error"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
-    assert!(!errors[0].contains("secret-banner") && !errors[0].contains("SSH"), "{errors:?}");
+    assert!(
+        !errors[0].contains("secret-banner") && !errors[0].contains("SSH"),
+        "{errors:?}"
+    );
     assert_eq!(errors[0], errors[1], "open and closed ports look alike");
 
     // The stored password goes only where it was entered for, and never in clear by default.
@@ -652,9 +763,13 @@ async fn imap_mailboxes_are_walled_like_any_chosen_destination() {
         json!({"acknowledge": false, "inbound_project_id": null, "imap": m})
     };
     let port = desk.imap.port;
-    put_settings(&desk.app, &desk.owner, imap(port, false, true, Some(IMAP_PASSWORD)))
-        .await
-        .assert_ok(200);
+    put_settings(
+        &desk.app,
+        &desk.owner,
+        imap(port, false, true, Some(IMAP_PASSWORD)),
+    )
+    .await
+    .assert_ok(200);
     for (changed, field) in [
         (imap(port + 1, false, true, None), "imap.password"),
         (imap(port, true, false, None), "imap.password"),
@@ -678,13 +793,21 @@ async fn imap_mailboxes_are_walled_like_any_chosen_destination() {
     let line = desk
         .send(
             Route::Imap,
-            &message("ann@customer.test", "After it", "Message-ID: <after@customer.test>\n", "Small."),
+            &message(
+                "ann@customer.test",
+                "After it",
+                "Message-ID: <after@customer.test>\n",
+                "Small.",
+            ),
         )
         .await;
     assert_eq!(line["outcome"], "ticket_created", "{line}");
     let refused = desk
         .app
-        .get("/api/v1/mail/ingest-log?outcome=rejected", &desk.owner.token)
+        .get(
+            "/api/v1/mail/ingest-log?outcome=rejected",
+            &desk.owner.token,
+        )
         .await;
     let reasons = refused.body["items"].to_string();
     assert!(reasons.contains("larger than"), "{reasons}");
@@ -718,9 +841,7 @@ async fn imap_mailboxes_are_walled_like_any_chosen_destination() {
     ));
     let db = desk.app.running().db().clone();
     let mailroom = desk.app.running().mail().mailroom.clone();
-    let polling = tokio::spawn(async move {
-        docket::conversation::poll_all(&db, &mailroom).await
-    });
+    let polling = tokio::spawn(async move { docket::conversation::poll_all(&db, &mailroom).await });
     desk.app
         .wait_count(
             "SELECT COUNT(*) FROM tickets WHERE title = 'While the other stalls'",
@@ -728,7 +849,10 @@ async fn imap_mailboxes_are_walled_like_any_chosen_destination() {
             10,
         )
         .await;
-    assert!(!polling.is_finished(), "the stalled mailbox is still waiting");
+    assert!(
+        !polling.is_finished(),
+        "the stalled mailbox is still waiting"
+    );
     polling.abort();
     desk.app.shutdown().await;
 }
@@ -762,7 +886,8 @@ async fn invitations_are_limited_per_organisation_and_per_address() {
         .await
         .assert_problem(429, "too_many_requests");
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM mails WHERE kind = 'invitation'").await,
+        app.count("SELECT COUNT(*) FROM mails WHERE kind = 'invitation'")
+            .await,
         5
     );
     // An older organisation has the whole allowance.

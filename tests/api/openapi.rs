@@ -105,5 +105,17 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         ui.body.as_str().unwrap().contains("swagger"),
         "docs page is Swagger UI"
     );
+    // Same origin as the app: the docs get a policy of their own, frames refused.
+    for path in [
+        "/docs/",
+        "/docs/swagger-initializer.js",
+        "/docs/swagger-ui.css",
+    ] {
+        let res = app.send(app.client.get(app.url(path))).await;
+        let csp = res.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert_eq!(res.headers["x-content-type-options"], "nosniff");
+    }
     app.shutdown().await;
 }

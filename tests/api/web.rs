@@ -43,7 +43,11 @@ async fn cookie_refresh(app: &TestApp, cookie: &str, mode: bool) -> Resp {
 
 #[tokio::test]
 async fn browsers_keep_the_refresh_token_in_an_http_only_cookie() {
-    let app = spawn_app().await;
+    // Served over plain HTTP (local development): the public address says so.
+    let app = spawn_app_tuned(None, |_, serve| {
+        serve.mail.public_url = "http://127.0.0.1:8080".into();
+    })
+    .await;
     app.signup("acme", "o@example.com").await;
 
     let res = cookie_login(&app, "o@example.com").await;
@@ -59,8 +63,17 @@ async fn browsers_keep_the_refresh_token_in_an_http_only_cookie() {
     ] {
         assert!(first.contains(attribute), "{attribute} in {first}");
     }
-    // Reached on a loopback name (local development over HTTP), so not `Secure`.
+    // The public address is plain HTTP, so not `Secure`, whatever the `Host` header says.
     assert!(!first.contains("Secure"), "{first}");
+    let named = app
+        .send(
+            app.request(Method::POST, "/api/v1/auth/login", None)
+                .header(COOKIE_MODE.0, COOKIE_MODE.1)
+                .header("host", "docket.example.com")
+                .json(&json!({"email": "o@example.com", "password": PASSWORD})),
+        )
+        .await;
+    assert!(!set_cookie(&named).contains("Secure"));
     let first = cookie_pair(&first);
 
     // Refresh reads the cookie and rotates it.
@@ -101,14 +114,16 @@ async fn browsers_keep_the_refresh_token_in_an_http_only_cookie() {
 }
 
 #[tokio::test]
-async fn the_cookie_is_secure_behind_a_public_name_and_logout_ends_its_session() {
+async fn the_cookie_is_secure_behind_an_https_address_and_logout_ends_its_session() {
+    // The test server's public address is https://docket.test: the cookie is `Secure` even
+    // when a request names a loopback host (the `Host` header decides nothing).
     let app = spawn_app().await;
     app.signup("acme", "o@example.com").await;
     let res = app
         .send(
             app.request(Method::POST, "/api/v1/auth/login", None)
                 .header(COOKIE_MODE.0, COOKIE_MODE.1)
-                .header("host", "docket.example.com")
+                .header("host", "localhost:8080")
                 .json(&json!({"email": "o@example.com", "password": PASSWORD})),
         )
         .await;

@@ -4,6 +4,7 @@ import { Link, useNavigate, useSearchParams } from "react-router";
 import { signIn } from "../api/session";
 import { useSubmit } from "../ui/forms";
 import { AuthFrame } from "./AuthFrame";
+import { safeNext } from "./next";
 
 export function SignIn() {
   const navigate = useNavigate();
@@ -57,9 +58,4 @@ export function SignIn() {
       </Paper>
     </AuthFrame>
   );
-}
-
-/** Only a path of this app: never another site. */
-export function safeNext(next: string | null): string {
-  return next && next.startsWith("/") && !next.startsWith("//") ? next : "/tickets";
 }
