@@ -47,6 +47,7 @@ export function Mail() {
           <Tabs.Tab value="settings">Settings</Tabs.Tab>
           <Tabs.Tab value="sent">Sent mail</Tabs.Tab>
           <Tabs.Tab value="received">Received mail</Tabs.Tab>
+          <Tabs.Tab value="bounces">Bounces</Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="settings" pt="md">
           <MailSettings />
@@ -56,6 +57,9 @@ export function Mail() {
         </Tabs.Panel>
         <Tabs.Panel value="received" pt="md">
           <ReceivedMail />
+        </Tabs.Panel>
+        <Tabs.Panel value="bounces" pt="md">
+          <Bounces />
         </Tabs.Panel>
       </Tabs>
     </Stack>
@@ -78,9 +82,11 @@ function MailSettings() {
       host: "",
       port: 993 as number | string,
       tls: true,
+      allow_unencrypted: false,
       username: "",
       password: "",
       folder: "INBOX",
+      authserv_id: "",
     },
     validate: {
       host: (v, all) => (!all.imap_enabled || v.trim() ? null : "Enter the mail server's host name"),
@@ -99,9 +105,11 @@ function MailSettings() {
       host: s.imap?.host ?? "",
       port: s.imap?.port ?? 993,
       tls: s.imap?.tls ?? true,
+      allow_unencrypted: s.imap?.allow_unencrypted ?? false,
       username: s.imap?.username ?? "",
       password: "",
       folder: s.imap?.folder ?? "INBOX",
+      authserv_id: s.imap?.authserv_id ?? "",
     };
     setValues(values);
     resetDirty(values);
@@ -118,8 +126,10 @@ function MailSettings() {
                 host: v.host.trim(),
                 port: Number(v.port),
                 tls: v.tls,
+                allow_unencrypted: !v.tls && v.allow_unencrypted,
                 username: v.username.trim(),
                 folder: v.folder.trim() || "INBOX",
+                authserv_id: v.authserv_id.trim() || null,
                 ...(v.password ? { password: v.password } : {}),
               }
             : null,
@@ -196,7 +206,7 @@ function MailSettings() {
           />
           <Switch
             label="Acknowledge new tickets by mail"
-            description="At most a few automatic mails per sender a day; never to automatic mail"
+            description="Only to senders whose mail is authenticated (see below), at most a few a day each; never to automatic mail"
             {...form.getInputProps("acknowledge", { type: "checkbox" })}
           />
           <Checkbox
@@ -220,14 +230,32 @@ function MailSettings() {
                 <NumberInput label="Port" min={1} max={65535} required {...form.getInputProps("port")} />
               </Group>
               <Switch label="TLS (imaps)" {...form.getInputProps("tls", { type: "checkbox" })} />
+              {!form.values.tls && (
+                <Checkbox
+                  color="red"
+                  label="Allow signing in without encryption"
+                  description="The password then travels in clear: only for a server on a network you trust"
+                  {...form.getInputProps("allow_unencrypted", { type: "checkbox" })}
+                />
+              )}
               <TextInput label="User" required autoComplete="off" {...form.getInputProps("username")} />
               <PasswordInput
                 label="Password"
-                description={s.imap?.password_set ? "Stored encrypted; leave empty to keep it" : "Stored encrypted"}
+                description={
+                  s.imap?.password_set
+                    ? "Stored encrypted; leave empty to keep it (a new server, port or TLS setting needs it again)"
+                    : "Stored encrypted"
+                }
                 autoComplete="new-password"
                 {...form.getInputProps("password")}
               />
               <TextInput label="Folder" {...form.getInputProps("folder")} />
+              <TextInput
+                label="Mail system that authenticates senders"
+                description="The authserv-id in this mailbox's Authentication-Results headers (e.g. mx.google.com). Mail it says passed DMARC may copy people into a conversation and gets acknowledgements; other mail's copied-in addresses wait for an agent."
+                placeholder="none: no mail from this mailbox counts as authenticated"
+                {...form.getInputProps("authserv_id")}
+              />
             </Stack>
           )}
           <Button type="submit" loading={form.submitting} style={{ alignSelf: "flex-end" }}>
@@ -330,6 +358,7 @@ const OUTCOMES: Record<Outcome, { label: string; color: string }> = {
   suppressed: { label: "Automatic (ignored)", color: "yellow" },
   bounce: { label: "Bounce", color: "orange" },
   rejected: { label: "Refused", color: "red" },
+  failed: { label: "Failed (error)", color: "red" },
 };
 
 function ReceivedMail() {
@@ -397,6 +426,71 @@ function ReceivedMail() {
                     <Text size="xs">{m.reason ?? "—"}</Text>
                   </Table.Td>
                   <Table.Td>{dateTime(m.created_at)}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      </Paged>
+    </Stack>
+  );
+}
+
+/** Addresses Docket sends nothing to because their mail bounced, and clearing a mark. */
+function Bounces() {
+  const bounces = useInfiniteQuery({
+    queryKey: ["mail-bounces"],
+    initialPageParam: undefined as string | undefined,
+    queryFn: ({ pageParam }) => call(api.GET("/api/v1/mail/bounces", { params: { query: { cursor: pageParam } } })),
+    getNextPageParam: (page) => page.next_cursor ?? undefined,
+  });
+  const clear = useAction(
+    (address: string) =>
+      call(api.DELETE("/api/v1/mail/bounces/{address}", { params: { path: { address } } })),
+    { done: "Cleared: Docket mails this address again", invalidate: [["mail-bounces"]] },
+  );
+  const items = bounces.data?.pages.flatMap((p) => p.items) ?? [];
+  return (
+    <Stack>
+      <Text size="sm" c="dimmed" maw={640}>
+        A delivery report that came back for a mail Docket sent marks its recipient as bouncing, and Docket sends them
+        nothing more. Reports are believed only when they come back to the signed return address of that very mail.
+        Clear a mark once the address works again.
+      </Text>
+      <Paged
+        query={bounces}
+        count={items.length}
+        empty={<Empty title="No bouncing addresses">Addresses whose mail bounced show here.</Empty>}
+      >
+        <Table.ScrollContainer minWidth={600}>
+          <Table aria-label="Bouncing addresses">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Address</Table.Th>
+                <Table.Th>Why</Table.Th>
+                <Table.Th>Since</Table.Th>
+                <Table.Th />
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {items.map((b) => (
+                <Table.Tr key={b.address} data-testid="bounce-row">
+                  <Table.Td>{b.address}</Table.Td>
+                  <Table.Td>
+                    <Text size="xs">{b.reason ?? "—"}</Text>
+                  </Table.Td>
+                  <Table.Td>{dateTime(b.bounced_at)}</Table.Td>
+                  <Table.Td>
+                    <Button
+                      size="xs"
+                      variant="light"
+                      loading={clear.isPending && clear.variables === b.address}
+                      onClick={() => clear.mutate(b.address)}
+                      aria-label={`Clear the bounce mark of ${b.address}`}
+                    >
+                      Clear
+                    </Button>
+                  </Table.Td>
                 </Table.Tr>
               ))}
             </Table.Tbody>

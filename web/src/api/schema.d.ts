@@ -52,8 +52,8 @@ export interface paths {
         get: operations["list_api_tokens"];
         put?: never;
         /**
-         * Create an API token for yourself (signed in, not through another token). The `dkt_…` token
-         *     is in this answer only; send it as `Authorization: Bearer <token>`.
+         * Create an API token for yourself (signed in: no API token reaches the API tokens). The
+         *     `dkt_…` token is in this answer only; send it as `Authorization: Bearer <token>`.
          */
         post: operations["create_api_token"];
         delete?: never;
@@ -376,7 +376,10 @@ export interface paths {
         /**
          * Deliver a raw RFC 5322 message (`Content-Type: message/rfc822`) to the organisation whose
          *     inbound address this is: a new ticket, or a comment when it continues one. The same message
-         *     twice has one effect.
+         *     twice has one effect. The address is checked before the body is read (an unknown one is a
+         *     404 at once); the body is written to a temporary file as it arrives, up to
+         *     `DOCKET_MAX_EMAIL_BYTES`; one client address may deliver a few messages at a time (429
+         *     beyond).
          */
         post: operations["inbound_email"];
         delete?: never;
@@ -397,7 +400,9 @@ export interface paths {
         put?: never;
         /**
          * Invite someone by mail (admins). The answer is the same whether or not the address already
-         *     has a Docket account.
+         *     has a Docket account. An organisation sends `DOCKET_INVITATIONS_PER_DAY` a day (a fifth in
+         *     its first week), and one address is invited again after 10 minutes at the soonest, 3 times
+         *     a day at most (429 beyond).
          */
         post: operations["invite"];
         delete?: never;
@@ -438,6 +443,43 @@ export interface paths {
          */
         post: operations["accept_invitation"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mail/bounces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Addresses marked as bouncing (a delivery report came back for a mail Docket sent them),
+         *     newest first: Docket sends them nothing until the mark is cleared (admins).
+         */
+        get: operations["list_bounces"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mail/bounces/{address}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Clear an address's bounce mark: Docket mails it again (admins). */
+        delete: operations["clear_bounce"];
         options?: never;
         head?: never;
         patch?: never;
@@ -934,6 +976,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tickets/{id}/mail-participants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who takes part in the ticket's mail conversation besides its requester, and the addresses
+         *     its mails copied in that were held back (agents and above).
+         */
+        get: operations["mail_participants"];
+        put?: never;
+        /**
+         * Add an address a mail of this ticket copied in (held because the mail was not
+         *     authenticated, or copied in too many) to its conversation.
+         */
+        post: operations["add_mail_participant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tickets/{id}/mail-participants/{address}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Take someone out of the ticket's mail conversation: they hear no more of it by mail. */
+        delete: operations["remove_mail_participant"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tickets/{id}/reopen": {
         parameters: {
             query?: never;
@@ -1293,6 +1376,13 @@ export interface components {
             /** @description For a new account: the password it will have. Leave out when accepting signed in. */
             password?: string | null;
         };
+        AddParticipant: {
+            /**
+             * Format: email
+             * @description One of the ticket's held addresses.
+             */
+            address: string;
+        };
         ApiToken: {
             /** Format: date-time */
             created_at: string;
@@ -1397,6 +1487,14 @@ export interface components {
             /** @example Bearer */
             token_type: string;
             user: components["schemas"]["UserSummary"];
+        };
+        /** @description An address marked as bouncing. */
+        Bounce: {
+            address: string;
+            /** Format: date-time */
+            bounced_at: string;
+            /** @description Why (which mail failed). */
+            reason?: string | null;
         };
         CalendarList: {
             items: components["schemas"]["CalendarView"][];
@@ -1517,6 +1615,17 @@ export interface components {
         ForgotPassword: {
             email: string;
         };
+        /** @description An address a mail copied in that waits for an agent. */
+        HeldAddress: {
+            address: string;
+            /**
+             * Format: uuid
+             * @description The comment the mail made (none: it opened the ticket).
+             */
+            comment_id?: string | null;
+            /** Format: date-time */
+            received_at: string;
+        };
         /** @description A closed day: once, or every year on its month and day. */
         Holiday: {
             /** Format: date */
@@ -1527,6 +1636,14 @@ export interface components {
         };
         /** @description The IMAP mailbox, as admins see it (never its password). */
         ImapMailbox: {
+            /** @description Plain-text sign-in allowed (only with `tls: false`). */
+            allow_unencrypted: boolean;
+            /**
+             * @description The `authserv-id` of the mail system that receives this mailbox's mail: its
+             *     `Authentication-Results` decide whether a mail is authenticated (copied-in addresses
+             *     join the conversation, an acknowledgement is sent). None: no mail from this mailbox is.
+             */
+            authserv_id?: string | null;
             folder: string;
             host: string;
             /** Format: date-time */
@@ -1536,15 +1653,29 @@ export interface components {
             password_set: boolean;
             /** Format: int32 */
             port: number;
-            /** @description TLS from the start (`imaps`); otherwise plain IMAP, for a server on the same host. */
+            /**
+             * @description TLS from the start (`imaps`); otherwise plain IMAP, which sends the password in clear
+             *     and is used only when `allow_unencrypted` says so.
+             */
             tls: boolean;
             username: string;
         };
         ImapMailboxUpdate: {
+            /** @description Must be true to use `tls: false`: the password then travels in clear. */
+            allow_unencrypted?: boolean;
+            /** @description See [`ImapMailbox::authserv_id`]. */
+            authserv_id?: string | null;
             /** @description Defaults to `INBOX`. */
             folder?: string | null;
+            /**
+             * @description A public host name or address (loopback, private and similar addresses are refused,
+             *     as for webhooks, unless the operator allowed their network).
+             */
             host: string;
-            /** @description Leave out to keep the stored password (same host and user only). */
+            /**
+             * @description Leave out to keep the stored password: only while host, port, TLS and user stay the
+             *     same (the password is never sent anywhere it was not entered for).
+             */
             password?: string | null;
             /** Format: int32 */
             port: number;
@@ -1580,7 +1711,7 @@ export interface components {
          * @description What became of a message.
          * @enum {string}
          */
-        IngestOutcomeKind: "ticket_created" | "comment_added" | "duplicate" | "suppressed" | "bounce" | "rejected";
+        IngestOutcomeKind: "ticket_created" | "comment_added" | "duplicate" | "suppressed" | "bounce" | "rejected" | "failed";
         /**
          * @description How a message reached Docket.
          * @enum {string}
@@ -1613,6 +1744,13 @@ export interface components {
         LogoutRequest: {
             /** @description Also end the session this refresh token belongs to. */
             refresh_token?: string | null;
+        };
+        /** @description A ticket's mail conversation. */
+        MailConversation: {
+            /** @description Addresses mails copied in that were not added, newest first. */
+            held: components["schemas"]["HeldAddress"][];
+            /** @description Who receives agents' public answers besides the requester. */
+            participants: string[];
         };
         /**
          * @description What a mail is; each kind has its templates (`src/mail/templates/<kind>.{subject,txt,html}`).
@@ -1669,7 +1807,7 @@ export interface components {
         MailStatus: "queued" | "sending" | "sent" | "failed" | "not_sent";
         MeResponse: {
             organization: components["schemas"]["Organization"];
-            /** @description Every organisation the person can switch to. */
+            /** @description Every organisation the person can switch to (through an API token: its own only). */
             organizations: components["schemas"]["OrgMembership"][];
             role: components["schemas"]["Role"];
             /** Format: uuid */
@@ -1720,11 +1858,6 @@ export interface components {
             /** Format: email */
             email: string;
             name?: string | null;
-            /**
-             * @deprecated
-             * @description Refused: people choose their own password when they accept the invitation.
-             */
-            password?: string | null;
             role: components["schemas"]["Role"];
         };
         NewProject: {
@@ -1862,6 +1995,17 @@ export interface components {
                 /** Format: uuid */
                 target_id?: string | null;
                 target_type: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        Page_Bounce: {
+            items: {
+                address: string;
+                /** Format: date-time */
+                bounced_at: string;
+                /** @description Why (which mail failed). */
+                reason?: string | null;
             }[];
             /** @description Pass as `cursor` to get the next page; `null` on the last page. */
             next_cursor?: string | null;
@@ -6977,6 +7121,286 @@ export interface operations {
             };
         };
     };
+    list_bounces: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1–200, default 50). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of bouncing addresses */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Bounce"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clear_bounce: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The bouncing address */
+                address: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cleared */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     ingest_log: {
         parameters: {
             query?: {
@@ -10267,11 +10691,6 @@ export interface operations {
                 due_before?: string;
                 /** @description Changed at or after this instant (years 1–9999). */
                 updated_since?: string;
-                /**
-                 * @description `created_at`, `updated_at`, `priority` or `due_at`, with `-` for descending
-                 *     (default `-created_at`). Tickets without a due date come last either way.
-                 */
-                sort?: string;
                 /** @description Only deleted tickets (admins). */
                 deleted?: boolean;
                 /** @description Items per page (1–200, default 50). */
@@ -12334,6 +12753,431 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    mail_participants: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ticket id or key */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The conversation's participants */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailConversation"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    add_mail_participant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ticket id or key */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddParticipant"];
+            };
+        };
+        responses: {
+            /** @description The conversation's participants */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailConversation"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    remove_mail_participant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ticket id or key */
+                id: string;
+                address: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The conversation's participants */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailConversation"];
                 };
             };
             /** @description Malformed request (bad JSON or query) */

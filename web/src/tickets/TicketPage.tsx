@@ -31,6 +31,7 @@ import { PRIORITIES, STATUSES, type Ticket } from "./model";
 import { isAgent, personOptions, usePeople, usePersonName, useProjects } from "./reference";
 import { Timeline } from "./Timeline";
 import { useTicketUpdate } from "./useTicketUpdate";
+import { MailParticipants } from "./MailParticipants";
 import { Watchers } from "./Watchers";
 
 export function TicketPage() {
@@ -247,6 +248,7 @@ function Fields({ ticket: t, save, canEdit }: { ticket: Ticket; save: Save; canE
           onChange={(id) => void save({ requester_id: id }, t)}
         />
         <Watchers ticketId={t.id} />
+        <MailParticipants ticketId={t.id} />
       </Stack>
     </Paper>
   );
