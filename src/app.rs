@@ -145,6 +145,7 @@ pub async fn start(
         metrics: crate::http::ops::recorder(),
         feeds: crate::events::stream::Feeds::new(db.clone()),
         stopping: stopped.clone(),
+        confirm_signups: serve_cfg.mail.signup_confirmation && mail.sender.enabled(),
         secure_cookies: serve_cfg
             .mail
             .public_url

@@ -198,6 +198,10 @@ pub struct MailConfig {
     /// acknowledgement. Unset: no mail is taken as authenticated.
     #[arg(long, env = "DOCKET_MAIL_TRUSTED_AUTHSERV_IDS", value_delimiter = ',')]
     pub mail_trusted_authserv_ids: Vec<String>,
+    /// Confirm sign-ups by a mailed link (when mail is on): the sign-up answer is then the same
+    /// whether or not the address has an account. `false` signs up at once.
+    #[arg(long, env = "DOCKET_SIGNUP_CONFIRMATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub signup_confirmation: bool,
 }
 
 /// The event dispatcher's knobs (in `serve` and in `docket worker`).

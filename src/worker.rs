@@ -14,7 +14,7 @@ use crate::{
     events::{Handlers, dispatch, ops, stream},
     files::Files,
     idempotency,
-    identity::{recovery, throttle},
+    identity::{recovery, signup, throttle},
     mail::{self, MailKeys, Sender},
     notify,
     outbound::Guard,
@@ -103,6 +103,7 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
             "expired password reset links",
             recovery::purge_expired(&db).await,
         );
+        report("expired sign-up links", signup::purge_expired(&db).await);
         report("old sent mail", mail::purge_sent(&db).await);
         report("old webhook deliveries", webhooks::purge_old(&db).await);
         report(

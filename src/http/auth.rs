@@ -23,7 +23,9 @@ use crate::{
     error::{Error, FieldError, Result},
     identity::{
         self, AuthResponse, LoginRequest, LogoutRequest, MeResponse, PasswordChange,
-        RefreshRequest, SignupRequest, SwitchRequest, tokens::TokenKeys,
+        RefreshRequest, SignupRequest, SwitchRequest,
+        signup::{self, ConfirmSignup, SignupOutcome, SignupPending},
+        tokens::TokenKeys,
     },
 };
 
@@ -138,10 +140,16 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Resu
 
 /// Create an organisation and its owner.
 ///
-/// An existing account signs up a further organisation with its current password.
+/// Where the server sends mail, the address is proven first: the answer is 202 (a link is on
+/// its way) whether or not the address already has an account, and the mailed link finishes the
+/// sign-up (`POST /auth/signup/confirm`). An existing account that gave its current password
+/// gets a link that creates the organisation for it. Without mail the sign-up is done at once
+/// (201), and an existing account must give its current password.
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
     params(RefreshModeHeader),
-    responses((status = 201, description = "Organisation created; the caller is its owner", body = AuthResponse)))]
+    responses(
+        (status = 201, description = "Organisation created; the caller is its owner (the server sends no mail)", body = AuthResponse),
+        (status = 202, description = "A confirmation link was mailed to the address", body = SignupPending)))]
 pub async fn signup(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -149,7 +157,25 @@ pub async fn signup(
     Json(req): Json<SignupRequest>,
 ) -> Result<Response> {
     let limit = s.rate_limits.signups_per_hour;
-    let res = identity::signup(&s.db, &s.keys, &s.hasher, req, ip, limit).await?;
+    let outcome =
+        signup::signup(&s.db, &s.keys, &s.hasher, req, ip, limit, s.confirm_signups).await?;
+    Ok(match outcome {
+        SignupOutcome::SignedUp(res) => transport.respond(StatusCode::CREATED, res, &s.keys),
+        SignupOutcome::Pending(pending) => (StatusCode::ACCEPTED, Json(pending)).into_response(),
+    })
+}
+
+/// Finish a sign-up with the token of its mailed link: the organisation is created and the
+/// caller signed in as its owner. A link works once, for a day.
+#[utoipa::path(post, path = "/auth/signup/confirm", tag = "auth", request_body = ConfirmSignup,
+    params(RefreshModeHeader),
+    responses((status = 201, description = "Organisation created; the caller is its owner", body = AuthResponse)))]
+pub async fn confirm_signup(
+    State(s): State<AppState>,
+    transport: RefreshTransport,
+    Json(req): Json<ConfirmSignup>,
+) -> Result<Response> {
+    let res = signup::confirm(&s.db, &s.keys, req).await?;
     Ok(transport.respond(StatusCode::CREATED, res, &s.keys))
 }
 

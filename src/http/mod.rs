@@ -71,6 +71,9 @@ pub struct AppState {
     /// The refresh cookie travels over TLS only: the public address (`DOCKET_PUBLIC_URL`) is
     /// `https://`. (Decided by the operator's setting, never by a request's `Host` header.)
     pub secure_cookies: bool,
+    /// Sign-ups are confirmed by a mailed link (mail is on and `DOCKET_SIGNUP_CONFIRMATION`
+    /// is not turned off).
+    pub confirm_signups: bool,
 }
 
 #[derive(OpenApi)]
@@ -185,6 +188,7 @@ impl Modify for Conventions {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(auth::signup))
+        .routes(routes!(auth::confirm_signup))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
@@ -386,13 +390,15 @@ async fn deadline(req: Request, next: Next) -> Response {
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The path as logs may show it: the secrets some paths carry (an invitation token, an
-/// inbound mail address) are masked.
+/// The path as logs may show it: the secrets some paths carry (an invitation, password reset or
+/// sign-up token, an inbound mail address) are masked.
 fn loggable_path(path: &str) -> String {
     let mut previous = "";
     path.split('/')
         .map(|segment| {
-            let secret = segment.starts_with("inv_")
+            let secret = ["inv_", "pr_", "su_"]
+                .iter()
+                .any(|p| segment.starts_with(p))
                 || (previous == "email" && path.contains("/inbound/email/"));
             previous = segment;
             if secret { "***" } else { segment }
@@ -574,6 +580,14 @@ mod tests {
         assert_eq!(
             super::loggable_path("/api/v1/tickets/OPS-1"),
             "/api/v1/tickets/OPS-1"
+        );
+        assert_eq!(
+            super::loggable_path("/signup/confirm/su_abc"),
+            "/signup/confirm/***"
+        );
+        assert_eq!(
+            super::loggable_path("/reset-password/pr_abc"),
+            "/reset-password/***"
         );
     }
 }

@@ -4,6 +4,7 @@ pub mod api_tokens;
 mod entity;
 pub mod password;
 pub mod recovery;
+pub mod signup;
 pub mod throttle;
 pub mod tokens;
 
@@ -17,8 +18,6 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use crate::text;
 
 use crate::{
     access::{self, Action, Role, TenantCtx},
@@ -370,73 +369,6 @@ async fn check_password(
             Err(invalid_credentials())
         }
     }
-}
-
-/// Who signs up: an account that exists (and proved its password) or a new one (its hash).
-enum Account {
-    Existing(user::Model),
-    New(String),
-}
-
-/// Creates an organisation with the caller as its owner. An existing account signs up a further
-/// organisation by giving its current password (throttled like a login).
-pub async fn signup(
-    db: &Db,
-    keys: &TokenKeys,
-    hasher: &Hasher,
-    req: SignupRequest,
-    ip: IpAddr,
-    signups_per_hour: u32,
-) -> Result<AuthResponse> {
-    let mut v = Validator::default();
-    text::check_line(
-        &mut v,
-        "organization_name",
-        &req.organization_name,
-        text::MAX_LINE,
-    );
-    text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
-    let email = normalize_email(&mut v, "email", &req.email);
-    if let Err(Error::Validation(errs)) = password::validate(&req.password, &[&email, &req.name]) {
-        errs.into_iter().for_each(|e| v.push(&e.field, e.message));
-    }
-    let slug = match &req.organization_slug {
-        Some(slug) => {
-            tenancy::validate_slug(&mut v, "organization_slug", slug);
-            slug.clone()
-        }
-        None => tenancy::slugify(&req.organization_name),
-    };
-    v.finish()?;
-    if signups_per_hour > 0 {
-        throttle::reserve(db, &[Key::sign_ups(ip, signups_per_hour)]).await?;
-    }
-
-    // Hash (slow) before the transaction, so no lock is held while it runs.
-    let account = match find_user_by_email(db.global(false).await?.conn(), &email).await? {
-        Some(_) => Account::Existing(check_password(db, hasher, &email, &req.password, ip).await?),
-        None => Account::New(hasher.hash(&req.password).await?),
-    };
-
-    let tx = db.write_org(Uuid::now_v7()).await?;
-    let user = match account {
-        Account::Existing(user) => UserSummary::from(user),
-        Account::New(hash) => create_user(tx.conn(), &email, &req.name, hash).await?,
-    };
-    let org = tenancy::create_organization(&tx, &req.organization_name, &slug).await?;
-    tenancy::add_member(&tx, user.id, Role::Owner).await?;
-    let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
-    audit::record(
-        &tx,
-        Some(user.id),
-        "organization.created",
-        "organization",
-        Some(org.id),
-        serde_json::json!({"slug": org.slug}),
-    )
-    .await?;
-    tx.commit().await?;
-    respond(keys, user, org, Role::Owner, session_id, refresh)
 }
 
 pub async fn login(

@@ -61,6 +61,15 @@ impl Key {
             window: WINDOW,
         }
     }
+    /// Sign-up mails to one address (confirmation links, or notes that someone tried): each one
+    /// counts.
+    pub fn signup_mails_for(email: &str) -> Self {
+        Self {
+            key: format!("signup-mail:{email}"),
+            lock_after: 3,
+            window: SIGN_UP_WINDOW,
+        }
+    }
     /// Sign-ups from one address, `per_hour` at most: each one counts, successful or not.
     pub fn sign_ups(ip: std::net::IpAddr, per_hour: u32) -> Self {
         Self {

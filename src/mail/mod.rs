@@ -66,16 +66,18 @@ pub enum Kind {
     Digest,
     TicketReply,
     Acknowledgement,
+    SignupConfirmation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Invitation,
         Kind::PasswordReset,
         Kind::Notification,
         Kind::Digest,
         Kind::TicketReply,
         Kind::Acknowledgement,
+        Kind::SignupConfirmation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +88,7 @@ impl Kind {
             Kind::Digest => "digest",
             Kind::TicketReply => "ticket_reply",
             Kind::Acknowledgement => "acknowledgement",
+            Kind::SignupConfirmation => "signup_confirmation",
         }
     }
 
@@ -98,7 +101,10 @@ impl Kind {
 
     /// Mails whose link is a credential: their parameters are erased once handled.
     pub fn carries_secret(self) -> bool {
-        matches!(self, Kind::Invitation | Kind::PasswordReset)
+        matches!(
+            self,
+            Kind::Invitation | Kind::PasswordReset | Kind::SignupConfirmation
+        )
     }
 }
 

@@ -25,7 +25,8 @@ const SOURCES: &[(&str, &str)] = templates!(
     "notification",
     "digest",
     "ticket_reply",
-    "acknowledgement"
+    "acknowledgement",
+    "signup_confirmation"
 );
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -19,6 +19,7 @@ mod m0014_outbox_due_index;
 mod m0015_stream_notify_per_statement;
 mod m0016_plan_cache_mode;
 mod m0017_mail_hardening;
+mod m0018_signup_confirmations;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_stream_notify_per_statement::Migration),
             Box::new(m0016_plan_cache_mode::Migration),
             Box::new(m0017_mail_hardening::Migration),
+            Box::new(m0018_signup_confirmations::Migration),
         ]
     }
 }

@@ -263,3 +263,122 @@ async fn forged_api_tokens_count_against_their_address_not_the_organisation_they
     app.get("/api/v1/projects", &genuine).await.assert_ok(200);
     app.shutdown().await;
 }
+
+/// Sign-up told an existing address (401) from a new one (201). Where the server sends mail,
+/// the answer is the same either way (202) and the address is proven by a mailed link; an
+/// existing account that gave its right password gets a link that creates the organisation
+/// for it, a wrong password gets a note and no link, and nothing exists before the link is
+/// followed.
+#[tokio::test]
+async fn sign_up_answers_the_same_for_every_address_and_is_confirmed_by_mail() {
+    let smtp = crate::mailservers::Smtp::start().await;
+    let url = smtp.url();
+    let app = spawn_app_tuned(None, move |_, serve| {
+        serve.mail = mail_config(Some(url));
+        serve.mail.signup_confirmation = true;
+    })
+    .await;
+    let signup = |slug: &str, email: &str, password: &str| {
+        json!({"organization_name": format!("Org {slug}"), "organization_slug": slug,
+               "name": "Ann", "email": email, "password": password})
+    };
+    let confirm_link = |to: &str| {
+        let mails = smtp.to(to);
+        let last = mails.last().expect("a mail").clone();
+        last.link("https://docket.test/signup/confirm/")
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+
+    let first = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            signup("acme", "ann@example.com", PASSWORD),
+        )
+        .await;
+    let first_body = first.assert_ok(202).clone();
+    assert_eq!(first_body["status"], "confirmation_sent");
+    assert!(first_body.get("access_token").is_none());
+    assert_eq!(app.count("SELECT COUNT(*) FROM organizations").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
+    app.deliver_mail().await;
+    let token = confirm_link("ann@example.com");
+    let done = app
+        .post("/api/v1/auth/signup/confirm", None, json!({"token": token}))
+        .await;
+    let ann = Session::from_auth(done.assert_ok(201));
+    app.get("/api/v1/org", &ann.token).await.assert_ok(200);
+    // Once only.
+    app.post("/api/v1/auth/signup/confirm", None, json!({"token": token}))
+        .await
+        .assert_problem(422, "validation_failed");
+    app.post(
+        "/api/v1/auth/signup/confirm",
+        None,
+        json!({"token": "su_forged"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+
+    // The address exists now: a stranger with a wrong password gets the very same answer, and
+    // the mail to Ann has no link.
+    let stranger = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            signup("beta", "ann@example.com", "a stranger's own guess"),
+        )
+        .await;
+    assert_eq!(stranger.status, first.status);
+    assert_eq!(stranger.body, first_body);
+    app.deliver_mail().await;
+    let note = smtp.to("ann@example.com").last().unwrap().clone();
+    assert!(
+        note.subject().contains("Someone tried"),
+        "{}",
+        note.subject()
+    );
+    assert!(!note.text().contains("/signup/confirm/"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM organizations").await, 1);
+
+    // Ann herself, with her password: a link that adds the organisation to her account.
+    let again = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            signup("gamma", "ann@example.com", PASSWORD),
+        )
+        .await;
+    assert_eq!(again.body, first_body);
+    app.deliver_mail().await;
+    let token = confirm_link("ann@example.com");
+    let gamma = app
+        .post("/api/v1/auth/signup/confirm", None, json!({"token": token}))
+        .await;
+    assert_eq!(gamma.assert_ok(201)["user"]["id"], ann.user_id.as_str());
+    assert_eq!(gamma.body["organization"]["slug"], "gamma");
+
+    // A taken slug is a conflict whoever asks; nobody can fill an inbox with sign-up mails.
+    app.post(
+        "/api/v1/auth/signup",
+        None,
+        signup("acme", "bob@example.com", PASSWORD),
+    )
+    .await
+    .assert_problem(409, "slug_taken");
+    for n in 0..5 {
+        app.post(
+            "/api/v1/auth/signup",
+            None,
+            signup(&format!("flood-{n}"), "victim@example.com", PASSWORD),
+        )
+        .await
+        .assert_ok(202);
+    }
+    app.deliver_mail().await;
+    assert_eq!(smtp.to("victim@example.com").len(), 3);
+    app.shutdown().await;
+}

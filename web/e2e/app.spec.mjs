@@ -199,8 +199,22 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await eventually(async () => /too easy to guess/.test(await passwordError()), "the field error beside the password");
     await page.getByLabel("Password").fill(PASSWORD);
     await page.getByRole("button", { name: "Create organization" }).click();
+    // The server sends mail: the address is proven by a mailed link before anything exists.
+    await page.getByTestId("signup-sent").waitFor();
+    await axe(page, "sign-up sent");
+    const confirm = await mailedLink(owner.email, "/signup/confirm/");
+    await page.goto(confirm);
+    await axe(page, "sign-up confirm");
+    await page.getByRole("button", { name: "Create organization and sign in" }).click();
     await page.waitForURL("**/tickets");
     await page.getByRole("heading", { name: "Tickets" }).waitFor();
+    // The link worked once.
+    const again = await fetch(`${BASE}/api/v1/auth/signup/confirm`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token: confirm.split("/signup/confirm/")[1] }),
+    });
+    assert.equal(again.status, 422);
     // The refresh token is an HttpOnly cookie on the auth paths, never readable by scripts.
     const cookies = await page.context().cookies();
     const refresh = cookies.find((c) => c.name === "docket_refresh");
@@ -553,11 +567,17 @@ describe(`Docket in the browser (${BACKEND})`, () => {
   });
 
   step("switch organization", async () => {
-    // The same person signs up a second organisation (an existing account gives its password).
-    await api("/auth/signup", {
+    // The same person signs up a second organisation: an existing account gives its password,
+    // and the mailed link creates it for that account.
+    const mailsBefore = mailsTo(owner.email).length;
+    const sent = await api("/auth/signup", {
       method: "POST",
       body: { organization_name: "Beta Works", name: owner.name, email: owner.email, password: PASSWORD },
     });
+    assert.equal(sent.status, "confirmation_sent");
+    await eventually(async () => mailsTo(owner.email).length > mailsBefore, "the second sign-up's mail");
+    const link = await mailedLink(owner.email, "/signup/confirm/");
+    await api("/auth/signup/confirm", { method: "POST", body: { token: link.split("/signup/confirm/")[1] } });
     const page = state.owner;
     await page.goto("/tickets");
     await page.getByRole("button", { name: /Account menu/ }).click();

@@ -9,6 +9,10 @@ export const routes: RouteObject[] = [
   { path: "/signin", lazy: () => import("./auth/SignIn").then((m) => ({ Component: m.SignIn })) },
   { path: "/signup", lazy: () => import("./auth/SignUp").then((m) => ({ Component: m.SignUp })) },
   {
+    path: "/signup/confirm/:token",
+    lazy: () => import("./auth/ConfirmSignUp").then((m) => ({ Component: m.ConfirmSignUp })),
+  },
+  {
     path: "/invite/:token",
     lazy: () => import("./auth/AcceptInvitation").then((m) => ({ Component: m.AcceptInvitation })),
   },

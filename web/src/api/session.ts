@@ -80,7 +80,11 @@ async function post(path: string, body?: unknown, token?: string): Promise<Respo
 }
 
 async function start(path: string, body: unknown, token?: string): Promise<Session> {
-  const res = await post(path, body, token);
+  return begin(await post(path, body, token));
+}
+
+/** Takes the tokens of an auth answer: the session starts, in this tab and the others. */
+async function begin(res: Response): Promise<Session> {
   const next = fromResponse((await res.json()) as AuthResponse);
   set(next);
   channel?.postMessage({ type: "signed-in", org: next.organization.id });
@@ -91,14 +95,29 @@ export function signIn(email: string, password: string, organization?: string): 
   return start("/login", { email, password, ...(organization ? { organization } : {}) });
 }
 
-export function signUp(req: {
+/**
+ * Signs up: signed in at once (a server without mail), or `{ confirmationSentTo }` when the
+ * server mailed a link that finishes the sign-up (the same answer whether or not the address
+ * already has an account).
+ */
+export async function signUp(req: {
   organization_name: string;
   organization_slug?: string;
   name: string;
   email: string;
   password: string;
-}): Promise<Session> {
-  return start("/signup", req);
+}): Promise<Session | { confirmationSentTo: string }> {
+  const res = await post("/signup", req);
+  if (res.status === 202) {
+    const pending = (await res.json()) as { email: string };
+    return { confirmationSentTo: pending.email };
+  }
+  return begin(res);
+}
+
+/** Follows a mailed sign-up link: the organisation is created and its owner signed in. */
+export function confirmSignUp(token: string): Promise<Session> {
+  return start("/signup/confirm", { token });
 }
 
 /**

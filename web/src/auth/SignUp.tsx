@@ -1,5 +1,6 @@
 import { Alert, Anchor, Button, Paper, PasswordInput, Stack, Text, TextInput, Title } from "@mantine/core";
 import { useForm } from "@mantine/form";
+import { useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { signUp } from "../api/session";
 import { useSubmit } from "../ui/forms";
@@ -7,6 +8,7 @@ import { AuthFrame } from "./AuthFrame";
 
 export function SignUp() {
   const navigate = useNavigate();
+  const [sentTo, setSentTo] = useState<string | null>(null);
   const form = useForm({
     initialValues: { organization_name: "", organization_slug: "", name: "", email: "", password: "" },
     validate: {
@@ -20,9 +22,34 @@ export function SignUp() {
   });
 
   const { submit, error } = useSubmit(form, async (values) => {
-    await signUp({ ...values, organization_slug: values.organization_slug || undefined });
-    navigate("/tickets", { replace: true });
+    const done = await signUp({ ...values, organization_slug: values.organization_slug || undefined });
+    if ("confirmationSentTo" in done) setSentTo(done.confirmationSentTo);
+    else navigate("/tickets", { replace: true });
   });
+
+  if (sentTo) {
+    return (
+      <AuthFrame>
+        <Paper withBorder p="lg" radius="md">
+          <Stack>
+            <Title order={1} size="h2">
+              Check your mail
+            </Title>
+            <Text data-testid="signup-sent">
+              We sent a link to <b>{sentTo}</b>. Follow it within a day to create your organization and sign in.
+            </Text>
+            <Text size="sm" c="dimmed">
+              Nothing arrived? Look in the spam folder, or{" "}
+              <Anchor component="button" type="button" onClick={() => setSentTo(null)}>
+                sign up again
+              </Anchor>
+              .
+            </Text>
+          </Stack>
+        </Paper>
+      </AuthFrame>
+    );
+  }
 
   return (
     <AuthFrame>
