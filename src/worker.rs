@@ -104,6 +104,10 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
             recovery::purge_expired(&db).await,
         );
         report("expired sign-up links", signup::purge_expired(&db).await);
+        report(
+            "expired contact links",
+            conversation::contacts::purge_expired(&db).await,
+        );
         report("old sent mail", mail::purge_sent(&db).await);
         report("old webhook deliveries", webhooks::purge_old(&db).await);
         report(

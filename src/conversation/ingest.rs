@@ -645,39 +645,56 @@ struct Sender {
     name: Option<String>,
 }
 
-/// The sender's account and membership: an unknown address becomes a requester account
-/// without a password (claimed by resetting it); a known one joins as a requester. A member
-/// whose membership was ended may not write in.
+/// Who wrote, as this organisation knows them: one of its members with that address (a
+/// deactivated one may not write in), else its contact with that address, else a new contact,
+/// named as the mail names them, who joins as a requester. An account of another organisation
+/// is never looked at (it would show that the address has an account, and under which name,
+/// and make its owner a member here): linking a contact to an account is the person's own
+/// step (`contacts`).
 async fn sender_account(tx: &TenantTx, inbound: &Inbound) -> Result<Sender> {
     // Accounts hold one spelling of each address.
     let address =
         identity::canonical_email(&inbound.from_address).unwrap_or(inbound.from_address.clone());
-    let user_id = match identity::user_ids_by_emails(tx.conn(), vec![address.clone()])
+    let account = identity::user_ids_by_emails(tx.conn(), vec![address.clone()])
         .await?
         .first()
-    {
-        Some(id) => *id,
-        None => {
-            let name = inbound
-                .from_name
-                .clone()
-                .unwrap_or_else(|| address.split('@').next().unwrap_or_default().to_owned());
-            identity::create_passwordless_user(tx.conn(), &address, &name)
-                .await?
-                .id
-        }
+        .copied();
+    let member = match account {
+        Some(id) => tenancy::membership_of(tx, id).await?.map(|m| (id, m)),
+        None => None,
     };
-    // Asked before adding: on PostgreSQL a refused insert would end the transaction.
-    let role = match tenancy::membership_of(tx, user_id).await? {
-        Some((role, true)) => role,
-        Some((_, false)) => {
+    let contact = match member {
+        Some(_) => None,
+        None => identity::contact_id(tx.conn(), tx.org_id(), &address).await?,
+    };
+    let known = match (member, contact) {
+        (Some(found), _) => Some(found),
+        (None, Some(id)) => tenancy::membership_of(tx, id).await?.map(|m| (id, m)),
+        (None, None) => None,
+    };
+    let (user_id, role) = match known {
+        Some((id, (role, true))) => (id, role),
+        // Asked before adding: on PostgreSQL a refused insert would end the transaction.
+        Some((_, (_, false))) => {
             return Err(Error::forbidden(
                 "the sender is a deactivated member of this organization",
             ));
         }
         None => {
-            tenancy::add_member(tx, user_id, Role::Requester).await?;
-            Role::Requester
+            let name = inbound
+                .from_name
+                .clone()
+                .unwrap_or_else(|| address.split('@').next().unwrap_or_default().to_owned());
+            let id = match contact {
+                Some(id) => id,
+                None => {
+                    identity::create_contact(tx.conn(), tx.org_id(), &address, &name)
+                        .await?
+                        .id
+                }
+            };
+            tenancy::add_member(tx, id, Role::Requester).await?;
+            (id, Role::Requester)
         }
     };
     Ok(Sender {

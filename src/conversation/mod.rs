@@ -11,10 +11,12 @@
 //! - `imap`: polls the mailboxes.
 //! - `parse`: what Docket reads from a raw message.
 //! - `bounces`: addresses whose mail bounced, for admins to see and clear.
+//! - `contacts`: customers known only by mail, and how a person links them to an account.
 //! - `participants`: who takes part in a ticket's mail conversation, and the addresses a mail
 //!   copied in that wait for an agent to add them.
 
 pub mod bounces;
+pub mod contacts;
 mod imap;
 mod ingest;
 mod notices;

@@ -12,13 +12,14 @@ use super::{
     AppState,
     auth::{RefreshModeHeader, RefreshTransport},
     body,
-    extract::{Auth, ClientIp, Json, MaybeSignedIn, Path, Query, media_type},
+    extract::{Auth, ClientIp, Json, MaybeSignedIn, Path, Query, SignedIn, media_type},
     problem::Problem,
 };
 use crate::{
     conversation::{
         self, IngestLogEntry, IngestLogFilter, IngestOutcome, RawMail, Route,
         bounces::{self, Bounce},
+        contacts::{self, ClaimContacts, ConfirmLink, LinkedContacts},
         participants::{self, AddParticipant, MailConversation},
         settings::{self, MailSettings, MailSettingsUpdate},
     },
@@ -93,16 +94,59 @@ pub async fn accept_invitation(
 }
 
 /// Ask for a password reset link. The answer is the same whether or not the address has an
-/// account.
+/// account. An address with no account that wrote to organisations by mail gets a link that
+/// claims those tickets instead (`POST /auth/claim`).
 #[utoipa::path(post, path = "/auth/password/forgot", tag = "auth", request_body = ForgotPassword,
-    responses((status = 202, description = "If the address has an account, a link is on its way")))]
+    responses((status = 202, description = "If the address has an account (or wrote in by mail), a link is on its way")))]
 pub async fn forgot_password(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     Json(req): Json<ForgotPassword>,
 ) -> Result<StatusCode> {
+    let address = req.email.clone();
     recovery::forgot(&s.db, req, ip).await?;
+    contacts::offer_claim(&s.db, &address).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Claim the tickets an address sent by mail, with the token of the mailed link: an account
+/// with this password is made for the address, its contacts in every organisation are linked to
+/// it, and the caller is signed in to the first.
+#[utoipa::path(post, path = "/auth/claim", tag = "auth", request_body = ClaimContacts,
+    params(RefreshModeHeader),
+    responses((status = 201, description = "Account made and signed in", body = AuthResponse)))]
+pub async fn claim_contacts(
+    State(s): State<AppState>,
+    transport: RefreshTransport,
+    Json(req): Json<ClaimContacts>,
+) -> Result<Response> {
+    let res = contacts::claim(&s.db, &s.keys, &s.hasher, req).await?;
+    Ok(transport.respond(StatusCode::CREATED, res, &s.keys))
+}
+
+/// Ask to link the tickets your address sent by mail (as a contact of organisations) to your
+/// account: when there are any, a link goes to your address. The same answer either way.
+#[utoipa::path(post, path = "/me/contact-links", tag = "auth", security(("session" = [])),
+    responses((status = 202, description = "If your address wrote in by mail, a link is on its way")))]
+pub async fn request_contact_link(
+    State(s): State<AppState>,
+    SignedIn(ctx): SignedIn,
+) -> Result<StatusCode> {
+    contacts::request_link(&s.db, &ctx).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Follow the mailed link (signed in as the account that asked): the address's contacts are
+/// linked to your account, their tickets become yours.
+#[utoipa::path(post, path = "/me/contact-links/confirm", tag = "auth", request_body = ConfirmLink,
+    security(("session" = [])),
+    responses((status = 200, description = "The organisations linked", body = LinkedContacts)))]
+pub async fn confirm_contact_link(
+    State(s): State<AppState>,
+    SignedIn(ctx): SignedIn,
+    Json(req): Json<ConfirmLink>,
+) -> Result<Json<LinkedContacts>> {
+    Ok(Json(contacts::confirm_link(&s.db, &ctx, req).await?))
 }
 
 /// Set a new password with the token of a reset link; every session of the account ends.

@@ -3,7 +3,9 @@
 pub mod user {
     use sea_orm::entity::prelude::*;
 
-    /// A person's global account; organisation roles live in tenancy's memberships.
+    /// A person's global account; organisation roles live in tenancy's memberships. A contact
+    /// (a customer known only by mail) is a row that belongs to one organisation: its `email` is
+    /// a placeholder no sign-in matches, its address is `contact_address`.
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "users")]
     pub struct Model {
@@ -14,6 +16,8 @@ pub mod user {
         pub password_hash: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        pub contact_org_id: Option<Uuid>,
+        pub contact_address: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -35,15 +35,22 @@ use tokens::{OrgToken, TokenKeys};
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct UserSummary {
     pub id: Uuid,
+    /// Where they get mail (a contact's address).
     pub email: String,
     pub name: String,
+    /// A customer known only by mail, with no account: they cannot sign in until they link
+    /// their mail to an account.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(default = false)]
+    pub contact: bool,
 }
 
 impl From<user::Model> for UserSummary {
     fn from(m: user::Model) -> Self {
         Self {
             id: m.id,
-            email: m.email,
+            contact: m.contact_org_id.is_some(),
+            email: m.contact_address.unwrap_or(m.email),
             name: m.name,
         }
     }
@@ -77,17 +84,19 @@ pub(crate) fn canonical_email(email: &str) -> Option<String> {
     Some(format!("{}@{domain}", local.to_lowercase()))
 }
 
+/// The account (never a contact) with this (canonical, lower-case) address.
 pub(crate) async fn find_user_by_email(
     conn: &impl ConnectionTrait,
     email: &str,
 ) -> Result<Option<user::Model>> {
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email))
+        .filter(user::Column::ContactOrgId.is_null())
         .one(conn)
         .await?)
 }
 
-/// The accounts with these (canonical, lower-case) addresses.
+/// The accounts (never contacts) with these (canonical, lower-case) addresses.
 pub(crate) async fn user_ids_by_emails(
     conn: &impl ConnectionTrait,
     emails: Vec<String>,
@@ -96,9 +105,76 @@ pub(crate) async fn user_ids_by_emails(
         .select_only()
         .column(user::Column::Id)
         .filter(user::Column::Email.is_in(emails))
+        .filter(user::Column::ContactOrgId.is_null())
         .into_tuple()
         .all(conn)
         .await?)
+}
+
+/// Organisation `org_id`'s contact with this (canonical) address, if it has one.
+pub(crate) async fn contact_id(
+    conn: &impl ConnectionTrait,
+    org_id: Uuid,
+    address: &str,
+) -> Result<Option<Uuid>> {
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::ContactOrgId.eq(org_id))
+        .filter(user::Column::ContactAddress.eq(address))
+        .into_tuple()
+        .one(conn)
+        .await?)
+}
+
+/// Every organisation's contact with this address: `(organisation, contact)`.
+pub(crate) async fn contacts_with_address(
+    conn: &impl ConnectionTrait,
+    address: &str,
+) -> Result<Vec<(Uuid, Uuid)>> {
+    let rows: Vec<(Option<Uuid>, Uuid)> = user::Entity::find()
+        .select_only()
+        .column(user::Column::ContactOrgId)
+        .column(user::Column::Id)
+        .filter(user::Column::ContactOrgId.is_not_null())
+        .filter(user::Column::ContactAddress.eq(address))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(org, id)| org.map(|org| (org, id)))
+        .collect())
+}
+
+/// Makes a contact of organisation `org_id`: someone who wrote in by mail, named as the mail
+/// names them. It has no password and no sign-in address (its `email` is a placeholder).
+pub(crate) async fn create_contact(
+    conn: &impl ConnectionTrait,
+    org_id: Uuid,
+    address: &str,
+    name: &str,
+) -> Result<UserSummary> {
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let model = user::ActiveModel {
+        id: Set(id),
+        email: Set(format!("contact-{}@contacts.invalid", id.simple())),
+        name: Set(name.trim().to_owned()),
+        password_hash: Set(password::NOT_SET_HASH.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        contact_org_id: Set(Some(org_id)),
+        contact_address: Set(Some(address.to_owned())),
+    };
+    match model.insert(conn).await {
+        Ok(m) => Ok(m.into()),
+        Err(e) if is_unique_violation(&e) => Err(Error::conflict(
+            "contact_exists",
+            "this organization already has a contact with this address",
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) async fn users_by_ids(
@@ -130,6 +206,8 @@ pub(crate) async fn create_user(
         password_hash: Set(password_hash),
         created_at: Set(now),
         updated_at: Set(now),
+        contact_org_id: Set(None),
+        contact_address: Set(None),
     };
     match model.insert(conn).await {
         Ok(m) => Ok(m.into()),
@@ -139,16 +217,6 @@ pub(crate) async fn create_user(
         )),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Creates an account that has no password yet (someone who wrote in by mail): it cannot sign
-/// in until its owner sets one through a password reset.
-pub(crate) async fn create_passwordless_user(
-    conn: &impl ConnectionTrait,
-    email: &str,
-    name: &str,
-) -> Result<UserSummary> {
-    create_user(conn, email, name, password::NOT_SET_HASH.to_owned()).await
 }
 
 /// Creates accounts in bulk, all with one password hash (the demo dataset: hashing each would
@@ -166,6 +234,8 @@ pub(crate) async fn import_users(
         password_hash: Set(password_hash.to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        contact_org_id: Set(None),
+        contact_address: Set(None),
     }))
     .exec_without_returning(conn)
     .await?;
@@ -190,6 +260,10 @@ pub(crate) async fn anonymise_user(conn: &impl ConnectionTrait, id: Uuid) -> Res
             Expr::value(format!("erased-{}@invalid", id.simple())),
         )
         .col_expr(user::Column::Name, Expr::value("Erased user"))
+        .col_expr(
+            user::Column::ContactAddress,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(
             user::Column::PasswordHash,
             Expr::value(password::UNUSABLE_HASH),
@@ -330,6 +404,21 @@ fn respond(
         organization,
         role,
     })
+}
+
+/// Signs `user` in to `organization` as `role`, in a new session (they just became its member by
+/// a step of their own, such as claiming the tickets they sent by mail).
+pub(crate) async fn sign_in_to(
+    db: &Db,
+    keys: &TokenKeys,
+    user: UserSummary,
+    organization: Organization,
+    role: Role,
+) -> Result<AuthResponse> {
+    let tx = db.write_org(organization.id).await?;
+    let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
+    tx.commit().await?;
+    respond(keys, user, organization, role, session_id, refresh)
 }
 
 /// Verifies the caller's credentials against the throttle; on failure counts it and answers

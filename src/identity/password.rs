@@ -217,7 +217,8 @@ pub fn validate(password: &str, about_the_person: &[&str]) -> Result<()> {
 /// An argon2id hash (default parameters) of a random string nobody knows.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0a4d2XkT8FQzZ5c8WbXNbPS6yMPJMi0lAN6Yd1YKc7Q";
 
-/// A hash no password matches, for accounts made by inbound mail: a password reset claims them.
+/// A hash no password matches: for contacts (customers known only by mail), and for accounts
+/// inbound mail made before contacts existed (a password reset claims those).
 pub const NOT_SET_HASH: &str = "!not-set";
 
 /// A hash no password matches: for erased accounts.

@@ -53,6 +53,14 @@ impl Key {
             window: WINDOW,
         }
     }
+    /// Mails offering to link (or claim) the tickets an address sent by mail: each one counts.
+    pub fn contact_links_for(email: &str) -> Self {
+        Self {
+            key: format!("contact-link:{email}"),
+            lock_after: 3,
+            window: WINDOW,
+        }
+    }
     /// Password reset requests from one client address: each one counts.
     pub fn reset_requests_from(ip: std::net::IpAddr) -> Self {
         Self {

@@ -67,10 +67,11 @@ pub enum Kind {
     TicketReply,
     Acknowledgement,
     SignupConfirmation,
+    ContactLink,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Invitation,
         Kind::PasswordReset,
         Kind::Notification,
@@ -78,6 +79,7 @@ impl Kind {
         Kind::TicketReply,
         Kind::Acknowledgement,
         Kind::SignupConfirmation,
+        Kind::ContactLink,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +91,7 @@ impl Kind {
             Kind::TicketReply => "ticket_reply",
             Kind::Acknowledgement => "acknowledgement",
             Kind::SignupConfirmation => "signup_confirmation",
+            Kind::ContactLink => "contact_link",
         }
     }
 
@@ -103,7 +106,7 @@ impl Kind {
     pub fn carries_secret(self) -> bool {
         matches!(
             self,
-            Kind::Invitation | Kind::PasswordReset | Kind::SignupConfirmation
+            Kind::Invitation | Kind::PasswordReset | Kind::SignupConfirmation | Kind::ContactLink
         )
     }
 }

@@ -26,7 +26,8 @@ const SOURCES: &[(&str, &str)] = templates!(
     "digest",
     "ticket_reply",
     "acknowledgement",
-    "signup_confirmation"
+    "signup_confirmation",
+    "contact_link"
 );
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -87,6 +88,8 @@ mod tests {
             "author": "Ann",
             "items": [{"title": "A <i>", "body": "b", "link": "https://x/1"}],
             "unsubscribe": "https://docket.example/account",
+            "organizations": ["Acme <script>", "Beta"],
+            "path": "/x",
         });
         for kind in Kind::ALL {
             let subject = subject(kind, &params).unwrap();

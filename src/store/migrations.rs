@@ -20,6 +20,7 @@ mod m0015_stream_notify_per_statement;
 mod m0016_plan_cache_mode;
 mod m0017_mail_hardening;
 mod m0018_signup_confirmations;
+mod m0019_contacts;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_plan_cache_mode::Migration),
             Box::new(m0017_mail_hardening::Migration),
             Box::new(m0018_signup_confirmations::Migration),
+            Box::new(m0019_contacts::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@ pub mod people;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect,
+    QuerySelect, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -196,6 +196,20 @@ pub(crate) async fn membership_of(tx: &TenantTx, user_id: Uuid) -> Result<Option
         .one(tx.conn())
         .await?;
     m.map(|m| Ok((parse_role(&m.role)?, m.active))).transpose()
+}
+
+/// Ends a membership without a person acting (a contact linked to an account): the row stays,
+/// inactive, and the person's sessions and streams here end.
+pub(crate) async fn end_membership(tx: &TenantTx, user_id: Uuid) -> Result<()> {
+    tx.update_many::<membership::Entity>()
+        .col_expr(membership::Column::Active, Expr::value(false))
+        .col_expr(membership::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(membership::Column::UserId.eq(user_id))
+        .exec(tx.conn())
+        .await?;
+    crate::identity::revoke_sessions_of(tx, user_id, "membership_ended").await?;
+    tx.access_changed(user_id).await?;
+    Ok(())
 }
 
 /// The member's current role, if they are an active member of the tenant.

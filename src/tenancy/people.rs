@@ -35,11 +35,15 @@ pub struct Person {
     pub role: Role,
     pub active: bool,
     pub joined_at: DateTime<Utc>,
+    /// A customer known only by mail (no account): named as their mail names them, until they
+    /// link it to an account of theirs.
+    pub contact: bool,
 }
 
 fn person(m: membership::Model, user: UserSummary) -> Result<Person> {
     Ok(Person {
         id: m.user_id,
+        contact: user.contact,
         email: user.email,
         name: user.name,
         role: parse_role(&m.role)?,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The operations the OpenAPI document marks as a sign-in's only (security scheme `session`).
-const SESSION_ONLY: [&str; 8] = [
+const SESSION_ONLY: [&str; 10] = [
     "DELETE /api/v1/api-tokens/{id}",
     "GET /api/v1/api-tokens",
     "POST /api/v1/api-tokens",
@@ -18,6 +18,8 @@ const SESSION_ONLY: [&str; 8] = [
     "POST /api/v1/auth/password/change",
     "POST /api/v1/auth/switch",
     "POST /api/v1/invitations/{token}/accept",
+    "POST /api/v1/me/contact-links",
+    "POST /api/v1/me/contact-links/confirm",
 ];
 
 /// Every operation of the server's own OpenAPI document: `(method, path template, session

@@ -896,3 +896,150 @@ async fn invitations_are_limited_per_organisation_and_per_address() {
     invite("sixth@example.com".into()).await.assert_ok(201);
     app.shutdown().await;
 }
+
+/// Mail from an address that has an account elsewhere made that account a requester here:
+/// the organisation saw the account's own name (so it learnt the address had an account), and
+/// the person's sign-in without an organisation broke ("choose one of"). Mail makes contacts,
+/// the organisation's own, named as the mail names them; the person links them to their
+/// account only by following a mailed link while signed in, and a customer with no account
+/// claims them by asking for a password.
+#[tokio::test]
+async fn mail_makes_contacts_and_only_their_person_links_them_to_an_account() {
+    let (smtp, app, owner, inbound) = acknowledging_helpdesk().await;
+    // Gina owns another organisation; her account's name is hers alone.
+    let gina = app.signup("globex", "gina@customer.test").await;
+    app.patch(
+        &format!("/api/v1/users/{}", gina.user_id),
+        &gina.token,
+        json!({"name": "Gina Private-Name"}),
+    )
+    .await
+    .assert_ok(200);
+
+    let res = post_mail(
+        &app,
+        &inbound,
+        &message(
+            "G. <gina@customer.test>",
+            "Hello Acme",
+            AUTHENTICATED,
+            "A question.",
+        ),
+    )
+    .await;
+    let ticket = res.assert_ok(202)["ticket_id"].as_str().unwrap().to_owned();
+    // Acme sees a contact, named as the mail names her; nothing of her account.
+    let people = app.all_items("/api/v1/users", &owner.token).await;
+    let contact = people
+        .iter()
+        .find(|p| p["email"] == "gina@customer.test")
+        .expect("a contact with her address")
+        .clone();
+    assert_eq!(contact["name"], "G.");
+    assert_eq!(contact["role"], "requester");
+    assert_ne!(contact["id"], gina.user_id.as_str());
+    assert!(
+        !Value::from(people.clone())
+            .to_string()
+            .contains("Private-Name")
+    );
+    // Her account is as it was: one organisation, plain sign-in.
+    let me = app.login("gina@customer.test", PASSWORD, None).await;
+    assert_eq!(me.assert_ok(200)["organization"]["slug"], "globex");
+    // A second mail from her is the same contact.
+    post_mail(
+        &app,
+        &inbound,
+        &message("Gina <gina@customer.test>", "Again", AUTHENTICATED, "More."),
+    )
+    .await
+    .assert_ok(202);
+    let contacts: Vec<Value> = app
+        .all_items("/api/v1/users", &owner.token)
+        .await
+        .into_iter()
+        .filter(|p| p["email"] == "gina@customer.test")
+        .collect();
+    assert_eq!(contacts.len(), 1);
+
+    // She links them herself: a mailed link, followed while signed in as herself.
+    app.post("/api/v1/me/contact-links", Some(&gina.token), json!({}))
+        .await
+        .assert_ok(202);
+    app.deliver_mail().await;
+    let link = smtp
+        .to("gina@customer.test")
+        .last()
+        .unwrap()
+        .link("https://docket.test/link-contacts/");
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    // Someone else signed in cannot use it (a link is single use: Gina then asks again).
+    let stranger = app.signup("initech", "someone@else.test").await;
+    app.post(
+        "/api/v1/me/contact-links/confirm",
+        Some(&stranger.token),
+        json!({"token": token}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.post("/api/v1/me/contact-links", Some(&gina.token), json!({}))
+        .await
+        .assert_ok(202);
+    app.deliver_mail().await;
+    let link = smtp
+        .to("gina@customer.test")
+        .last()
+        .unwrap()
+        .link("https://docket.test/link-contacts/");
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    let linked = app
+        .post(
+            "/api/v1/me/contact-links/confirm",
+            Some(&gina.token),
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(
+        pluck(&linked.assert_ok(200)["organizations"], "slug"),
+        vec!["acme"]
+    );
+    // Now her account is Acme's requester, with her tickets; the contact is retired.
+    let ticket_now = app
+        .get(&format!("/api/v1/tickets/{ticket}"), &owner.token)
+        .await;
+    assert_eq!(
+        ticket_now.assert_ok(200)["requester_id"],
+        gina.user_id.as_str()
+    );
+    let switched = app
+        .post(
+            "/api/v1/auth/switch",
+            Some(&gina.token),
+            json!({"organization": "acme"}),
+        )
+        .await;
+    let in_acme = Session::from_auth(switched.assert_ok(200));
+    let mine = app.get("/api/v1/me/tickets", &in_acme.token).await;
+    assert_eq!(mine.assert_ok(200)["items"].as_array().unwrap().len(), 2);
+    // Her next mail is her account's.
+    let res = post_mail(
+        &app,
+        &inbound,
+        &message("gina@customer.test", "Third", AUTHENTICATED, "Still me."),
+    )
+    .await;
+    let third = res.assert_ok(202)["ticket_id"].as_str().unwrap().to_owned();
+    let third = app
+        .get(&format!("/api/v1/tickets/{third}"), &owner.token)
+        .await;
+    assert_eq!(third.assert_ok(200)["requester_id"], gina.user_id.as_str());
+
+    // Asking when nothing was sent by mail answers the same, and mails nothing.
+    smtp.clear();
+    app.post("/api/v1/me/contact-links", Some(&stranger.token), json!({}))
+        .await
+        .assert_ok(202);
+    app.deliver_mail().await;
+    assert!(smtp.to("someone@else.test").is_empty());
+    app.shutdown().await;
+}

@@ -819,7 +819,8 @@ async fn mail_in_makes_tickets_and_replies_continue_the_thread() {
             .any(|t| t.contains("invoices") || t.contains("Let me in"))
     );
 
-    // The customer claims the account by resetting its password.
+    // The customer, who has no account, asks for a password: the mail offers to claim the
+    // tickets they sent by mail, and the claim makes the account and signs them in.
     app.post(
         "/api/v1/auth/password/forgot",
         None,
@@ -828,19 +829,21 @@ async fn mail_in_makes_tickets_and_replies_continue_the_thread() {
     .await
     .assert_ok(202);
     app.deliver_mail().await;
-    let reset = smtp
+    let claim = smtp
         .to("ann@customer.test")
         .last()
         .unwrap()
-        .link("https://docket.test/reset-password/");
-    let token = reset.rsplit('/').next().unwrap();
-    app.post(
-        "/api/v1/auth/password/reset",
-        None,
-        json!({"token": token, "password": "ann's own passphrase"}),
-    )
-    .await
-    .assert_ok(204);
+        .link("https://docket.test/claim/");
+    let token = claim.rsplit('/').next().unwrap();
+    let claimed = app
+        .post(
+            "/api/v1/auth/claim",
+            None,
+            json!({"token": token, "password": "ann's own passphrase"}),
+        )
+        .await;
+    assert_eq!(claimed.assert_ok(201)["role"], "requester");
+    assert_eq!(claimed.body["user"]["name"], "Ann Customer");
     let ann_session = app
         .login("ann@customer.test", "ann's own passphrase", None)
         .await;

@@ -17,6 +17,10 @@ export const routes: RouteObject[] = [
     lazy: () => import("./auth/AcceptInvitation").then((m) => ({ Component: m.AcceptInvitation })),
   },
   {
+    path: "/claim/:token",
+    lazy: () => import("./auth/ClaimContacts").then((m) => ({ Component: m.ClaimContacts })),
+  },
+  {
     path: "/forgot-password",
     lazy: () => import("./auth/PasswordRecovery").then((m) => ({ Component: m.ForgotPassword })),
   },
@@ -48,6 +52,10 @@ export const routes: RouteObject[] = [
           {
             path: "account",
             lazy: () => import("./auth/Account").then((m) => ({ Component: m.Account })),
+          },
+          {
+            path: "link-contacts/:token",
+            lazy: () => import("./auth/LinkContacts").then((m) => ({ Component: m.LinkContacts })),
           },
           {
             path: "notifications",

@@ -21,8 +21,8 @@ pub(crate) use lookup::{
     Summary, TicketHandle, assignees_of, current, find_visible, id_of, summaries, summary, touch,
 };
 pub(crate) use write::move_to;
-pub(crate) use write::reassign_by_system;
 pub use write::{assign, complete, create, delete, reopen, restore, unassign_everywhere, update};
+pub(crate) use write::{move_requester, reassign_by_system};
 
 pub const MAX_LABELS: usize = 20;
 pub const MAX_LABEL: usize = 50;

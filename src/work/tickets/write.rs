@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -660,6 +660,28 @@ pub async fn restore(
     )
     .await?;
     Ok(t)
+}
+
+/// Makes `to` the requester of every ticket `from` requested (a contact linked to the account
+/// of the same person): each a change by the system, through the write path (version,
+/// timeline, events). Returns how many tickets moved.
+pub(crate) async fn move_requester(tx: &TenantTx, from: Uuid, to: Uuid) -> Result<usize> {
+    let ids: Vec<Uuid> = tx
+        .find::<ticket::Entity>()
+        .select_only()
+        .column(ticket::Column::Id)
+        .filter(ticket::Column::RequesterId.eq(from))
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    for id in &ids {
+        if let Some(before) = super::current(tx, *id).await? {
+            let mut after = before.clone();
+            after.requester_id = Some(to);
+            save(tx, None, &before, after, Change::Edited).await?;
+        }
+    }
+    Ok(ids.len())
 }
 
 /// Hands a ticket to `user_id` (an SLA escalation): a change by the system, with no actor.

@@ -78,7 +78,14 @@ export function People() {
             <Table.Tbody>
               {people.data.map((p) => (
                 <Table.Tr key={p.id} data-testid="person-row">
-                  <Table.Td>{p.name}</Table.Td>
+                  <Table.Td>
+                    {p.name}
+                    {p.contact && (
+                      <Badge ml="xs" size="xs" color="gray" variant="outline" title="Known only by mail: no account">
+                        by mail
+                      </Badge>
+                    )}
+                  </Table.Td>
                   <Table.Td visibleFrom="sm">{p.email}</Table.Td>
                   <Table.Td>
                     <Select

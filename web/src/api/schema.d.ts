@@ -120,6 +120,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claim the tickets an address sent by mail, with the token of the mailed link: an account
+         *     with this password is made for the address, its contacts in every organisation are linked to
+         *     it, and the caller is signed in to the first.
+         */
+        post: operations["claim_contacts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -223,7 +244,8 @@ export interface paths {
         put?: never;
         /**
          * Ask for a password reset link. The answer is the same whether or not the address has an
-         *     account.
+         *     account. An address with no account that wrote to organisations by mail gets a link that
+         *     claims those tickets instead (`POST /auth/claim`).
          */
         post: operations["forgot_password"];
         delete?: never;
@@ -280,9 +302,33 @@ export interface paths {
         put?: never;
         /**
          * Create an organisation and its owner.
-         * @description An existing account signs up a further organisation with its current password.
+         * @description Where the server sends mail, the address is proven first: the answer is 202 (a link is on
+         *     its way) whether or not the address already has an account, and the mailed link finishes the
+         *     sign-up (`POST /auth/signup/confirm`). An existing account that gave its current password
+         *     gets a link that creates the organisation for it. Without mail the sign-up is done at once
+         *     (201), and an existing account must give its current password.
          */
         post: operations["signup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/signup/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish a sign-up with the token of its mailed link: the organisation is created and the
+         *     caller signed in as its owner. A link works once, for a day.
+         */
+        post: operations["confirm_signup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -560,6 +606,46 @@ export interface paths {
         put?: never;
         /** A new inbound address; the old one stops working at once (admins). */
         post: operations["rotate_inbound_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/contact-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask to link the tickets your address sent by mail (as a contact of organisations) to your
+         *     account: when there are any, a link goes to your address. The same answer either way.
+         */
+        post: operations["request_contact_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/contact-links/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Follow the mailed link (signed in as the account that asked): the address's contacts are
+         *     linked to your account, their tickets become yours.
+         */
+        post: operations["confirm_contact_link"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1519,6 +1605,13 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        ClaimContacts: {
+            name?: string | null;
+            /** @description The new account's password. */
+            password: string;
+            /** @description The token of the mailed link (`/claim/<token>`). */
+            token: string;
+        };
         /** @enum {string} */
         ClockKind: "first_response" | "next_response" | "resolution";
         /** @enum {string} */
@@ -1545,6 +1638,14 @@ export interface components {
         };
         CommentPatch: {
             body: string;
+        };
+        ConfirmLink: {
+            /** @description The token of the mailed link (`/link-contacts/<token>`). */
+            token: string;
+        };
+        ConfirmSignup: {
+            /** @description The token of the mailed link (`/signup/confirm/<token>`). */
+            token: string;
         };
         /** @enum {string} */
         Delivery: "immediately" | "hourly_digest" | "off";
@@ -1735,6 +1836,10 @@ export interface components {
         };
         /** @enum {string} */
         InvitationStatus: "pending" | "expired";
+        /** @description The organisations whose contacts were linked to the account. */
+        LinkedContacts: {
+            organizations: components["schemas"]["Organization"][];
+        };
         LoginRequest: {
             email: string;
             /** @description Slug of the organisation to sign in to; needed when the person belongs to several. */
@@ -1756,7 +1861,7 @@ export interface components {
          * @description What a mail is; each kind has its templates (`src/mail/templates/<kind>.{subject,txt,html}`).
          * @enum {string}
          */
-        MailKind: "invitation" | "password_reset" | "notification" | "digest" | "ticket_reply" | "acknowledgement";
+        MailKind: "invitation" | "password_reset" | "notification" | "digest" | "ticket_reply" | "acknowledgement" | "signup_confirmation" | "contact_link";
         /** @description One line of the mail log. */
         MailLogEntry: {
             /** Format: int32 */
@@ -2151,6 +2256,11 @@ export interface components {
         Page_Person: {
             items: {
                 active: boolean;
+                /**
+                 * @description A customer known only by mail (no account): named as their mail names them, until they
+                 *     link it to an account of theirs.
+                 */
+                contact: boolean;
                 email: string;
                 /** Format: uuid */
                 id: string;
@@ -2320,6 +2430,11 @@ export interface components {
         };
         Person: {
             active: boolean;
+            /**
+             * @description A customer known only by mail (no account): named as their mail names them, until they
+             *     link it to an account of theirs.
+             */
+            contact: boolean;
             email: string;
             /** Format: uuid */
             id: string;
@@ -2450,6 +2565,14 @@ export interface components {
             items: components["schemas"]["SearchHit"][];
             /** @description Pass as `cursor` with the same query for the next page; `null` on the last page. */
             next_cursor?: string | null;
+        };
+        SignupPending: {
+            email: string;
+            /**
+             * @description `confirmation_sent`: follow the link in the mail to finish.
+             * @example confirmation_sent
+             */
+            status: string;
         };
         SignupRequest: {
             /** Format: email */
@@ -2775,6 +2898,13 @@ export interface components {
         Uploaded: components["schemas"]["Attachment"] | components["schemas"]["AttachmentList"];
         /** @description A person as other people see them. */
         UserSummary: {
+            /**
+             * @description A customer known only by mail, with no account: they cannot sign in until they link
+             *     their mail to an account.
+             * @default false
+             */
+            contact: boolean;
+            /** @description Where they get mail (a contact's address). */
             email: string;
             /** Format: uuid */
             id: string;
@@ -4014,6 +4144,150 @@ export interface operations {
             };
         };
     };
+    claim_contacts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies */
+                "X-Docket-Refresh"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClaimContacts"];
+            };
+        };
+        responses: {
+            /** @description Account made and signed in */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthResponse"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -4727,7 +5001,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description If the address has an account, a link is on its way */
+            /** @description If the address has an account (or wrote in by mail), a link is on its way */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -5150,6 +5424,159 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["SignupRequest"];
+            };
+        };
+        responses: {
+            /** @description Organisation created; the caller is its owner (the server sends no mail) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthResponse"];
+                };
+            };
+            /** @description A confirmation link was mailed to the address */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignupPending"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    confirm_signup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `cookie`: the refresh token travels in the `docket_refresh` cookie, not in bodies */
+                "X-Docket-Refresh"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConfirmSignup"];
             };
         };
         responses: {
@@ -7981,6 +8408,282 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MailSettings"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    request_contact_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description If your address wrote in by mail, a link is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    confirm_contact_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConfirmLink"];
+            };
+        };
+        responses: {
+            /** @description The organisations linked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkedContacts"];
                 };
             };
             /** @description Malformed request (bad JSON or query) */

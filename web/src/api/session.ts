@@ -115,6 +115,11 @@ export async function signUp(req: {
   return begin(res);
 }
 
+/** Claims the tickets an address sent by mail with a mailed link: makes the account, signs in. */
+export function claimContacts(token: string, body: { password: string; name?: string }): Promise<Session> {
+  return start("/claim", { token, ...body });
+}
+
 /** Follows a mailed sign-up link: the organisation is created and its owner signed in. */
 export function confirmSignUp(token: string): Promise<Session> {
   return start("/signup/confirm", { token });

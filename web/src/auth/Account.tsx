@@ -78,6 +78,7 @@ export function Account() {
         </Stack>
       </Paper>
       <MailPreferences />
+      <LinkMail />
       <ApiTokens />
       <Paper withBorder p="md">
         <Stack align="flex-start">
@@ -91,5 +92,34 @@ export function Account() {
         </Stack>
       </Paper>
     </Stack>
+  );
+}
+
+/**
+ * Organisations know someone who wrote to them by mail as a contact of theirs, not by their
+ * account: the person links those tickets to their account here, through a mailed link.
+ */
+function LinkMail() {
+  const ask = useMutation({
+    mutationFn: () => call(api.POST("/api/v1/me/contact-links")),
+    onSuccess: () =>
+      notifyDone("If your address wrote to an organization by mail, a link to join those tickets is on its way."),
+    onError: (err) => notifyError(err),
+  });
+  return (
+    <Paper withBorder p="md">
+      <Stack align="flex-start">
+        <Title order={2} size="h4">
+          Tickets you sent by mail
+        </Title>
+        <Text size="sm">
+          Organizations you wrote to by mail know you by that mail only. To see those tickets here, we send a link to your
+          address; follow it while signed in.
+        </Text>
+        <Button variant="light" onClick={() => ask.mutate()} loading={ask.isPending}>
+          Link tickets I sent by mail
+        </Button>
+      </Stack>
+    </Paper>
   );
 }

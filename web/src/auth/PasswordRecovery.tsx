@@ -28,7 +28,7 @@ export function ForgotPassword() {
           {sentTo ? (
             <Alert color="green" role="status" title="Check your mail">
               If {sentTo} has a Docket account, a link to choose a new password is on its way. It works once, for one
-              hour.
+              hour. If you only ever wrote to an organization by mail, the link makes your account instead.
             </Alert>
           ) : (
             <>
