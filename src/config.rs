@@ -142,6 +142,10 @@ pub struct RateLimitConfig {
     /// counted in the database); 0 = no limit.
     #[arg(long, env = "DOCKET_INVITATIONS_PER_DAY", default_value_t = 100)]
     pub invitations_per_day: u32,
+    /// Inbound mail requests (`POST /inbound/email/…`) one client address may have in flight;
+    /// 0 = no limit.
+    #[arg(long, env = "DOCKET_INBOUND_PER_ADDRESS", default_value_t = 16)]
+    pub inbound_per_address: u32,
 }
 
 /// Where attachment files are kept, and how much of them.

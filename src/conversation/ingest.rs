@@ -470,7 +470,8 @@ async fn take(
             }
         }
         None => {
-            let ticket_id = open_ticket(&tx, &sender, inbound, follow_up.as_deref()).await?;
+            let ticket_id =
+                open_ticket(&tx, &mail_settings, &sender, inbound, follow_up.as_deref()).await?;
             if let Some(earlier) = &follow_up {
                 notes.push(format!("possible follow-up to {earlier}"));
             }
@@ -888,11 +889,12 @@ fn title_of(subject: &str) -> String {
 /// on their behalf.
 async fn open_ticket(
     tx: &TenantTx,
+    mail_settings: &settings::entity::Model,
     sender: &Sender,
     inbound: &Inbound,
     follow_up: Option<&str>,
 ) -> Result<Uuid> {
-    let project_id = inbound_project(tx).await?;
+    let project_id = inbound_project(tx, mail_settings).await?;
     let labels: Vec<String> = follow_up
         .map(|k| format!("follow-up:{k}"))
         .into_iter()
@@ -924,8 +926,7 @@ async fn open_ticket(
 }
 
 /// The project inbound mail files into: the configured one, else `MAIL` (made on first use).
-async fn inbound_project(tx: &TenantTx) -> Result<Uuid> {
-    let s = settings::load(tx).await?;
+async fn inbound_project(tx: &TenantTx, s: &settings::entity::Model) -> Result<Uuid> {
     if let Some(id) = s.inbound_project_id {
         return Ok(id);
     }
@@ -942,7 +943,7 @@ async fn inbound_project(tx: &TenantTx) -> Result<Uuid> {
         },
     )
     .await?;
-    let mut s = s.into_active_model();
+    let mut s = s.clone().into_active_model();
     s.inbound_project_id = Set(Some(project.id));
     s.update(tx.conn()).await?;
     Ok(project.id)

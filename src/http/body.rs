@@ -75,19 +75,22 @@ pub async fn close_if_unread(req: Request, next: Next) -> Response {
     res
 }
 
-/// Writes `body` to an anonymous temporary file as it arrives, refusing (413, `too_large`)
-/// once it passes `limit` bytes; the file is rewound, ready to read.
-pub async fn spool(
-    body: Body,
-    limit: usize,
-    too_large: impl Fn() -> Error,
-) -> Result<std::fs::File> {
-    let file = tokio::task::spawn_blocking(tempfile::tempfile)
-        .await
-        .map_err(Error::internal)?
-        .map_err(Error::internal)?;
-    let mut out = tokio::fs::File::from_std(file);
+/// Bodies up to this size stay in memory; a larger one goes to a temporary file as it arrives.
+const SPOOL_AT: usize = 256 * 1024;
+
+/// A request body read under a limit: in memory when small, else in a temporary file.
+pub enum Spooled {
+    Memory(Bytes),
+    File(std::fs::File),
+}
+
+/// Reads `body` as it arrives, refusing (`too_large`) once it passes `limit` bytes: past
+/// [`SPOOL_AT`] bytes it goes on into an anonymous temporary file (rewound, ready to read), so a
+/// slow or large body holds little memory.
+pub async fn spool(body: Body, limit: usize, too_large: impl Fn() -> Error) -> Result<Spooled> {
     let mut stream = body.into_data_stream();
+    let mut memory: Vec<u8> = Vec::new();
+    let mut file: Option<tokio::fs::File> = None;
     let mut written = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| {
@@ -97,11 +100,28 @@ pub async fn spool(
         if written > limit {
             return Err(too_large());
         }
-        out.write_all(&chunk).await.map_err(Error::internal)?;
+        match &mut file {
+            Some(out) => out.write_all(&chunk).await.map_err(Error::internal)?,
+            None if written <= SPOOL_AT => memory.extend_from_slice(&chunk),
+            None => {
+                let made = tokio::task::spawn_blocking(tempfile::tempfile)
+                    .await
+                    .map_err(Error::internal)?
+                    .map_err(Error::internal)?;
+                let mut out = tokio::fs::File::from_std(made);
+                out.write_all(&memory).await.map_err(Error::internal)?;
+                out.write_all(&chunk).await.map_err(Error::internal)?;
+                memory = Vec::new();
+                file = Some(out);
+            }
+        }
     }
+    let Some(mut out) = file else {
+        return Ok(Spooled::Memory(memory.into()));
+    };
     out.flush().await.map_err(Error::internal)?;
     let mut file = out.into_std().await;
     use std::io::Seek as _;
     file.rewind().map_err(Error::internal)?;
-    Ok(file)
+    Ok(Spooled::File(file))
 }

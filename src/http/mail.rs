@@ -228,7 +228,7 @@ pub async fn ingest_log(
 /// Deliver a raw RFC 5322 message (`Content-Type: message/rfc822`) to the organisation whose
 /// inbound address this is: a new ticket, or a comment when it continues one. The same message
 /// twice has one effect. The address is checked before the body is read (an unknown one is a
-/// 404 at once); the body is written to a temporary file as it arrives, up to
+/// 404 at once); a body over 256 KiB is written to a temporary file as it arrives, up to
 /// `DOCKET_MAX_EMAIL_BYTES`; one client address may deliver a few messages at a time (429
 /// beyond).
 #[utoipa::path(post, path = "/inbound/email/{token}", tag = "mail",
@@ -250,15 +250,11 @@ pub async fn inbound_email(
     let org_id = conversation::inbound_org(&s.db, &s.mailroom, &token).await?;
     let _slot = s.rate_limits.inbound_slot(ip)?;
     let limit = s.mailroom.max_email_bytes;
-    let spooled = body::spool(req.into_body(), limit, || conversation::too_large(limit)).await?;
-    let outcome = conversation::ingest(
-        &s.db,
-        &s.mailroom,
-        org_id,
-        Route::Http,
-        RawMail::File(spooled),
-    )
-    .await?;
+    let raw = match body::spool(req.into_body(), limit, || conversation::too_large(limit)).await? {
+        body::Spooled::Memory(bytes) => RawMail::Bytes(bytes),
+        body::Spooled::File(file) => RawMail::File(file),
+    };
+    let outcome = conversation::ingest(&s.db, &s.mailroom, org_id, Route::Http, raw).await?;
     Ok((StatusCode::ACCEPTED, Json(outcome)))
 }
 

@@ -151,10 +151,6 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Inbound mail requests one client address may have in flight (an MTA delivers a few at a
-/// time; a client holding more is turned away with 429 instead of holding memory and threads).
-pub const INBOUND_PER_ADDRESS: usize = 8;
-
 /// Requests in flight per client address, for routes that bound them.
 #[derive(Default)]
 struct InFlight(Mutex<HashMap<IpAddr, usize>>);
@@ -189,6 +185,10 @@ pub struct RateLimits {
     /// Sign-ups per client address per hour (0: no limit); the sign-up itself counts them.
     pub signups_per_hour: u32,
     invitations_per_day: u32,
+    /// Inbound mail requests one client address may have in flight (0: no limit): an MTA
+    /// delivers a few at a time, and a client holding more is turned away with 429 instead of
+    /// holding memory and threads.
+    inbound_per_address: usize,
 }
 
 impl RateLimits {
@@ -202,6 +202,7 @@ impl RateLimits {
             requests: AtomicU64::new(0),
             signups_per_hour: cfg.signup_limit_per_hour,
             invitations_per_day: cfg.invitations_per_day,
+            inbound_per_address: cfg.inbound_per_address as usize,
         })
     }
 
@@ -235,7 +236,7 @@ impl RateLimits {
     }
 
     /// A place for one more inbound mail request from `ip`, or 429 when it has
-    /// [`INBOUND_PER_ADDRESS`] in flight.
+    /// `DOCKET_INBOUND_PER_ADDRESS` in flight.
     pub fn inbound_slot(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Error> {
         let mut held = self
             .inbound
@@ -243,11 +244,12 @@ impl RateLimits {
             .lock()
             .map_err(|_| Error::internal(anyhow::anyhow!("inbound slots poisoned")))?;
         let n = held.entry(ip).or_default();
-        if *n >= INBOUND_PER_ADDRESS {
+        let most = self.inbound_per_address;
+        if most > 0 && *n >= most {
             return Err(Error::TooManyRequests {
                 detail: format!(
-                    "this address is delivering {INBOUND_PER_ADDRESS} messages already; \
-                     retry after the time in Retry-After"
+                    "this address is delivering {most} messages already; retry after the time \
+                     in Retry-After"
                 ),
                 retry_after: Duration::from_secs(1),
             });

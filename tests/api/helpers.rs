@@ -190,6 +190,7 @@ pub async fn try_spawn_app_tuned(
             signup_limit_per_hour: 20,
             // Off: tests invite many people; tests/api/hostile_mail.rs turns it on.
             invitations_per_day: 0,
+            inbound_per_address: 8,
         },
         // Test receivers listen on loopback; a short timeout keeps the timeout cases quick.
         webhooks: WebhookConfig {
