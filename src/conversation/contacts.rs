@@ -201,10 +201,9 @@ pub async fn offer_claim(db: &Db, email: &str) -> Result<()> {
     let Some(address) = identity::canonical_email(email).filter(|e| e.len() <= 254) else {
         return Ok(());
     };
-    if identity::user_ids_by_emails(db.global(false).await?.conn(), vec![address.clone()])
+    if !identity::user_ids_by_emails(db.global(false).await?.conn(), vec![address.clone()])
         .await?
-        .first()
-        .is_some()
+        .is_empty()
     {
         return Ok(());
     }

@@ -127,7 +127,7 @@ impl AuthenticationResults {
         let aligned = |d: &String| {
             !d.is_empty() && (domain == *d || domain.ends_with(&format!(".{d}"))) && d.contains('.')
         };
-        self.dmarc_pass.iter().any(|d| *d == domain) || self.dkim_pass.iter().any(aligned)
+        self.dmarc_pass.contains(&domain) || self.dkim_pass.iter().any(aligned)
     }
 }
 
