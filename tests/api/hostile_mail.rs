@@ -1043,3 +1043,95 @@ async fn mail_makes_contacts_and_only_their_person_links_them_to_an_account() {
     assert!(smtp.to("someone@else.test").is_empty());
     app.shutdown().await;
 }
+
+/// The mail walls hold by every route, since all three share the code: a forged reply's Cc is
+/// held, an authenticated one adds at most 20, automatic mail is suppressed, and a report that
+/// is not about a mail Docket sent marks nothing.
+#[tokio::test]
+async fn every_route_holds_the_same_mail_walls() {
+    let mut desk = Helpdesk::start(spawn_app().await).await;
+    let first = message(
+        "ann@customer.test",
+        "Printer",
+        &format!("{AUTHENTICATED}Message-ID: <r0@customer.test>\n"),
+        "It jams.",
+    );
+    let line = desk.send(Route::Http, &first).await;
+    let ticket = line["ticket_id"].as_str().unwrap().to_owned();
+    let participants_path = format!("/api/v1/tickets/{ticket}/mail-participants");
+    for (n, route) in ROUTES.into_iter().enumerate() {
+        let name = Helpdesk::route_name(route);
+        let forged = message(
+            "ann@customer.test",
+            "Re: Printer",
+            &format!(
+                "Authentication-Results: other.test; dmarc=pass header.from=customer.test\n\
+                 Cc: eve-{name}@evil.test\nIn-Reply-To: <r0@customer.test>\nMessage-ID: <f{n}@evil.test>\n"
+            ),
+            "Copy my assistant.",
+        );
+        let line = desk.send(route, &forged).await;
+        assert_eq!(line["outcome"], "comment_added", "{route:?} {line}");
+        assert!(
+            line["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not authenticated"),
+            "{line}"
+        );
+        let crowd: Vec<String> = (0..25)
+            .map(|i| format!("cc{n}-{i}@customer.test"))
+            .collect();
+        let authenticated = message(
+            "ann@customer.test",
+            "Re: Printer",
+            &format!(
+                "{AUTHENTICATED}Cc: {}\nIn-Reply-To: <r0@customer.test>\nMessage-ID: <a{n}@customer.test>\n",
+                crowd.join(", ")
+            ),
+            "Everyone.",
+        );
+        let line = desk.send(route, &authenticated).await;
+        assert!(
+            line["reason"].as_str().unwrap().contains("at most 20"),
+            "{route:?} {line}"
+        );
+        let now = desk
+            .app
+            .get(&participants_path, &desk.owner.token)
+            .await
+            .body;
+        assert_eq!(
+            now["participants"].as_array().unwrap().len(),
+            20 * (n + 1),
+            "{route:?}"
+        );
+        assert!(
+            !now["participants"].to_string().contains("evil.test"),
+            "{route:?}"
+        );
+
+        let automatic = message(
+            "victim@third-party.test",
+            "Away",
+            &format!("X-Autoreply: yes\nMessage-ID: <auto{n}@x.test>\n"),
+            "Out of office.",
+        );
+        assert_eq!(
+            desk.send(route, &automatic).await["outcome"],
+            "suppressed",
+            "{route:?}"
+        );
+        let forged_report = bounce_report("help@docket.test", "ann@customer.test").replace(
+            "Subject: Undelivered Mail",
+            &format!("Subject: Undelivered {n}"),
+        );
+        assert_eq!(
+            desk.send(route, &forged_report).await["outcome"],
+            "suppressed",
+            "{route:?}"
+        );
+    }
+    assert_eq!(desk.app.count("SELECT COUNT(*) FROM mail_bounces").await, 0);
+    desk.app.shutdown().await;
+}

@@ -665,13 +665,14 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.getByText("Mail settings saved").waitFor();
     await axe(page, "mail settings");
     await shot(page, "mail-settings");
-    // A customer writes in; the acknowledgement goes out.
-    const res = await fetch(address, {
-      method: "POST",
-      headers: { "Content-Type": "message/rfc822" },
-      body: "From: Dan Customer <dan@customer.test>\r\nTo: help@acme.test\r\nSubject: Where is my order?\r\nMessage-ID: <dan-1@customer.test>\r\n\r\nIt was due on Monday.\r\n",
-    });
+    // A customer writes in (the mail system in front of Docket vouches for the sender); the
+    // acknowledgement goes out.
+    const mail = (raw) => fetch(address, { method: "POST", headers: { "Content-Type": "message/rfc822" }, body: raw });
+    const res = await mail(
+      "Authentication-Results: mx.docket.test; dmarc=pass header.from=customer.test\r\nFrom: Dan Customer <dan@customer.test>\r\nTo: help@acme.test\r\nSubject: Where is my order?\r\nMessage-ID: <dan-1@customer.test>\r\n\r\nIt was due on Monday.\r\n",
+    );
     assert.equal(res.status, 202);
+    const dansTicket = (await res.json()).ticket_id;
     await page.getByRole("tab", { name: "Received mail" }).click();
     await page.getByTestId("ingest-row").filter({ hasText: "Where is my order?" }).getByText("New ticket").waitFor();
     await axe(page, "received mail");
@@ -680,6 +681,35 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.getByTestId("mail-row").filter({ hasText: "dan@customer.test" }).getByText("sent").waitFor();
     await axe(page, "sent mail");
     await shot(page, "mail-log");
+
+    // A reply nobody vouches for copies someone in: held on the ticket until an agent adds them.
+    const reply = await mail(
+      `From: Dan Customer <dan@customer.test>\r\nTo: help@acme.test\r\nCc: Erin <erin@customer.test>\r\nSubject: Re: Where is my order?\r\nIn-Reply-To: <dan-1@customer.test>\r\nMessage-ID: <dan-2@customer.test>\r\n\r\nCopying Erin.\r\n`,
+    );
+    assert.equal((await reply.json()).outcome, "comment_added");
+    await page.goto(`/tickets/${dansTicket}`);
+    const copied = page.getByTestId("mail-participants");
+    await copied.getByTestId("held-address").filter({ hasText: "erin@customer.test" }).waitFor();
+    await axe(page, "ticket with held addresses");
+    await shot(page, "mail-participants");
+    await copied.getByRole("button", { name: "Add erin@customer.test to the mail conversation" }).click();
+    await copied.getByRole("button", { name: "Take erin@customer.test out of the mail conversation" }).waitFor();
+
+    // A delivery report about the acknowledgement, to its signed return path, marks Dan's
+    // address; the admin clears the mark.
+    const returnPath = /^X-MailFrom: (.*)$/m.exec(mailsTo("dan@customer.test")[0])[1].trim();
+    assert.match(returnPath, /^help\+b/);
+    const report = await mail(
+      `From: MAILER-DAEMON@mx.customer.test\r\nTo: ${returnPath}\r\nSubject: Undelivered\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nFailed.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\nFinal-Recipient: rfc822; dan@customer.test\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n`,
+    );
+    assert.equal((await report.json()).outcome, "bounce");
+    await page.goto("/admin/mail");
+    await page.getByRole("tab", { name: "Bounces" }).click();
+    const bounce = page.getByTestId("bounce-row").filter({ hasText: "dan@customer.test" });
+    await bounce.waitFor();
+    await axe(page, "bounces");
+    await bounce.getByRole("button", { name: "Clear the bounce mark of dan@customer.test" }).click();
+    await page.getByText("No bouncing addresses").waitFor();
   });
 
   step("API tokens: created on the account page, shown once, usable, revoked", async () => {

@@ -83,6 +83,8 @@ async function runOn(backend) {
     DOCKET_DATA_DIR: dataDir,
     DOCKET_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     DOCKET_MAIL_FROM: "Acme Help <help@docket.test>",
+    // The mail system in front of Docket whose Authentication-Results it believes.
+    DOCKET_MAIL_TRUSTED_AUTHSERV_IDS: "mx.docket.test",
     DOCKET_PUBLIC_URL: url,
     // The webhook step's receiver listens on loopback.
     DOCKET_WEBHOOK_ALLOWED_NETS: "127.0.0.0/8",
