@@ -139,7 +139,8 @@ pub struct RateLimitConfig {
     #[arg(long, env = "DOCKET_SIGNUP_LIMIT_PER_HOUR", default_value_t = 20)]
     pub signup_limit_per_hour: u32,
     /// Invitation mails one organisation may send per day (a fifth of it in its first week;
-    /// counted in the database); 0 = no limit.
+    /// counted in the database); one address is invited at most 3 times a day, 10 minutes
+    /// apart. 0 = no limits (tests, imports).
     #[arg(long, env = "DOCKET_INVITATIONS_PER_DAY", default_value_t = 100)]
     pub invitations_per_day: u32,
     /// Inbound mail requests (`POST /inbound/email/…`) one client address may have in flight;

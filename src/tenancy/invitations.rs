@@ -33,7 +33,8 @@ const PER_ADDRESS_PER_DAY: u64 = 3;
 /// How many invitation mails an organisation may send.
 #[derive(Clone, Copy, Debug)]
 pub struct InvitationLimits {
-    /// Per organisation per day (`DOCKET_INVITATIONS_PER_DAY`; 0: no limit).
+    /// Per organisation per day (`DOCKET_INVITATIONS_PER_DAY`; 0: no limits at all, the
+    /// per-address ones included).
     pub per_day: u32,
 }
 
@@ -111,6 +112,9 @@ async fn check_allowance(
     org_created: DateTime<Utc>,
     limits: InvitationLimits,
 ) -> Result<()> {
+    if limits.per_day == 0 {
+        return Ok(());
+    }
     let now = Utc::now();
     let day = now - Duration::days(1);
     let too_many = |detail: String, wait: Duration| Error::TooManyRequests {
@@ -131,19 +135,16 @@ async fn check_allowance(
             Duration::hours(1),
         ));
     }
-    if limits.per_day > 0 {
-        let allowance = if now - org_created < NEW_ORGANIZATION {
-            (limits.per_day / 5).max(1)
-        } else {
-            limits.per_day
-        };
-        if mail::queued_since(tx, mail::Kind::Invitation, None, day).await? >= u64::from(allowance)
-        {
-            return Err(too_many(
-                format!("this organization has sent its {allowance} invitations for today"),
-                Duration::hours(1),
-            ));
-        }
+    let allowance = if now - org_created < NEW_ORGANIZATION {
+        (limits.per_day / 5).max(1)
+    } else {
+        limits.per_day
+    };
+    if mail::queued_since(tx, mail::Kind::Invitation, None, day).await? >= u64::from(allowance) {
+        return Err(too_many(
+            format!("this organization has sent its {allowance} invitations for today"),
+            Duration::hours(1),
+        ));
     }
     Ok(())
 }
