@@ -86,6 +86,11 @@ impl Received {
             .unwrap_or_default()
     }
 
+    /// Whether the text has a link under `prefix`.
+    pub fn has_link(&self, prefix: &str) -> bool {
+        self.text().contains(prefix)
+    }
+
     /// The first link in the text under `prefix`.
     pub fn link(&self, prefix: &str) -> String {
         let text = self.text();
