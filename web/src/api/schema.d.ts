@@ -423,7 +423,7 @@ export interface paths {
          * Deliver a raw RFC 5322 message (`Content-Type: message/rfc822`) to the organisation whose
          *     inbound address this is: a new ticket, or a comment when it continues one. The same message
          *     twice has one effect. The address is checked before the body is read (an unknown one is a
-         *     404 at once); the body is written to a temporary file as it arrives, up to
+         *     404 at once); a body over 256 KiB is written to a temporary file as it arrives, up to
          *     `DOCKET_MAX_EMAIL_BYTES`; one client address may deliver a few messages at a time (429
          *     beyond).
          */
