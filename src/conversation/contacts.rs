@@ -14,14 +14,11 @@
 //! (each through the ticket write path), and the contact's membership ends. Both steps answer
 //! the same whether or not the address has contacts.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Duration, Utc};
-use rand::RngCore as _;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -32,7 +29,7 @@ use crate::{
     identity::{
         self, AuthResponse, Hasher, password,
         throttle::{self, Key},
-        tokens::TokenKeys,
+        tokens::{TokenKeys, link_hash, link_token},
     },
     mail::{self, Outgoing, SYSTEM_ORG},
     store::Db,
@@ -99,16 +96,6 @@ pub struct LinkedContacts {
     pub organizations: Vec<Organization>,
 }
 
-fn new_token() -> String {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    format!("cl_{}", URL_SAFE_NO_PAD.encode(secret))
-}
-
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 /// The names of the organisations that have contacts with `address`.
 async fn organizations_with_contacts(db: &Db, address: &str) -> Result<Vec<(Uuid, String)>> {
     let found = identity::contacts_with_address(db.global(false).await?.conn(), address).await?;
@@ -136,11 +123,11 @@ async fn offer(
     {
         return Ok(());
     }
-    let token = new_token();
+    let token = link_token("cl");
     let now = Utc::now();
     let tx = db.global(true).await?;
     entity::ActiveModel {
-        token_hash: Set(token_hash(&token)),
+        token_hash: Set(link_hash(&token)),
         address: Set(address.to_owned()),
         user_id: Set(user_id),
         purpose: Set(purpose.to_owned()),
@@ -221,7 +208,7 @@ async fn spend(db: &Db, token: &str, purpose: &str) -> Result<entity::Model> {
     if !token.starts_with("cl_") || token.len() > 100 {
         return Err(bad());
     }
-    let hash = token_hash(token);
+    let hash = link_hash(token);
     let tx = db.global(true).await?;
     let row = entity::Entity::find_by_id(hash.clone())
         .filter(entity::Column::Purpose.eq(purpose))
@@ -275,7 +262,7 @@ pub async fn claim(
     // Looked up before it is spent, so a weak password does not cost the person their link.
     let pending = {
         let tx = db.global(false).await?;
-        let row = entity::Entity::find_by_id(token_hash(&req.token))
+        let row = entity::Entity::find_by_id(link_hash(&req.token))
             .filter(entity::Column::Purpose.eq(CLAIM))
             .one(tx.conn())
             .await?;

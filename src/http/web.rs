@@ -31,10 +31,16 @@ const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self
 
 /// The headers of every answer under `/docs`.
 pub async fn docs_headers(mut res: Response) -> Response {
-    let headers = res.headers_mut();
+    guard_page(res.headers_mut(), DOCS_CONTENT_SECURITY_POLICY);
+    res
+}
+
+/// What every page Docket serves says about itself: its content policy, no type sniffing, and
+/// referrers only to its own origin.
+fn guard_page(headers: &mut HeaderMap, policy: &'static str) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(policy),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -44,7 +50,6 @@ pub async fn docs_headers(mut res: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    res
 }
 
 /// Hashed build output: a changed file gets a new name, so a name's content never changes.
@@ -95,17 +100,6 @@ fn respond(file: rust_embed::EmbeddedFile, cache: &'static str, request: &Header
         headers.insert(header::ETAG, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    guard_page(headers, CONTENT_SECURITY_POLICY);
     res
 }

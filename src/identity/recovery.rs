@@ -10,14 +10,11 @@
 
 use std::net::IpAddr;
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Duration, Utc};
-use rand::RngCore as _;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -26,7 +23,7 @@ use super::{
     entity::user,
     find_user_by_email, password, respond, revoke_everywhere, start_session,
     throttle::{self, Key},
-    tokens::{OrgToken, TokenKeys},
+    tokens::{OrgToken, TokenKeys, link_hash, link_token},
 };
 use crate::{
     access::{self, Action, TenantCtx},
@@ -170,10 +167,6 @@ pub struct ResetPassword {
     pub password: String,
 }
 
-fn reset_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 /// Mails a reset link when the address has an account. Answers the same either way.
 pub async fn forgot(db: &Db, req: ForgotPassword, ip: IpAddr) -> Result<()> {
     throttle::reserve(db, &[Key::reset_requests_from(ip)]).await?;
@@ -194,13 +187,11 @@ pub async fn forgot(db: &Db, req: ForgotPassword, ip: IpAddr) -> Result<()> {
     if user.password_hash == password::UNUSABLE_HASH {
         return Ok(());
     }
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let token = format!("pr_{}", URL_SAFE_NO_PAD.encode(secret));
+    let token = link_token("pr");
     let now = Utc::now();
     let tx = db.global(true).await?;
     reset_entity::ActiveModel {
-        token_hash: Set(reset_hash(&token)),
+        token_hash: Set(link_hash(&token)),
         user_id: Set(user.id),
         created_at: Set(now),
         expires_at: Set(now + RESET_LIFETIME),
@@ -235,7 +226,7 @@ pub async fn reset(db: &Db, hasher: &Hasher, req: ResetPassword) -> Result<()> {
     if !req.token.starts_with("pr_") || req.token.len() > 100 {
         return Err(bad());
     }
-    let hash = reset_hash(&req.token);
+    let hash = link_hash(&req.token);
     let pending = reset_entity::Entity::find_by_id(hash.clone())
         .filter(reset_entity::Column::UsedAt.is_null())
         .filter(reset_entity::Column::ExpiresAt.gt(Utc::now()))

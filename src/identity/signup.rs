@@ -8,14 +8,11 @@
 
 use std::net::IpAddr;
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Duration, Utc};
-use rand::RngCore as _;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -23,7 +20,7 @@ use super::{
     AuthResponse, Hasher, SignupRequest, UserSummary, check_password, create_user,
     find_user_by_email, normalize_email, password, respond, start_session,
     throttle::{self, Key},
-    tokens::TokenKeys,
+    tokens::{TokenKeys, link_hash, link_token},
 };
 use crate::{
     access::Role,
@@ -195,11 +192,11 @@ pub async fn signup(
         "existing": proven.as_ref().is_some_and(|(_, user)| user.is_some()),
     });
     if let Some((password_hash, user_id)) = proven {
-        let token = new_token();
+        let token = link_token("su");
         let now = Utc::now();
         let tx = db.global(true).await?;
         entity::ActiveModel {
-            token_hash: Set(token_hash(&token)),
+            token_hash: Set(link_hash(&token)),
             email: Set(email.clone()),
             name: Set(req.name.trim().to_owned()),
             organization_name: Set(req.organization_name.trim().to_owned()),
@@ -239,7 +236,7 @@ pub async fn confirm(db: &Db, keys: &TokenKeys, req: ConfirmSignup) -> Result<Au
     if !req.token.starts_with("su_") || req.token.len() > 100 {
         return Err(bad());
     }
-    let hash = token_hash(&req.token);
+    let hash = link_hash(&req.token);
     let tx = db.global(true).await?;
     let asked = entity::Entity::find_by_id(hash.clone())
         .filter(entity::Column::UsedAt.is_null())
@@ -313,16 +310,6 @@ async fn create(
 
 fn slug_taken() -> Error {
     Error::conflict("slug_taken", "this organization slug is already taken")
-}
-
-fn new_token() -> String {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    format!("su_{}", URL_SAFE_NO_PAD.encode(secret))
-}
-
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Drops sign-up links a day after they expired.

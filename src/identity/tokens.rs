@@ -84,6 +84,17 @@ pub fn random_secret() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The secret of a mailed single-use link (`<kind>_<32 random bytes, base64url>`): password
+/// resets, sign-up confirmations, contact links.
+pub fn link_token(kind: &str) -> String {
+    format!("{kind}_{}", random_secret())
+}
+
+/// How a link's secret is stored: its SHA-256, in hex.
+pub fn link_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
 /// A secret that names its organisation (`<kind>_<org>_<secret>`), so that its lookup runs
 /// inside that tenant's wall; only the SHA-256 of the whole token is stored. Refresh tokens,
 /// invitations and API tokens are such tokens, each with its own kind.
