@@ -15,9 +15,7 @@
 //! the same whether or not the address has contacts.
 
 use chrono::{Duration, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -32,7 +30,7 @@ use crate::{
         tokens::{TokenKeys, link_hash, link_token},
     },
     mail::{self, Outgoing, SYSTEM_ORG},
-    store::Db,
+    store::{Db, use_once},
     tenancy::{self, Organization},
     text,
     work::tickets,
@@ -182,29 +180,27 @@ pub async fn request_link(db: &Db, ctx: &TenantCtx) -> Result<()> {
     offer(db, &account.email, Some(account.id), LINK, names).await
 }
 
-/// The address with no account behind a forgotten-password request: when organisations have
-/// contacts with it, a link that claims them (sets a password) goes to it. Silent either way.
-pub async fn offer_claim(db: &Db, email: &str) -> Result<()> {
-    let Some(address) = identity::canonical_email(email).filter(|e| e.len() <= 254) else {
-        return Ok(());
-    };
-    if !identity::user_ids_by_emails(db.global(false).await?.conn(), vec![address.clone()])
-        .await?
-        .is_empty()
-    {
-        return Ok(());
-    }
-    let organizations = organizations_with_contacts(db, &address).await?;
+/// An address with no account that asked for a password (`recovery::forgot` says which): when
+/// organisations have contacts with it, a link that claims them (sets a password) goes to it.
+/// Silent either way.
+pub async fn offer_claim(db: &Db, address: &str) -> Result<()> {
+    let organizations = organizations_with_contacts(db, address).await?;
     if organizations.is_empty() {
         return Ok(());
     }
     let names = organizations.into_iter().map(|(_, name)| name).collect();
-    offer(db, &address, None, CLAIM, names).await
+    offer(db, address, None, CLAIM, names).await
 }
 
-/// Spends a link of `purpose`: its row, once; 422 on the token for anything else.
-async fn spend(db: &Db, token: &str, purpose: &str) -> Result<entity::Model> {
-    let bad = || Error::invalid("token", "this link is invalid, used or expired");
+/// Spends a link of `purpose` (for a link: asked for by account `owner`): its row, once; 422 on
+/// the token for anything else, and then nothing is spent.
+async fn spend(db: &Db, token: &str, purpose: &str, owner: Option<Uuid>) -> Result<entity::Model> {
+    let bad = || {
+        Error::invalid(
+            "token",
+            "this link is invalid, used, expired, or for another account",
+        )
+    };
     if !token.starts_with("cl_") || token.len() > 100 {
         return Err(bad());
     }
@@ -216,14 +212,15 @@ async fn spend(db: &Db, token: &str, purpose: &str) -> Result<entity::Model> {
         .filter(entity::Column::ExpiresAt.gt(Utc::now()))
         .one(tx.conn())
         .await?
+        .filter(|row| row.user_id == owner)
         .ok_or_else(bad)?;
-    let used = entity::Entity::update_many()
-        .col_expr(entity::Column::UsedAt, Expr::value(Utc::now()))
-        .filter(entity::Column::TokenHash.eq(&hash))
-        .filter(entity::Column::UsedAt.is_null())
-        .exec(tx.conn())
-        .await?;
-    if used.rows_affected != 1 {
+    let spent = use_once::<entity::Entity>(
+        tx.conn(),
+        entity::Column::TokenHash,
+        entity::Column::UsedAt,
+        &hash,
+    );
+    if !spent.await? {
         return Err(bad());
     }
     tx.commit().await?;
@@ -235,13 +232,8 @@ async fn spend(db: &Db, token: &str, purpose: &str) -> Result<entity::Model> {
 pub async fn confirm_link(db: &Db, ctx: &TenantCtx, req: ConfirmLink) -> Result<LinkedContacts> {
     access::authorize(ctx, Action::AccountManage)?;
     identity::confirm(db, ctx).await?;
-    let row = spend(db, &req.token, LINK).await?;
-    if row.user_id != Some(ctx.user_id) {
-        return Err(Error::invalid(
-            "token",
-            "this link was sent to another account: sign in as that account",
-        ));
-    }
+    // Only the account that asked follows it: anyone else's try spends nothing.
+    let row = spend(db, &req.token, LINK, Some(ctx.user_id)).await?;
     let organizations = link_all(db, ctx.user_id, &row.address).await?;
     Ok(LinkedContacts { organizations })
 }
@@ -273,7 +265,7 @@ pub async fn claim(
         password::validate(&req.password, &[&row.address])?;
     }
     let hash = hasher.hash(&req.password).await?;
-    let row = spend(db, &req.token, CLAIM).await?;
+    let row = spend(db, &req.token, CLAIM, None).await?;
     let contacts =
         identity::contacts_with_address(db.global(false).await?.conn(), &row.address).await?;
     let name = match req.name.map(|n| n.trim().to_owned()) {

@@ -20,7 +20,7 @@ use std::{
 
 use async_imap::Client;
 use chrono::Utc;
-use futures_util::StreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -259,19 +259,27 @@ where
     .filter(|uid| i64::from(*uid) > last)
     .collect();
     uids.sort_unstable();
+    // The sizes the server announces, all in one command: they decide whether a message is
+    // fetched at all.
+    let sizes = match (uids.first(), uids.last()) {
+        (Some(first), Some(last)) => {
+            budget.refill();
+            let fetches = step(
+                "fetching a message failed",
+                session.uid_fetch(format!("{first}:{last}"), "(UID RFC822.SIZE)"),
+            )
+            .await?;
+            step("fetching a message failed", collect(fetches)).await?
+        }
+        _ => Vec::new(),
+    };
     let mut taken = 0;
     for uid in uids {
         budget.refill();
-        // The size the server announces decides whether the message is fetched at all.
-        let size = {
-            let fetches = step(
-                "fetching a message failed",
-                session.uid_fetch(uid.to_string(), "(UID RFC822.SIZE)"),
-            )
-            .await?;
-            let found = step("fetching a message failed", collect(fetches, uid)).await?;
-            found.and_then(|f| f.size)
-        };
+        let size = sizes
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| f.size);
         let outcome = match size {
             Some(size) if size as usize > mailroom.max_email_bytes => {
                 let err = ingest::too_large(mailroom.max_email_bytes);
@@ -285,8 +293,10 @@ where
                         session.uid_fetch(uid.to_string(), "(UID RFC822)"),
                     )
                     .await?;
-                    step("fetching a message failed", collect(fetches, uid))
+                    step("fetching a message failed", collect(fetches))
                         .await?
+                        .into_iter()
+                        .find(|f| f.uid == Some(uid))
                         .and_then(|f| f.body().map(<[u8]>::to_vec))
                 };
                 match raw {
@@ -328,20 +338,12 @@ async fn save_progress(
     Ok(())
 }
 
-/// The fetch of `uid` among a FETCH command's answers.
+/// A FETCH command's answers.
 async fn collect(
-    mut fetches: impl futures_util::Stream<Item = async_imap::error::Result<async_imap::types::Fetch>>
+    fetches: impl futures_util::Stream<Item = async_imap::error::Result<async_imap::types::Fetch>>
     + Unpin,
-    uid: u32,
-) -> async_imap::error::Result<Option<async_imap::types::Fetch>> {
-    let mut found = None;
-    while let Some(fetch) = fetches.next().await {
-        let fetch = fetch?;
-        if fetch.uid == Some(uid) {
-            found = Some(fetch);
-        }
-    }
-    Ok(found)
+) -> async_imap::error::Result<Vec<async_imap::types::Fetch>> {
+    fetches.try_collect().await
 }
 
 /// What became of one message of a mailbox.

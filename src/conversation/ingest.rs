@@ -295,9 +295,7 @@ async fn refuse(
     err: &Error,
 ) -> Result<IngestOutcome> {
     let done = IngestOutcome::without_ticket(Outcome::Rejected, reason_of(err));
-    let tx = db.write_org(org_id).await?;
-    record(&tx, route, Some(inbound), Some(key), &done).await?;
-    tx.commit().await?;
+    log_line(db, org_id, route, Some(inbound), Some(key), &done).await?;
     Ok(done)
 }
 
@@ -329,6 +327,21 @@ async fn log_failure(
     log_best_effort(db, org_id, route, Some(inbound), Some(key), &done).await;
 }
 
+/// Writes one line of the ingest log in a transaction of its own.
+async fn log_line(
+    db: &Db,
+    org_id: Uuid,
+    route: Route,
+    inbound: Option<&Inbound>,
+    key: Option<&str>,
+    done: &IngestOutcome,
+) -> Result<()> {
+    let tx = db.write_org(org_id).await?;
+    record(&tx, route, inbound, key, done).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 async fn log_best_effort(
     db: &Db,
     org_id: Uuid,
@@ -337,13 +350,7 @@ async fn log_best_effort(
     key: Option<&str>,
     done: &IngestOutcome,
 ) {
-    let logged = async {
-        let tx = db.write_org(org_id).await?;
-        record(&tx, route, inbound, key, done).await?;
-        tx.commit().await?;
-        Ok::<_, Error>(())
-    };
-    if let Err(err) = logged.await {
+    if let Err(err) = log_line(db, org_id, route, inbound, key, done).await {
         tracing::warn!(error = %err, org = %org_id, "an inbound mail's outcome could not be logged");
     }
 }
@@ -437,10 +444,9 @@ async fn take(
         return Ok(done);
     }
     if let Some(reason) = &inbound.automatic {
-        let (outcome, reason) = if reason_is_report(inbound) {
-            bounce(&tx, mailroom, inbound).await?
-        } else {
-            (Outcome::Suppressed, reason.clone())
+        let (outcome, reason) = match &inbound.report {
+            Some(failed) => bounce(&tx, mailroom, inbound, failed).await?,
+            None => (Outcome::Suppressed, reason.clone()),
         };
         remember(&tx, key, None, None, "inbound", &[]).await?;
         let done = IngestOutcome::without_ticket(outcome, reason);
@@ -517,10 +523,6 @@ async fn take(
     Ok(done)
 }
 
-fn reason_is_report(inbound: &Inbound) -> bool {
-    inbound.automatic.as_deref() == Some(parse::REPORT)
-}
-
 /// A delivery report: it counts only when it came back to the signed return path of a mail
 /// Docket sent from this organisation, and then marks that mail's recipient as bouncing when
 /// the report's status part says its delivery failed.
@@ -528,6 +530,7 @@ async fn bounce(
     tx: &TenantTx,
     mailroom: &Mailroom,
     inbound: &Inbound,
+    failed: &[String],
 ) -> Result<(Outcome, String)> {
     let sent = inbound
         .recipients
@@ -545,7 +548,7 @@ async fn bounce(
             "a delivery report about a mail no longer kept: nothing marked".into(),
         ));
     };
-    if !inbound.bounced.contains(&recipient) {
+    if !failed.contains(&recipient) {
         return Ok((
             Outcome::Suppressed,
             "a delivery report that does not say the mail failed: nothing marked".into(),
@@ -664,38 +667,31 @@ async fn sender_account(tx: &TenantTx, inbound: &Inbound) -> Result<Sender> {
         Some(id) => tenancy::membership_of(tx, id).await?.map(|m| (id, m)),
         None => None,
     };
-    let contact = match member {
-        Some(_) => None,
-        None => identity::contact_id(tx.conn(), tx.org_id(), &address).await?,
+    let (user_id, membership) = match member {
+        Some((id, m)) => (id, Some(m)),
+        None => match identity::contact_id(tx.conn(), tx.org_id(), &address).await? {
+            Some(id) => (id, tenancy::membership_of(tx, id).await?),
+            None => {
+                let name = inbound
+                    .from_name
+                    .clone()
+                    .unwrap_or_else(|| address.split('@').next().unwrap_or_default().to_owned());
+                let contact = identity::create_contact(tx.conn(), tx.org_id(), &address, &name);
+                (contact.await?.id, None)
+            }
+        },
     };
-    let known = match (member, contact) {
-        (Some(found), _) => Some(found),
-        (None, Some(id)) => tenancy::membership_of(tx, id).await?.map(|m| (id, m)),
-        (None, None) => None,
-    };
-    let (user_id, role) = match known {
-        Some((id, (role, true))) => (id, role),
+    let role = match membership {
+        Some((role, true)) => role,
         // Asked before adding: on PostgreSQL a refused insert would end the transaction.
-        Some((_, (_, false))) => {
+        Some((_, false)) => {
             return Err(Error::forbidden(
                 "the sender is a deactivated member of this organization",
             ));
         }
         None => {
-            let name = inbound
-                .from_name
-                .clone()
-                .unwrap_or_else(|| address.split('@').next().unwrap_or_default().to_owned());
-            let id = match contact {
-                Some(id) => id,
-                None => {
-                    identity::create_contact(tx.conn(), tx.org_id(), &address, &name)
-                        .await?
-                        .id
-                }
-            };
-            tenancy::add_member(tx, id, Role::Requester).await?;
-            (id, Role::Requester)
+            tenancy::add_member(tx, user_id, Role::Requester).await?;
+            Role::Requester
         }
     };
     Ok(Sender {
@@ -1011,46 +1007,26 @@ async fn keep_thread(
         references.drain(..references.len() - 19);
         references.insert(0, first);
     }
-    save_thread(
-        tx,
-        ticket_id,
-        &people,
-        Some(inbound.message_id.clone()),
-        references,
-    )
-    .await?;
-    Ok(held)
-}
-
-/// Writes a ticket's thread row: its participants, and (when given) the last message and the
-/// references.
-pub(super) async fn save_thread(
-    tx: &TenantTx,
-    ticket_id: Uuid,
-    people: &[String],
-    last_message_id: Option<Option<String>>,
-    references: Vec<String>,
-) -> Result<()> {
-    let mut update = vec![thread::Column::Participants];
-    if last_message_id.is_some() {
-        update.extend([thread::Column::LastMessageId, thread::Column::References]);
-    }
     let row = thread::ActiveModel {
         org_id: Set(tx.org_id()),
         ticket_id: Set(ticket_id),
         participants: Set(serde_json::json!(people)),
-        last_message_id: Set(last_message_id.flatten()),
+        last_message_id: Set(inbound.message_id.clone()),
         references: Set(references.join(" ")),
     };
     thread::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([thread::Column::OrgId, thread::Column::TicketId])
-                .update_columns(update)
+                .update_columns([
+                    thread::Column::Participants,
+                    thread::Column::LastMessageId,
+                    thread::Column::References,
+                ])
                 .to_owned(),
         )
         .exec_without_returning(tx.conn())
         .await?;
-    Ok(())
+    Ok(held)
 }
 
 /// Mails the acknowledgement of a new ticket (the organisation wants it and the sender is

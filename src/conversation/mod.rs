@@ -240,9 +240,3 @@ pub(crate) mod entity {
         });
     }
 }
-
-/// The organisation an inbound address (its path token) opens: checked before the message is
-/// read.
-pub async fn inbound_org(db: &crate::store::Db, mailroom: &Mailroom, token: &str) -> Result<Uuid> {
-    settings::org_of_token(db, mailroom, token).await
-}

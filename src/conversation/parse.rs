@@ -40,8 +40,9 @@ pub struct Inbound {
     pub files: Vec<(String, Vec<u8>)>,
     /// Why this message must not make a ticket or an automatic answer, if it must not.
     pub automatic: Option<String>,
-    /// For a delivery report: the recipients its `message/delivery-status` part says failed.
-    pub bounced: Vec<String>,
+    /// For a delivery report (`multipart/report`): the recipients its
+    /// `message/delivery-status` part says failed. `None` for any other message.
+    pub report: Option<Vec<String>>,
     /// Every `Authentication-Results` header, topmost (added last) first.
     pub authentication: Vec<AuthenticationResults>,
 }
@@ -228,16 +229,16 @@ pub fn parse(raw: &[u8], own_address: &str) -> Result<Inbound> {
         is_report,
         list: header("List-Id").is_some(),
     });
-    let bounced = if is_report {
-        message
-            .parts
-            .iter()
-            .filter(|p| p.is_content_type("message", "delivery-status"))
-            .flat_map(|p| failed_recipients(&String::from_utf8_lossy(p.contents())))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let report = is_report.then(|| {
+        unique(
+            message
+                .parts
+                .iter()
+                .filter(|p| p.is_content_type("message", "delivery-status"))
+                .flat_map(|p| failed_recipients(&String::from_utf8_lossy(p.contents())))
+                .collect(),
+        )
+    });
     let authentication = message
         .headers_raw()
         .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
@@ -261,7 +262,7 @@ pub fn parse(raw: &[u8], own_address: &str) -> Result<Inbound> {
             })
             .collect(),
         automatic,
-        bounced: unique(bounced),
+        report,
         authentication,
     })
 }
@@ -352,9 +353,6 @@ fn limit(text: &str, max: usize) -> String {
     }
 }
 
-/// Why a delivery report is automatic.
-pub const REPORT: &str = "delivery report (bounce)";
-
 /// What a message's headers say about where it came from, for [`automatic_reason`].
 #[derive(Debug, Default)]
 pub struct Signals<'a> {
@@ -376,7 +374,7 @@ pub struct Signals<'a> {
 pub fn automatic_reason(s: &Signals) -> Option<String> {
     let local = s.from.split('@').next().unwrap_or_default();
     if s.is_report {
-        return Some(REPORT.into());
+        return Some("delivery report (bounce)".into());
     }
     if s.our_loop {
         return Some("X-Loop: sent by Docket itself".into());
@@ -759,7 +757,7 @@ mod tests {
         let report = "From: MAILER-DAEMON@mx.test\r\nTo: help@acme.test\r\nSubject: Undelivered\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nFinal-Recipient: rfc822; victim@example.com\r\nAction: failed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.test\r\n\r\nFinal-Recipient: rfc822; Gone@Example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\nFinal-Recipient: rfc822; delayed@example.com\r\nAction: delayed\r\nStatus: 4.0.0\r\n--b--\r\n";
         let m = parse(report.as_bytes(), "help@acme.test").unwrap();
         assert_eq!(m.automatic.as_deref(), Some("delivery report (bounce)"));
-        assert_eq!(m.bounced, vec!["gone@example.com"]);
+        assert_eq!(m.report, Some(vec!["gone@example.com".to_owned()]));
     }
 
     proptest::proptest! {

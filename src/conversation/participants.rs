@@ -10,10 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
-    entity::{message, thread},
-    ingest::save_thread,
-};
+use super::entity::{message, thread};
 use crate::{
     access::{self, Action, TenantCtx},
     audit,
@@ -165,7 +162,15 @@ async fn change(
     action: &str,
     address: &str,
 ) -> Result<()> {
-    save_thread(tx, ticket_id, people, None, Vec::new()).await?;
+    // Held addresses come from the ticket's mails, so its thread row exists.
+    tx.update_many::<thread::Entity>()
+        .col_expr(
+            thread::Column::Participants,
+            sea_orm::sea_query::Expr::value(serde_json::json!(people)),
+        )
+        .filter(thread::Column::TicketId.eq(ticket_id))
+        .exec(tx.conn())
+        .await?;
     audit::record(
         tx,
         Some(ctx.user_id),

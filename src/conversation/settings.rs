@@ -385,7 +385,7 @@ pub async fn rotate_inbound_token(
     Ok(view(mailroom, &saved))
 }
 
-/// The organisation an inbound token opens, if it is current.
+/// The organisation an inbound token opens, if it is current (checked before a message is read).
 pub(crate) async fn org_of_token(db: &Db, mailroom: &Mailroom, token: &str) -> Result<Uuid> {
     let not_found = || Error::NotFound("inbound_address");
     let org_id = crate::mail::MailKeys::inbound_token_org(token).ok_or_else(not_found)?;

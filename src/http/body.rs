@@ -59,8 +59,12 @@ impl http_body::Body for Watched {
 /// refusal before the body was looked at): hyper will not reuse that connection, so the client
 /// must not either.
 pub async fn close_if_unread(req: Request, next: Next) -> Response {
+    // A request without a body (most reads) has nothing left unread.
+    if http_body::Body::is_end_stream(req.body()) {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
-    let finished = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
+    let finished = Arc::new(AtomicBool::new(false));
     let watched = Watched {
         inner: body,
         finished: finished.clone(),

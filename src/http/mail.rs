@@ -103,9 +103,9 @@ pub async fn forgot_password(
     ClientIp(ip): ClientIp,
     Json(req): Json<ForgotPassword>,
 ) -> Result<StatusCode> {
-    let address = req.email.clone();
-    recovery::forgot(&s.db, req, ip).await?;
-    contacts::offer_claim(&s.db, &address).await?;
+    if let Some(without_account) = recovery::forgot(&s.db, req, ip).await? {
+        contacts::offer_claim(&s.db, &without_account).await?;
+    }
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -247,7 +247,7 @@ pub async fn inbound_email(
         }
         .into());
     }
-    let org_id = conversation::inbound_org(&s.db, &s.mailroom, &token).await?;
+    let org_id = settings::org_of_token(&s.db, &s.mailroom, &token).await?;
     let _slot = s.rate_limits.inbound_slot(ip)?;
     let limit = s.mailroom.max_email_bytes;
     let raw = match body::spool(req.into_body(), limit, || conversation::too_large(limit)).await? {

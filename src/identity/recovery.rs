@@ -30,7 +30,7 @@ use crate::{
     audit,
     error::{Error, Result, Validator},
     mail::{self, Outgoing, SYSTEM_ORG},
-    store::{Db, GlobalTx},
+    store::{Db, GlobalTx, use_once},
     tenancy, text,
 };
 
@@ -167,11 +167,13 @@ pub struct ResetPassword {
     pub password: String,
 }
 
-/// Mails a reset link when the address has an account. Answers the same either way.
-pub async fn forgot(db: &Db, req: ForgotPassword, ip: IpAddr) -> Result<()> {
+/// Mails a reset link when the address has an account. The HTTP answer is the same either way;
+/// the caller learns the (canonical) address when it has no account, for what else it may
+/// offer such an address (claiming the tickets it sent by mail).
+pub async fn forgot(db: &Db, req: ForgotPassword, ip: IpAddr) -> Result<Option<String>> {
     throttle::reserve(db, &[Key::reset_requests_from(ip)]).await?;
     let Some(email) = canonical_email(&req.email).filter(|e| e.len() <= 254) else {
-        return Ok(());
+        return Ok(None);
     };
     // Over the per-address allowance: said to nobody, so it tells nothing about the address,
     // and nobody can fill someone's inbox with reset mails.
@@ -179,13 +181,13 @@ pub async fn forgot(db: &Db, req: ForgotPassword, ip: IpAddr) -> Result<()> {
         .await
         .is_err()
     {
-        return Ok(());
+        return Ok(None);
     }
     let Some(user) = find_user_by_email(db.global(false).await?.conn(), &email).await? else {
-        return Ok(());
+        return Ok(Some(email));
     };
     if user.password_hash == password::UNUSABLE_HASH {
-        return Ok(());
+        return Ok(None);
     }
     let token = link_token("pr");
     let now = Utc::now();
@@ -217,7 +219,7 @@ pub async fn forgot(db: &Db, req: ForgotPassword, ip: IpAddr) -> Result<()> {
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(None)
 }
 
 /// Sets a new password with a reset token, and ends every session of the account.
@@ -242,13 +244,13 @@ pub async fn reset(db: &Db, hasher: &Hasher, req: ResetPassword) -> Result<()> {
 
     let tx = db.global(true).await?;
     // Single use: of concurrent resets with one token, one wins.
-    let used = reset_entity::Entity::update_many()
-        .col_expr(reset_entity::Column::UsedAt, Expr::value(Utc::now()))
-        .filter(reset_entity::Column::TokenHash.eq(&hash))
-        .filter(reset_entity::Column::UsedAt.is_null())
-        .exec(tx.conn())
-        .await?;
-    if used.rows_affected != 1 {
+    let spent = use_once::<reset_entity::Entity>(
+        tx.conn(),
+        reset_entity::Column::TokenHash,
+        reset_entity::Column::UsedAt,
+        &hash,
+    );
+    if !spent.await? {
         return Err(bad());
     }
     // Every other link of the account stops working too.

@@ -9,9 +9,7 @@
 use std::net::IpAddr;
 
 use chrono::{Duration, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -27,7 +25,7 @@ use crate::{
     audit,
     error::{Error, Result, Validator},
     mail::{self, Outgoing, SYSTEM_ORG},
-    store::Db,
+    store::{Db, use_once},
     tenancy, text,
 };
 
@@ -245,13 +243,13 @@ pub async fn confirm(db: &Db, keys: &TokenKeys, req: ConfirmSignup) -> Result<Au
         .await?
         .ok_or_else(bad)?;
     // Single use: of concurrent confirmations with one link, one wins.
-    let used = entity::Entity::update_many()
-        .col_expr(entity::Column::UsedAt, Expr::value(Utc::now()))
-        .filter(entity::Column::TokenHash.eq(&hash))
-        .filter(entity::Column::UsedAt.is_null())
-        .exec(tx.conn())
-        .await?;
-    if used.rows_affected != 1 {
+    let spent = use_once::<entity::Entity>(
+        tx.conn(),
+        entity::Column::TokenHash,
+        entity::Column::UsedAt,
+        &hash,
+    );
+    if !spent.await? {
         return Err(bad());
     }
     tx.commit().await?;

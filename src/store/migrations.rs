@@ -54,6 +54,39 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// Adds columns to `table`, one statement each (SQLite adds one column per `ALTER TABLE`).
+async fn add_columns<T: IntoIden + Copy + 'static>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    columns: Vec<ColumnDef>,
+) -> Result<(), DbErr> {
+    for mut column in columns {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops columns of `table`, one statement each.
+async fn drop_columns<T: IntoIden + Copy + 'static>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    columns: &[T],
+) -> Result<(), DbErr> {
+    for column in columns {
+        manager
+            .alter_table(Table::alter().table(table).drop_column(*column).to_owned())
+            .await?;
+    }
+    Ok(())
+}
+
 /// A plain index over `cols` of `table`.
 fn index<T: IntoIden + Copy + 'static>(name: &str, table: T, cols: &[T]) -> IndexCreateStatement {
     let mut idx = Index::create();

@@ -862,6 +862,23 @@ impl MemberTx {
     }
 }
 
+/// Marks the row of a single-use link (`key` = `value`) used, setting `used_at` where it is still
+/// empty, and says whether this caller did: of concurrent callers with one link, one wins.
+pub(crate) async fn use_once<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    key: E::Column,
+    used_at: E::Column,
+    value: &str,
+) -> Result<bool, DbErr> {
+    let done = E::update_many()
+        .col_expr(used_at, sea_orm::sea_query::Expr::value(chrono::Utc::now()))
+        .filter(key.eq(value))
+        .filter(used_at.is_null())
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
 /// A raw statement written with PostgreSQL's `$1, $2, …` placeholders, for either backend
 /// (SQLite reads the same positions as `?1, ?2, …`). Values travel as parameters, never in the
 /// text: a `$` that is not a placeholder is refused rather than rewritten.

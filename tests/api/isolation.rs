@@ -261,6 +261,30 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         "calendar_not_found",
     ),
+    (
+        "GET",
+        "/api/v1/tickets/{ticket}/mail-participants",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/mail-participants",
+        Some(r#"{"address": "held@customer.test"}"#),
+        "ticket_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/tickets/{ticket}/mail-participants/held@customer.test",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/mail/bounces/{bounce}",
+        None,
+        "bounce_not_found",
+    ),
 ];
 
 struct Tenant {
@@ -286,6 +310,8 @@ struct Tenant {
     delivery: String,
     /// A business calendar an SLA policy of the tenant counts on.
     calendar: String,
+    /// An address marked as bouncing: a delivery report came back for the invitation's mail.
+    bounce: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -383,6 +409,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
     )
     .await
     .assert_ok(200);
+    let bounce = bounce_of_invitation(app, &owner, slug).await;
     Tenant {
         owner,
         agent,
@@ -398,7 +425,34 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         webhook,
         delivery,
         calendar,
+        bounce,
     }
+}
+
+/// Marks the invitee of `slug` as bouncing, as Docket would: a delivery report comes back to
+/// the signed return path of the invitation's mail. Returns the address.
+async fn bounce_of_invitation(app: &TestApp, owner: &Session, slug: &str) -> String {
+    let invitee = format!("invitee@{slug}.example.com");
+    let mail_id: uuid::Uuid = app
+        .scalar(&format!(
+            "SELECT id FROM mails WHERE kind = 'invitation' AND to_address = '{invitee}'"
+        ))
+        .await;
+    let org_id = uuid::Uuid::parse_str(&owner.org_id).unwrap();
+    let keys = docket::mail::MailKeys::new(&docket::config::Secret::new(JWT_SECRET));
+    let return_path = format!(
+        "help+{}@docket.test",
+        keys.return_path_reference(org_id, mail_id)
+    );
+    let inbound = app.get("/api/v1/mail/settings", &owner.token).await;
+    let inbound = inbound.assert_ok(200)["inbound_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let report = crate::mail::bounce_report(&return_path, &invitee);
+    let res = crate::mail::post_mail(app, &inbound, &report).await;
+    assert_eq!(res.assert_ok(202)["outcome"], "bounce", "{}", res.body);
+    invitee
 }
 
 /// Uploads a file named after `slug` to `ticket`.
@@ -436,7 +490,8 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{api_token}", &a.api_token)
                 .replace("{webhook}", &a.webhook)
                 .replace("{delivery}", &a.delivery)
-                .replace("{calendar}", &a.calendar);
+                .replace("{calendar}", &a.calendar)
+                .replace("{bounce}", &a.bounce);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(
@@ -561,6 +616,12 @@ async fn another_tenants_ids_are_not_found() {
             .await
             .assert_problem(422, "validation_failed");
     }
+    // A's bounce mark is still there.
+    let marks = app.get("/api/v1/mail/bounces", &a.owner.token).await;
+    assert_eq!(
+        pluck(&marks.assert_ok(200)["items"], "address"),
+        [a.bounce.as_str()]
+    );
     // Tenant A is unchanged by all of that.
     let me = app.get("/api/v1/auth/me", &a.agent.token).await;
     assert_eq!(me.assert_ok(200)["role"], "agent");
@@ -623,6 +684,11 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
             "/api/v1/reports/sla".to_owned(),
             "/api/v1/search?q=secret%20or%20whisper%20or%20alpha%20or%20beta".to_owned(),
             "/api/v1/sla-policies".to_owned(),
+            "/api/v1/mail/bounces".to_owned(),
+            format!(
+                "/api/v1/tickets/{}/mail-participants",
+                viewer.ticket["id"].as_str().unwrap()
+            ),
         ] {
             let res = app.get(&list, &viewer.owner.token).await;
             let text = res.assert_ok(200).to_string();
@@ -635,6 +701,7 @@ async fn lists_and_logs_show_only_the_callers_tenant() {
                     && !text.contains(&other.webhook)
                     && !text.contains(&other.delivery)
                     && !text.contains(&other.calendar)
+                    && !text.contains(&other.bounce)
                     && !text.contains(&format!(
                         "invitee@{}",
                         other.owner.email.split('@').nth(1).unwrap()
@@ -801,12 +868,14 @@ async fn mail_stays_within_its_tenant() {
     .await
     .assert_problem(404, "invitation_not_found");
     // Every queued mail of a tenant goes to that tenant's own people or its customers.
-    for (t, other) in [(&a, "beta"), (&b, "alpha")] {
+    // (The organisation is named by its slug: ids are not text on SQLite.)
+    for (own, other) in [("alpha", "beta"), ("beta", "alpha")] {
+        let mails = format!(
+            "SELECT COUNT(*) FROM mails WHERE org_id = (SELECT id FROM organizations WHERE slug = '{own}')"
+        );
+        assert!(app.count(&mails).await > 0, "{own} queued mail");
         let stray = app
-            .count(&format!(
-                "SELECT COUNT(*) FROM mails WHERE org_id = '{}' AND to_address LIKE '%{other}%'",
-                t.owner.org_id
-            ))
+            .count(&format!("{mails} AND to_address LIKE '%{other}%'"))
             .await;
         assert_eq!(stray, 0);
     }

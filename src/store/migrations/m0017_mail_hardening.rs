@@ -6,6 +6,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use super::{add_columns, drop_columns};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -31,14 +33,12 @@ enum MailBounces {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(MailBounces::Table)
-                    .add_column(uuid_null(MailBounces::Id))
-                    .to_owned(),
-            )
-            .await?;
+        add_columns(
+            manager,
+            MailBounces::Table,
+            vec![uuid_null(MailBounces::Id)],
+        )
+        .await?;
         // Marks made before this have no id yet: a random one (uuids are 16-byte blobs on
         // SQLite).
         let fill = match manager.get_database_backend() {
@@ -46,63 +46,41 @@ impl MigrationTrait for Migration {
             _ => "UPDATE mail_bounces SET id = randomblob(16)",
         };
         manager.get_connection().execute_unprepared(fill).await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(MailMessages::Table)
-                    .add_column(json_null(MailMessages::HeldParticipants))
+        add_columns(
+            manager,
+            MailMessages::Table,
+            vec![json_null(MailMessages::HeldParticipants)],
+        )
+        .await?;
+        add_columns(
+            manager,
+            MailSettings::Table,
+            vec![
+                string_null(MailSettings::ImapAuthservId),
+                boolean(MailSettings::ImapAllowPlaintext)
+                    .default(false)
                     .to_owned(),
-            )
-            .await?;
-        // SQLite adds one column per statement.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(MailSettings::Table)
-                    .add_column(string_null(MailSettings::ImapAuthservId))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(MailSettings::Table)
-                    .add_column(boolean(MailSettings::ImapAllowPlaintext).default(false))
-                    .to_owned(),
-            )
-            .await
+            ],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(MailBounces::Table)
-                    .drop_column(MailBounces::Id)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(MailMessages::Table)
-                    .drop_column(MailMessages::HeldParticipants)
-                    .to_owned(),
-            )
-            .await?;
-        for column in [
-            MailSettings::ImapAuthservId,
-            MailSettings::ImapAllowPlaintext,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(MailSettings::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        drop_columns(manager, MailBounces::Table, &[MailBounces::Id]).await?;
+        drop_columns(
+            manager,
+            MailMessages::Table,
+            &[MailMessages::HeldParticipants],
+        )
+        .await?;
+        drop_columns(
+            manager,
+            MailSettings::Table,
+            &[
+                MailSettings::ImapAuthservId,
+                MailSettings::ImapAllowPlaintext,
+            ],
+        )
+        .await
     }
 }

@@ -6,7 +6,7 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use super::index;
+use super::{add_columns, drop_columns, index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -33,23 +33,15 @@ enum ContactLinks {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // SQLite adds one column per statement.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .add_column(uuid_null(Users::ContactOrgId))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .add_column(string_null(Users::ContactAddress))
-                    .to_owned(),
-            )
-            .await?;
+        add_columns(
+            manager,
+            Users::Table,
+            vec![
+                uuid_null(Users::ContactOrgId),
+                string_null(Users::ContactAddress),
+            ],
+        )
+        .await?;
         // One contact per address and organisation (accounts have NULLs here, which never
         // collide).
         let mut contact = index(
@@ -86,16 +78,11 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for column in [Users::ContactOrgId, Users::ContactAddress] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Users::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        drop_columns(
+            manager,
+            Users::Table,
+            &[Users::ContactOrgId, Users::ContactAddress],
+        )
+        .await
     }
 }
