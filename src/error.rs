@@ -161,12 +161,16 @@ pub struct Validator(Vec<FieldError>);
 impl Validator {
     pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
         if !ok {
-            self.0.push(FieldError::new(field, message));
+            self.push(field, message);
         }
         self
     }
+    /// Adds a field error; the same one found twice (by two checks) is reported once.
     pub fn push(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
+        let error = FieldError::new(field, message);
+        if !self.0.contains(&error) {
+            self.0.push(error);
+        }
     }
     pub fn finish(self) -> Result<()> {
         if self.0.is_empty() {

@@ -710,14 +710,7 @@ async fn thread_of(
     inbound: &Inbound,
     sender: &Sender,
 ) -> Result<(Option<Uuid>, Option<String>)> {
-    let live = |id: Uuid| async move {
-        Ok::<_, Error>(
-            tickets::summary(tx, id)
-                .await?
-                .filter(|t| !t.deleted)
-                .map(|_| id),
-        )
-    };
+    let live = |id: Uuid| tickets::live(tx, id);
     // 1. Docket's signed reference.
     let signed = inbound
         .parents
@@ -755,7 +748,8 @@ async fn thread_of(
     // 3. The subject's tag, for its requester and participants only.
     if let Some(tag) = parse::subject_tag(&inbound.subject)
         && let Some(id) = tickets::id_of(tx, &tag).await?
-        && let Some(t) = tickets::summary(tx, id).await?.filter(|t| !t.deleted)
+        && let Some(id) = tickets::live(tx, id).await?
+        && let Some(t) = tickets::summary(tx, id).await?
     {
         let participant = tx
             .find::<thread::Entity>()
@@ -915,6 +909,7 @@ async fn open_ticket(
             requester_id: None,
             labels,
             due_at: None,
+            parent_id: None,
         },
     )
     .await?;
@@ -936,6 +931,7 @@ async fn inbound_project(tx: &TenantTx, s: &settings::entity::Model) -> Result<U
             name: "Mail".into(),
             key: INBOUND_PROJECT_KEY.into(),
             description: Some("Tickets that arrived by mail.".into()),
+            ..Default::default()
         },
     )
     .await?;

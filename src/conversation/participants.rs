@@ -84,7 +84,7 @@ async fn read(tx: &TenantTx, ticket_id: Uuid) -> Result<MailConversation> {
 pub async fn get(db: &Db, ctx: &TenantCtx, ticket: &str) -> Result<MailConversation> {
     access::authorize(ctx, Action::TicketUpdate)?;
     let tx = db.read(ctx).await?;
-    let t = tickets::find_visible(&tx, ctx, ticket).await?;
+    let t = tickets::find_for(&tx, ctx, ticket, Action::TicketUpdate).await?;
     let conversation = read(&tx, t.id).await?;
     tx.commit().await?;
     Ok(conversation)
@@ -100,7 +100,7 @@ pub async fn add(
     access::authorize(ctx, Action::TicketUpdate)?;
     let address = req.address.trim().to_lowercase();
     let tx = db.write(ctx).await?;
-    let t = tickets::find_visible(&tx, ctx, ticket).await?;
+    let t = tickets::find_for(&tx, ctx, ticket, Action::TicketUpdate).await?;
     let mut now = read(&tx, t.id).await?;
     if !now.held.iter().any(|h| h.address == address) {
         return Err(Error::invalid(
@@ -133,7 +133,7 @@ pub async fn remove(
     access::authorize(ctx, Action::TicketUpdate)?;
     let address = address.trim().to_lowercase();
     let tx = db.write(ctx).await?;
-    let t = tickets::find_visible(&tx, ctx, ticket).await?;
+    let t = tickets::find_for(&tx, ctx, ticket, Action::TicketUpdate).await?;
     let mut now = read(&tx, t.id).await?;
     let before = now.participants.len();
     now.participants.retain(|a| *a != address);

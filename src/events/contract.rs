@@ -121,6 +121,29 @@ pub struct AttachmentRef {
     pub internal: bool,
 }
 
+/// A link between two tickets, as the ticket named by `ticket` sees it (`type` from its side:
+/// `blocks`, `blocked_by`, `relates`, `duplicates`, `duplicated_by`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketLinked {
+    #[serde(flatten)]
+    pub ticket: TicketRef,
+    pub link_id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub other_ticket_id: Uuid,
+    pub other_key: String,
+}
+
+/// One ticket merged into another (or the merge undone): `ticket` is the target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketMerged {
+    #[serde(flatten)]
+    pub ticket: TicketRef,
+    pub merge_id: Uuid,
+    pub source_id: Uuid,
+    pub source_key: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProjectChanged {
     pub project_id: Uuid,
@@ -179,6 +202,14 @@ pub enum Body {
     TicketDeleted(TicketChanged),
     #[serde(rename = "ticket.restored")]
     TicketRestored(TicketChanged),
+    #[serde(rename = "ticket.linked")]
+    TicketLinked(TicketLinked),
+    #[serde(rename = "ticket.unlinked")]
+    TicketUnlinked(TicketLinked),
+    #[serde(rename = "ticket.merged")]
+    TicketMerged(TicketMerged),
+    #[serde(rename = "ticket.unmerged")]
+    TicketUnmerged(TicketMerged),
     #[serde(rename = "comment.created")]
     CommentCreated(CommentCreated),
     #[serde(rename = "comment.updated")]
@@ -215,6 +246,10 @@ impl Body {
             Body::TicketStatusChanged(_) => "ticket.status_changed",
             Body::TicketDeleted(_) => "ticket.deleted",
             Body::TicketRestored(_) => "ticket.restored",
+            Body::TicketLinked(_) => "ticket.linked",
+            Body::TicketUnlinked(_) => "ticket.unlinked",
+            Body::TicketMerged(_) => "ticket.merged",
+            Body::TicketUnmerged(_) => "ticket.unmerged",
             Body::CommentCreated(_) => "comment.created",
             Body::CommentUpdated(_) => "comment.updated",
             Body::CommentDeleted(_) => "comment.deleted",
@@ -228,18 +263,30 @@ impl Body {
 
     /// The ticket the event is about, if any.
     pub fn ticket_id(&self) -> Option<Uuid> {
-        self.ticket().map(|(ticket_id, _)| ticket_id)
+        self.ticket().map(|(ticket_id, _, _)| ticket_id)
     }
 
     /// Who requested the event's ticket: the one requester who may hear of it.
     pub fn requester_id(&self) -> Option<Uuid> {
-        self.ticket().and_then(|(_, requester_id)| requester_id)
+        self.ticket().and_then(|(_, requester_id, _)| requester_id)
     }
 
     /// The event's ticket and its requester, for events about a ticket.
-    fn ticket(&self) -> Option<(Uuid, Option<Uuid>)> {
-        let of = |t: &TicketRef| (t.ticket_id, t.requester_id);
-        let of_comment = |c: &CommentRef| (c.ticket_id, c.requester_id);
+    /// The project the event happens in (none: the organisation's business).
+    pub fn project_id(&self) -> Option<Uuid> {
+        match self {
+            Body::ProjectCreated(p)
+            | Body::ProjectUpdated(p)
+            | Body::ProjectArchived(p)
+            | Body::ProjectRestored(p) => Some(p.project_id),
+            Body::WebhookDisabled(_) => None,
+            _ => self.ticket().map(|(_, _, project_id)| project_id),
+        }
+    }
+
+    fn ticket(&self) -> Option<(Uuid, Option<Uuid>, Uuid)> {
+        let of = |t: &TicketRef| (t.ticket_id, t.requester_id, t.project_id);
+        let of_comment = |c: &CommentRef| (c.ticket_id, c.requester_id, c.project_id);
         match self {
             Body::ProjectCreated(_)
             | Body::ProjectUpdated(_)
@@ -252,11 +299,13 @@ impl Body {
             | Body::TicketRestored(c) => Some(of(&c.ticket)),
             Body::TicketAssigned(a) => Some(of(&a.ticket)),
             Body::TicketStatusChanged(s) => Some(of(&s.ticket)),
+            Body::TicketLinked(l) | Body::TicketUnlinked(l) => Some(of(&l.ticket)),
+            Body::TicketMerged(m) | Body::TicketUnmerged(m) => Some(of(&m.ticket)),
             Body::SlaWarning(a) | Body::SlaBreached(a) => Some(of(&a.ticket)),
             Body::CommentCreated(c) => Some(of_comment(&c.comment)),
             Body::CommentUpdated(c) | Body::CommentDeleted(c) => Some(of_comment(c)),
             Body::AttachmentAdded(a) | Body::AttachmentRemoved(a) => {
-                Some((a.ticket_id, a.requester_id))
+                Some((a.ticket_id, a.requester_id, a.project_id))
             }
         }
     }

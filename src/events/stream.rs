@@ -5,7 +5,7 @@
 //! feeds and commit order).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -44,6 +44,7 @@ pub(crate) mod entry {
         internal: bool,
         data: Json,
         created_at: DateTimeUtc,
+        project_id: Option<Uuid>,
     });
 }
 
@@ -53,6 +54,8 @@ pub(crate) struct Entry {
     pub source: String,
     pub kind: String,
     pub ticket_id: Option<Uuid>,
+    /// The project it happened in: a private one's entries reach only who may see it.
+    pub project_id: Option<Uuid>,
     /// Who requested the ticket: the one requester who may see the entry.
     pub requester_id: Option<Uuid>,
     /// For one person only (their notification); `None` is the organisation's ticket feed.
@@ -138,6 +141,7 @@ pub(crate) async fn publish(tx: &TenantTx, entries: Vec<Entry>, kind: Entries) -
                 internal: Set(e.internal),
                 data: Set(e.data),
                 created_at: Set(e.at),
+                project_id: Set(e.project_id),
             }),
     )
     .exec(tx.conn())
@@ -186,6 +190,7 @@ impl WriteHandler for Publisher {
                     source: format!("event:{}", event.id),
                     kind: event.kind().to_owned(),
                     ticket_id: event.ticket_id(),
+                    project_id: event.body.project_id(),
                     requester_id: event.body.requester_id(),
                     user_id: None,
                     internal: event.body.internal(),
@@ -253,12 +258,13 @@ pub async fn read(db: &Db, ctx: &TenantCtx, after: i64, limit: u64) -> Result<Ba
         .all(tx.conn())
         .await?;
     let truncated = rows.first().is_some_and(|first| first.seq > after + 1);
+    let hidden = Hidden(tx.hidden_projects().await?.into_iter().collect());
     tx.commit().await?;
     let more = rows.len() as u64 == limit;
     let through = rows.last().map_or(after, |r| r.seq);
     let events = rows
         .into_iter()
-        .filter(|r| visible(ctx, r))
+        .filter(|r| visible(ctx, &hidden, r))
         .map(StreamEvent::from)
         .collect();
     Ok(Batch {
@@ -269,9 +275,25 @@ pub async fn read(db: &Db, ctx: &TenantCtx, after: i64, limit: u64) -> Result<Ba
     })
 }
 
+/// The projects whose entries `ctx` may not receive (private ones they are not a member of).
+pub async fn hidden_projects(db: &Db, ctx: &TenantCtx) -> Result<Hidden> {
+    let tx = db.read(ctx).await?;
+    let hidden = tx.hidden_projects().await?;
+    tx.commit().await?;
+    Ok(Hidden(hidden.into_iter().collect()))
+}
+
+/// Projects hidden from one reader of the feed.
+#[derive(Clone, Debug, Default)]
+pub struct Hidden(HashSet<Uuid>);
+
 /// Whether `ctx` may receive the entry: their own entries, and otherwise what their role may
-/// read of the organisation's tickets (requesters: their own tickets, never internal notes).
-fn visible(ctx: &TenantCtx, e: &entry::Model) -> bool {
+/// read of the organisation's tickets (requesters: their own tickets, never internal notes;
+/// nobody a private project's entries unless they may see the project).
+fn visible(ctx: &TenantCtx, hidden: &Hidden, e: &entry::Model) -> bool {
+    if e.project_id.is_some_and(|p| hidden.0.contains(&p)) {
+        return false;
+    }
     match e.user_id {
         Some(user) => user == ctx.user_id,
         None if access::sees_only_own_tickets(ctx.role) => {
@@ -295,7 +317,12 @@ impl Tail {
     /// The entries after `after` that `ctx` may see, and the position read up to; `None` when
     /// some of them are no longer held here, or the feed was not read yet (the caller reads
     /// the database instead).
-    pub fn after(&self, ctx: &TenantCtx, after: i64) -> Option<(Vec<StreamEvent>, i64)> {
+    pub fn after(
+        &self,
+        ctx: &TenantCtx,
+        hidden: &Hidden,
+        after: i64,
+    ) -> Option<(Vec<StreamEvent>, i64)> {
         if !self.loaded {
             return None;
         }
@@ -313,7 +340,7 @@ impl Tail {
             .entries
             .iter()
             .skip(skip)
-            .filter(|e| visible(ctx, e))
+            .filter(|e| visible(ctx, hidden, e))
             .map(|e| StreamEvent::from(e.as_ref().clone()))
             .collect();
         Some((events, self.through))
@@ -479,6 +506,7 @@ mod tests {
             internal,
             data: Value::Null,
             created_at: Utc::now(),
+            project_id: None,
         })
     }
 
@@ -498,7 +526,7 @@ mod tests {
             .into(),
         };
         let ids = |after| {
-            tail.after(&agent, after).map(|(events, through)| {
+            tail.after(&agent, &Hidden::default(), after).map(|(events, through)| {
                 (
                     events.into_iter().map(|e| e.id).collect::<Vec<_>>(),
                     through,
@@ -521,13 +549,13 @@ mod tests {
             through: 5,
             entries: VecDeque::new(),
         };
-        assert!(empty.after(&agent, 4).is_none());
+        assert!(empty.after(&agent, &Hidden::default(), 4).is_none());
         // A feed not read yet holds nothing, whatever the position.
-        assert!(Tail::default().after(&agent, 20).is_none());
+        assert!(Tail::default().after(&agent, &Hidden::default(), 20).is_none());
         // A requester never sees internal notes nor others' tickets.
         let requester = TenantCtx::authenticated(Uuid::nil(), someone, Role::Requester, None);
         let seen: Vec<String> = tail
-            .after(&requester, 9)
+            .after(&requester, &Hidden::default(), 9)
             .unwrap()
             .0
             .into_iter()

@@ -19,14 +19,19 @@ use super::{
     extract::{Auth, ClientIp, Json, SignedIn, parse_json},
     problem::Problem,
 };
+use futures_util::future::BoxFuture;
+
 use crate::{
+    access::TenantCtx,
     error::{Error, FieldError, Result},
     identity::{
         self, AuthResponse, LoginRequest, LogoutRequest, MeResponse, PasswordChange,
         RefreshRequest, SignupRequest, SwitchRequest,
-        signup::{self, ConfirmSignup, SignupOutcome, SignupPending},
+        signup::{self, ConfirmSignup, SignupOutcome, SignupPending, SignupPolicy},
         tokens::TokenKeys,
     },
+    store::TenantTx,
+    work::projects,
 };
 
 /// The header by which a browser asks for the refresh token as a cookie.
@@ -138,6 +143,18 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Resu
     }
 }
 
+/// A new organisation starts with a first project, named and keyed from the organisation.
+fn first_project<'a>(
+    tx: &'a TenantTx,
+    ctx: &'a TenantCtx,
+    organization_name: &'a str,
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        projects::create_first(tx, ctx, organization_name).await?;
+        Ok(())
+    })
+}
+
 /// Create an organisation and its owner.
 ///
 /// Where the server sends mail, the address is proven first: the answer is 202 (a link is on
@@ -156,9 +173,12 @@ pub async fn signup(
     transport: RefreshTransport,
     Json(req): Json<SignupRequest>,
 ) -> Result<Response> {
-    let limit = s.rate_limits.signups_per_hour;
-    let outcome =
-        signup::signup(&s.db, &s.keys, &s.hasher, req, ip, limit, s.confirm_signups).await?;
+    let policy = SignupPolicy {
+        per_hour: s.rate_limits.signups_per_hour,
+        confirm_by_mail: s.confirm_signups,
+        setup: first_project,
+    };
+    let outcome = signup::signup(&s.db, &s.keys, &s.hasher, req, ip, policy).await?;
     Ok(match outcome {
         SignupOutcome::SignedUp(res) => transport.respond(StatusCode::CREATED, res, &s.keys),
         SignupOutcome::Pending(pending) => (StatusCode::ACCEPTED, Json(pending)).into_response(),
@@ -175,7 +195,7 @@ pub async fn confirm_signup(
     transport: RefreshTransport,
     Json(req): Json<ConfirmSignup>,
 ) -> Result<Response> {
-    let res = signup::confirm(&s.db, &s.keys, req).await?;
+    let res = signup::confirm(&s.db, &s.keys, req, first_project).await?;
     Ok(transport.respond(StatusCode::CREATED, res, &s.keys))
 }
 

@@ -15,6 +15,7 @@ pub use ratelimit::RateLimits;
 mod reports;
 mod sla;
 mod stream;
+mod structure;
 mod tokens;
 mod web;
 mod webhooks;
@@ -250,6 +251,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
             work::archive_project
         ))
         .routes(routes!(work::project_activity))
+        .routes(routes!(
+            structure::list_project_members,
+            structure::set_project_members
+        ))
+        .routes(routes!(structure::list_links, structure::create_link))
+        .routes(routes!(structure::delete_link))
+        .routes(routes!(structure::merge_ticket))
+        .routes(routes!(structure::unmerge_ticket))
+        .routes(routes!(structure::split_ticket))
+        .routes(routes!(structure::bulk_update))
         .routes(routes!(work::list_tickets, work::create_ticket))
         .routes(routes!(work::search))
         .routes(routes!(

@@ -134,15 +134,23 @@ fn follow(s: &AppState, mut ctx: TenantCtx, token: String, after: i64) -> mpsc::
     let (db, keys) = (s.db.clone(), s.keys.clone());
     tokio::spawn(async move {
         let (mut cursor, mut checked, mut access_changed) = (after, Instant::now(), false);
+        // The private projects this person may not see, looked at again with their access.
+        let Ok(mut hidden) = stream::hidden_projects(&db, &ctx).await else {
+            return;
+        };
         loop {
             if access_changed || checked.elapsed() >= RECHECK_ACCESS {
                 match Box::pin(identity::authenticate_now(&db, &keys, &token)).await {
                     Ok(current) => ctx = current,
                     Err(_) => return,
                 }
+                hidden = match stream::hidden_projects(&db, &ctx).await {
+                    Ok(hidden) => hidden,
+                    Err(_) => return,
+                };
                 checked = Instant::now();
             }
-            let held = tail.borrow_and_update().after(&ctx, cursor);
+            let held = tail.borrow_and_update().after(&ctx, &hidden, cursor);
             cursor = match held {
                 Some((events, through)) => {
                     for e in events {

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use chrono::{Duration, Utc};
+use futures_util::future::BoxFuture;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,11 +22,11 @@ use super::{
     tokens::{TokenKeys, link_hash, link_token},
 };
 use crate::{
-    access::Role,
+    access::{Role, TenantCtx},
     audit,
     error::{Error, Result, Validator},
     mail::{self, Outgoing, SYSTEM_ORG},
-    store::{Db, use_once},
+    store::{Db, TenantTx, use_once},
     tenancy, text,
 };
 
@@ -121,6 +122,22 @@ enum Owner {
     New { hash: String },
 }
 
+/// What a new organisation is given besides its owner (its first project), in the transaction
+/// that creates it: the owner acting, and the organisation's name. Passed in by the layer that
+/// knows the modules owning those things.
+pub type Setup =
+    for<'a> fn(&'a TenantTx, &'a TenantCtx, &'a str) -> BoxFuture<'a, Result<()>>;
+
+/// How sign-ups go on this server.
+#[derive(Clone, Copy)]
+pub struct SignupPolicy {
+    /// Sign-ups one address may start per hour (0: no limit).
+    pub per_hour: u32,
+    /// Confirm by a mailed link before the organisation exists.
+    pub confirm_by_mail: bool,
+    pub setup: Setup,
+}
+
 /// Signs up an organisation (see the module's comment for the two ways).
 pub async fn signup(
     db: &Db,
@@ -128,9 +145,13 @@ pub async fn signup(
     hasher: &Hasher,
     req: SignupRequest,
     ip: IpAddr,
-    signups_per_hour: u32,
-    confirm_by_mail: bool,
+    policy: SignupPolicy,
 ) -> Result<SignupOutcome> {
+    let SignupPolicy {
+        per_hour: signups_per_hour,
+        confirm_by_mail,
+        setup,
+    } = policy;
     let Checked { email, slug } = check(&req)?;
     if signups_per_hour > 0 {
         throttle::reserve(db, &[Key::sign_ups(ip, signups_per_hour)]).await?;
@@ -147,17 +168,15 @@ pub async fn signup(
                 hash: hasher.hash(&req.password).await?,
             },
         };
-        return create(
-            db,
-            keys,
-            &email,
-            &req.name,
-            &req.organization_name,
-            &slug,
-            owner,
-        )
-        .await
-        .map(SignupOutcome::SignedUp);
+        let org = NewOrg {
+            email: &email,
+            name: &req.name,
+            organization_name: &req.organization_name,
+            slug: &slug,
+        };
+        return create(db, keys, org, owner, setup)
+            .await
+            .map(SignupOutcome::SignedUp);
     }
     // A taken slug says nothing about the address.
     if tenancy::org_id_by_slug(db, &slug).await?.is_some() {
@@ -229,7 +248,12 @@ pub async fn signup(
 
 /// Follows a mailed sign-up link: creates the organisation (and the account, when it is new)
 /// and signs in as its owner. A link works once, for a day.
-pub async fn confirm(db: &Db, keys: &TokenKeys, req: ConfirmSignup) -> Result<AuthResponse> {
+pub async fn confirm(
+    db: &Db,
+    keys: &TokenKeys,
+    req: ConfirmSignup,
+    setup: Setup,
+) -> Result<AuthResponse> {
     let bad = || Error::invalid("token", "this sign-up link is invalid, used or expired");
     if !req.token.starts_with("su_") || req.token.len() > 100 {
         return Err(bad());
@@ -263,35 +287,41 @@ pub async fn confirm(db: &Db, keys: &TokenKeys, req: ConfirmSignup) -> Result<Au
         (None, Some(hash)) => Owner::New { hash },
         (None, None) => return Err(bad()),
     };
-    create(
-        db,
-        keys,
-        &asked.email,
-        &asked.name,
-        &asked.organization_name,
-        &asked.organization_slug,
-        owner,
-    )
-    .await
+    let org = NewOrg {
+        email: &asked.email,
+        name: &asked.name,
+        organization_name: &asked.organization_name,
+        slug: &asked.organization_slug,
+    };
+    create(db, keys, org, owner, setup).await
 }
 
-/// Creates the organisation with its owner (a new account, or an existing one) and a session.
+/// A new organisation and its owner's account details.
+struct NewOrg<'a> {
+    email: &'a str,
+    name: &'a str,
+    organization_name: &'a str,
+    slug: &'a str,
+}
+
+/// Creates the organisation with its owner (a new account, or an existing one), what `setup`
+/// gives it, and a session.
 async fn create(
     db: &Db,
     keys: &TokenKeys,
-    email: &str,
-    name: &str,
-    organization_name: &str,
-    slug: &str,
+    new: NewOrg<'_>,
     owner: Owner,
+    setup: Setup,
 ) -> Result<AuthResponse> {
     let tx = db.write_org(Uuid::now_v7()).await?;
     let user = match owner {
         Owner::Existing(user) => user,
-        Owner::New { hash } => create_user(tx.conn(), email, name, hash).await?,
+        Owner::New { hash } => create_user(tx.conn(), new.email, new.name, hash).await?,
     };
-    let org = tenancy::create_organization(&tx, organization_name, slug).await?;
+    let org = tenancy::create_organization(&tx, new.organization_name, new.slug).await?;
     tenancy::add_member(&tx, user.id, Role::Owner).await?;
+    let owner_ctx = TenantCtx::authenticated(org.id, user.id, Role::Owner, None);
+    setup(&tx, &owner_ctx, new.organization_name.trim()).await?;
     let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
     audit::record(
         &tx,

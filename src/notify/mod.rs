@@ -12,7 +12,7 @@
 
 pub mod preferences;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    access::{self, Role, TenantCtx},
+    access::{self, Role, TenantCtx, project::walled_role},
     error::{Error, Result},
     events::{
         Body, Event, WriteHandler,
@@ -35,7 +35,10 @@ use crate::{
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
     tenancy,
-    work::tickets::{self, Summary},
+    work::{
+        projects,
+        tickets::{self, Summary},
+    },
 };
 
 mod entity {
@@ -236,10 +239,17 @@ async fn notify_all(tx: &TenantTx, events: &[&Event]) -> Result<()> {
         .await?
         .into_iter()
         .collect();
+    let projects: Vec<Uuid> = planned
+        .iter()
+        .filter_map(|(event, _, _)| event.body.project_id())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let private = projects::private_members(tx, &projects).await?;
     let rows = planned
         .into_iter()
         .flat_map(|(event, ticket_id, planned)| {
-            reachable(event, planned, &roles)
+            reachable(event, planned, &roles, &private)
                 .into_iter()
                 .map(move |p| row(event, ticket_id, p))
         })
@@ -312,6 +322,7 @@ async fn store(tx: &TenantTx, rows: Vec<entity::Model>) -> Result<()> {
                 source: format!("notification:{id}"),
                 kind: "notification.created".into(),
                 ticket_id,
+                project_id: None,
                 requester_id: None,
                 user_id: Some(user_id),
                 internal: false,
@@ -433,15 +444,25 @@ fn followers(f: &Followers, requester: Option<Uuid>) -> Vec<Uuid> {
 }
 
 /// Drops the actor, people who are no longer active members (absent from `roles`), and anyone
-/// who may not see what the notification would tell them.
-fn reachable(event: &Event, planned: Vec<Planned>, roles: &BTreeMap<Uuid, Role>) -> Vec<Planned> {
+/// who may not see what the notification would tell them (`private`: the members of the
+/// private projects among the events').
+fn reachable(
+    event: &Event,
+    planned: Vec<Planned>,
+    roles: &BTreeMap<Uuid, Role>,
+    private: &HashMap<Uuid, HashSet<Uuid>>,
+) -> Vec<Planned> {
     let requester = event.body.requester_id();
     let internal = event.body.internal();
+    let members = event.body.project_id().and_then(|p| private.get(&p));
     planned
         .into_iter()
         .filter(|p| Some(p.user_id) != event.actor_id())
         .filter(|p| match roles.get(&p.user_id) {
             None => false,
+            Some(&role) if walled_role(role) && members.is_some_and(|m| !m.contains(&p.user_id)) => {
+                false
+            }
             Some(&role) if access::sees_only_own_tickets(role) => {
                 requester == Some(p.user_id) && !internal
             }

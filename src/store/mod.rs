@@ -27,7 +27,11 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, OwnedMutexGuard, broadcast};
 use uuid::Uuid;
 
-use crate::{access::TenantCtx, config::StoreConfig, pagination::PageRequest};
+use crate::{
+    access::{self, TenantCtx},
+    config::StoreConfig,
+    pagination::PageRequest,
+};
 pub(crate) use migrations::Migrator;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,16 +449,19 @@ impl Db {
         key: &str,
         id: Uuid,
         planning: Planning,
+        viewer: Option<Uuid>,
     ) -> Result<(), DbErr> {
         if self.backend == Backend::Postgres {
+            let mut sql = "SELECT set_config($1, $2, true)".to_owned();
             let mut values = vec![key.into(), id.to_string().into()];
-            let sql = match planning.plan_cache_mode() {
-                None => "SELECT set_config($1, $2, true)",
-                Some(mode) => {
-                    values.push(mode.into());
-                    "SELECT set_config($1, $2, true), set_config('plan_cache_mode', $3, true)"
-                }
-            };
+            if let Some(mode) = planning.plan_cache_mode() {
+                values.push(mode.into());
+                sql += &format!(", set_config('plan_cache_mode', ${}, true)", values.len());
+            }
+            if let Some(viewer) = viewer {
+                values.push(viewer.to_string().into());
+                sql += &format!(", set_config('app.viewer_id', ${}, true)", values.len());
+            }
             tx.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 sql,
@@ -497,16 +504,27 @@ impl Db {
         write: bool,
         planning: Planning,
     ) -> crate::error::Result<TenantTx> {
+        let viewer = access::project::walled_viewer(ctx);
         let (Some(proof), Some(session_id)) = (ctx.proof(), ctx.session_id) else {
-            return Ok(self.scoped(ctx.org_id, write, planning).await?);
+            let Began { tx, turn } = self.begin(write).await?;
+            self.set_scope(&tx, "app.org_id", ctx.org_id, planning, viewer)
+                .await?;
+            return Ok(self.tenant_tx(tx, turn, ctx.org_id, viewer));
         };
         let Began { tx, turn } = self.begin(write).await?;
-        let (backend, sql) = match self.backend {
-            Backend::Postgres => (
+        let (backend, sql) = match (self.backend, viewer) {
+            (Backend::Postgres, None) => (
                 DbBackend::Postgres,
                 "SELECT docket_enter_session($1, $2, $3, $4, $5) AS role",
             ),
-            Backend::Sqlite => (DbBackend::Sqlite, migrations::SESSION_ROLE_SQLITE),
+            // The walled viewer is named in the same statement (the role it is walled for is
+            // the one the statement confirms).
+            (Backend::Postgres, Some(_)) => (
+                DbBackend::Postgres,
+                "SELECT docket_enter_session($1, $2, $3, $4, $5) AS role, \
+                 set_config('app.viewer_id', $6, true)",
+            ),
+            (Backend::Sqlite, _) => (DbBackend::Sqlite, migrations::SESSION_ROLE_SQLITE),
         };
         // SQLite's statement has four placeholders and plans every statement once anyway.
         let mut values = vec![
@@ -517,6 +535,9 @@ impl Db {
         ];
         if self.backend == Backend::Postgres {
             values.push(planning.plan_cache_mode().into());
+            if let Some(viewer) = viewer {
+                values.push(viewer.to_string().into());
+            }
         }
         let row = tx.query_one_raw(statement(backend, sql, values)).await?;
         let role: Option<String> = match row {
@@ -536,7 +557,7 @@ impl Db {
                 ));
             }
         }
-        Ok(self.tenant_tx(tx, turn, ctx.org_id))
+        Ok(self.tenant_tx(tx, turn, ctx.org_id, viewer))
     }
 
     /// For the few places that act for an organisation before anyone is authenticated in it
@@ -558,15 +579,23 @@ impl Db {
         planning: Planning,
     ) -> Result<TenantTx, DbErr> {
         let Began { tx, turn } = self.begin(write).await?;
-        self.set_scope(&tx, "app.org_id", org_id, planning).await?;
-        Ok(self.tenant_tx(tx, turn, org_id))
+        self.set_scope(&tx, "app.org_id", org_id, planning, None)
+            .await?;
+        Ok(self.tenant_tx(tx, turn, org_id, None))
     }
 
-    fn tenant_tx(&self, tx: DatabaseTransaction, turn: Option<Turn>, org_id: Uuid) -> TenantTx {
+    fn tenant_tx(
+        &self,
+        tx: DatabaseTransaction,
+        turn: Option<Turn>,
+        org_id: Uuid,
+        viewer: Option<Uuid>,
+    ) -> TenantTx {
         TenantTx {
             tx,
             _turn: turn,
             org_id,
+            viewer,
             signals: self.signals.clone(),
             wrote_outbox: AtomicBool::new(false),
             wrote_mail: AtomicBool::new(false),
@@ -580,7 +609,7 @@ impl Db {
     /// (to log in and to switch organisation), and global identity tables.
     pub(crate) async fn member(&self, user_id: Uuid) -> Result<MemberTx, DbErr> {
         let Began { tx, turn } = self.begin(false).await?;
-        self.set_scope(&tx, "app.user_id", user_id, Planning::PerRequest)
+        self.set_scope(&tx, "app.user_id", user_id, Planning::PerRequest, None)
             .await?;
         Ok(MemberTx {
             tx,
@@ -664,13 +693,38 @@ struct Began {
 /// A tenant entity: has an `org_id` column that scoped queries filter on.
 pub(crate) trait TenantEntity: EntityTrait {
     fn org_column() -> Self::Column;
+
+    /// The column naming the project a row belongs to, for tables whose rows a private
+    /// project hides from staff who are not its members (see `access::project`).
+    fn project_column() -> Option<Self::Column> {
+        None
+    }
 }
 
 /// Declares a tenant table's entity inside its own module: `org_id` leads the primary key, and
 /// [`TenantEntity`] lets scoped queries filter on it. Each field may carry attributes (its own
 /// `primary_key`, a column type, a doc comment).
 macro_rules! tenant_entity {
-    ($table:literal { $($(#[$attr:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+    ($table:literal walled_by $project:ident { $($body:tt)* }) => {
+        crate::store::tenant_entity!(@define $table { $($body)* });
+        impl crate::store::TenantEntity for Entity {
+            fn org_column() -> Column {
+                Column::OrgId
+            }
+            fn project_column() -> Option<Column> {
+                Some(Column::$project)
+            }
+        }
+    };
+    ($table:literal { $($body:tt)* }) => {
+        crate::store::tenant_entity!(@define $table { $($body)* });
+        impl crate::store::TenantEntity for Entity {
+            fn org_column() -> Column {
+                Column::OrgId
+            }
+        }
+    };
+    (@define $table:literal { $($(#[$attr:meta])* $field:ident: $ty:ty),* $(,)? }) => {
         use sea_orm::entity::prelude::*;
 
         #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -685,12 +739,6 @@ macro_rules! tenant_entity {
         pub enum Relation {}
 
         impl ActiveModelBehavior for ActiveModel {}
-
-        impl crate::store::TenantEntity for Entity {
-            fn org_column() -> Column {
-                Column::OrgId
-            }
-        }
     };
 }
 pub(crate) use tenant_entity;
@@ -726,6 +774,7 @@ macro_rules! scoped_tx {
 
 scoped_tx!(@struct TenantTx {
     org_id: Uuid,
+    viewer: Option<Uuid>,
     signals: Arc<Signals>,
     wrote_outbox: AtomicBool,
     wrote_mail: AtomicBool,
@@ -803,6 +852,32 @@ impl TenantTx {
     pub(crate) fn wrote_stream(&self) {
         self.wrote_stream.store(true, Ordering::Relaxed);
     }
+    /// Runs `step` so that, should it fail, what it wrote is undone and the transaction goes
+    /// on (a savepoint): one failed item of a batch does not spoil the others.
+    pub(crate) async fn attempt<T, F>(&self, step: F) -> crate::error::Result<T>
+    where
+        F: std::future::Future<Output = crate::error::Result<T>>,
+    {
+        self.tx.execute_unprepared("SAVEPOINT attempt").await?;
+        match step.await {
+            Ok(value) => {
+                self.tx
+                    .execute_unprepared("RELEASE SAVEPOINT attempt")
+                    .await?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.tx
+                    .execute_unprepared("ROLLBACK TO SAVEPOINT attempt")
+                    .await?;
+                self.tx
+                    .execute_unprepared("RELEASE SAVEPOINT attempt")
+                    .await?;
+                Err(err)
+            }
+        }
+    }
+
     /// Serialises membership-changing transactions of one tenant (rules such as "the last owner
     /// stays" read then write). SQLite's `BEGIN IMMEDIATE` already serialises every writer.
     pub(crate) async fn lock_tenant(&self) -> Result<(), DbErr> {
@@ -818,20 +893,67 @@ impl TenantTx {
         Ok(())
     }
 
+    /// The person whose project memberships wall this transaction, if any
+    /// (`access::project::walled_viewer`).
+    pub fn viewer(&self) -> Option<Uuid> {
+        self.viewer
+    }
+
+    /// `AND <column> NOT IN (<projects hidden from the viewer>)` for raw statements, or
+    /// nothing when no viewer walls this transaction.
+    pub(crate) fn wall_sql(&self, column: &str) -> String {
+        access::project::wall_sql(self.postgres(), self.org_id, self.viewer, column)
+    }
+
+    fn postgres(&self) -> bool {
+        self.tx.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// The projects hidden from the transaction's viewer (none when nobody walls it).
+    pub(crate) async fn hidden_projects(&self) -> Result<Vec<Uuid>, DbErr> {
+        let Some(viewer) = self.viewer else {
+            return Ok(Vec::new());
+        };
+        let sql = access::project::hidden_projects_sql(self.postgres(), self.org_id, viewer);
+        let rows = self
+            .tx
+            .query_all_raw(Statement::from_string(self.tx.get_database_backend(), sql))
+            .await?;
+        rows.iter().map(|row| row.try_get("", "id")).collect()
+    }
+
+    /// This tenant's rows of `E`, less those of projects hidden from the viewer (rows of no
+    /// project stay).
+    fn scope<E: TenantEntity>(&self) -> Condition {
+        let mut scope = Condition::all().add(E::org_column().eq(self.org_id));
+        if let (Some(column), Some(viewer)) = (E::project_column(), self.viewer) {
+            let hidden = access::project::hidden_projects_sql(self.postgres(), self.org_id, viewer);
+            let column = format!(
+                "{}.{}",
+                E::default().table_name(),
+                sea_orm::IdenStatic::as_str(&column)
+            );
+            scope = scope.add(sea_orm::sea_query::Expr::cust(format!(
+                "({column} IS NULL OR {column} NOT IN ({hidden}))"
+            )));
+        }
+        scope
+    }
+
     /// `SELECT … WHERE org_id = <this tenant>`: the starting point of every tenant read.
     pub(crate) fn find<E: TenantEntity>(&self) -> Select<E> {
-        E::find().filter(E::org_column().eq(self.org_id))
+        E::find().filter(self.scope::<E>())
     }
 
     /// `UPDATE … WHERE org_id = <this tenant>`: SQLite has no row security behind it, so the
     /// filter is never left to the caller.
     pub(crate) fn update_many<E: TenantEntity>(&self) -> UpdateMany<E> {
-        E::update_many().filter(E::org_column().eq(self.org_id))
+        E::update_many().filter(self.scope::<E>())
     }
 
     /// `DELETE … WHERE org_id = <this tenant>`.
     pub(crate) fn delete_many<E: TenantEntity>(&self) -> DeleteMany<E> {
-        E::delete_many().filter(E::org_column().eq(self.org_id))
+        E::delete_many().filter(self.scope::<E>())
     }
 
     /// One page of `E`, newest first by its (time-ordered, v7) id column `id`: the

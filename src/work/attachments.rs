@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, ModelTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, ModelTrait, QueryFilter, QuerySelect,
     QueryOrder,
 };
 use serde::Serialize;
@@ -124,7 +124,7 @@ pub async fn allowance(
 ) -> Result<Allowance> {
     authorize_upload(ctx, internal)?;
     let tx = db.read(ctx).await?;
-    let t = tickets::find_visible(&tx, ctx, ticket).await?;
+    let t = tickets::find_for(&tx, ctx, ticket, Action::CommentCreate).await?;
     if t.deleted {
         return Err(Error::NotFound("ticket"));
     }
@@ -220,7 +220,7 @@ pub async fn add(
     uploads: Vec<Upload>,
 ) -> Result<Vec<Attachment>> {
     authorize_upload(ctx, internal)?;
-    let t = tickets::find_visible(tx, ctx, ticket).await?;
+    let t = tickets::find_for(tx, ctx, ticket, Action::CommentCreate).await?;
     if t.deleted {
         return Err(Error::NotFound("ticket"));
     }
@@ -381,6 +381,35 @@ pub(crate) async fn remove_of_comment(
         .await?;
     for m in rows {
         remove(tx, ctx, t, m).await?;
+    }
+    Ok(())
+}
+
+/// The ids of ticket `ticket_id`'s files: all of them, or those on the comments `comments`.
+pub(crate) async fn ids_on(
+    tx: &TenantTx,
+    ticket_id: Uuid,
+    comments: Option<&[Uuid]>,
+) -> Result<Vec<Uuid>> {
+    let mut query = tx
+        .find::<attachment::Entity>()
+        .select_only()
+        .column(attachment::Column::Id)
+        .filter(attachment::Column::TicketId.eq(ticket_id));
+    if let Some(ids) = comments {
+        query = query.filter(attachment::Column::CommentId.is_in(ids.iter().copied()));
+    }
+    Ok(query.into_tuple().all(tx.conn()).await?)
+}
+
+/// Moves files to ticket `to` (for a merge or a split; their bytes stay where they are).
+pub(crate) async fn move_to(tx: &TenantTx, ids: &[Uuid], to: Uuid) -> Result<()> {
+    if !ids.is_empty() {
+        tx.update_many::<attachment::Entity>()
+            .col_expr(attachment::Column::TicketId, to.into())
+            .filter(attachment::Column::Id.is_in(ids.iter().copied()))
+            .exec(tx.conn())
+            .await?;
     }
     Ok(())
 }

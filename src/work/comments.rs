@@ -131,7 +131,7 @@ pub async fn create(
             ),
         ));
     }
-    let ticket = tickets::find_visible(tx, ctx, ticket).await?;
+    let ticket = tickets::find_for(tx, ctx, ticket, Action::CommentCreate).await?;
     if ticket.deleted {
         return Err(Error::NotFound("ticket"));
     }
@@ -242,9 +242,12 @@ async fn lock(
         .one(tx.conn())
         .await?
         .ok_or(Error::NotFound("comment"))?;
-    let ticket = tickets::find_visible(tx, ctx, &m.ticket_id.to_string())
+    let ticket = tickets::find_for(tx, ctx, &m.ticket_id.to_string(), Action::CommentCreate)
         .await
-        .map_err(|_| Error::NotFound("comment"))?;
+        .map_err(|err| match err {
+            Error::NotFound(_) => Error::NotFound("comment"),
+            other => other,
+        })?;
     if ticket.deleted || (m.internal && !access::sees_internal_notes(ctx.role)) {
         return Err(Error::NotFound("comment"));
     }
@@ -292,4 +295,38 @@ pub async fn delete(tx: &TenantTx, ctx: &TenantCtx, id: Uuid, expected: &Expecte
     // The timeline keeps what was said, so the deletion stays explainable.
     let changes = json!({"comment_id": c.id, "body": {"from": c.body, "to": null}});
     record(tx, ctx, &ticket, &c, Change::Deleted, changes).await
+}
+
+/// The ids of ticket `ticket_id`'s comments, oldest first: all of them, or those of `among`.
+pub(crate) async fn ids_on(
+    tx: &TenantTx,
+    ticket_id: Uuid,
+    among: Option<&[Uuid]>,
+) -> Result<Vec<Uuid>> {
+    let mut query = tx
+        .find::<comment::Entity>()
+        .select_only()
+        .column(comment::Column::Id)
+        .filter(comment::Column::TicketId.eq(ticket_id));
+    if let Some(ids) = among {
+        query = query.filter(comment::Column::Id.is_in(ids.iter().copied()));
+    }
+    Ok(query
+        .order_by_asc(comment::Column::Id)
+        .into_tuple()
+        .all(tx.conn())
+        .await?)
+}
+
+/// Moves comments (and their search documents) to ticket `to`, for a merge or a split.
+pub(crate) async fn move_to(tx: &TenantTx, ids: &[Uuid], to: Uuid) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.update_many::<comment::Entity>()
+        .col_expr(comment::Column::TicketId, to.into())
+        .filter(comment::Column::Id.is_in(ids.iter().copied()))
+        .exec(tx.conn())
+        .await?;
+    search::move_documents(tx, ids, to).await
 }

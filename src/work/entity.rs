@@ -12,11 +12,27 @@ pub mod project {
         created_by: Option<Uuid>,
         created_at: DateTimeUtc,
         updated_at: DateTimeUtc,
+        status: String,
+        start_date: Option<Date>,
+        target_date: Option<Date>,
+        lead_id: Option<Uuid>,
+        visibility: String,
+    });
+}
+
+pub mod project_member {
+    crate::store::tenant_entity!("project_members" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        project_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        user_id: Uuid,
+        role: String,
+        created_at: DateTimeUtc,
     });
 }
 
 pub mod ticket {
-    crate::store::tenant_entity!("tickets" {
+    crate::store::tenant_entity!("tickets" walled_by ProjectId {
         #[sea_orm(primary_key, auto_increment = false)]
         id: Uuid,
         project_id: Uuid,
@@ -36,6 +52,34 @@ pub mod ticket {
         resolved_at: Option<DateTimeUtc>,
         closed_at: Option<DateTimeUtc>,
         deleted_at: Option<DateTimeUtc>,
+        parent_id: Option<Uuid>,
+        merged_into_id: Option<Uuid>,
+    });
+}
+
+pub mod link {
+    crate::store::tenant_entity!("ticket_links" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        id: Uuid,
+        kind: String,
+        source_id: Uuid,
+        target_id: Uuid,
+        created_by: Option<Uuid>,
+        created_at: DateTimeUtc,
+    });
+}
+
+pub mod merge {
+    crate::store::tenant_entity!("ticket_merges" {
+        #[sea_orm(primary_key, auto_increment = false)]
+        id: Uuid,
+        source_id: Uuid,
+        target_id: Uuid,
+        target_version: i64,
+        moved: Json,
+        merged_by: Option<Uuid>,
+        merged_at: DateTimeUtc,
+        undone_at: Option<DateTimeUtc>,
     });
 }
 
@@ -73,7 +117,7 @@ pub mod comment {
 }
 
 pub mod event {
-    crate::store::tenant_entity!("ticket_events" {
+    crate::store::tenant_entity!("ticket_events" walled_by ProjectId {
         #[sea_orm(primary_key, auto_increment = false)]
         id: Uuid,
         project_id: Uuid,

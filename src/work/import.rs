@@ -11,10 +11,11 @@ use uuid::Uuid;
 use super::{
     Priority, Status,
     entity::{assignee, comment, event, label, project},
+    projects::ProjectStatus,
     search,
     tickets::{Ticket, diff, move_to, snapshot, to_model},
 };
-use crate::{error::Result, store::TenantTx};
+use crate::{access::project::Visibility, error::Result, store::TenantTx};
 
 pub struct ImportedProject {
     pub id: Uuid,
@@ -99,6 +100,11 @@ pub(crate) async fn projects(tx: &TenantTx, projects: Vec<ImportedProject>) -> R
         created_by: Set(Some(p.created_by)),
         created_at: Set(p.created_at),
         updated_at: Set(p.created_at),
+        status: Set(ProjectStatus::Active.as_str().to_owned()),
+        start_date: Set(None),
+        target_date: Set(None),
+        lead_id: Set(None),
+        visibility: Set(Visibility::Org.as_str().to_owned()),
     });
     insert_chunked(tx, rows.collect(), 10).await
 }
@@ -162,6 +168,9 @@ impl Rows {
             closed_at: None,
             deleted_at: None,
             sla: None,
+            parent_id: None,
+            merged_into_id: None,
+            subtasks: Default::default(),
         };
         let created = diff(&Map::new(), &snapshot(&t));
         self.entry(

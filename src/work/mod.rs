@@ -15,6 +15,7 @@ pub mod reports;
 pub mod search;
 pub mod sla;
 pub mod status;
+pub mod structure;
 pub mod tickets;
 pub mod timeline;
 pub mod views;

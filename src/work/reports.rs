@@ -182,9 +182,14 @@ fn authorize(ctx: &TenantCtx) -> Result<()> {
     access::authorize(ctx, Action::ReportRead)
 }
 
-/// The tickets a report counts: this tenant's, not deleted, of the project if one is named.
-const TICKETS: &str =
-    "t.org_id = $1 AND t.deleted_at IS NULL AND ($2 IS NULL OR t.project_id = $2)";
+/// The tickets a report counts: this tenant's, not deleted, of the project if one is named,
+/// outside the projects hidden from the reader.
+fn tickets_of(tx: &TenantTx) -> String {
+    format!(
+        "t.org_id = $1 AND t.deleted_at IS NULL AND ($2 IS NULL OR t.project_id = $2){}",
+        tx.wall_sql("t.project_id")
+    )
+}
 const OPEN: &str = "t.status NOT IN ('resolved', 'closed', 'cancelled')";
 
 #[derive(FromQueryResult)]
@@ -232,13 +237,14 @@ fn unknown(what: &str) -> Error {
 pub async fn summary(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<SummaryReport> {
     authorize(ctx)?;
     let tx = db.read(ctx).await?;
+    let tickets = tickets_of(&tx);
     let backend = tx.conn().get_database_backend();
     // One pass over the open tickets for all three breakdowns (each is a sum over the others).
     let open = OpenGroup::find_by_statement(statement(
         backend,
         &format!(
             "SELECT t.status, t.priority, t.project_id, COUNT(*) AS count FROM tickets t \
-             WHERE {TICKETS} AND {OPEN} GROUP BY t.status, t.priority, t.project_id"
+             WHERE {tickets} AND {OPEN} GROUP BY t.status, t.priority, t.project_id"
         ),
         [tx.org_id().into(), scope.project_id.into()],
     ))
@@ -258,7 +264,7 @@ pub async fn summary(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<SummaryRe
         &format!(
             "SELECT a.user_id AS key, COUNT(*) AS count FROM tickets t \
              LEFT JOIN ticket_assignees a ON a.org_id = t.org_id AND a.ticket_id = t.id \
-             WHERE {TICKETS} AND {OPEN} GROUP BY a.user_id"
+             WHERE {tickets} AND {OPEN} GROUP BY a.user_id"
         ),
         &scope,
         vec![],
@@ -270,7 +276,7 @@ pub async fn summary(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<SummaryRe
         &format!(
             "SELECT COALESCE(SUM(CASE WHEN t.created_at >= $3 AND t.created_at < $4 THEN 1 ELSE 0 END), 0) AS created, \
                     COALESCE(SUM(CASE WHEN t.resolved_at >= $3 AND t.resolved_at < $4 THEN 1 ELSE 0 END), 0) AS resolved \
-             FROM tickets t WHERE {TICKETS} AND (t.created_at >= $3 OR t.resolved_at >= $3)"
+             FROM tickets t WHERE {tickets} AND (t.created_at >= $3 OR t.resolved_at >= $3)"
         ),
         [tx.org_id().into(), scope.project_id.into(), scope.from.into(), scope.to.into()],
     ))
@@ -393,12 +399,13 @@ fn buckets(
 pub async fn throughput(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<ThroughputReport> {
     authorize(ctx)?;
     let tx = db.read(ctx).await?;
+    let tickets = tickets_of(&tx);
     let backend = tx.conn().get_database_backend();
     let per_day = |column: &str| {
         let day = day_of(backend, &format!("t.{column}"));
         format!(
             "SELECT {day} AS key, COUNT(*) AS count FROM tickets t \
-             WHERE {TICKETS} AND t.{column} >= $3 AND t.{column} < $4 GROUP BY {day}"
+             WHERE {tickets} AND t.{column} >= $3 AND t.{column} < $4 GROUP BY {day}"
         )
     };
     let period = vec![scope.from.into(), scope.to.into()];
@@ -439,11 +446,12 @@ fn percentile(sorted: &[u32], p: u32) -> Option<u32> {
 pub async fn sla(db: &Db, ctx: &TenantCtx, scope: Scope) -> Result<SlaReport> {
     authorize(ctx)?;
     let tx = db.read(ctx).await?;
+    let tickets = tickets_of(&tx);
     let backend = tx.conn().get_database_backend();
     let sql = format!(
         "SELECT c.policy_id, c.kind, t.priority, c.stage, c.due_at, c.met_at, c.business_minutes \
          FROM sla_clocks c JOIN tickets t ON t.org_id = c.org_id AND t.id = c.ticket_id \
-         WHERE c.org_id = $1 AND {TICKETS} AND c.started_at >= $3 AND c.started_at < $4"
+         WHERE c.org_id = $1 AND {tickets} AND c.started_at >= $3 AND c.started_at < $4"
     );
     let rows = ClockRow::find_by_statement(statement(
         backend,

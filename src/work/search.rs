@@ -237,6 +237,27 @@ pub(crate) async fn unindex(tx: &TenantTx, doc_id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Files the documents `doc_ids` (comments moved by a merge or a split) under ticket `to`.
+pub(crate) async fn move_documents(tx: &TenantTx, doc_ids: &[Uuid], to: Uuid) -> Result<()> {
+    if doc_ids.is_empty() {
+        return Ok(());
+    }
+    let conn = tx.conn();
+    let placeholders: Vec<String> = (0..doc_ids.len()).map(|i| format!("${}", i + 3)).collect();
+    let mut values: Vec<Value> = vec![tx.org_id().into(), to.into()];
+    values.extend(doc_ids.iter().map(|id| Value::from(*id)));
+    conn.execute_raw(crate::store::statement(
+        conn.get_database_backend(),
+        &format!(
+            "UPDATE search_documents SET ticket_id = $2 WHERE org_id = $1 AND doc_id IN ({})",
+            placeholders.join(", ")
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
 /// A document to index in bulk (imports).
 pub(crate) struct Document {
     pub doc_id: Uuid,

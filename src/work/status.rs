@@ -33,6 +33,8 @@ const MOVES: [(Status, &[Status]); 6] = [
 
 impl Status {
     pub const ALL: [Status; 6] = [Open, InProgress, Pending, Resolved, Closed, Cancelled];
+    /// What counts as done in a project's and a parent's progress (the inactive statuses).
+    pub const DONE: [Status; 3] = [Resolved, Closed, Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -53,6 +53,40 @@ pub(crate) async fn of(tx: &TenantTx, ticket_id: Uuid) -> Result<Vec<Uuid>> {
         .await?)
 }
 
+/// Adds watchers to a ticket; returns those who were not watching it yet.
+pub(crate) async fn add(tx: &TenantTx, ticket_id: Uuid, user_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    let already = of(tx, ticket_id).await?;
+    let new: Vec<Uuid> = user_ids
+        .iter()
+        .copied()
+        .filter(|u| !already.contains(u))
+        .collect();
+    if !new.is_empty() {
+        let at = now();
+        watcher::Entity::insert_many(new.iter().map(|u| watcher::ActiveModel {
+            org_id: Set(tx.org_id()),
+            ticket_id: Set(ticket_id),
+            user_id: Set(*u),
+            created_at: Set(at),
+        }))
+        .exec_without_returning(tx.conn())
+        .await?;
+    }
+    Ok(new)
+}
+
+/// Takes watchers off a ticket.
+pub(crate) async fn remove(tx: &TenantTx, ticket_id: Uuid, user_ids: &[Uuid]) -> Result<()> {
+    if !user_ids.is_empty() {
+        tx.delete_many::<watcher::Entity>()
+            .filter(watcher::Column::TicketId.eq(ticket_id))
+            .filter(watcher::Column::UserId.is_in(user_ids.iter().copied()))
+            .exec(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
 /// Who watches a ticket the caller can see.
 pub async fn list(db: &Db, ctx: &TenantCtx, ticket: &str) -> Result<Vec<Uuid>> {
     access::authorize(ctx, Action::TicketRead)?;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, DbBackend, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait, Select, Statement,
     sea_query::{Expr, NullOrdering, Query, SimpleExpr},
 };
@@ -66,6 +66,8 @@ pub struct TicketFilter {
     pub sort: Option<String>,
     /// Only deleted tickets (admins).
     pub deleted: Option<bool>,
+    /// Only the subtasks of this ticket.
+    pub parent_id: Option<Uuid>,
     /// Items per page (1–200, default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
@@ -96,6 +98,7 @@ pub struct ListQuery {
     pub sort: SortKey,
     pub descending: bool,
     pub deleted: bool,
+    pub parent_id: Option<Uuid>,
     pub limit: u64,
     pub after: Option<(i64, Uuid)>,
 }
@@ -171,6 +174,7 @@ impl TicketFilter {
             sort,
             descending,
             deleted,
+            parent_id: self.parent_id,
             limit,
             after,
         })
@@ -219,9 +223,21 @@ fn sort_page(tickets: &mut [Ticket], q: &ListQuery) {
     });
 }
 
-/// The tickets the caller may see that match the filters (no order, no page).
-fn filtered(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
+/// The tickets the caller may see that match the filters (no order, no page): of the tenant,
+/// outside the projects hidden from the caller, their own for a requester.
+fn filtered(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Select<ticket::Entity> {
     let mut s = ticket::Entity::find().filter(ticket::Column::OrgId.eq(ctx.org_id));
+    if let Some(viewer) = access::project::walled_viewer(ctx) {
+        let hidden = access::project::hidden_projects_sql(
+            backend == DbBackend::Postgres,
+            ctx.org_id,
+            viewer,
+        );
+        s = s.filter(Expr::cust(format!("tickets.project_id NOT IN ({hidden})")));
+    }
+    if let Some(p) = q.parent_id {
+        s = s.filter(ticket::Column::ParentId.eq(p));
+    }
     s = if q.deleted {
         s.filter(ticket::Column::DeletedAt.is_not_null())
     } else {
@@ -277,16 +293,16 @@ fn filtered(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
 
 /// `SELECT id` of the tickets [`filtered`] finds, for a search to rank within.
 pub(crate) fn filtered_ids(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Statement {
-    filtered(ctx, q)
+    filtered(ctx, q, backend)
         .select_only()
         .column(ticket::Column::Id)
         .build(backend)
 }
 
 /// The query of one page: filters, visibility, order and keyset position (no offset).
-fn list_select(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
+fn list_select(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Select<ticket::Entity> {
     use sea_orm::sea_query::ExprTrait as _;
-    let mut s = filtered(ctx, q);
+    let mut s = filtered(ctx, q, backend);
     let col = match q.sort {
         SortKey::CreatedAt => ticket::Column::CreatedAt,
         SortKey::UpdatedAt => ticket::Column::UpdatedAt,
@@ -343,7 +359,7 @@ fn list_select(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
 
 /// The SQL of a list page as the server runs it, for checking its plan (see the README).
 pub fn list_statement(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Statement {
-    list_select(ctx, q).build(backend)
+    list_select(ctx, q, backend).build(backend)
 }
 
 /// How a page's statement is planned on PostgreSQL (ADR 0029). A generic plan only where the
@@ -365,11 +381,16 @@ pub fn list_planning(ctx: &TenantCtx, q: &ListQuery) -> Planning {
         sort,
         descending: _,
         deleted: _,
+        parent_id,
         limit: _,
         after: _,
     } = q;
     let by_sort_or_status = statuses.is_empty() || *sort == SortKey::CreatedAt;
+    // A walled viewer's list leaves out the projects hidden from them: which those are differs
+    // from one person to the next.
     let other_filters = project_id.is_some()
+        || parent_id.is_some()
+        || access::project::walled_viewer(ctx).is_some()
         || !priorities.is_empty()
         || assignee.is_some()
         || requester.is_some()
@@ -387,7 +408,8 @@ pub fn list_planning(ctx: &TenantCtx, q: &ListQuery) -> Planning {
 pub async fn list(db: &Db, ctx: &TenantCtx, q: ListQuery) -> Result<Page<Ticket>> {
     access::authorize(ctx, Action::TicketRead)?;
     let tx = db.read_planned(ctx, list_planning(ctx, &q)).await?;
-    let mut tickets = assemble(&tx, list_select(ctx, &q)).await?;
+    let backend = tx.conn().get_database_backend();
+    let mut tickets = assemble(&tx, list_select(ctx, &q, backend)).await?;
     tx.commit().await?;
     sort_page(&mut tickets, &q);
     Ok(Page::with_cursor(

@@ -9,9 +9,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::Ticket;
+use super::{Progress, Ticket};
 use crate::{
-    access::{self, Action, TenantCtx},
+    access::{self, Action, TenantCtx, project::walled_role},
     error::{Error, Result},
     store::{Db, TenantTx, column},
     work::{
@@ -99,6 +99,21 @@ pub(crate) async fn find_visible(tx: &TenantTx, ctx: &TenantCtx, s: &str) -> Res
     })
 }
 
+/// A ticket the caller may see and act on by `action` in its project (in a project where they
+/// only read, a change is 403).
+pub(crate) async fn find_for(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    s: &str,
+    action: Action,
+) -> Result<TicketHandle> {
+    let t = find_visible(tx, ctx, s).await?;
+    if walled_role(ctx.role) {
+        projects::authorize_in(tx, ctx, t.project_id, action).await?;
+    }
+    Ok(t)
+}
+
 /// What other parts of work need to know about a ticket.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TicketHandle {
@@ -117,6 +132,8 @@ pub(crate) struct Summary {
     pub title: String,
     pub requester_id: Option<Uuid>,
     pub deleted: bool,
+    /// The ticket it was merged into, if it was.
+    pub merged_into_id: Option<Uuid>,
 }
 
 /// The ticket as it is now; `None` if it is gone.
@@ -149,10 +166,30 @@ pub(crate) async fn summaries(tx: &TenantTx, ids: Vec<Uuid>) -> Result<HashMap<U
                 title: m.title,
                 requester_id: m.requester_id,
                 deleted: m.deleted_at.is_some(),
+                merged_into_id: m.merged_into_id,
             };
             (m.id, summary)
         })
         .collect())
+}
+
+/// Where mail about ticket `id` goes now: the ticket it was merged into (following a few
+/// merges), or itself; `None` when that ticket is deleted or gone.
+pub(crate) async fn live(tx: &TenantTx, id: Uuid) -> Result<Option<Uuid>> {
+    const MAX_HOPS: usize = 8;
+    let mut id = id;
+    for _ in 0..MAX_HOPS {
+        match summary(tx, id).await? {
+            Some(t) if t.deleted => return Ok(None),
+            Some(Summary {
+                merged_into_id: Some(next),
+                ..
+            }) => id = next,
+            Some(_) => return Ok(Some(id)),
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// The id of the ticket a key (`OPS-42`) or id names, whoever may see it (for inbound mail,
@@ -228,9 +265,11 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
     let clock_columns: Vec<String> = clock::Column::iter()
         .map(|c| format!("c.{0} AS {CLOCK}{0}", c.as_str()))
         .collect();
+    let done = Status::DONE.map(|s| format!("'{}'", s.as_str())).join(", ");
     let sql = format!(
         "WITH page AS ({inner}) \
          SELECT page.*, p.key AS {KEY}, \
+           COALESCE(sub.total, 0) AS {SUBTASKS_TOTAL}, COALESCE(sub.done, 0) AS {SUBTASKS_DONE}, \
            (SELECT {assignees} FROM ticket_assignees a \
              WHERE a.org_id = page.org_id AND a.ticket_id = page.id) AS {ASSIGNEES}, \
            (SELECT {labels} FROM ticket_labels l \
@@ -238,9 +277,15 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
            CASE WHEN c.ticket_id IS NULL THEN 0 ELSE 1 END AS {HAS_CLOCK}, {clocks} \
          FROM page \
          JOIN projects p ON p.org_id = page.org_id AND p.id = page.project_id \
-         LEFT JOIN sla_clocks c ON c.org_id = page.org_id AND c.ticket_id = page.id",
+         LEFT JOIN sla_clocks c ON c.org_id = page.org_id AND c.ticket_id = page.id \
+         LEFT JOIN (SELECT s.parent_id, COUNT(*) AS total, \
+             SUM(CASE WHEN s.status IN ({done}) THEN 1 ELSE 0 END) AS done \
+           FROM tickets s WHERE s.parent_id IN (SELECT id FROM page) \
+             AND s.org_id = (SELECT org_id FROM page LIMIT 1) AND s.deleted_at IS NULL{wall} \
+           GROUP BY s.parent_id) sub ON sub.parent_id = page.id",
         inner = page.sql,
         clocks = clock_columns.join(", "),
+        wall = tx.wall_sql("s.project_id"),
     );
     let rows = tx
         .conn()
@@ -251,7 +296,7 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         })
         .await?;
     // A ticket comes once per SLA clock (at least once): gathered in order of appearance.
-    let mut parts: Vec<(ticket::Model, String, Vec<Uuid>, Vec<String>)> = Vec::new();
+    let mut parts: Vec<(ticket::Model, String, Vec<Uuid>, Vec<String>, Progress)> = Vec::new();
     let mut clocks: HashMap<Uuid, Vec<clock::Model>> = HashMap::new();
     let mut seen: HashSet<Uuid> = HashSet::new();
     for row in &rows {
@@ -276,12 +321,16 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         assignee_ids.sort_unstable();
         let mut labels: Vec<String> = json_list(row, LABELS)?;
         labels.sort_unstable();
-        parts.push((m, key, assignee_ids, labels));
+        let subtasks = Progress {
+            total: count(row, SUBTASKS_TOTAL)?,
+            done: count(row, SUBTASKS_DONE)?,
+        };
+        parts.push((m, key, assignee_ids, labels, subtasks));
     }
     let now = crate::store::now();
     parts
         .into_iter()
-        .map(|(m, key, assignee_ids, labels)| {
+        .map(|(m, key, assignee_ids, labels, subtasks)| {
             Ok(Ticket {
                 key: format!("{key}-{}", m.number),
                 assignee_ids,
@@ -307,9 +356,18 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
                 resolved_at: m.resolved_at,
                 closed_at: m.closed_at,
                 deleted_at: m.deleted_at,
+                parent_id: m.parent_id,
+                merged_into_id: m.merged_into_id,
+                subtasks,
             })
         })
         .collect()
+}
+
+/// A count column (a `bigint` on PostgreSQL: `COUNT`, and `SUM` over `int4`).
+fn count(row: &QueryResult, name: &str) -> Result<u64> {
+    let n: i64 = column(row, name)?;
+    Ok(u64::try_from(n).unwrap_or_default())
 }
 
 /// Column names of what [`assemble`] adds to a ticket's row.
@@ -318,6 +376,8 @@ const ASSIGNEES: &str = "assembled_assignees";
 const LABELS: &str = "assembled_labels";
 const CLOCK: &str = "clock_";
 const HAS_CLOCK: &str = "assembled_has_clock";
+const SUBTASKS_TOTAL: &str = "assembled_subtasks_total";
+const SUBTASKS_DONE: &str = "assembled_subtasks_done";
 
 /// The ticket's own columns of an assembled row, named by the entity and read with [`column`]:
 /// most of a ticket's dates are `NULL`, which the ORM's own decoding makes costly.
@@ -342,6 +402,8 @@ fn ticket_columns(row: &QueryResult) -> Result<ticket::Model> {
         resolved_at: column(row, ticket::Column::ResolvedAt.as_str())?,
         closed_at: column(row, ticket::Column::ClosedAt.as_str())?,
         deleted_at: column(row, ticket::Column::DeletedAt.as_str())?,
+        parent_id: column(row, ticket::Column::ParentId.as_str())?,
+        merged_into_id: column(row, ticket::Column::MergedIntoId.as_str())?,
     })
 }
 
@@ -385,8 +447,18 @@ pub(crate) async fn load_many(tx: &TenantTx, ids: &[Uuid]) -> Result<Vec<Ticket>
     Ok(ids.iter().filter_map(|id| tickets.remove(id)).collect())
 }
 
+/// The tickets with these ids that `ctx` may see (through the transaction's wall, then as a
+/// lookup judges them), assembled, in no particular order.
+pub(crate) async fn seen_by(tx: &TenantTx, ctx: &TenantCtx, ids: &[Uuid]) -> Result<Vec<Ticket>> {
+    Ok(load_many(tx, ids)
+        .await?
+        .into_iter()
+        .filter(|t| !hidden(ctx, t.requester_id, t.deleted_at.is_some()))
+        .collect())
+}
+
 /// One ticket by id, assembled.
-pub(super) async fn load_one(tx: &TenantTx, id: Uuid) -> Result<Ticket> {
+pub(crate) async fn load_one(tx: &TenantTx, id: Uuid) -> Result<Ticket> {
     load_many(tx, &[id])
         .await?
         .pop()

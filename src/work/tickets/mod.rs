@@ -13,16 +13,19 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Priority, Status, entity::ticket, sla::TicketSla};
+use crate::events::contract::TicketRef;
 pub(crate) use list::filtered_ids;
 pub use list::{ListQuery, SortKey, TicketFilter, list, list_planning, list_statement, mine};
 pub use lookup::get;
 pub(crate) use lookup::load_many;
 pub(crate) use lookup::{
-    Summary, TicketHandle, assignees_of, current, find_visible, id_of, summaries, summary, touch,
+    Summary, TicketHandle, assignees_of, current, find_for, find_visible, id_of, live, summaries, summary,
+    touch,
 };
+pub(crate) use lookup::{load_one as load, seen_by};
 pub(crate) use write::move_to;
 pub use write::{assign, complete, create, delete, reopen, restore, unassign_everywhere, update};
-pub(crate) use write::{move_requester, reassign_by_system};
+pub(crate) use write::{Change, lock, move_requester, reassign_by_system, save, update_with};
 
 pub const MAX_LABELS: usize = 20;
 pub const MAX_LABEL: usize = 50;
@@ -57,10 +60,24 @@ pub struct Ticket {
     pub deleted_at: Option<DateTime<Utc>>,
     /// The SLA clocks, under a policy: each one's state and how its due time was computed.
     pub sla: Option<TicketSla>,
+    /// The ticket this one is a subtask of.
+    pub parent_id: Option<Uuid>,
+    /// Set when the ticket was merged into another (it is closed).
+    pub merged_into_id: Option<Uuid>,
+    /// Its subtasks, counted (deleted ones not at all).
+    pub subtasks: Progress,
+}
+
+/// How many of a set of tickets there are, and how many are done (resolved, closed or
+/// cancelled).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Progress {
+    pub total: u64,
+    pub done: u64,
 }
 
 /// The fields the timeline records; replaying a ticket's timeline from nothing yields them.
-pub const REPLAYED_FIELDS: [&str; 14] = [
+pub const REPLAYED_FIELDS: [&str; 16] = [
     "project_id",
     "key",
     "number",
@@ -75,7 +92,22 @@ pub const REPLAYED_FIELDS: [&str; 14] = [
     "resolved_at",
     "closed_at",
     "deleted_at",
+    "parent_id",
+    "merged_into_id",
 ];
+
+impl Ticket {
+    /// How events name the ticket as it is now.
+    pub(crate) fn event_ref(&self) -> TicketRef {
+        TicketRef {
+            ticket_id: self.id,
+            project_id: self.project_id,
+            key: self.key.clone(),
+            requester_id: self.requester_id,
+            version: self.version,
+        }
+    }
+}
 
 pub(crate) fn snapshot(t: &Ticket) -> Map<String, Value> {
     let Value::Object(all) = serde_json::to_value(t).unwrap_or_default() else {
@@ -122,6 +154,8 @@ pub struct NewTicket {
     /// Years 1–9999.
     #[serde(default, deserialize_with = "super::instant")]
     pub due_at: Option<DateTime<Utc>>,
+    /// Makes the new ticket a subtask of this one.
+    pub parent_id: Option<Uuid>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -152,6 +186,10 @@ pub struct TicketPatch {
     pub due_at: Option<Option<DateTime<Utc>>>,
     /// Goes through the state machine; a move it does not allow is 409 `invalid_transition`.
     pub status: Option<Status>,
+    /// Makes the ticket a subtask of another; `null` makes it a top-level ticket again.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub parent_id: Option<Option<Uuid>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -183,6 +221,8 @@ pub(crate) fn to_model(org_id: Uuid, t: &Ticket) -> ticket::Model {
         resolved_at: t.resolved_at,
         closed_at: t.closed_at,
         deleted_at: t.deleted_at,
+        parent_id: t.parent_id,
+        merged_into_id: t.merged_into_id,
     }
 }
 

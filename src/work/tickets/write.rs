@@ -18,12 +18,12 @@ use super::{
     snapshot, to_model,
 };
 use crate::{
-    access::{self, Action, Role, TenantCtx},
+    access::{self, Action, Role, TenantCtx, project::walled_role},
     audit,
     error::{Error, Result, Validator},
     events::{
         self, Body,
-        contract::{Followers, StatusChanged, TicketAssigned, TicketChanged, TicketRef},
+        contract::{Followers, StatusChanged, TicketAssigned, TicketChanged},
     },
     store::TenantTx,
     tenancy,
@@ -34,6 +34,7 @@ use crate::{
         now, projects, search,
         sla::clocks::{self, TicketFacts},
         status::{Stamps, transition},
+        structure::subtasks,
         timeline, to_micros, watchers,
     },
 };
@@ -109,7 +110,8 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         && (!req.assignee_ids.is_empty()
             || req.requester_id.is_some_and(|r| r != ctx.user_id)
             || !req.labels.is_empty()
-            || req.due_at.is_some())
+            || req.due_at.is_some()
+            || req.parent_id.is_some())
     {
         return Err(Error::forbidden(
             "requesters file tickets for themselves with a project, title, description and priority only",
@@ -124,6 +126,10 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
     let assignee_ids = clean_assignees(&mut v, &req.assignee_ids);
     let requester_id = req.requester_id.unwrap_or(ctx.user_id);
     check_people(tx, &mut v, &assignee_ids, Some(requester_id)).await?;
+    may_file_in(tx, ctx, &mut v, req.project_id).await?;
+    if let Some(parent) = req.parent_id {
+        subtasks::check_parent(tx, &mut v, None, req.project_id, parent).await?;
+    }
     let (id, at, priority) = (
         Uuid::now_v7(),
         now(),
@@ -173,6 +179,9 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         closed_at: None,
         deleted_at: None,
         sla: None,
+        parent_id: req.parent_id,
+        merged_into_id: None,
+        subtasks: Default::default(),
     };
     show_clocks(&mut ticket, &clocks);
     to_model(tx.org_id(), &ticket)
@@ -275,12 +284,15 @@ async fn insert_children(tx: &TenantTx, t: &Ticket, assignees: bool, labels: boo
 /// What a write did to a ticket. Its timeline kind and its events are decided from this and
 /// the changed fields, once, in [`Change::timeline_kind`] and [`Change::events`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Change {
+pub(crate) enum Change {
     Created,
     /// Fields, status or assignees.
     Edited,
     Deleted,
     Restored,
+    /// Merged into another ticket (closed, `merged_into_id` set), or the merge undone.
+    Merged,
+    Unmerged,
 }
 
 impl Change {
@@ -292,6 +304,8 @@ impl Change {
             Change::Created => "ticket.created",
             Change::Deleted => "ticket.deleted",
             Change::Restored => "ticket.restored",
+            Change::Merged => "ticket.merged",
+            Change::Unmerged => "ticket.unmerged",
             Change::Edited if only(&["assignee_ids"]) => "ticket.assigned",
             Change::Edited if only(&["status", "resolved_at", "closed_at"]) => {
                 "ticket.status_changed"
@@ -309,20 +323,14 @@ impl Change {
         changes: Map<String, Value>,
         watcher_ids: Vec<Uuid>,
     ) -> Vec<Body> {
-        let ticket = TicketRef {
-            ticket_id: t.id,
-            project_id: t.project_id,
-            key: t.key.clone(),
-            requester_id: t.requester_id,
-            version: t.version,
-        };
+        let ticket = t.event_ref();
         let changed = TicketChanged {
             ticket: ticket.clone(),
             changes,
         };
         let mut events = vec![match self {
             Change::Created => Body::TicketCreated(changed),
-            Change::Edited => Body::TicketUpdated(changed),
+            Change::Edited | Change::Merged | Change::Unmerged => Body::TicketUpdated(changed),
             Change::Deleted => return vec![Body::TicketDeleted(changed)],
             Change::Restored => return vec![Body::TicketRestored(changed)],
         }];
@@ -396,15 +404,43 @@ async fn record(
     Ok(())
 }
 
-/// Locks the ticket for a change and checks the caller's `If-Match` against it.
-async fn lock(tx: &TenantTx, ctx: &TenantCtx, id: &str, expected: &Expected) -> Result<Ticket> {
+/// May `ctx` file tickets into the project? A project they cannot see, or one that does not
+/// exist, is a field error; a project where they only read is 403.
+async fn may_file_in(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    v: &mut Validator,
+    project_id: Uuid,
+) -> Result<()> {
+    if walled_role(ctx.role) || ctx.role == Role::Requester {
+        match projects::authorize_in(tx, ctx, project_id, Action::TicketCreate).await {
+            Err(Error::NotFound(_)) => v.push("project_id", "no such project"),
+            Err(err) => return Err(err),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Locks the ticket for a change by `action` and checks the caller's `If-Match` against it.
+/// In a project where the caller only reads, the change is 403.
+pub(crate) async fn lock(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    id: &str,
+    expected: &Expected,
+    action: Action,
+) -> Result<Ticket> {
     let m = find_model(tx, ctx, id, true).await?;
+    if walled_role(ctx.role) {
+        projects::authorize_in(tx, ctx, m.project_id, action).await?;
+    }
     expected.check("ticket", m.version)?;
     load_one(tx, m.id).await
 }
 
 /// Saves `after` over `before` (one new version), or nothing when nothing differs.
-async fn save(
+pub(crate) async fn save(
     tx: &TenantTx,
     actor: Option<Uuid>,
     before: &Ticket,
@@ -475,14 +511,10 @@ pub(crate) fn move_to(t: &mut Ticket, to: Status, at: DateTime<Utc>) -> Result<(
     Ok(())
 }
 
-pub async fn update(
-    tx: &TenantTx,
-    ctx: &TenantCtx,
-    id: &str,
-    expected: &Expected,
-    patch: TicketPatch,
-) -> Result<Ticket> {
-    access::authorize(ctx, Action::TicketUpdate)?;
+/// The patch's own fields checked; its labels and assignees cleaned.
+type Cleaned = (Option<Vec<String>>, Option<Vec<Uuid>>);
+
+fn check_patch(patch: &TicketPatch) -> Result<Cleaned> {
     let mut v = Validator::default();
     if let Some(t) = &patch.title {
         check_line(&mut v, "title", t, MAX_LINE);
@@ -496,8 +528,44 @@ pub async fn update(
         .as_deref()
         .map(|a| clean_assignees(&mut v, a));
     v.finish()?;
+    Ok((labels, assignees))
+}
 
-    let before = lock(tx, ctx, id, expected).await?;
+pub async fn update(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    id: &str,
+    expected: &Expected,
+    patch: TicketPatch,
+) -> Result<Ticket> {
+    access::authorize(ctx, Action::TicketUpdate)?;
+    let cleaned = check_patch(&patch)?;
+    let before = lock(tx, ctx, id, expected, Action::TicketUpdate).await?;
+    apply(tx, ctx, before, patch, cleaned).await
+}
+
+/// Like [`update`], with the patch made from the ticket as it is once locked (a bulk change
+/// adding labels to those it has).
+pub(crate) async fn update_with(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    id: &str,
+    patch: impl FnOnce(&Ticket) -> TicketPatch,
+) -> Result<Ticket> {
+    access::authorize(ctx, Action::TicketUpdate)?;
+    let before = lock(tx, ctx, id, &Expected::Any, Action::TicketUpdate).await?;
+    let patch = patch(&before);
+    let cleaned = check_patch(&patch)?;
+    apply(tx, ctx, before, patch, cleaned).await
+}
+
+async fn apply(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    before: Ticket,
+    patch: TicketPatch,
+    (labels, assignees): Cleaned,
+) -> Result<Ticket> {
     let mut v = Validator::default();
     check_people(
         tx,
@@ -507,6 +575,14 @@ pub async fn update(
     )
     .await?;
     let target_project = patch.project_id.filter(|p| *p != before.project_id);
+    if let Some(p) = target_project {
+        may_file_in(tx, ctx, &mut v, p).await?;
+    }
+    let new_parent = patch.parent_id.filter(|p| *p != before.parent_id);
+    if let Some(Some(parent)) = new_parent {
+        let project = target_project.unwrap_or(before.project_id);
+        subtasks::check_parent(tx, &mut v, Some(before.id), project, parent).await?;
+    }
     let numbered = match target_project {
         Some(p) => Some(projects::next_ticket_number(tx, p).await),
         None => None,
@@ -543,6 +619,9 @@ pub async fn update(
     }
     if let Some(d) = patch.due_at {
         after.due_at = d.map(to_micros);
+    }
+    if let Some(p) = new_parent {
+        after.parent_id = p;
     }
     if let Some(s) = patch.status.filter(|s| *s != before.status) {
         move_to(&mut after, s, now())?;
@@ -592,7 +671,7 @@ async fn move_by_action(
     to: Status,
 ) -> Result<Ticket> {
     access::authorize(ctx, Action::TicketUpdate)?;
-    let before = lock(tx, ctx, id, expected).await?;
+    let before = lock(tx, ctx, id, expected, Action::TicketUpdate).await?;
     let mut after = before.clone();
     // Unlike a PATCH naming the current status, an action that changes nothing is refused.
     move_to(&mut after, to, now())?;
@@ -604,7 +683,7 @@ async fn move_by_action(
 pub async fn unassign_everywhere(tx: &TenantTx, ctx: &TenantCtx, user_id: Uuid) -> Result<()> {
     access::authorize(ctx, Action::TicketUpdate)?;
     for id in assigned_to(tx, user_id).await? {
-        let before = lock(tx, ctx, &id.to_string(), &Expected::Any).await?;
+        let before = lock(tx, ctx, &id.to_string(), &Expected::Any, Action::TicketUpdate).await?;
         let mut after = before.clone();
         after.assignee_ids.retain(|a| *a != user_id);
         save(tx, Some(ctx.user_id), &before, after, Change::Edited).await?;
@@ -615,7 +694,7 @@ pub async fn unassign_everywhere(tx: &TenantTx, ctx: &TenantCtx, user_id: Uuid) 
 /// Soft delete: the ticket leaves every list and lookup; admins can restore it.
 pub async fn delete(tx: &TenantTx, ctx: &TenantCtx, id: &str, expected: &Expected) -> Result<()> {
     access::authorize(ctx, Action::TicketDelete)?;
-    let before = lock(tx, ctx, id, expected).await?;
+    let before = lock(tx, ctx, id, expected, Action::TicketDelete).await?;
     if before.deleted_at.is_some() {
         return Err(Error::NotFound("ticket"));
     }
@@ -640,7 +719,7 @@ pub async fn restore(
     expected: &Expected,
 ) -> Result<Ticket> {
     access::authorize(ctx, Action::TicketRestore)?;
-    let before = lock(tx, ctx, id, expected).await?;
+    let before = lock(tx, ctx, id, expected, Action::TicketRestore).await?;
     if before.deleted_at.is_none() {
         return Err(Error::conflict(
             "ticket_not_deleted",
