@@ -45,7 +45,8 @@ pub enum ProjectRole {
 }
 
 impl ProjectRole {
-    pub const ALL: [ProjectRole; 3] = [ProjectRole::Admin, ProjectRole::Member, ProjectRole::Viewer];
+    pub const ALL: [ProjectRole; 3] =
+        [ProjectRole::Admin, ProjectRole::Member, ProjectRole::Viewer];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -85,7 +86,10 @@ pub fn walled_viewer(ctx: &TenantCtx) -> Option<Uuid> {
 fn about_the_project(action: Action) -> bool {
     matches!(
         action,
-        Action::ProjectRead | Action::ProjectManage | Action::ProjectActivity | Action::TicketCreate
+        Action::ProjectRead
+            | Action::ProjectManage
+            | Action::ProjectActivity
+            | Action::TicketCreate
     )
 }
 
@@ -143,10 +147,7 @@ pub fn check(
         Decision::Hidden => Err(Error::NotFound(what)),
         Decision::Forbidden => Err(match project_role {
             Some(ProjectRole::Viewer) => Error::forbidden("project viewers only read"),
-            _ => Error::forbidden(format!(
-                "your role ({}) may not do this",
-                org_role.as_str()
-            )),
+            _ => Error::forbidden(format!("your role ({}) may not do this", org_role.as_str())),
         }),
     }
 }
@@ -236,15 +237,34 @@ mod tests {
         // The headline cases, spelled out.
         use Action::*;
         let d = decide;
-        assert_eq!(d(Role::Agent, Visibility::Members, None, TicketRead), Decision::Hidden);
-        assert_eq!(d(Role::Manager, Visibility::Members, None, ProjectRead), Decision::Hidden);
-        assert_eq!(d(Role::Admin, Visibility::Members, None, TicketUpdate), Decision::Allowed);
         assert_eq!(
-            d(Role::Manager, Visibility::Org, Some(ProjectRole::Viewer), TicketUpdate),
+            d(Role::Agent, Visibility::Members, None, TicketRead),
+            Decision::Hidden
+        );
+        assert_eq!(
+            d(Role::Manager, Visibility::Members, None, ProjectRead),
+            Decision::Hidden
+        );
+        assert_eq!(
+            d(Role::Admin, Visibility::Members, None, TicketUpdate),
+            Decision::Allowed
+        );
+        assert_eq!(
+            d(
+                Role::Manager,
+                Visibility::Org,
+                Some(ProjectRole::Viewer),
+                TicketUpdate
+            ),
             Decision::Forbidden
         );
         assert_eq!(
-            d(Role::Agent, Visibility::Members, Some(ProjectRole::Admin), ProjectManage),
+            d(
+                Role::Agent,
+                Visibility::Members,
+                Some(ProjectRole::Admin),
+                ProjectManage
+            ),
             Decision::Allowed
         );
         assert_eq!(

@@ -526,12 +526,13 @@ mod tests {
             .into(),
         };
         let ids = |after| {
-            tail.after(&agent, &Hidden::default(), after).map(|(events, through)| {
-                (
-                    events.into_iter().map(|e| e.id).collect::<Vec<_>>(),
-                    through,
-                )
-            })
+            tail.after(&agent, &Hidden::default(), after)
+                .map(|(events, through)| {
+                    (
+                        events.into_iter().map(|e| e.id).collect::<Vec<_>>(),
+                        through,
+                    )
+                })
         };
         // From just before the first entry held: everything the agent may see, in order.
         assert_eq!(
@@ -551,7 +552,11 @@ mod tests {
         };
         assert!(empty.after(&agent, &Hidden::default(), 4).is_none());
         // A feed not read yet holds nothing, whatever the position.
-        assert!(Tail::default().after(&agent, &Hidden::default(), 20).is_none());
+        assert!(
+            Tail::default()
+                .after(&agent, &Hidden::default(), 20)
+                .is_none()
+        );
         // A requester never sees internal notes nor others' tickets.
         let requester = TenantCtx::authenticated(Uuid::nil(), someone, Role::Requester, None);
         let seen: Vec<String> = tail

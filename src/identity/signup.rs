@@ -125,8 +125,7 @@ enum Owner {
 /// What a new organisation is given besides its owner (its first project), in the transaction
 /// that creates it: the owner acting, and the organisation's name. Passed in by the layer that
 /// knows the modules owning those things.
-pub type Setup =
-    for<'a> fn(&'a TenantTx, &'a TenantCtx, &'a str) -> BoxFuture<'a, Result<()>>;
+pub type Setup = for<'a> fn(&'a TenantTx, &'a TenantCtx, &'a str) -> BoxFuture<'a, Result<()>>;
 
 /// How sign-ups go on this server.
 #[derive(Clone, Copy)]

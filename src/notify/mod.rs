@@ -460,7 +460,9 @@ fn reachable(
         .filter(|p| Some(p.user_id) != event.actor_id())
         .filter(|p| match roles.get(&p.user_id) {
             None => false,
-            Some(&role) if walled_role(role) && members.is_some_and(|m| !m.contains(&p.user_id)) => {
+            Some(&role)
+                if walled_role(role) && members.is_some_and(|m| !m.contains(&p.user_id)) =>
+            {
                 false
             }
             Some(&role) if access::sees_only_own_tickets(role) => {

@@ -1,7 +1,7 @@
 //! Tables owned by work. Private to this module: other modules go through its services.
 
 pub mod project {
-    crate::store::tenant_entity!("projects" {
+    crate::store::tenant_entity!("projects" walled_by Id {
         #[sea_orm(primary_key, auto_increment = false)]
         id: Uuid,
         key: String,

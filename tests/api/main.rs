@@ -29,6 +29,7 @@ mod roundtrips;
 mod search;
 mod sla;
 mod stream;
+mod structure;
 mod tickets;
 mod timeline;
 mod tokens;

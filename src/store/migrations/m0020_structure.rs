@@ -108,7 +108,10 @@ impl MigrationTrait for Migration {
         add_columns(
             manager,
             Tickets::Table,
-            vec![uuid_null(Tickets::ParentId), uuid_null(Tickets::MergedIntoId)],
+            vec![
+                uuid_null(Tickets::ParentId),
+                uuid_null(Tickets::MergedIntoId),
+            ],
         )
         .await?;
         // The project a feed entry is about, so a private project's entries reach its members.

@@ -3,13 +3,16 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{find, record};
+use super::record;
 use crate::{
     access::{
         self, Action, Role, TenantCtx,
@@ -18,7 +21,7 @@ use crate::{
     audit,
     error::{Error, Result, Validator},
     events::Body,
-    store::{Db, TenantTx},
+    store::{self, Db, TenantTx},
     tenancy,
     work::{
         entity::{project, project_member},
@@ -61,11 +64,12 @@ pub(crate) async fn role_in(
         .filter(project_member::Column::UserId.eq(user_id))
         .one(tx.conn())
         .await?;
-    row.map(|m| {
-        ProjectRole::parse(&m.role)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("stored project role {}", m.role)))
-    })
-    .transpose()
+    row.map(|m| parse_role(&m.role)).transpose()
+}
+
+fn parse_role(stored: &str) -> Result<ProjectRole> {
+    ProjectRole::parse(stored)
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("stored project role {stored}")))
 }
 
 /// The members of each of these projects that is private (projects open to the organisation
@@ -111,13 +115,30 @@ pub(crate) async fn authorize_in(
     action: Action,
 ) -> Result<project::Model> {
     access::authorize_scope(ctx, action)?;
-    let project = find(tx, project_id).await?;
+    // The project and the caller's role in it, in one statement.
+    let backend = tx.conn().get_database_backend();
+    let sql = format!(
+        "SELECT p.*, (SELECT m.role FROM project_members m WHERE m.org_id = p.org_id \
+           AND m.project_id = p.id AND m.user_id = $3) AS member_role \
+         FROM projects p WHERE p.org_id = $1 AND p.id = $2{}",
+        tx.wall_sql("p.id")
+    );
+    let row = tx
+        .conn()
+        .query_one_raw(store::statement(
+            backend,
+            &sql,
+            [tx.org_id().into(), project_id.into(), ctx.user_id.into()],
+        ))
+        .await?
+        .ok_or(Error::NotFound("project"))?;
+    let project = project::Model::from_query_result(&row, "")?;
     let visibility = Visibility::parse(&project.visibility)
         .ok_or_else(|| Error::internal(anyhow::anyhow!("stored visibility")))?;
-    let role = if walled_role(ctx.role) {
-        role_in(tx, project_id, ctx.user_id).await?
-    } else {
-        None
+    let role: Option<String> = row.try_get("", "member_role")?;
+    let role = match role {
+        Some(role) if walled_role(ctx.role) => Some(parse_role(&role)?),
+        _ => None,
     };
     access::project::check(ctx.role, visibility, role, action, "project")?;
     Ok(project)
@@ -151,9 +172,7 @@ async fn members_of(tx: &TenantTx, project_id: Uuid) -> Result<Vec<Member>> {
         .map(|m| {
             Ok(Member {
                 user_id: m.user_id,
-                role: ProjectRole::parse(&m.role).ok_or_else(|| {
-                    Error::internal(anyhow::anyhow!("stored project role {}", m.role))
-                })?,
+                role: parse_role(&m.role)?,
             })
         })
         .collect()

@@ -22,10 +22,7 @@ pub(crate) use members::{authorize_in, private_members};
 
 use super::{Status, entity::project, now, tickets::Progress, timeline};
 use crate::{
-    access::{
-        self, Action, Role, TenantCtx,
-        project::Visibility,
-    },
+    access::{self, Action, Role, TenantCtx, project::Visibility},
     audit,
     error::{Error, Result, Validator},
     events::{self, Body, contract::ProjectChanged},
@@ -312,7 +309,10 @@ pub async fn get(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<Project> {
         .one(tx.conn())
         .await?
         .ok_or(Error::NotFound("project"))?;
-    let p = shown(&tx, vec![m]).await?.pop().ok_or(Error::NotFound("project"))?;
+    let p = shown(&tx, vec![m])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("project"))?;
     tx.commit().await?;
     Ok(p)
 }
@@ -373,7 +373,11 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewProject) -> Result<P
         created_by: Set(Some(ctx.user_id)),
         created_at: Set(at),
         updated_at: Set(at),
-        status: Set(req.status.unwrap_or(ProjectStatus::Active).as_str().to_owned()),
+        status: Set(req
+            .status
+            .unwrap_or(ProjectStatus::Active)
+            .as_str()
+            .to_owned()),
         start_date: Set(req.start_date),
         target_date: Set(req.target_date),
         lead_id: Set(req.lead_id),
@@ -438,7 +442,11 @@ pub async fn create_first(
     let name: String = organization_name.chars().take(MAX_LINE).collect();
     let req = NewProject {
         key: key_from(&name),
-        name: if name.trim().is_empty() { "Support".into() } else { name },
+        name: if name.trim().is_empty() {
+            "Support".into()
+        } else {
+            name
+        },
         description: Some("The first project. Rename it, or add more in Projects.".into()),
         ..Default::default()
     };
@@ -501,7 +509,10 @@ pub async fn update(
     let mut v = Validator::default();
     let start = patch.start_date.unwrap_or(current.start_date);
     let target = patch.target_date.unwrap_or(current.target_date);
-    let new_lead = patch.lead_id.flatten().filter(|l| Some(*l) != current.lead_id);
+    let new_lead = patch
+        .lead_id
+        .flatten()
+        .filter(|l| Some(*l) != current.lead_id);
     check_plan(tx, &mut v, start, target, new_lead).await?;
     v.finish()?;
     let at = now();
@@ -561,7 +572,11 @@ pub async fn update(
         .visibility
         .filter(|v| v.as_str() != current.visibility);
     if let Some(visibility) = private {
-        plan("visibility", json!(current.visibility), json!(visibility.as_str()));
+        plan(
+            "visibility",
+            json!(current.visibility),
+            json!(visibility.as_str()),
+        );
         model.visibility = Set(visibility.as_str().to_owned());
     }
     if changes.is_empty() {

@@ -195,7 +195,11 @@ async fn record(
         } else {
             (shown, json!(null))
         };
-        let event = if added { "ticket.linked" } else { "ticket.unlinked" };
+        let event = if added {
+            "ticket.linked"
+        } else {
+            "ticket.unlinked"
+        };
         timeline::record(
             tx,
             ctx,
@@ -247,7 +251,10 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, ticket: &str, req: NewLink) 
     v.finish()?;
     let other = tickets::load(tx, other.ok_or(Error::NotFound("ticket"))?).await?;
     let existing = rows_of(tx, this.id).await?;
-    if existing.iter().any(|r| r.source_id == other.id || r.target_id == other.id) {
+    if existing
+        .iter()
+        .any(|r| r.source_id == other.id || r.target_id == other.id)
+    {
         return Err(Error::conflict(
             "link_exists",
             format!("{} and {} are linked already", this.key, other.key),

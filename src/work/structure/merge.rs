@@ -56,7 +56,14 @@ async fn lock_pair(
     target: Uuid,
 ) -> Result<(Ticket, Ticket)> {
     async fn lock(tx: &TenantTx, ctx: &TenantCtx, id: Uuid) -> Result<Ticket> {
-        tickets::lock(tx, ctx, &id.to_string(), &Expected::Any, Action::TicketUpdate).await
+        tickets::lock(
+            tx,
+            ctx,
+            &id.to_string(),
+            &Expected::Any,
+            Action::TicketUpdate,
+        )
+        .await
     }
     if source < target {
         let s = lock(tx, ctx, source).await?;
@@ -147,7 +154,10 @@ pub async fn merge(
     if target.merged_into_id.is_some() {
         return Err(Error::invalid(
             "into",
-            format!("{} is merged into another ticket; merge into that one", target.key),
+            format!(
+                "{} is merged into another ticket; merge into that one",
+                target.key
+            ),
         ));
     }
     let at = now();
@@ -202,7 +212,10 @@ pub async fn unmerge(tx: &TenantTx, ctx: &TenantCtx, source: &str) -> Result<Tic
         .ok_or_else(|| Error::conflict("ticket_not_merged", "the ticket is not merged"))?;
     let (before, target) = lock_pair(tx, ctx, from.id, row.target_id).await?;
     if before.merged_into_id != Some(row.target_id) {
-        return Err(Error::conflict("ticket_not_merged", "the ticket is not merged"));
+        return Err(Error::conflict(
+            "ticket_not_merged",
+            "the ticket is not merged",
+        ));
     }
     let at = now();
     if at - row.merged_at > UNDO_WINDOW {
@@ -217,7 +230,10 @@ pub async fn unmerge(tx: &TenantTx, ctx: &TenantCtx, source: &str) -> Result<Tic
     if target.version != row.target_version || target.updated_at > row.merged_at {
         return Err(Error::conflict(
             "unmerge_target_changed",
-            format!("{} changed since the merge; undo is no longer possible", target.key),
+            format!(
+                "{} changed since the merge; undo is no longer possible",
+                target.key
+            ),
         ));
     }
     let moved: Moved = serde_json::from_value(row.moved.clone()).map_err(Error::internal)?;

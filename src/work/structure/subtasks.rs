@@ -88,7 +88,10 @@ pub(crate) async fn check_parent(
     let mut up = parent.parent_id;
     while let Some(id) = up {
         if Some(id) == child {
-            v.push(FIELD, "would make a cycle (the ticket is above its new parent)");
+            v.push(
+                FIELD,
+                "would make a cycle (the ticket is above its new parent)",
+            );
             return Ok(());
         }
         if !seen.insert(id) || ancestors > MAX_DEPTH {

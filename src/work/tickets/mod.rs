@@ -19,13 +19,13 @@ pub use list::{ListQuery, SortKey, TicketFilter, list, list_planning, list_state
 pub use lookup::get;
 pub(crate) use lookup::load_many;
 pub(crate) use lookup::{
-    Summary, TicketHandle, assignees_of, current, find_for, find_visible, id_of, live, summaries, summary,
-    touch,
+    Summary, TicketHandle, assignees_of, current, find_for, find_visible, id_of, live, summaries,
+    summary, touch,
 };
 pub(crate) use lookup::{load_one as load, seen_by};
 pub(crate) use write::move_to;
-pub use write::{assign, complete, create, delete, reopen, restore, unassign_everywhere, update};
 pub(crate) use write::{Change, lock, move_requester, reassign_by_system, save, update_with};
+pub use write::{assign, complete, create, delete, reopen, restore, unassign_everywhere, update};
 
 pub const MAX_LABELS: usize = 20;
 pub const MAX_LABEL: usize = 50;

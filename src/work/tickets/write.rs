@@ -683,7 +683,14 @@ async fn move_by_action(
 pub async fn unassign_everywhere(tx: &TenantTx, ctx: &TenantCtx, user_id: Uuid) -> Result<()> {
     access::authorize(ctx, Action::TicketUpdate)?;
     for id in assigned_to(tx, user_id).await? {
-        let before = lock(tx, ctx, &id.to_string(), &Expected::Any, Action::TicketUpdate).await?;
+        let before = lock(
+            tx,
+            ctx,
+            &id.to_string(),
+            &Expected::Any,
+            Action::TicketUpdate,
+        )
+        .await?;
         let mut after = before.clone();
         after.assignee_ids.retain(|a| *a != user_id);
         save(tx, Some(ctx.user_id), &before, after, Change::Edited).await?;
