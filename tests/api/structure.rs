@@ -1215,3 +1215,112 @@ async fn a_bulk_change_judges_each_ticket_on_its_own() {
     .assert_problem(403, "forbidden");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn mail_replying_to_a_merged_ticket_lands_on_its_target() {
+    use crate::mail::{AUTHENTICATED, inbound_path, message, post_mail};
+    let app = spawn_app().await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let inbound = inbound_path(&app, &owner).await;
+    let mut tickets = Vec::new();
+    for (n, subject) in [(1, "Printer on fire"), (2, "Printer still on fire")] {
+        let mail = message(
+            "Ann Customer <ann@customer.test>",
+            subject,
+            &format!("{AUTHENTICATED}Message-ID: <m{n}@customer.test>\n"),
+            "Help.",
+        );
+        let res = post_mail(&app, &inbound, &mail).await;
+        assert_eq!(res.assert_ok(202)["outcome"], "ticket_created");
+        tickets.push(res.body["ticket_id"].as_str().unwrap().to_owned());
+    }
+    app.post(
+        &format!("/api/v1/tickets/{}/merge", tickets[1]),
+        Some(&owner.token),
+        json!({"into": tickets[0]}),
+    )
+    .await
+    .assert_ok(200);
+    let reply = message(
+        "Ann Customer <ann@customer.test>",
+        "Re: Printer still on fire",
+        &format!(
+            "{AUTHENTICATED}Message-ID: <m3@customer.test>\nIn-Reply-To: <m2@customer.test>\n"
+        ),
+        "It is out now.",
+    );
+    let res = post_mail(&app, &inbound, &reply).await;
+    assert_eq!(res.assert_ok(202)["outcome"], "comment_added", "{}", res.body);
+    assert_eq!(res.body["ticket_id"], tickets[0].as_str());
+    let on_target = app
+        .all_items(&format!("/api/v1/tickets/{}/comments", tickets[0]), &owner.token)
+        .await;
+    assert!(on_target.iter().any(|c| c["body"] == "It is out now."));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_members_are_assigned_or_told_of_a_private_projects_tickets() {
+    let app = spawn_app_with_worker().await;
+    let w = walled(&app).await;
+    let t = id(&w.ticket).to_owned();
+    let res = edit(&app, &w.owner.token, &t, json!({"assignee_ids": [w.agent.user_id]})).await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.body["errors"][0]["field"], "assignee_ids[0]");
+    // Filing a ticket there, or moving one there, with a non-member assigned: the same.
+    let res = app
+        .post(
+            "/api/v1/tickets",
+            Some(&w.owner.token),
+            json!({"project_id": w.project, "title": "x", "assignee_ids": [w.agent.user_id]}),
+        )
+        .await;
+    res.assert_problem(422, "validation_failed");
+    let open = app_first_project(&app, &w.owner).await;
+    let assigned = app
+        .ticket(&w.owner.token, &open, json!({"assignee_ids": [w.agent.user_id]}))
+        .await;
+    edit(&app, &w.owner.token, id(&assigned), json!({"project_id": w.project}))
+        .await
+        .assert_problem(422, "validation_failed");
+    // Admins see every project; members may be assigned.
+    edit(&app, &w.owner.token, &t, json!({"assignee_ids": [w.admin.user_id]}))
+        .await
+        .assert_ok(200);
+    app.put(
+        &format!("/api/v1/projects/{}/members", w.project),
+        &w.owner.token,
+        json!({"members": [{"user_id": w.agent.user_id, "role": "member"}]}),
+    )
+    .await
+    .assert_ok(200);
+    edit(&app, &w.owner.token, &t, json!({"assignee_ids": [w.agent.user_id]}))
+        .await
+        .assert_ok(200);
+    // A mention tells the member, never a manager outside the project.
+    comment(&app, &w.owner.token, &t, "@manager@example.com @agent@example.com see this").await;
+    app.wait_count(
+        &format!(
+            "SELECT count(*) FROM notifications WHERE kind = 'mentioned' AND user_id = {}",
+            uuid_literal(&w.agent.user_id)
+        ),
+        1,
+        10,
+    )
+    .await;
+    app.run_pending_events().await;
+    let manager_told = app
+        .get("/api/v1/notifications", &w.manager.token)
+        .await;
+    assert_eq!(manager_told.assert_ok(200)["items"], json!([]));
+    app.shutdown().await;
+}
+
+/// A person's id as the backend stores it, for SQL in tests.
+fn uuid_literal(id: &str) -> String {
+    let id = uuid::Uuid::parse_str(id).unwrap();
+    match backend() {
+        Backend::Postgres => format!("'{id}'"),
+        Backend::Sqlite => format!("X'{}'", id.simple()),
+    }
+}

@@ -629,7 +629,15 @@ pub async fn archive(tx: &TenantTx, ctx: &TenantCtx, id: Uuid) -> Result<Project
 /// Hands out the project's next ticket number. The counter row is updated in the caller's
 /// transaction, which holds the row lock until it commits: concurrent creates queue, and a
 /// rolled-back create gives its number back, so numbers never repeat and never skip.
-pub(crate) async fn next_ticket_number(tx: &TenantTx, project_id: Uuid) -> Result<(String, i64)> {
+/// A ticket number handed out, with what the new ticket needs to know of its project.
+pub(crate) struct Numbered {
+    pub key: String,
+    pub number: i64,
+    /// Only its members (and owners and admins) see the project.
+    pub private: bool,
+}
+
+pub(crate) async fn next_ticket_number(tx: &TenantTx, project_id: Uuid) -> Result<Numbered> {
     let backend = tx.conn().get_database_backend();
     let row = tx
         .conn()
@@ -638,14 +646,18 @@ pub(crate) async fn next_ticket_number(tx: &TenantTx, project_id: Uuid) -> Resul
             &format!(
                 "UPDATE projects SET ticket_counter = ticket_counter + 1 \
                  WHERE org_id = $1 AND id = $2 AND archived_at IS NULL{} \
-                 RETURNING key, ticket_counter",
+                 RETURNING key, ticket_counter, visibility",
                 tx.wall_sql("id")
             ),
             [tx.org_id().into(), project_id.into()],
         ))
         .await?;
     match row {
-        Some(row) => Ok((row.try_get("", "key")?, row.try_get("", "ticket_counter")?)),
+        Some(row) => Ok(Numbered {
+            key: row.try_get("", "key")?,
+            number: row.try_get("", "ticket_counter")?,
+            private: row.try_get::<String>("", "visibility")? == Visibility::Members.as_str(),
+        }),
         None => {
             // Tell a missing project from an archived one.
             find(tx, project_id).await?;

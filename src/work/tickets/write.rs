@@ -1,7 +1,7 @@
 //! The ticket write path: validation, the state machine, one new version per change, and the
 //! timeline entry and outbox events of that change, all in the caller's transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -72,13 +72,15 @@ fn no_such_project<T>(v: &mut Validator, numbered: &Result<T>) {
     }
 }
 
-/// Assignees must be active members who work tickets (agent or above); a requester must be an
-/// active member. (The database also refuses an assignee who is not a member at all.)
+/// Assignees must be active members who work tickets (agent or above), and see the ticket's
+/// project (`private`: its members, when it is private); a requester must be an active member.
+/// (The database also refuses an assignee who is not a member at all.)
 async fn check_people(
     tx: &TenantTx,
     v: &mut Validator,
     assignees: &[Uuid],
     requester: Option<Uuid>,
+    private: Option<&HashSet<Uuid>>,
 ) -> Result<()> {
     let mut ids: Vec<Uuid> = assignees.to_vec();
     ids.extend(requester);
@@ -87,12 +89,18 @@ async fn check_people(
     }
     let roles: HashMap<Uuid, Role> = tenancy::active_roles(tx, &ids).await?.into_iter().collect();
     for (i, a) in assignees.iter().enumerate() {
-        let ok = roles.get(a).is_some_and(|r| r.at_least(Role::Agent));
-        v.check(
-            ok,
-            &format!("assignee_ids[{i}]"),
-            "is not an active member with the agent role or above",
-        );
+        let field = format!("assignee_ids[{i}]");
+        match roles.get(a) {
+            Some(r) if !r.at_least(Role::Agent) => {
+                v.push(&field, "is not an active member with the agent role or above")
+            }
+            None => v.push(&field, "is not an active member with the agent role or above"),
+            Some(r) if walled_role(*r) && private.is_some_and(|m| !m.contains(a)) => v.push(
+                &field,
+                "does not see this private project; add them to its members first",
+            ),
+            Some(_) => {}
+        }
     }
     if let Some(r) = requester {
         v.check(
@@ -125,7 +133,6 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
     let labels = clean_labels(&mut v, &req.labels);
     let assignee_ids = clean_assignees(&mut v, &req.assignee_ids);
     let requester_id = req.requester_id.unwrap_or(ctx.user_id);
-    check_people(tx, &mut v, &assignee_ids, Some(requester_id)).await?;
     may_file_in(tx, ctx, &mut v, req.project_id).await?;
     if let Some(parent) = req.parent_id {
         subtasks::check_parent(tx, &mut v, None, req.project_id, parent).await?;
@@ -154,8 +161,13 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
     // Numbering also finds the project; a refused create rolls the number back.
     let numbered = projects::next_ticket_number(tx, req.project_id).await;
     no_such_project(&mut v, &numbered);
+    let private = match &numbered {
+        Ok(n) => assignable(tx, req.project_id, n.private, &assignee_ids).await?,
+        Err(_) => None,
+    };
+    check_people(tx, &mut v, &assignee_ids, Some(requester_id), private.as_ref()).await?;
     v.finish()?;
-    let (key, number) = numbered?;
+    let projects::Numbered { key, number, .. } = numbered?;
     let mut ticket = Ticket {
         id,
         key: format!("{key}-{number}"),
@@ -404,6 +416,22 @@ async fn record(
     Ok(())
 }
 
+/// Who may be assigned tickets of a private project (its members; owners and admins anyway),
+/// looked up only when someone is to be assigned there.
+async fn assignable(
+    tx: &TenantTx,
+    project_id: Uuid,
+    private: bool,
+    assignees: &[Uuid],
+) -> Result<Option<HashSet<Uuid>>> {
+    if !private || assignees.is_empty() {
+        return Ok(None);
+    }
+    Ok(projects::private_members(tx, &[project_id])
+        .await?
+        .remove(&project_id))
+}
+
 /// May `ctx` file tickets into the project? A project they cannot see, or one that does not
 /// exist, is a field error; a project where they only read is 403.
 async fn may_file_in(
@@ -567,13 +595,6 @@ async fn apply(
     (labels, assignees): Cleaned,
 ) -> Result<Ticket> {
     let mut v = Validator::default();
-    check_people(
-        tx,
-        &mut v,
-        assignees.as_deref().unwrap_or_default(),
-        patch.requester_id.flatten(),
-    )
-    .await?;
     let target_project = patch.project_id.filter(|p| *p != before.project_id);
     if let Some(p) = target_project {
         may_file_in(tx, ctx, &mut v, p).await?;
@@ -590,11 +611,27 @@ async fn apply(
     if let Some(n) = &numbered {
         no_such_project(&mut v, n);
     }
+    // Who is assigned must see the project the ticket will be in: new assignees, or those it
+    // has when it moves.
+    let assigned: &[Uuid] = match (&assignees, target_project) {
+        (Some(a), _) => a,
+        (None, Some(_)) => &before.assignee_ids,
+        (None, None) => &[],
+    };
+    let private = match (&numbered, target_project) {
+        (Some(Ok(n)), Some(p)) => assignable(tx, p, n.private, assigned).await?,
+        (None, _) if !assigned.is_empty() => projects::private_members(tx, &[before.project_id])
+            .await?
+            .remove(&before.project_id),
+        _ => None,
+    };
+    let requester = patch.requester_id.flatten();
+    check_people(tx, &mut v, assigned, requester, private.as_ref()).await?;
     v.finish()?;
 
     let mut after = before.clone();
     if let (Some(p), Some(numbered)) = (target_project, numbered) {
-        let (key, number) = numbered?;
+        let projects::Numbered { key, number, .. } = numbered?;
         after.project_id = p;
         after.number = number;
         after.key = format!("{key}-{number}");
