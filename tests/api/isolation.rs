@@ -285,6 +285,54 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         "bounce_not_found",
     ),
+    (
+        "GET",
+        "/api/v1/projects/{project}/members",
+        None,
+        "project_not_found",
+    ),
+    (
+        "PUT",
+        "/api/v1/projects/{project}/members",
+        Some(r#"{"members": []}"#),
+        "project_not_found",
+    ),
+    (
+        "GET",
+        "/api/v1/tickets/{ticket}/links",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/links",
+        Some(r#"{"type": "relates", "ticket_id": "BETA-1"}"#),
+        "ticket_not_found",
+    ),
+    (
+        "DELETE",
+        "/api/v1/tickets/{ticket}/links/{link}",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/merge",
+        Some(r#"{"into": "BETA-1"}"#),
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket_key}/unmerge",
+        None,
+        "ticket_not_found",
+    ),
+    (
+        "POST",
+        "/api/v1/tickets/{ticket}/split",
+        Some(r#"{"comment_ids": ["00000000-0000-7000-8000-000000000000"], "title": "x"}"#),
+        "ticket_not_found",
+    ),
 ];
 
 struct Tenant {
@@ -312,6 +360,8 @@ struct Tenant {
     calendar: String,
     /// An address marked as bouncing: a delivery report came back for the invitation's mail.
     bounce: String,
+    /// A link from the ticket to a second one, a subtask of it.
+    link: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -410,6 +460,21 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
     .await
     .assert_ok(200);
     let bounce = bounce_of_invitation(app, &owner, slug).await;
+    let subtask = app
+        .ticket(
+            &owner.token,
+            &project,
+            json!({"title": format!("part of {slug}"), "parent_id": ticket["id"]}),
+        )
+        .await;
+    let link = app
+        .post(
+            &format!("/api/v1/tickets/{}/links", ticket["id"].as_str().unwrap()),
+            Some(&owner.token),
+            json!({"type": "blocks", "ticket_id": subtask["id"]}),
+        )
+        .await;
+    let link = link.assert_ok(201)["id"].as_str().unwrap().to_owned();
     Tenant {
         owner,
         agent,
@@ -426,6 +491,7 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         delivery,
         calendar,
         bounce,
+        link,
     }
 }
 
@@ -491,7 +557,8 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{webhook}", &a.webhook)
                 .replace("{delivery}", &a.delivery)
                 .replace("{calendar}", &a.calendar)
-                .replace("{bounce}", &a.bounce);
+                .replace("{bounce}", &a.bounce)
+                .replace("{link}", &a.link);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(
@@ -616,6 +683,56 @@ async fn another_tenants_ids_are_not_found() {
             .await
             .assert_problem(422, "validation_failed");
     }
+    // B cannot link, merge or parent its tickets with A's, nor change A's in bulk, nor find
+    // A's subtasks.
+    let (mine, theirs) = (
+        b.ticket["id"].as_str().unwrap(),
+        a.ticket["id"].as_str().unwrap(),
+    );
+    for (path, body) in [
+        ("links", json!({"type": "blocks", "ticket_id": theirs})),
+        (
+            "links",
+            json!({"type": "relates", "ticket_id": a.ticket["key"]}),
+        ),
+        ("merge", json!({"into": theirs})),
+    ] {
+        app.post(
+            &format!("/api/v1/tickets/{mine}/{path}"),
+            Some(&b.owner.token),
+            body,
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+    }
+    app.post(
+        "/api/v1/tickets",
+        Some(&b.owner.token),
+        json!({"project_id": b.project, "title": "x", "parent_id": theirs}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    let bulk = app
+        .post(
+            "/api/v1/tickets/bulk",
+            Some(&b.owner.token),
+            json!({"ids": [theirs, a.ticket["key"]], "set": {"priority": "low"}}),
+        )
+        .await;
+    let results = bulk.assert_ok(200)["results"].as_array().unwrap().clone();
+    assert!(results.iter().all(|r| r["status"] == 404), "{results:?}");
+    assert!(!bulk.body.to_string().contains("secret of alpha"));
+    let subtasks = app
+        .get(
+            &format!("/api/v1/tickets?parent_id={theirs}"),
+            &b.owner.token,
+        )
+        .await;
+    assert_eq!(subtasks.assert_ok(200)["items"], json!([]));
+    let links = app
+        .get(&format!("/api/v1/tickets/{theirs}/links"), &a.owner.token)
+        .await;
+    assert_eq!(pluck(&links.assert_ok(200)["items"], "type"), ["blocks"]);
     // A's bounce mark is still there.
     let marks = app.get("/api/v1/mail/bounces", &a.owner.token).await;
     assert_eq!(

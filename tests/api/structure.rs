@@ -1250,10 +1250,18 @@ async fn mail_replying_to_a_merged_ticket_lands_on_its_target() {
         "It is out now.",
     );
     let res = post_mail(&app, &inbound, &reply).await;
-    assert_eq!(res.assert_ok(202)["outcome"], "comment_added", "{}", res.body);
+    assert_eq!(
+        res.assert_ok(202)["outcome"],
+        "comment_added",
+        "{}",
+        res.body
+    );
     assert_eq!(res.body["ticket_id"], tickets[0].as_str());
     let on_target = app
-        .all_items(&format!("/api/v1/tickets/{}/comments", tickets[0]), &owner.token)
+        .all_items(
+            &format!("/api/v1/tickets/{}/comments", tickets[0]),
+            &owner.token,
+        )
         .await;
     assert!(on_target.iter().any(|c| c["body"] == "It is out now."));
     app.shutdown().await;
@@ -1264,7 +1272,13 @@ async fn only_members_are_assigned_or_told_of_a_private_projects_tickets() {
     let app = spawn_app_with_worker().await;
     let w = walled(&app).await;
     let t = id(&w.ticket).to_owned();
-    let res = edit(&app, &w.owner.token, &t, json!({"assignee_ids": [w.agent.user_id]})).await;
+    let res = edit(
+        &app,
+        &w.owner.token,
+        &t,
+        json!({"assignee_ids": [w.agent.user_id]}),
+    )
+    .await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.body["errors"][0]["field"], "assignee_ids[0]");
     // Filing a ticket there, or moving one there, with a non-member assigned: the same.
@@ -1278,15 +1292,29 @@ async fn only_members_are_assigned_or_told_of_a_private_projects_tickets() {
     res.assert_problem(422, "validation_failed");
     let open = app_first_project(&app, &w.owner).await;
     let assigned = app
-        .ticket(&w.owner.token, &open, json!({"assignee_ids": [w.agent.user_id]}))
+        .ticket(
+            &w.owner.token,
+            &open,
+            json!({"assignee_ids": [w.agent.user_id]}),
+        )
         .await;
-    edit(&app, &w.owner.token, id(&assigned), json!({"project_id": w.project}))
-        .await
-        .assert_problem(422, "validation_failed");
+    edit(
+        &app,
+        &w.owner.token,
+        id(&assigned),
+        json!({"project_id": w.project}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     // Admins see every project; members may be assigned.
-    edit(&app, &w.owner.token, &t, json!({"assignee_ids": [w.admin.user_id]}))
-        .await
-        .assert_ok(200);
+    edit(
+        &app,
+        &w.owner.token,
+        &t,
+        json!({"assignee_ids": [w.admin.user_id]}),
+    )
+    .await
+    .assert_ok(200);
     app.put(
         &format!("/api/v1/projects/{}/members", w.project),
         &w.owner.token,
@@ -1294,11 +1322,22 @@ async fn only_members_are_assigned_or_told_of_a_private_projects_tickets() {
     )
     .await
     .assert_ok(200);
-    edit(&app, &w.owner.token, &t, json!({"assignee_ids": [w.agent.user_id]}))
-        .await
-        .assert_ok(200);
+    edit(
+        &app,
+        &w.owner.token,
+        &t,
+        json!({"assignee_ids": [w.agent.user_id]}),
+    )
+    .await
+    .assert_ok(200);
     // A mention tells the member, never a manager outside the project.
-    comment(&app, &w.owner.token, &t, "@manager@example.com @agent@example.com see this").await;
+    comment(
+        &app,
+        &w.owner.token,
+        &t,
+        "@manager@example.com @agent@example.com see this",
+    )
+    .await;
     app.wait_count(
         &format!(
             "SELECT count(*) FROM notifications WHERE kind = 'mentioned' AND user_id = {}",
@@ -1309,9 +1348,7 @@ async fn only_members_are_assigned_or_told_of_a_private_projects_tickets() {
     )
     .await;
     app.run_pending_events().await;
-    let manager_told = app
-        .get("/api/v1/notifications", &w.manager.token)
-        .await;
+    let manager_told = app.get("/api/v1/notifications", &w.manager.token).await;
     assert_eq!(manager_told.assert_ok(200)["items"], json!([]));
     app.shutdown().await;
 }

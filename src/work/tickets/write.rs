@@ -91,10 +91,14 @@ async fn check_people(
     for (i, a) in assignees.iter().enumerate() {
         let field = format!("assignee_ids[{i}]");
         match roles.get(a) {
-            Some(r) if !r.at_least(Role::Agent) => {
-                v.push(&field, "is not an active member with the agent role or above")
-            }
-            None => v.push(&field, "is not an active member with the agent role or above"),
+            Some(r) if !r.at_least(Role::Agent) => v.push(
+                &field,
+                "is not an active member with the agent role or above",
+            ),
+            None => v.push(
+                &field,
+                "is not an active member with the agent role or above",
+            ),
             Some(r) if walled_role(*r) && private.is_some_and(|m| !m.contains(a)) => v.push(
                 &field,
                 "does not see this private project; add them to its members first",
@@ -165,7 +169,14 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
         Ok(n) => assignable(tx, req.project_id, n.private, &assignee_ids).await?,
         Err(_) => None,
     };
-    check_people(tx, &mut v, &assignee_ids, Some(requester_id), private.as_ref()).await?;
+    check_people(
+        tx,
+        &mut v,
+        &assignee_ids,
+        Some(requester_id),
+        private.as_ref(),
+    )
+    .await?;
     v.finish()?;
     let projects::Numbered { key, number, .. } = numbered?;
     let mut ticket = Ticket {
