@@ -64,7 +64,11 @@ export const routes: RouteObject[] = [
           },
           {
             path: "projects",
-            lazy: () => import("./admin/Projects").then((m) => ({ Component: m.Projects })),
+            lazy: () => import("./projects/Projects").then((m) => ({ Component: m.Projects })),
+          },
+          {
+            path: "projects/:id",
+            lazy: () => import("./projects/ProjectPage").then((m) => ({ Component: m.ProjectPage })),
           },
           {
             path: "admin/people",

@@ -830,6 +830,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's members and their project roles (staff). */
+        get: operations["list_project_members"];
+        /**
+         * Replace the project's members (managers and above, or the project's admins). In a
+         *     `members` project only they (and the organisation's owners and admins) see it.
+         */
+        put: operations["set_project_members"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/reports/sla": {
         parameters: {
             query?: never;
@@ -968,6 +989,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tickets/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change up to 500 tickets at once. Each is judged and changed on its own (role, project,
+         *     state machine) with its own timeline entry and events; one that fails is left as it was.
+         */
+        post: operations["bulk_update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tickets/{id}": {
         parameters: {
             query?: never;
@@ -1062,6 +1103,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tickets/{id}/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The ticket's links, each from this ticket's side (`blocked_by` is the other side of
+         *     `blocks`); links to tickets the caller may not see are left out.
+         */
+        get: operations["list_links"];
+        put?: never;
+        /** Link the ticket to another of the organisation (agents and above). */
+        post: operations["create_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tickets/{id}/links/{link_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a link (agents and above). */
+        delete: operations["delete_link"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tickets/{id}/mail-participants": {
         parameters: {
             query?: never;
@@ -1103,6 +1182,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tickets/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge the ticket into another: its comments, files and watchers move there, it is closed
+         *     with `merged_into_id`, and mail replying to it lands on the target. Returns the target.
+         */
+        post: operations["merge_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tickets/{id}/reopen": {
         parameters: {
             query?: never;
@@ -1137,6 +1236,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tickets/{id}/split": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move chosen comments (and their files) into a new ticket of the same project and requester,
+         *     linked `relates` to this one.
+         */
+        post: operations["split_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tickets/{id}/timeline": {
         parameters: {
             query?: never;
@@ -1148,6 +1267,26 @@ export interface paths {
         get: operations["ticket_timeline"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tickets/{id}/unmerge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo the ticket's merge, within 10 minutes and while nothing was added to the target since.
+         *     Returns the ticket as it was before the merge.
+         */
+        post: operations["unmerge_ticket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1582,6 +1721,37 @@ export interface components {
             /** @description Why (which mail failed). */
             reason?: string | null;
         };
+        BulkRequest: {
+            /** @description Ticket ids or keys (1 to 500, each once). */
+            ids: string[];
+            set: components["schemas"]["BulkSet"];
+        };
+        /** @description One ticket's outcome in a bulk change. */
+        BulkResult: {
+            /** @description The id or key as asked. */
+            id: string;
+            problem?: components["schemas"]["Problem"] | null;
+            /**
+             * Format: int32
+             * @description 200, or the status the change alone would have had.
+             */
+            status: number;
+            ticket?: components["schemas"]["Ticket"] | null;
+        };
+        BulkResults: {
+            results: components["schemas"]["BulkResult"][];
+        };
+        /** @description What to change on every ticket (at least one field). */
+        BulkSet: {
+            /** @description Added to the labels each ticket has. */
+            add_labels?: string[];
+            /** @description Replaces the assignees. */
+            assignee_ids?: string[] | null;
+            priority?: components["schemas"]["Priority"] | null;
+            /** @description Taken off the labels each ticket has. */
+            remove_labels?: string[];
+            status?: components["schemas"]["Status"] | null;
+        };
         CalendarList: {
             items: components["schemas"]["CalendarView"][];
         };
@@ -1836,9 +2006,34 @@ export interface components {
         };
         /** @enum {string} */
         InvitationStatus: "pending" | "expired";
+        Link: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: uuid */
+            id: string;
+            ticket: components["schemas"]["LinkedTicket"];
+            /** @description From the side of the ticket the link was asked for. */
+            type: components["schemas"]["LinkType"];
+        };
+        LinkList: {
+            items: components["schemas"]["Link"][];
+        };
+        /**
+         * @description A link's type as one side sees it.
+         * @enum {string}
+         */
+        LinkType: "blocks" | "blocked_by" | "relates" | "duplicates" | "duplicated_by";
         /** @description The organisations whose contacts were linked to the account. */
         LinkedContacts: {
             organizations: components["schemas"]["Organization"][];
+        };
+        /** @description The other ticket of a link, as a list shows it. */
+        LinkedTicket: {
+            /** Format: uuid */
+            id: string;
+            key: string;
+            status: components["schemas"]["Status"];
+            title: string;
         };
         LoginRequest: {
             email: string;
@@ -1919,6 +2114,25 @@ export interface components {
             session_id?: string | null;
             user: components["schemas"]["UserSummary"];
         };
+        Member: {
+            role: components["schemas"]["ProjectRole"];
+            /** Format: uuid */
+            user_id: string;
+        };
+        MemberList: {
+            items: components["schemas"]["Member"][];
+        };
+        /** @description `PUT /projects/{id}/members`: the whole list, replacing the one before. */
+        Members: {
+            members: components["schemas"]["Member"][];
+        };
+        MergeRequest: {
+            /**
+             * @description The ticket to merge into: its id or key.
+             * @example OPS-7
+             */
+            into: string;
+        };
         NewApiToken: {
             /**
              * Format: date-time
@@ -1958,6 +2172,18 @@ export interface components {
             name?: string | null;
             role: components["schemas"]["Role"];
         };
+        NewLink: {
+            /**
+             * @description The other ticket: its id or key.
+             * @example OPS-7
+             */
+            ticket_id: string;
+            /**
+             * @description From this ticket's side; `blocked_by` and `duplicated_by` are stored the other way
+             *     round.
+             */
+            type: components["schemas"]["LinkType"];
+        };
         /** @description `POST /users`: invites the person (the same as `POST /invitations`). */
         NewPerson: {
             /** Format: email */
@@ -1969,7 +2195,15 @@ export interface components {
             description?: string | null;
             /** @example OPS */
             key: string;
+            /** Format: uuid */
+            lead_id?: string | null;
             name: string;
+            /** Format: date */
+            start_date?: string | null;
+            status?: components["schemas"]["ProjectStatus"] | null;
+            /** Format: date */
+            target_date?: string | null;
+            visibility?: components["schemas"]["Visibility"] | null;
         };
         NewSavedView: {
             name: string;
@@ -1986,6 +2220,11 @@ export interface components {
              */
             due_at?: string | null;
             labels?: string[];
+            /**
+             * Format: uuid
+             * @description Makes the new ticket a subtask of this one.
+             */
+            parent_id?: string | null;
             priority?: components["schemas"]["Priority"] | null;
             /** Format: uuid */
             project_id: string;
@@ -2288,9 +2527,29 @@ export interface components {
                  * @example OPS
                  */
                 key: string;
+                /**
+                 * Format: uuid
+                 * @description A staff member of the organisation who leads the project.
+                 */
+                lead_id?: string | null;
                 name: string;
+                /** @description Its tickets (deleted ones not at all), and how many are resolved, closed or cancelled. */
+                progress: components["schemas"]["Progress"];
+                /** Format: date */
+                start_date?: string | null;
+                status: components["schemas"]["ProjectStatus"];
+                /**
+                 * Format: date
+                 * @description Never before `start_date`.
+                 */
+                target_date?: string | null;
                 /** Format: date-time */
                 updated_at: string;
+                /**
+                 * @description `members`: only the project's members (and the organisation's owners and admins) see
+                 *     it and its tickets.
+                 */
+                visibility: components["schemas"]["Visibility"];
             }[];
             /** @description Pass as `cursor` to get the next page; `null` on the last page. */
             next_cursor?: string | null;
@@ -2322,8 +2581,18 @@ export interface components {
                  */
                 key: string;
                 labels: string[];
+                /**
+                 * Format: uuid
+                 * @description Set when the ticket was merged into another (it is closed).
+                 */
+                merged_into_id?: string | null;
                 /** Format: int64 */
                 number: number;
+                /**
+                 * Format: uuid
+                 * @description The ticket this one is a subtask of.
+                 */
+                parent_id?: string | null;
                 priority: components["schemas"]["Priority"];
                 /** Format: uuid */
                 project_id: string;
@@ -2335,6 +2604,8 @@ export interface components {
                 resolved_at?: string | null;
                 sla?: components["schemas"]["TicketSla"] | null;
                 status: components["schemas"]["Status"];
+                /** @description Its subtasks, counted (deleted ones not at all). */
+                subtasks: components["schemas"]["Progress"];
                 title: string;
                 /** Format: date-time */
                 updated_at: string;
@@ -2485,6 +2756,16 @@ export interface components {
             /** @example urn:docket:problem:validation_failed */
             type: string;
         };
+        /**
+         * @description How many of a set of tickets there are, and how many are done (resolved, closed or
+         *     cancelled).
+         */
+        Progress: {
+            /** Format: int64 */
+            done: number;
+            /** Format: int64 */
+            total: number;
+        };
         Project: {
             archived: boolean;
             /** Format: date-time */
@@ -2500,9 +2781,29 @@ export interface components {
              * @example OPS
              */
             key: string;
+            /**
+             * Format: uuid
+             * @description A staff member of the organisation who leads the project.
+             */
+            lead_id?: string | null;
             name: string;
+            /** @description Its tickets (deleted ones not at all), and how many are resolved, closed or cancelled. */
+            progress: components["schemas"]["Progress"];
+            /** Format: date */
+            start_date?: string | null;
+            status: components["schemas"]["ProjectStatus"];
+            /**
+             * Format: date
+             * @description Never before `start_date`.
+             */
+            target_date?: string | null;
             /** Format: date-time */
             updated_at: string;
+            /**
+             * @description `members`: only the project's members (and the organisation's owners and admins) see
+             *     it and its tickets.
+             */
+            visibility: components["schemas"]["Visibility"];
         };
         ProjectCount: {
             /** Format: int64 */
@@ -2515,8 +2816,37 @@ export interface components {
             /** @description `false` brings an archived project back. */
             archived?: boolean | null;
             description?: string | null;
+            /**
+             * Format: uuid
+             * @description `null` clears it.
+             */
+            lead_id?: string | null;
             name?: string | null;
+            /**
+             * Format: date
+             * @description `null` clears it.
+             */
+            start_date?: string | null;
+            status?: components["schemas"]["ProjectStatus"] | null;
+            /**
+             * Format: date
+             * @description `null` clears it.
+             */
+            target_date?: string | null;
+            visibility?: components["schemas"]["Visibility"] | null;
         };
+        /**
+         * @description A person's role in one project: `admin` manages the project, its members and its settings;
+         *     `member` works its tickets as their org role allows; `viewer` only reads, whatever their org
+         *     role.
+         * @enum {string}
+         */
+        ProjectRole: "admin" | "member" | "viewer";
+        /**
+         * @description Where a project stands in its plan.
+         * @enum {string}
+         */
+        ProjectStatus: "planned" | "active" | "paused" | "completed" | "cancelled";
         RefreshRequest: {
             refresh_token: string;
         };
@@ -2704,6 +3034,11 @@ export interface components {
              */
             running: number;
         };
+        SplitRequest: {
+            /** @description Comments of this ticket that move to the new one (1 to 100). */
+            comment_ids: string[];
+            title: string;
+        };
         /** @enum {string} */
         Status: "open" | "in_progress" | "pending" | "resolved" | "closed" | "cancelled";
         StatusCount: {
@@ -2801,8 +3136,18 @@ export interface components {
              */
             key: string;
             labels: string[];
+            /**
+             * Format: uuid
+             * @description Set when the ticket was merged into another (it is closed).
+             */
+            merged_into_id?: string | null;
             /** Format: int64 */
             number: number;
+            /**
+             * Format: uuid
+             * @description The ticket this one is a subtask of.
+             */
+            parent_id?: string | null;
             priority: components["schemas"]["Priority"];
             /** Format: uuid */
             project_id: string;
@@ -2814,6 +3159,8 @@ export interface components {
             resolved_at?: string | null;
             sla?: components["schemas"]["TicketSla"] | null;
             status: components["schemas"]["Status"];
+            /** @description Its subtasks, counted (deleted ones not at all). */
+            subtasks: components["schemas"]["Progress"];
             title: string;
             /** Format: date-time */
             updated_at: string;
@@ -2834,6 +3181,11 @@ export interface components {
             due_at?: string | null;
             /** @description Replaces the labels. */
             labels?: string[] | null;
+            /**
+             * Format: uuid
+             * @description Makes the ticket a subtask of another; `null` makes it a top-level ticket again.
+             */
+            parent_id?: string | null;
             priority?: components["schemas"]["Priority"] | null;
             /**
              * Format: uuid
@@ -2910,6 +3262,12 @@ export interface components {
             id: string;
             name: string;
         };
+        /**
+         * @description Who may see a project: everyone in the organisation, or only its members (and the
+         *     organisation's owners and admins).
+         * @enum {string}
+         */
+        Visibility: "org" | "members";
         /** @description `GET /tickets/{id}/watchers`. */
         Watchers: {
             user_ids: string[];
@@ -2972,7 +3330,7 @@ export interface components {
          */
         WebhookDeliveryStatus: "pending" | "delivering" | "succeeded" | "failed";
         /** @enum {string} */
-        WebhookEventType: "ticket.created" | "ticket.updated" | "ticket.assigned" | "ticket.status_changed" | "ticket.deleted" | "ticket.restored" | "comment.created" | "comment.updated" | "comment.deleted" | "attachment.added" | "attachment.removed" | "project.created" | "project.updated" | "project.archived" | "project.restored" | "sla.warning" | "sla.breached";
+        WebhookEventType: "ticket.created" | "ticket.updated" | "ticket.assigned" | "ticket.status_changed" | "ticket.deleted" | "ticket.restored" | "ticket.linked" | "ticket.unlinked" | "ticket.merged" | "ticket.unmerged" | "comment.created" | "comment.updated" | "comment.deleted" | "attachment.added" | "attachment.removed" | "project.created" | "project.updated" | "project.archived" | "project.restored" | "sla.warning" | "sla.breached";
         WebhookList: {
             items: components["schemas"]["Webhook"][];
         };
@@ -9108,6 +9466,8 @@ export interface operations {
                 sort?: string;
                 /** @description Only deleted tickets (admins). */
                 deleted?: boolean;
+                /** @description Only the subtasks of this ticket. */
+                parent_id?: string;
                 /** @description Items per page (1–200, default 50). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -10087,6 +10447,8 @@ export interface operations {
             query?: {
                 /** @description Include archived projects. */
                 include_archived?: boolean;
+                /** @description Only projects in this status. */
+                status?: components["schemas"]["ProjectStatus"];
                 /** @description Items per page (1–200, default 50). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -10933,6 +11295,288 @@ export interface operations {
             };
         };
     };
+    list_project_members: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The members */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberList"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_project_members: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Members"];
+            };
+        };
+        responses: {
+            /** @description The members now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberList"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     sla_report: {
         parameters: {
             query?: {
@@ -11396,6 +12040,8 @@ export interface operations {
                 updated_since?: string;
                 /** @description Only deleted tickets (admins). */
                 deleted?: boolean;
+                /** @description Only the subtasks of this ticket. */
+                parent_id?: string;
                 /** @description Items per page (1–200, default 50). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -11981,6 +12627,8 @@ export interface operations {
                 sort?: string;
                 /** @description Only deleted tickets (admins). */
                 deleted?: boolean;
+                /** @description Only the subtasks of this ticket. */
+                parent_id?: string;
                 /** @description Items per page (1–200, default 50). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -12145,6 +12793,150 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    bulk_update: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry return the first answer (1–255 printable ASCII characters) */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description One result per id, in order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkResults"];
                 };
             };
             /** @description Malformed request (bad JSON or query) */
@@ -13577,6 +14369,432 @@ export interface operations {
             };
         };
     };
+    list_links: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id or key */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The links */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkList"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_link: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry return the first answer (1–255 printable ASCII characters) */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Id or key */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewLink"];
+            };
+        };
+        responses: {
+            /** @description Linked */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Link"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id or key */
+                id: string;
+                link_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unlinked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     mail_participants: {
         parameters: {
             query?: never;
@@ -14002,6 +15220,153 @@ export interface operations {
             };
         };
     };
+    merge_ticket: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry return the first answer (1–255 printable ASCII characters) */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Id or key */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MergeRequest"];
+            };
+        };
+        responses: {
+            /** @description The target */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     reopen_ticket: {
         parameters: {
             query?: never;
@@ -14294,6 +15659,153 @@ export interface operations {
             };
         };
     };
+    split_ticket: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry return the first answer (1–255 printable ASCII characters) */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Id or key */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SplitRequest"];
+            };
+        };
+        responses: {
+            /** @description The new ticket */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     ticket_timeline: {
         parameters: {
             query?: {
@@ -14318,6 +15830,149 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_TimelineEntry"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unmerge_ticket: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry return the first answer (1–255 printable ASCII characters) */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Id or key */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unmerged */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"];
                 };
             };
             /** @description Malformed request (bad JSON or query) */

@@ -1,4 +1,4 @@
-import { ActionIcon, Card, Group, Select, Stack, Text, Title } from "@mantine/core";
+import { ActionIcon, Card, Checkbox, Group, Select, Stack, Text, Title } from "@mantine/core";
 import { IconGripVertical } from "@tabler/icons-react";
 import {
   DndContext,
@@ -11,6 +11,7 @@ import {
   type DragEndEvent,
 } from "@dnd-kit/core";
 import { useQueries, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
 import { Link, useSearchParams } from "react-router";
 import { api, call } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
@@ -20,6 +21,8 @@ import { PriorityBadge } from "./badges";
 import { ConflictDialog } from "./ConflictDialog";
 import { STATUSES, statusInfo, type Status, type Ticket } from "./model";
 import { useProjects } from "./reference";
+import { BulkBar } from "./structure/BulkBar";
+import { NONE, toggle, within, without, type Selection } from "./structure/selection";
 import { useTicketUpdate } from "./useTicketUpdate";
 
 /** Columns shown: cancelled tickets stay off the board. */
@@ -45,6 +48,11 @@ export function Board() {
         ),
     })),
   });
+  const [chosen, setChosen] = useState<Selection>(NONE);
+  const all = columns.flatMap((c) => c.data?.items ?? []);
+  const order = all.map((t) => t.id);
+  const selection = within(chosen, order);
+  const choose = (id: string, range: boolean) => setChosen(toggle(selection, order, order.indexOf(id), range));
   const sensors = useSensors(
     useSensor(PointerSensor, { activationConstraint: { distance: 5 } }),
     useSensor(KeyboardSensor),
@@ -95,17 +103,43 @@ export function Board() {
         <DndContext sensors={sensors} onDragEnd={(e) => void onDragEnd(e)}>
           <div className="board">
             {COLUMNS.map((c, i) => (
-              <Column key={c.value} status={c.value} tickets={columns[i]?.data?.items ?? []} canEdit={canEdit} />
+              <Column
+                key={c.value}
+                status={c.value}
+                tickets={columns[i]?.data?.items ?? []}
+                canEdit={canEdit}
+                chosen={selection.ids}
+                onChoose={choose}
+              />
             ))}
           </div>
         </DndContext>
+      )}
+      {canEdit && (
+        <BulkBar
+          tickets={all.filter((t) => selection.ids.has(t.id))}
+          onDone={(changed) => setChosen(without(selection, changed))}
+          onClear={() => setChosen(NONE)}
+        />
       )}
       <ConflictDialog conflict={updates.conflict} onReapply={() => void updates.reapply()} onDiscard={updates.discard} />
     </Stack>
   );
 }
 
-function Column({ status, tickets, canEdit }: { status: Status; tickets: Ticket[]; canEdit: boolean }) {
+/** Choosing cards: click toggles one, shift-click a range (in the board's reading order). */
+interface Choosing {
+  chosen: ReadonlySet<string>;
+  onChoose: (id: string, range: boolean) => void;
+}
+
+function Column({
+  status,
+  tickets,
+  canEdit,
+  chosen,
+  onChoose,
+}: { status: Status; tickets: Ticket[]; canEdit: boolean } & Choosing) {
   const { setNodeRef, isOver } = useDroppable({ id: status });
   const info = statusInfo(status);
   return (
@@ -129,13 +163,13 @@ function Column({ status, tickets, canEdit }: { status: Status; tickets: Ticket[
         </Text>
       </Group>
       {tickets.map((t) => (
-        <BoardCard key={t.id} ticket={t} canEdit={canEdit} />
+        <BoardCard key={t.id} ticket={t} canEdit={canEdit} chosen={chosen} onChoose={onChoose} />
       ))}
     </Stack>
   );
 }
 
-function BoardCard({ ticket, canEdit }: { ticket: Ticket; canEdit: boolean }) {
+function BoardCard({ ticket, canEdit, chosen, onChoose }: { ticket: Ticket; canEdit: boolean } & Choosing) {
   const { attributes, listeners, setNodeRef, setActivatorNodeRef, transform, isDragging } = useDraggable({
     id: ticket.id,
     data: { ticket },
@@ -148,6 +182,7 @@ function BoardCard({ ticket, canEdit }: { ticket: Ticket; canEdit: boolean }) {
       padding="xs"
       className="board-card"
       data-dragging={isDragging}
+      data-chosen={chosen.has(ticket.id)}
       data-testid="board-card"
       style={transform ? { transform: `translate(${transform.x}px, ${transform.y}px)`, zIndex: 10 } : undefined}
     >
@@ -167,6 +202,15 @@ function BoardCard({ ticket, canEdit }: { ticket: Ticket; canEdit: boolean }) {
             >
               <IconGripVertical size={14} aria-hidden />
             </ActionIcon>
+          )}
+          {canEdit && (
+            <Checkbox
+              size="xs"
+              aria-label={`Choose ${ticket.key}`}
+              checked={chosen.has(ticket.id)}
+              onChange={() => undefined}
+              onClick={(e) => onChoose(ticket.id, e.shiftKey)}
+            />
           )}
           <Text component={Link} to={`/tickets/${ticket.key}`} size="xs" ff="monospace" c="blue.9">
             {ticket.key}

@@ -23,9 +23,12 @@ export function CommentItem({
   author,
   listKey,
   files,
+  fromCustomer,
 }: {
   comment: Comment;
   author: string;
+  /** Written by a customer (the requester, or one copied in), not by the support team. */
+  fromCustomer: boolean;
   listKey: unknown[];
   /** The files the comment carries. */
   files: Attachment[];
@@ -94,15 +97,21 @@ export function CommentItem({
       component="li"
       withBorder
       padding="sm"
-      className={c.internal ? "internal-note" : undefined}
+      className={c.internal ? "internal-note" : fromCustomer ? "from-customer" : "from-team"}
       data-testid={c.internal ? "internal-note" : "comment"}
-      aria-label={c.internal ? "Internal note" : "Reply"}
+      data-from={fromCustomer ? "customer" : "team"}
+      aria-label={c.internal ? "Internal note" : fromCustomer ? "Customer's message" : "Team's reply"}
     >
       <Group justify="space-between" mb={4}>
         <Group gap="xs">
           <Text fw={500} size="sm">
             {author}
           </Text>
+          {!c.internal && (
+            <Badge color={fromCustomer ? "gray" : "blue"} variant="light" size="sm">
+              {fromCustomer ? "Customer" : "Team"}
+            </Badge>
+          )}
           {c.internal && (
             <Badge color="yellow" variant="filled" leftSection={<IconLock size={12} aria-hidden />}>
               Internal note · not visible to the requester

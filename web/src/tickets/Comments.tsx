@@ -11,7 +11,7 @@ import type { Attachment } from "../api/files";
 import { pastedFiles, UploadProgress, useAttachments, useUploader } from "./Attachments";
 import { CommentItem } from "./CommentItem";
 import type { Ticket } from "./model";
-import { usePersonName } from "./reference";
+import { usePeople, usePersonName } from "./reference";
 
 /** The conversation: public replies, and for staff the internal notes, marked as such. */
 export function Comments({ ticket }: { ticket: Ticket }) {
@@ -19,6 +19,10 @@ export function Comments({ ticket }: { ticket: Ticket }) {
   const canNote = atLeast(role, "agent");
   const canReply = role === "requester" || canNote;
   const nameOf = usePersonName();
+  const people = usePeople();
+  // A customer's message: the ticket's requester, or any requester copied in.
+  const fromCustomer = (authorId: string) =>
+    authorId === ticket.requester_id || people.data?.find((p) => p.id === authorId)?.role === "requester";
   const client = useQueryClient();
   const key = ["comments", ticket.id];
   const comments = useInfiniteQuery({
@@ -89,6 +93,7 @@ export function Comments({ ticket }: { ticket: Ticket }) {
               key={c.id}
               comment={c}
               author={nameOf(c.author_id)}
+              fromCustomer={fromCustomer(c.author_id)}
               listKey={key}
               files={(files.data ?? []).filter((a) => a.comment_id === c.id)}
             />

@@ -27,6 +27,9 @@ const base = {
   resolved_at: null,
   closed_at: null,
   deleted_at: null,
+  parent_id: null,
+  merged_into_id: null,
+  subtasks: { total: 0, done: 0 },
 } as Ticket;
 
 describe("the conflict dialog", () => {

@@ -1,4 +1,4 @@
-import { MultiSelect, Select, TagsInput, TextInput, Textarea } from "@mantine/core";
+import { Alert, MultiSelect, Select, TagsInput, Text, TextInput, Textarea } from "@mantine/core";
 import { DateTimePicker } from "@mantine/dates";
 import { useForm } from "@mantine/form";
 import { useQueryClient } from "@tanstack/react-query";
@@ -8,6 +8,7 @@ import { api, call, idempotencyKey } from "../api/client";
 import { atLeast, useSession } from "../auth/useSession";
 import { FormModal } from "../ui/FormModal";
 import { notifyDone, useSubmit } from "../ui/forms";
+import { ProjectForm } from "../projects/ProjectForm";
 import { PRIORITIES, type Priority } from "./model";
 import { isAgent, personOptions, usePeople, useProjects } from "./reference";
 
@@ -22,10 +23,24 @@ interface Values {
   requester_id: string | null;
 }
 
-/** The create dialog: staff fill every field, requesters the essentials. */
-export function CreateTicket({ opened, onClose }: { opened: boolean; onClose: () => void }) {
+/**
+ * The create dialog: staff fill every field, requesters the essentials. `projectId` chooses the
+ * project (a project's page). Without a project to
+ * file into, it says so and (for managers) offers to make one.
+ */
+export function CreateTicket({
+  opened,
+  onClose,
+  projectId,
+}: {
+  opened: boolean;
+  onClose: () => void;
+  projectId?: string;
+}) {
   const role = useSession()?.role;
   const staff = atLeast(role, "agent");
+  const canMakeProjects = atLeast(role, "manager");
+  const [makingProject, setMakingProject] = useState(false);
   const projects = useProjects();
   const people = usePeople();
   const client = useQueryClient();
@@ -34,7 +49,7 @@ export function CreateTicket({ opened, onClose }: { opened: boolean; onClose: ()
   const [key, setKey] = useState(idempotencyKey);
   const form = useForm<Values>({
     initialValues: {
-      project_id: "",
+      project_id: projectId ?? "",
       title: "",
       description: "",
       priority: "medium",
@@ -73,6 +88,41 @@ export function CreateTicket({ opened, onClose }: { opened: boolean; onClose: ()
     navigate(`/tickets/${ticket.key}`);
   });
 
+  const noProjects = projects.isSuccess && projects.data.length === 0;
+  if (noProjects || makingProject) {
+    return (
+      <>
+        <FormModal
+          opened={opened && !makingProject}
+          onClose={onClose}
+          title="New ticket"
+          error={null}
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (canMakeProjects) setMakingProject(true);
+            else onClose();
+          }}
+          submitLabel={canMakeProjects ? "Create a project" : "Close"}
+          submitting={false}
+        >
+          <Alert color="blue" title="There is no project to file into yet">
+            <Text size="sm">
+              Every ticket belongs to a project.{" "}
+              {canMakeProjects ? "Create the first one, then file the ticket." : "Ask a manager to create one."}
+            </Text>
+          </Alert>
+        </FormModal>
+        <ProjectForm
+          opened={opened && makingProject}
+          onClose={() => setMakingProject(false)}
+          onCreated={(p) => {
+            form.setFieldValue("project_id", p.id);
+            setMakingProject(false);
+          }}
+        />
+      </>
+    );
+  }
   return (
     <FormModal
       opened={opened}

@@ -1,6 +1,7 @@
 import {
   ActionIcon,
   Button,
+  Checkbox,
   Group,
   MultiSelect,
   Select,
@@ -28,6 +29,8 @@ import { SORTS, apiQuery, isFiltered, paramsFromView, viewFromParams, type ListV
 import { PRIORITIES, STATUSES } from "./model";
 import { personOptions, usePeople, usePersonName, useProjects } from "./reference";
 import { SavedViews } from "./SavedViews";
+import { BulkBar } from "./structure/BulkBar";
+import { NONE, toggle, within, without, type Selection } from "./structure/selection";
 
 export function TicketList() {
   const [params, setParams] = useSearchParams();
@@ -36,6 +39,8 @@ export function TicketList() {
   const role = useSession()?.role;
   const staff = atLeast(role, "viewer");
   const canCreate = atLeast(role, "agent") || role === "requester";
+  const canChange = atLeast(role, "agent");
+  const [chosen, setChosen] = useState<Selection>(NONE);
   const projects = useProjects();
   const people = usePeople();
   const nameOf = usePersonName();
@@ -52,6 +57,9 @@ export function TicketList() {
     getNextPageParam: (page) => page.next_cursor ?? undefined,
   });
   const tickets = list.data?.pages.flatMap((p) => p.items) ?? [];
+  const order = tickets.map((t) => t.id);
+  const selection = within(chosen, order);
+  const choose = (index: number, range: boolean) => setChosen(toggle(selection, order, index, range));
 
   const update = (change: Partial<ListView>) => {
     setParams(paramsFromView({ ...view, ...change }));
@@ -63,6 +71,8 @@ export function TicketList() {
     ["k", () => setActive((i) => Math.max(i - 1, 0))],
     ["Enter", () => tickets[active] && navigate(`/tickets/${tickets[active].key}`)],
     ["c", () => canCreate && setCreating(true)],
+    ["x", () => canChange && choose(active, false)],
+    ["shift+x", () => canChange && choose(active, true)],
     ["/", () => jump.current?.focus()],
   ]);
   useEffect(() => {
@@ -184,7 +194,20 @@ export function TicketList() {
       ) : list.isError ? (
         <Failed error={list.error} onRetry={() => void list.refetch()} />
       ) : tickets.length === 0 ? (
-        <Empty title={isFiltered(view) ? "No tickets match these filters" : "No tickets yet"}>
+        <Empty
+          title={isFiltered(view) ? "No tickets match these filters" : "No tickets yet"}
+          action={
+            isFiltered(view) ? (
+              <Button variant="light" onClick={() => setParams({})}>
+                Clear the filters
+              </Button>
+            ) : canCreate ? (
+              <Button variant="light" onClick={() => setCreating(true)}>
+                File a ticket
+              </Button>
+            ) : undefined
+          }
+        >
           {canCreate ? "Press c or choose New ticket to file one." : undefined}
         </Empty>
       ) : (
@@ -192,6 +215,18 @@ export function TicketList() {
           <Table highlightOnHover verticalSpacing="xs" aria-label="Tickets">
             <Table.Thead>
               <Table.Tr>
+                {canChange && (
+                  <Table.Th w={36}>
+                    <Checkbox
+                      aria-label="Choose every ticket shown"
+                      checked={selection.ids.size > 0 && selection.ids.size === tickets.length}
+                      indeterminate={selection.ids.size > 0 && selection.ids.size < tickets.length}
+                      onChange={() =>
+                        setChosen(selection.ids.size === tickets.length ? NONE : { ids: new Set(order), anchor: null })
+                      }
+                    />
+                  </Table.Th>
+                )}
                 <Table.Th>Key</Table.Th>
                 <Table.Th>Title</Table.Th>
                 <Table.Th>Status</Table.Th>
@@ -209,9 +244,23 @@ export function TicketList() {
                   className="ticket-row"
                   data-row={i}
                   data-active={i === active}
+                  data-chosen={selection.ids.has(t.id)}
                   data-testid="ticket-row"
                   onClick={() => navigate(`/tickets/${t.key}`)}
                 >
+                  {canChange && (
+                    <Table.Td onClick={(e) => e.stopPropagation()}>
+                      <Checkbox
+                        aria-label={`Choose ${t.key}`}
+                        checked={selection.ids.has(t.id)}
+                        onChange={() => undefined}
+                        onClick={(e) => {
+                          setActive(i);
+                          choose(i, e.shiftKey);
+                        }}
+                      />
+                    </Table.Td>
+                  )}
                   <Table.Td>
                     <Text
                       component="a"
@@ -231,6 +280,11 @@ export function TicketList() {
                     <Text size="sm" lineClamp={1}>
                       {t.title}
                     </Text>
+                    {t.subtasks.total > 0 && (
+                      <Text size="xs" c="dimmed" data-testid="ticket-subtasks">
+                        {t.subtasks.done}/{t.subtasks.total} subtasks done
+                      </Text>
+                    )}
                   </Table.Td>
                   <Table.Td>
                     <StatusBadge status={t.status} />
@@ -263,6 +317,13 @@ export function TicketList() {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
+      )}
+      {canChange && (
+        <BulkBar
+          tickets={tickets.filter((t) => selection.ids.has(t.id))}
+          onDone={(changed) => setChosen(without(selection, changed))}
+          onClear={() => setChosen(NONE)}
+        />
       )}
       {list.hasNextPage && (
         <Button variant="default" onClick={() => void list.fetchNextPage()} loading={list.isFetchingNextPage}>

@@ -4,6 +4,7 @@ import {
   Button,
   Grid,
   Group,
+  Menu,
   MultiSelect,
   Paper,
   Select,
@@ -32,6 +33,9 @@ import { isAgent, personOptions, usePeople, usePersonName, useProjects } from ".
 import { Timeline } from "./Timeline";
 import { useTicketUpdate } from "./useTicketUpdate";
 import { MailParticipants } from "./MailParticipants";
+import { Links } from "./structure/Links";
+import { MergeDialog, MergedNotice, SplitDialog } from "./structure/MergeSplit";
+import { Subtasks } from "./structure/Subtasks";
 import { Watchers } from "./Watchers";
 
 export function TicketPage() {
@@ -72,6 +76,12 @@ function TicketView({
   const calendars = useCalendarNames(staff);
   const projects = useProjects(true);
   const project = projects.data?.find((p) => p.id === t.project_id);
+  const parent = useQuery({
+    queryKey: ["ticket", t.parent_id],
+    queryFn: () => call(api.GET("/api/v1/tickets/{id}", { params: { path: { id: t.parent_id ?? "" } } })),
+    enabled: Boolean(t.parent_id),
+  });
+  const [dialog, setDialog] = useState<"merge" | "split" | null>(null);
   // Editing keeps the version it started from: a save after someone else's change is a conflict.
   const [editing, setEditing] = useState<{ base: Ticket; title: string; description: string } | null>(null);
   // A conflict settles the edit either way: re-applied on the new version, or dropped.
@@ -96,12 +106,18 @@ function TicketView({
           Tickets
         </Anchor>
         {project && (
-          <Anchor component={Link} to={`/tickets?project_id=${project.id}`}>
+          <Anchor component={Link} to={staff ? `/projects/${project.id}` : `/tickets?project_id=${project.id}`}>
             {project.name}
+          </Anchor>
+        )}
+        {parent.data && (
+          <Anchor component={Link} to={`/tickets/${parent.data.key}`} ff="monospace">
+            {parent.data.key}
           </Anchor>
         )}
         <Text ff="monospace">{t.key}</Text>
       </Breadcrumbs>
+      <MergedNotice ticket={t} canEdit={canEdit} />
       <Grid gutter="lg">
         <Grid.Col span={{ base: 12, md: 8 }}>
           <Stack>
@@ -133,18 +149,36 @@ function TicketView({
               </Paper>
             ) : (
               <Stack gap="xs">
+                {/* The title wraps anywhere, so the buttons beside it stay on screen on a phone. */}
                 <Group justify="space-between" align="flex-start" wrap="nowrap">
-                  <Title order={1} size="h2" data-testid="ticket-title">
+                  <Title order={1} size="h2" data-testid="ticket-title" className="pre-wrap" style={{ minWidth: 0 }}>
                     {t.title}
                   </Title>
                   {canEdit && (
-                    <Button
-                      variant="default"
-                      size="xs"
-                      onClick={() => setEditing({ base: t, title: t.title, description: t.description ?? "" })}
-                    >
-                      Edit
-                    </Button>
+                    <Group gap={4} wrap="nowrap" style={{ flexShrink: 0 }}>
+                      <Button
+                        variant="default"
+                        size="xs"
+                        onClick={() => setEditing({ base: t, title: t.title, description: t.description ?? "" })}
+                      >
+                        Edit
+                      </Button>
+                      <Menu position="bottom-end">
+                        <Menu.Target>
+                          <Button variant="default" size="xs">
+                            More
+                          </Button>
+                        </Menu.Target>
+                        <Menu.Dropdown>
+                          <Menu.Item onClick={() => setDialog("merge")} disabled={Boolean(t.merged_into_id)}>
+                            Merge into another ticket…
+                          </Menu.Item>
+                          <Menu.Item onClick={() => setDialog("split")} disabled={Boolean(t.merged_into_id)}>
+                            Split replies into a new ticket…
+                          </Menu.Item>
+                        </Menu.Dropdown>
+                      </Menu>
+                    </Group>
                   )}
                 </Group>
                 <Group gap="xs">
@@ -160,6 +194,8 @@ function TicketView({
                 </Text>
               </Stack>
             )}
+            {staff && <Subtasks ticket={t} canEdit={canEdit} />}
+            {staff && <Links ticket={t} canEdit={canEdit} />}
             <TicketFiles ticketId={t.id} />
             <Comments ticket={t} />
             {staff && <Timeline ticketId={t.id} />}
@@ -169,6 +205,8 @@ function TicketView({
           <Fields ticket={t} save={save} canEdit={canEdit} />
         </Grid.Col>
       </Grid>
+      {canEdit && <MergeDialog ticket={t} opened={dialog === "merge"} onClose={() => setDialog(null)} />}
+      {canEdit && <SplitDialog ticket={t} opened={dialog === "split"} onClose={() => setDialog(null)} />}
     </Stack>
   );
 }

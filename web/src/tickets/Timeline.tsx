@@ -13,12 +13,29 @@ const KINDS: Record<string, string> = {
   "ticket.status_changed": "changed the status",
   "ticket.deleted": "deleted the ticket",
   "ticket.restored": "restored the ticket",
+  "ticket.linked": "linked the ticket",
+  "ticket.unlinked": "removed a link",
+  "ticket.merged": "merged",
+  "ticket.unmerged": "undid a merge",
+  "ticket.split": "split comments off",
   "comment.created": "commented",
   "comment.updated": "edited a comment",
   "comment.deleted": "deleted a comment",
 };
 
+/** The other ticket of a link, merge or split entry: `{type?, key}` on the side it happened. */
+function relation(changes: Record<string, { from?: unknown; to?: unknown }>): string | null {
+  for (const field of ["link", "merged", "split"]) {
+    const c = changes[field];
+    const other = (c?.to ?? c?.from) as { key?: string; type?: string } | undefined;
+    if (other?.key) return [other.type?.replace("_", " "), other.key].filter(Boolean).join(" ");
+  }
+  return null;
+}
+
 function describe(changes: Record<string, { from?: unknown; to?: unknown }>): string {
+  const related = relation(changes);
+  if (related) return related;
   return Object.entries(changes)
     .filter(([field]) => field in FIELD_LABELS)
     .map(([field, c]) => `${FIELD_LABELS[field]}: ${fmt(c?.from)} → ${fmt(c?.to)}`)

@@ -41,4 +41,5 @@ export const FIELD_LABELS: Record<string, string> = {
   due_at: "Due",
   requester_id: "Requester",
   project_id: "Project",
+  parent_id: "Parent",
 };

@@ -18,12 +18,14 @@ export function Loading({ label = "Loading" }: { label?: string }) {
   );
 }
 
-export function Empty({ title, children }: { title: string; children?: ReactNode }) {
+/** Nothing to show: what it is, what to do next, and (`action`) the button that does it. */
+export function Empty({ title, children, action }: { title: string; children?: ReactNode; action?: ReactNode }) {
   return (
     <Stack align="center" py="xl" gap="xs">
       <IconInbox size={32} aria-hidden color="var(--mantine-color-gray-5)" />
       <Text fw={500}>{title}</Text>
       {children && <Text c="dimmed" size="sm" ta="center">{children}</Text>}
+      {action}
     </Stack>
   );
 }
