@@ -241,11 +241,22 @@ describe(`Docket in the browser (${BACKEND})`, () => {
 
   step("create a project and tickets", async () => {
     const page = state.owner;
+    // A new organisation starts with a first project, named and keyed from it.
     await page.goto("/projects");
+    await page.getByTestId("project-row").filter({ hasText: "ACME" }).getByText("Acme Support").waitFor();
     await page.getByRole("button", { name: "New project" }).click();
-    await page.getByLabel("Name").fill("Operations");
-    await page.getByLabel("Key").fill("ops");
-    await page.getByRole("button", { name: "Create project" }).click();
+    const form = page.getByRole("dialog", { name: "New project" });
+    await form.getByLabel("Name").fill("Operations");
+    // The key follows the name until typed by hand.
+    assert.equal(await form.getByLabel("Key").inputValue(), "OPER");
+    await form.getByLabel("Key").fill("ops");
+    await form.getByRole("button", { name: "Create project" }).click();
+    // Made: its page opens.
+    await page.waitForURL(/\/projects\/[0-9a-f-]+$/);
+    await page.getByRole("heading", { name: "Operations" }).waitFor();
+    await page.getByText("No tickets in this project yet").waitFor();
+    await axe(page, "project page");
+    await page.goto("/projects");
     await page.getByTestId("project-row").filter({ hasText: "OPS" }).waitFor();
 
     await page.goto("/tickets");
@@ -261,7 +272,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.getByTestId("ticket-title").getByText("Printer on fire").waitFor();
 
     const projects = await api("/projects", { token: state.ownerToken });
-    state.projectId = projects.items[0].id;
+    state.projectId = projects.items.find((p) => p.key === "OPS").id;
     for (const [title, priority] of [
       ["VPN drops every hour", "high"],
       ["New laptop for Dan", "low"],
@@ -421,6 +432,102 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await eventually(async () => (await files.getByText("pasted.png").count()) === 0, "the file to go");
   });
 
+  step("structure: a project's plan and members, subtasks, links, merge and its undo, split, bulk changes", async () => {
+    const page = state.owner;
+    // The project page: edit the plan; the list shows it.
+    await page.goto(`/projects/${state.projectId}`);
+    await page.getByRole("button", { name: "Edit project" }).click();
+    const form = page.getByRole("dialog", { name: "Edit OPS" });
+    await choose(page, "Status", "Planned", form);
+    await form.getByLabel("Lead").click();
+    await page.getByRole("option", { name: owner.name }).click();
+    await form.getByRole("button", { name: "Save project" }).click();
+    await form.waitFor({ state: "hidden" });
+    await page.getByTestId("project-status").getByText("Planned").waitFor();
+    const planned = await api(`/projects/${state.projectId}`, { token: state.ownerToken });
+    assert.equal(planned.status, "planned");
+    assert.equal(planned.progress.total, 4);
+    // Members: the owner adds herself.
+    await choose(page, "Add a member", owner.name);
+    await page.getByRole("button", { name: "Add", exact: true }).click();
+    await page.getByTestId("member-row").filter({ hasText: owner.name }).waitFor();
+    await axe(page, "project page with its plan");
+    await shot(page, "project");
+    await page.goto("/projects?status=planned");
+    await page.getByTestId("project-row").filter({ hasText: "OPS" }).getByTestId("project-progress").getByText("0/4 done").waitFor();
+    assert.equal(await page.getByTestId("project-row").count(), 1);
+
+    // Subtasks, added inline.
+    await page.goto("/tickets/OPS-2");
+    await page.getByLabel("New subtask").fill("Replace the router");
+    await page.getByRole("button", { name: "Add subtask" }).click();
+    await page.getByTestId("subtask-row").filter({ hasText: "Replace the router" }).waitFor();
+    await eventually(async () => (await ticket("OPS-2")).subtasks.total === 1, "one subtask");
+    // Links: OPS-2 blocks OPS-3, seen from both sides.
+    const links = page.locator("section[aria-labelledby=links]");
+    await choose(page, "This ticket", "blocks", links);
+    await links.getByLabel("Ticket", { exact: true }).fill("ops-3");
+    await links.getByRole("button", { name: "Link" }).click();
+    await links.getByTestId("link-row").filter({ hasText: "OPS-3" }).waitFor();
+    await axe(page, "ticket with subtasks and links");
+    await page.goto("/tickets/OPS-3");
+    await page.getByTestId("link-row").filter({ hasText: "is blocked by" }).filter({ hasText: "OPS-2" }).waitFor();
+
+    // Merge a duplicate into OPS-2, then undo it.
+    const dup = await api("/tickets", {
+      method: "POST",
+      token: state.ownerToken,
+      body: { project_id: state.projectId, title: "VPN is down again", priority: "high" },
+    });
+    await api(`/tickets/${dup.id}/comments`, { method: "POST", token: state.ownerToken, body: { body: "Third time today." } });
+    await page.goto(`/tickets/${dup.key}`);
+    await page.getByRole("button", { name: "More" }).click();
+    await page.getByRole("menuitem", { name: "Merge into another ticket…" }).click();
+    const merge = page.getByRole("dialog", { name: `Merge ${dup.key} into another ticket` });
+    await merge.getByLabel("Merge into").fill("OPS-2");
+    await merge.getByRole("button", { name: "Merge" }).click();
+    await page.waitForURL("**/tickets/OPS-2");
+    await page.getByTestId("comment").filter({ hasText: "Third time today." }).waitFor();
+    await page.goto(`/tickets/${dup.key}`);
+    await page.getByTestId("merged-notice").getByText("OPS-2").waitFor();
+    await page.getByRole("button", { name: "Undo merge" }).click();
+    await page.getByTestId("merged-notice").waitFor({ state: "hidden" });
+    await page.getByTestId("comment").filter({ hasText: "Third time today." }).waitFor();
+    assert.equal((await ticket(dup.key)).merged_into_id, null);
+
+    // Split a reply off OPS-1 into a new ticket.
+    await page.goto("/tickets/OPS-1");
+    await page.getByRole("button", { name: "More" }).click();
+    await page.getByRole("menuitem", { name: "Split replies into a new ticket…" }).click();
+    const split = page.getByRole("dialog", { name: "Split replies off OPS-1" });
+    await split.getByLabel("New ticket's title").fill("Panel readout");
+    await split.getByText("Here is what the panel shows.").click();
+    await split.getByRole("button", { name: "Split into a new ticket" }).click();
+    await page.waitForURL(/\/tickets\/OPS-\d+$/);
+    await page.getByTestId("ticket-title").getByText("Panel readout").waitFor();
+    await page.getByTestId("comment").filter({ hasText: "Here is what the panel shows." }).waitFor();
+    await page.getByTestId("link-row").filter({ hasText: "OPS-1" }).waitFor();
+
+    // Bulk: choose rows (click, shift-click, x) and change them at once.
+    await page.goto("/tickets?sort=created_at");
+    await page.getByTestId("ticket-row").nth(3).waitFor();
+    await page.getByRole("checkbox", { name: "Choose OPS-2" }).click();
+    await page.getByRole("checkbox", { name: "Choose OPS-4" }).click({ modifiers: ["Shift"] });
+    await page.getByTestId("bulk-count").getByText("3 chosen").waitFor();
+    await page.keyboard.press("x");
+    await page.getByTestId("bulk-count").getByText("2 chosen").waitFor();
+    await axe(page, "ticket list with a bulk change");
+    const bar = page.getByRole("region", { name: "Change the chosen tickets" });
+    await choose(page, "Priority", "Low", bar);
+    await bar.getByRole("button", { name: "Apply to 2" }).click();
+    await eventually(
+      async () => (await ticket("OPS-2")).priority === "low" && (await ticket("OPS-3")).priority === "low",
+      "both chosen tickets changed",
+    );
+    assert.equal((await ticket("OPS-4")).priority, "urgent", "the unchosen one is as it was");
+    await shot(page, "bulk");
+  });
+
   step("a requester sees the public reply live, never the internal note or others' tickets", async () => {
     // Invited from the people page; the mailed link opens the accept page.
     const admin = state.owner;
@@ -474,6 +581,16 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     });
     // Arrives without a reload; the note was posted first, so it would have arrived first.
     await page.getByTestId("comment").filter({ hasText: "Fixed: the next invoice" }).waitFor();
+    // The team's reply reads as the team's; her own message as the customer's.
+    assert.equal(
+      await page.getByTestId("comment").filter({ hasText: "Fixed: the next invoice" }).getAttribute("data-from"),
+      "team",
+    );
+    await page.getByRole("textbox", { name: "Reply", exact: true }).fill("Thank you!");
+    await page.getByRole("button", { name: "Send reply" }).click();
+    const mine = page.getByTestId("comment").filter({ hasText: "Thank you!" });
+    await mine.waitFor();
+    assert.equal(await mine.getAttribute("data-from"), "customer");
     const text = await page.locator("body").innerText();
     assert.ok(!text.includes("legacy plan"), "the requester never sees the internal note");
     assert.equal(await page.getByTestId("internal-note").count(), 0);
@@ -865,6 +982,9 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.waitForURL("**/board");
     await page.goto("/tickets/OPS-1");
     await page.getByTestId("ticket-title").waitFor();
+    // The title's buttons stay on screen, whatever the title's length.
+    const edit = await page.getByTestId("ticket-title").locator("..").getByRole("button", { name: "Edit" }).boundingBox();
+    assert.ok(edit && edit.x >= 0 && edit.x + edit.width <= 390, `the Edit button is on screen: ${JSON.stringify(edit)}`);
     await shot(page, "phone-ticket");
     await axe(page, "phone ticket");
     await page.context().close();

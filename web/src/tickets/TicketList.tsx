@@ -71,10 +71,19 @@ export function TicketList() {
     ["k", () => setActive((i) => Math.max(i - 1, 0))],
     ["Enter", () => tickets[active] && navigate(`/tickets/${tickets[active].key}`)],
     ["c", () => canCreate && setCreating(true)],
-    ["x", () => canChange && choose(active, false)],
-    ["shift+x", () => canChange && choose(active, true)],
     ["/", () => jump.current?.focus()],
   ]);
+  // `x` chooses the focused row, also right after a checkbox was clicked (which keeps the
+  // focus), but never while typing into a field.
+  const typing = (e: KeyboardEvent) =>
+    e.target instanceof HTMLInputElement && e.target.type !== "checkbox";
+  useHotkeys(
+    [
+      ["x", (e) => canChange && !typing(e) && choose(active, false)],
+      ["shift+x", (e) => canChange && !typing(e) && choose(active, true)],
+    ],
+    ["TEXTAREA", "SELECT"],
+  );
   useEffect(() => {
     document.querySelector(`[data-row="${active}"]`)?.scrollIntoView({ block: "nearest" });
   }, [active]);
