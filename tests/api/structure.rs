@@ -948,7 +948,10 @@ async fn a_merge_moves_everything_to_the_target_and_can_be_undone() {
     let on_target = app
         .all_items(&format!("/api/v1/tickets/{t}/comments"), &owner.token)
         .await;
-    assert_eq!(pluck(&Value::Array(on_target), "id"), [c1.clone()]);
+    assert_eq!(
+        pluck(&Value::Array(on_target), "id"),
+        std::slice::from_ref(&c1)
+    );
     let watchers = app
         .get(&format!("/api/v1/tickets/{t}/watchers"), &owner.token)
         .await;
@@ -1094,7 +1097,10 @@ async fn a_split_moves_chosen_comments_into_a_related_ticket() {
             &owner.token,
         )
         .await;
-    assert_eq!(pluck(&Value::Array(on_new), "id"), [moved.clone()]);
+    assert_eq!(
+        pluck(&Value::Array(on_new), "id"),
+        std::slice::from_ref(&moved)
+    );
     let on_old = app
         .all_items(
             &format!("/api/v1/tickets/{}/comments", id(&t)),

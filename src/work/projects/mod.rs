@@ -552,10 +552,10 @@ pub async fn update(
             false
         }
     };
-    if let Some(status) = patch.status {
-        if plan("status", json!(current.status), json!(status.as_str())) {
-            model.status = Set(status.as_str().to_owned());
-        }
+    if let Some(status) = patch.status
+        && plan("status", json!(current.status), json!(status.as_str()))
+    {
+        model.status = Set(status.as_str().to_owned());
     }
     if plan("start_date", json!(current.start_date), json!(start)) {
         model.start_date = Set(start);
@@ -563,10 +563,10 @@ pub async fn update(
     if plan("target_date", json!(current.target_date), json!(target)) {
         model.target_date = Set(target);
     }
-    if let Some(lead) = patch.lead_id {
-        if plan("lead_id", json!(current.lead_id), json!(lead)) {
-            model.lead_id = Set(lead);
-        }
+    if let Some(lead) = patch.lead_id
+        && plan("lead_id", json!(current.lead_id), json!(lead))
+    {
+        model.lead_id = Set(lead);
     }
     let private = patch
         .visibility

@@ -296,7 +296,7 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         })
         .await?;
     // A ticket comes once per SLA clock (at least once): gathered in order of appearance.
-    let mut parts: Vec<(ticket::Model, String, Vec<Uuid>, Vec<String>, Progress)> = Vec::new();
+    let mut parts: Vec<Parts> = Vec::new();
     let mut clocks: HashMap<Uuid, Vec<clock::Model>> = HashMap::new();
     let mut seen: HashSet<Uuid> = HashSet::new();
     for row in &rows {
@@ -369,6 +369,9 @@ fn count(row: &QueryResult, name: &str) -> Result<u64> {
     let n: i64 = column(row, name)?;
     Ok(u64::try_from(n).unwrap_or_default())
 }
+
+/// A ticket's row, its project's key, its assignees, labels and subtasks, as read for assembly.
+type Parts = (ticket::Model, String, Vec<Uuid>, Vec<String>, Progress);
 
 /// Column names of what [`assemble`] adds to a ticket's row.
 const KEY: &str = "assembled_project_key";
