@@ -60,7 +60,14 @@ export function People() {
       ) : people.isError ? (
         <Failed error={people.error} onRetry={() => void people.refetch()} />
       ) : people.data.length === 0 ? (
-        <Empty title="Nobody here yet" />
+        <Empty
+          title="Nobody here yet"
+          action={
+            <Button variant="light" onClick={() => setAdding(true)}>
+              Invite your team
+            </Button>
+          }
+        />
       ) : (
         <Table.ScrollContainer minWidth={360}>
           <Table aria-label="People">

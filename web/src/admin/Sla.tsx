@@ -128,7 +128,16 @@ function Calendars() {
         ) : calendars.isError ? (
           <Failed error={calendars.error} onRetry={() => void calendars.refetch()} />
         ) : calendars.data.items.length === 0 ? (
-          <Empty title="No calendars yet">Without one, policies count around the clock (UTC).</Empty>
+          <Empty
+            title="No calendars yet"
+            action={
+              <Button variant="light" onClick={() => setEditing("new")}>
+                Add business hours
+              </Button>
+            }
+          >
+            Without one, policies count around the clock (UTC).
+          </Empty>
         ) : (
           <Table.ScrollContainer minWidth={560}>
             <Table>
@@ -389,7 +398,16 @@ function PolicyEditor({ rows }: { rows: PolicyRow[] }) {
             </Alert>
           )}
           {list.length === 0 ? (
-            <Empty title="No policies">Tickets have no SLA clocks until a policy covers their priority.</Empty>
+            <Empty
+              title="No policies"
+              action={
+                <Button variant="light" onClick={add}>
+                  Add the first policy
+                </Button>
+              }
+            >
+              Tickets have no SLA clocks until a policy covers their priority.
+            </Empty>
           ) : (
             <Table.ScrollContainer minWidth={1100}>
               <Table verticalSpacing="xs">

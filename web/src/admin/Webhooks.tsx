@@ -113,7 +113,16 @@ export function Webhooks() {
       ) : hooks.isError ? (
         <Failed error={hooks.error} onRetry={() => void hooks.refetch()} />
       ) : hooks.data.items.length === 0 ? (
-        <Empty title="No webhooks yet">Add one to let another system hear what happens here.</Empty>
+        <Empty
+          title="No webhooks yet"
+          action={
+            <Button variant="light" onClick={() => setEditing("new")}>
+              Add the first webhook
+            </Button>
+          }
+        >
+          Add one to let another system hear what happens here.
+        </Empty>
       ) : (
         hooks.data.items.map((w) => (
           <WebhookCard

@@ -85,7 +85,7 @@ export function Comments({ ticket }: { ticket: Ticket }) {
       ) : comments.isError ? (
         <Failed error={comments.error} onRetry={() => void comments.refetch()} />
       ) : items.length === 0 ? (
-        <Empty title="No replies yet" />
+        <Empty title="No replies yet">{canReply ? "Write the first reply below." : undefined}</Empty>
       ) : (
         <Stack gap="xs" component="ol" p={0} style={{ listStyle: "none" }}>
           {items.map((c) => (
