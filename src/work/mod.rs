@@ -111,6 +111,32 @@ fn in_range<E: serde::de::Error>(t: DateTime<Utc>) -> std::result::Result<DateTi
     }
 }
 
+/// `deserialize_with` for optional dates (`#[serde(default, …)]`): years 1–9999, as for
+/// instants.
+pub(crate) fn date<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<chrono::NaiveDate>, D::Error> {
+    use chrono::Datelike as _;
+    Option::<chrono::NaiveDate>::deserialize(d)?
+        .map(|day| {
+            if (1..=9999).contains(&day.year()) {
+                Ok(day)
+            } else {
+                Err(serde::de::Error::custom(
+                    "must be a date in the years 1 to 9999",
+                ))
+            }
+        })
+        .transpose()
+}
+
+/// `deserialize_with` for PATCH dates where `null` clears (see [`nullable`]).
+pub(crate) fn nullable_date<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<chrono::NaiveDate>>, D::Error> {
+    date(d).map(Some)
+}
+
 /// `deserialize_with` for optional instants (`#[serde(default, …)]`).
 pub(crate) fn instant<'de, D: Deserializer<'de>>(
     d: D,

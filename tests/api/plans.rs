@@ -105,10 +105,11 @@ async fn plan_cache_mode(conn: &impl ConnectionTrait) -> String {
 /// the values.
 async fn explain(
     conn: &DatabaseConnection,
-    org: Uuid,
+    ctx: &TenantCtx,
     stmt: Statement,
     planning: Planning,
 ) -> Vec<String> {
+    let org = ctx.org_id;
     let tx = conn.begin().await.unwrap();
     let backend = tx.get_database_backend();
     let values = stmt.values.map(|v| v.0).unwrap_or_default();
@@ -117,6 +118,14 @@ async fn explain(
         // As the server runs it: the application role, inside the tenant wall, planned as the
         // server's first statement asks.
         enter_as_server(&tx, org, planning).await;
+        // A walled person's transaction also names them, so row security walls it too.
+        if let Some(viewer) = docket::access::project::walled_viewer(ctx) {
+            tx.execute_unprepared(&format!(
+                "SELECT set_config('app.viewer_id', '{viewer}', true)"
+            ))
+            .await
+            .unwrap();
+        }
         let explained = if planning == Planning::Generic {
             tx.execute_unprepared(&format!("PREPARE page AS {}", stmt.sql))
                 .await
@@ -276,11 +285,32 @@ async fn a_page_of_tickets_never_scans_the_table() {
             },
         ),
     ];
-    // Staff see every shape; a requester's own list is filtered to their tickets.
+    // A private project the agent below is not a member of: their pages leave it out.
+    let private = app.project(&owner.token, "HR").await;
+    app.patch(
+        &format!("/api/v1/projects/{private}"),
+        &owner.token,
+        serde_json::json!({"visibility": "members"}),
+    )
+    .await
+    .assert_ok(200);
+    // Staff see every shape; a requester's own list is filtered to their tickets; an agent's
+    // is walled by project access.
     let shapes = filters
         .into_iter()
         .map(|(name, filter)| (name, Role::Owner, filter))
-        .chain([("requester", Role::Requester, TicketFilter::default())]);
+        .chain([
+            ("requester", Role::Requester, TicketFilter::default()),
+            ("agent", Role::Agent, TicketFilter::default()),
+            (
+                "agent by status",
+                Role::Agent,
+                TicketFilter {
+                    status: Some("open".into()),
+                    ..Default::default()
+                },
+            ),
+        ]);
     let mut failures = Vec::new();
     for (name, role, filter) in shapes {
         let c = ctx(role);
@@ -288,7 +318,7 @@ async fn a_page_of_tickets_never_scans_the_table() {
         let planning = tickets::list_planning(&c, &q);
         let scans = explain(
             &conn,
-            org,
+            &c,
             tickets::list_statement(&c, &q, backend),
             planning,
         )

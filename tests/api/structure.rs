@@ -101,9 +101,11 @@ async fn projects_have_a_plan_and_count_their_progress() {
     app.patch(&path, &owner.token, json!({"status": "shipped"}))
         .await
         .assert_problem(422, "validation_failed");
-    app.patch(&path, &owner.token, json!({"start_date": "2027-02-30"}))
-        .await
-        .assert_problem(422, "validation_failed");
+    for bad in ["2027-02-30", "+10000-01-01", "0000-12-31", "tomorrow"] {
+        app.patch(&path, &owner.token, json!({"start_date": bad}))
+            .await
+            .assert_problem(422, "validation_failed");
+    }
     let now = app.get(&path, &owner.token).await;
     assert_eq!(now.body["target_date"], "2027-03-31");
     assert_eq!(now.body["lead_id"], agent.user_id.as_str());

@@ -188,7 +188,11 @@ pub struct NewProject {
     pub description: Option<String>,
     /// Default `active`.
     pub status: Option<ProjectStatus>,
+    /// Years 1–9999.
+    #[serde(default, deserialize_with = "super::date")]
     pub start_date: Option<NaiveDate>,
+    /// Years 1–9999, never before `start_date`.
+    #[serde(default, deserialize_with = "super::date")]
     pub target_date: Option<NaiveDate>,
     pub lead_id: Option<Uuid>,
     /// Default `org`. A manager who makes a project private becomes its admin.
@@ -207,12 +211,12 @@ pub struct ProjectPatch {
     /// `false` brings an archived project back.
     pub archived: Option<bool>,
     pub status: Option<ProjectStatus>,
-    /// `null` clears it.
-    #[serde(default, deserialize_with = "super::nullable")]
+    /// Years 1–9999; `null` clears it.
+    #[serde(default, deserialize_with = "super::nullable_date")]
     #[schema(value_type = Option<NaiveDate>)]
     pub start_date: Option<Option<NaiveDate>>,
-    /// `null` clears it.
-    #[serde(default, deserialize_with = "super::nullable")]
+    /// Years 1–9999; `null` clears it.
+    #[serde(default, deserialize_with = "super::nullable_date")]
     #[schema(value_type = Option<NaiveDate>)]
     pub target_date: Option<Option<NaiveDate>>,
     /// `null` clears it.
