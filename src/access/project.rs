@@ -3,6 +3,7 @@
 //! the same rule to every query of a walled person's transaction ([`walled_viewer`],
 //! [`hidden_projects_sql`]), and on PostgreSQL row-level security carries it too.
 
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -152,10 +153,44 @@ pub fn check(
     }
 }
 
-/// `SELECT` of the ids of the projects hidden from `viewer` in `org_id` (private projects they
-/// are not a member of), for `column NOT IN (…)`. The ids are written as literals of the
-/// backend (they come from `Uuid`s, so nothing can be injected): the fragment fits any
-/// statement, whatever its placeholders.
+/// The ids of the projects hidden from `viewer` in `org_id` (private projects they are not a
+/// member of), for `column NOT IN (…)`, with both ids as parameters: one statement text for
+/// everyone, so the database prepares and plans it once, not once per person.
+pub fn hidden_projects(org_id: Uuid, viewer: Uuid) -> SelectStatement {
+    let (p, m) = (Alias::new("p"), Alias::new("m"));
+    let col = |table: &Alias, name: &str| Expr::col((table.clone(), Alias::new(name)));
+    Query::select()
+        .column((p.clone(), Alias::new("id")))
+        .from_as(Alias::new("projects"), p.clone())
+        .and_where(col(&p, "org_id").eq(org_id))
+        .and_where(col(&p, "visibility").eq(Visibility::Members.as_str()))
+        .and_where(
+            Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from_as(Alias::new("project_members"), m.clone())
+                    .and_where(col(&m, "org_id").equals((p.clone(), Alias::new("org_id"))))
+                    .and_where(col(&m, "project_id").equals((p.clone(), Alias::new("id"))))
+                    .and_where(col(&m, "user_id").eq(viewer))
+                    .to_owned(),
+            )
+            .not(),
+        )
+        .to_owned()
+}
+
+/// The same as raw SQL, with the organisation and the viewer given as SQL expressions (a
+/// column, a placeholder, a literal).
+pub fn hidden_projects_with(org: &str, viewer: &str) -> String {
+    format!(
+        "SELECT p.id FROM projects p WHERE p.org_id = {org} AND p.visibility = 'members' \
+         AND NOT EXISTS (SELECT 1 FROM project_members m WHERE m.org_id = p.org_id \
+         AND m.project_id = p.id AND m.user_id = {viewer})"
+    )
+}
+
+/// [`hidden_projects_with`] the ids written as literals of the backend (they come from
+/// `Uuid`s, so nothing can be injected), for statements rare enough to be planned each time.
 pub fn hidden_projects_sql(postgres: bool, org_id: Uuid, viewer: Uuid) -> String {
     let literal = |id: Uuid| {
         if postgres {
@@ -164,12 +199,7 @@ pub fn hidden_projects_sql(postgres: bool, org_id: Uuid, viewer: Uuid) -> String
             format!("X'{}'", id.simple())
         }
     };
-    let (org, viewer) = (literal(org_id), literal(viewer));
-    format!(
-        "SELECT p.id FROM projects p WHERE p.org_id = {org} AND p.visibility = 'members' \
-         AND NOT EXISTS (SELECT 1 FROM project_members m WHERE m.org_id = p.org_id \
-         AND m.project_id = p.id AND m.user_id = {viewer})"
-    )
+    hidden_projects_with(&literal(org_id), &literal(viewer))
 }
 
 /// ` AND column NOT IN (hidden projects)` for a walled `viewer`, or nothing.
@@ -291,6 +321,25 @@ mod tests {
                 wall_sql(true, ctx.org_id, walled_viewer(&ctx), "t.project_id").is_empty(),
                 !walled
             );
+        }
+    }
+
+    #[test]
+    fn the_hidden_projects_query_is_the_same_text_for_everyone() {
+        use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+        let (a, b) = (
+            hidden_projects(Uuid::now_v7(), Uuid::now_v7()),
+            hidden_projects(Uuid::now_v7(), Uuid::now_v7()),
+        );
+        for (sql_a, sql_b) in [
+            (
+                a.build(PostgresQueryBuilder).0,
+                b.build(PostgresQueryBuilder).0,
+            ),
+            (a.build(SqliteQueryBuilder).0, b.build(SqliteQueryBuilder).0),
+        ] {
+            assert_eq!(sql_a, sql_b);
+            assert!(sql_a.contains("NOT EXISTS"), "{sql_a}");
         }
     }
 

@@ -914,28 +914,39 @@ impl TenantTx {
         let Some(viewer) = self.viewer else {
             return Ok(Vec::new());
         };
-        let sql = access::project::hidden_projects_sql(self.postgres(), self.org_id, viewer);
+        let backend = self.tx.get_database_backend();
         let rows = self
             .tx
-            .query_all_raw(Statement::from_string(self.tx.get_database_backend(), sql))
+            .query_all_raw(backend.build(&access::project::hidden_projects(self.org_id, viewer)))
             .await?;
         rows.iter().map(|row| row.try_get("", "id")).collect()
+    }
+
+    /// The viewer, as the next placeholder of a raw statement that has `taken` values before
+    /// it (`$n` on PostgreSQL, `?n` on SQLite, which both may repeat), or `None` when nobody
+    /// walls this transaction.
+    pub(crate) fn viewer_placeholder(&self, taken: usize) -> Option<(String, Uuid)> {
+        let n = taken + 1;
+        self.viewer.map(|viewer| {
+            let placeholder = if self.postgres() {
+                format!("${n}")
+            } else {
+                format!("?{n}")
+            };
+            (placeholder, viewer)
+        })
     }
 
     /// This tenant's rows of `E`, less those of projects hidden from the viewer (rows of no
     /// project stay).
     fn scope<E: TenantEntity>(&self) -> Condition {
+        use sea_orm::sea_query::{Expr, ExprTrait as _};
         let mut scope = Condition::all().add(E::org_column().eq(self.org_id));
         if let (Some(column), Some(viewer)) = (E::project_column(), self.viewer) {
-            let hidden = access::project::hidden_projects_sql(self.postgres(), self.org_id, viewer);
-            let column = format!(
-                "{}.{}",
-                E::default().table_name(),
-                sea_orm::IdenStatic::as_str(&column)
-            );
-            scope = scope.add(sea_orm::sea_query::Expr::cust(format!(
-                "({column} IS NULL OR {column} NOT IN ({hidden}))"
-            )));
+            let column = Expr::col((E::default(), column));
+            scope = scope.add(Condition::any().add(column.clone().is_null()).add(
+                column.not_in_subquery(access::project::hidden_projects(self.org_id, viewer)),
+            ));
         }
         scope
     }

@@ -115,19 +115,17 @@ pub(crate) async fn authorize_in(
     action: Action,
 ) -> Result<project::Model> {
     access::authorize_scope(ctx, action)?;
-    // The project and the caller's role in it, in one statement.
+    // The project and the caller's role in it, in one statement (whether it is hidden from
+    // them is `decide`'s to say, from both).
     let backend = tx.conn().get_database_backend();
-    let sql = format!(
-        "SELECT p.*, (SELECT m.role FROM project_members m WHERE m.org_id = p.org_id \
+    let sql = "SELECT p.*, (SELECT m.role FROM project_members m WHERE m.org_id = p.org_id \
            AND m.project_id = p.id AND m.user_id = $3) AS member_role \
-         FROM projects p WHERE p.org_id = $1 AND p.id = $2{}",
-        tx.wall_sql("p.id")
-    );
+         FROM projects p WHERE p.org_id = $1 AND p.id = $2";
     let row = tx
         .conn()
         .query_one_raw(store::statement(
             backend,
-            &sql,
+            sql,
             [tx.org_id().into(), project_id.into(), ctx.user_id.into()],
         ))
         .await?

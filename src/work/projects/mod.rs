@@ -647,12 +647,10 @@ pub(crate) async fn next_ticket_number(tx: &TenantTx, project_id: Uuid) -> Resul
         .conn()
         .query_one_raw(store::statement(
             backend,
-            &format!(
-                "UPDATE projects SET ticket_counter = ticket_counter + 1 \
-                 WHERE org_id = $1 AND id = $2 AND archived_at IS NULL{} \
-                 RETURNING key, ticket_counter, visibility",
-                tx.wall_sql("id")
-            ),
+            // Whether the caller may file here was asked before (`authorize_in`).
+            "UPDATE projects SET ticket_counter = ticket_counter + 1 \
+             WHERE org_id = $1 AND id = $2 AND archived_at IS NULL \
+             RETURNING key, ticket_counter, visibility",
             [tx.org_id().into(), project_id.into()],
         ))
         .await?;

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select, Statement,
+    ColumnTrait, Condition, DbBackend, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select, Statement,
     sea_query::{Expr, NullOrdering, Query, SimpleExpr},
 };
 use serde::Deserialize;
@@ -225,15 +225,11 @@ fn sort_page(tickets: &mut [Ticket], q: &ListQuery) {
 
 /// The tickets the caller may see that match the filters (no order, no page): of the tenant,
 /// outside the projects hidden from the caller, their own for a requester.
-fn filtered(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Select<ticket::Entity> {
+fn filtered(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
     let mut s = ticket::Entity::find().filter(ticket::Column::OrgId.eq(ctx.org_id));
     if let Some(viewer) = access::project::walled_viewer(ctx) {
-        let hidden = access::project::hidden_projects_sql(
-            backend == DbBackend::Postgres,
-            ctx.org_id,
-            viewer,
-        );
-        s = s.filter(Expr::cust(format!("tickets.project_id NOT IN ({hidden})")));
+        let hidden = access::project::hidden_projects(ctx.org_id, viewer);
+        s = s.filter(ticket::Column::ProjectId.not_in_subquery(hidden));
     }
     if let Some(p) = q.parent_id {
         s = s.filter(ticket::Column::ParentId.eq(p));
@@ -293,16 +289,16 @@ fn filtered(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Select<ticket
 
 /// `SELECT id` of the tickets [`filtered`] finds, for a search to rank within.
 pub(crate) fn filtered_ids(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Statement {
-    filtered(ctx, q, backend)
+    filtered(ctx, q)
         .select_only()
         .column(ticket::Column::Id)
         .build(backend)
 }
 
 /// The query of one page: filters, visibility, order and keyset position (no offset).
-fn list_select(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Select<ticket::Entity> {
+fn list_select(ctx: &TenantCtx, q: &ListQuery) -> Select<ticket::Entity> {
     use sea_orm::sea_query::ExprTrait as _;
-    let mut s = filtered(ctx, q, backend);
+    let mut s = filtered(ctx, q);
     let col = match q.sort {
         SortKey::CreatedAt => ticket::Column::CreatedAt,
         SortKey::UpdatedAt => ticket::Column::UpdatedAt,
@@ -359,7 +355,7 @@ fn list_select(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Select<tic
 
 /// The SQL of a list page as the server runs it, for checking its plan (see the README).
 pub fn list_statement(ctx: &TenantCtx, q: &ListQuery, backend: DbBackend) -> Statement {
-    list_select(ctx, q, backend).build(backend)
+    list_select(ctx, q).build(backend)
 }
 
 /// How a page's statement is planned on PostgreSQL (ADR 0029). A generic plan only where the
@@ -386,11 +382,10 @@ pub fn list_planning(ctx: &TenantCtx, q: &ListQuery) -> Planning {
         after: _,
     } = q;
     let by_sort_or_status = statuses.is_empty() || *sort == SortKey::CreatedAt;
-    // A walled viewer's list leaves out the projects hidden from them: which those are differs
-    // from one person to the next.
+    // (A walled viewer's list also leaves out the projects hidden from them, a subquery whose
+    // plan is the same for everyone.)
     let other_filters = project_id.is_some()
         || parent_id.is_some()
-        || access::project::walled_viewer(ctx).is_some()
         || !priorities.is_empty()
         || assignee.is_some()
         || requester.is_some()
@@ -408,8 +403,7 @@ pub fn list_planning(ctx: &TenantCtx, q: &ListQuery) -> Planning {
 pub async fn list(db: &Db, ctx: &TenantCtx, q: ListQuery) -> Result<Page<Ticket>> {
     access::authorize(ctx, Action::TicketRead)?;
     let tx = db.read_planned(ctx, list_planning(ctx, &q)).await?;
-    let backend = tx.conn().get_database_backend();
-    let mut tickets = assemble(&tx, list_select(ctx, &q, backend)).await?;
+    let mut tickets = assemble(&tx, list_select(ctx, &q)).await?;
     tx.commit().await?;
     sort_page(&mut tickets, &q);
     Ok(Page::with_cursor(

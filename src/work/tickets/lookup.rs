@@ -265,12 +265,24 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
     let clock_columns: Vec<String> = clock::Column::iter()
         .map(|c| format!("c.{0} AS {CLOCK}{0}", c.as_str()))
         .collect();
-    // A page's subtasks, counted per ticket from the parent index (most tickets have none).
+    // A page's subtasks, counted per ticket from the parent index (most tickets have none),
+    // those of projects hidden from the viewer left out (the viewer a parameter: one statement
+    // text for everyone).
+    let mut values = page.values.map(|v| v.0).unwrap_or_default();
+    let wall = match tx.viewer_placeholder(values.len()) {
+        Some((placeholder, viewer)) => {
+            values.push(viewer.into());
+            format!(
+                " AND s.project_id NOT IN ({})",
+                access::project::hidden_projects_with("s.org_id", &placeholder)
+            )
+        }
+        None => String::new(),
+    };
     let done = Status::DONE.map(|s| format!("'{}'", s.as_str())).join(", ");
     let subtasks = format!(
         "FROM tickets s WHERE s.org_id = page.org_id AND s.parent_id = page.id \
-           AND s.deleted_at IS NULL{}",
-        tx.wall_sql("s.project_id")
+           AND s.deleted_at IS NULL{wall}"
     );
     let sql = format!(
         "WITH page AS ({inner}) \
@@ -292,7 +304,7 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         .conn()
         .query_all_raw(Statement {
             sql,
-            values: page.values,
+            values: Some(sea_orm::Values(values)),
             db_backend: backend,
         })
         .await?;
