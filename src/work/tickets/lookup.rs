@@ -280,15 +280,10 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         None => String::new(),
     };
     let done = Status::DONE.map(|s| format!("'{}'", s.as_str())).join(", ");
-    let subtasks = format!(
-        "FROM tickets s WHERE s.org_id = page.org_id AND s.parent_id = page.id \
-           AND s.deleted_at IS NULL{wall}"
-    );
     let sql = format!(
         "WITH page AS ({inner}) \
          SELECT page.*, p.key AS {KEY}, \
-           (SELECT COUNT(*) {subtasks}) AS {SUBTASKS_TOTAL}, \
-           (SELECT COUNT(*) {subtasks} AND s.status IN ({done})) AS {SUBTASKS_DONE}, \
+           COALESCE(sub.total, 0) AS {SUBTASKS_TOTAL}, COALESCE(sub.done, 0) AS {SUBTASKS_DONE}, \
            (SELECT {assignees} FROM ticket_assignees a \
              WHERE a.org_id = page.org_id AND a.ticket_id = page.id) AS {ASSIGNEES}, \
            (SELECT {labels} FROM ticket_labels l \
@@ -296,7 +291,13 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
            CASE WHEN c.ticket_id IS NULL THEN 0 ELSE 1 END AS {HAS_CLOCK}, {clocks} \
          FROM page \
          JOIN projects p ON p.org_id = page.org_id AND p.id = page.project_id \
-         LEFT JOIN sla_clocks c ON c.org_id = page.org_id AND c.ticket_id = page.id",
+         LEFT JOIN sla_clocks c ON c.org_id = page.org_id AND c.ticket_id = page.id \
+         LEFT JOIN (SELECT s.parent_id, COUNT(*) AS total, \
+             SUM(CASE WHEN s.status IN ({done}) THEN 1 ELSE 0 END) AS done \
+           FROM tickets s WHERE s.parent_id IS NOT NULL \
+             AND s.org_id IN (SELECT org_id FROM page) AND s.parent_id IN (SELECT id FROM page) \
+             AND s.deleted_at IS NULL{wall} \
+           GROUP BY s.parent_id) sub ON sub.parent_id = page.id",
         inner = page.sql,
         clocks = clock_columns.join(", "),
     );
@@ -377,7 +378,7 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         .collect()
 }
 
-/// A count column (a `bigint` on PostgreSQL).
+/// A count column (a `bigint` on PostgreSQL: `COUNT`, and `SUM` over integers).
 fn count(row: &QueryResult, name: &str) -> Result<u64> {
     let n: i64 = column(row, name)?;
     Ok(u64::try_from(n).unwrap_or_default())
