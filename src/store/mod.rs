@@ -922,21 +922,6 @@ impl TenantTx {
         rows.iter().map(|row| row.try_get("", "id")).collect()
     }
 
-    /// The viewer, as the next placeholder of a raw statement that has `taken` values before
-    /// it (`$n` on PostgreSQL, `?n` on SQLite, which both may repeat), or `None` when nobody
-    /// walls this transaction.
-    pub(crate) fn viewer_placeholder(&self, taken: usize) -> Option<(String, Uuid)> {
-        let n = taken + 1;
-        self.viewer.map(|viewer| {
-            let placeholder = if self.postgres() {
-                format!("${n}")
-            } else {
-                format!("?{n}")
-            };
-            (placeholder, viewer)
-        })
-    }
-
     /// This tenant's rows of `E`, less those of projects hidden from the viewer (rows of no
     /// project stay).
     fn scope<E: TenantEntity>(&self) -> Condition {

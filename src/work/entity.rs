@@ -54,6 +54,8 @@ pub mod ticket {
         deleted_at: Option<DateTimeUtc>,
         parent_id: Option<Uuid>,
         merged_into_id: Option<Uuid>,
+        subtasks_total: i64,
+        subtasks_done: i64,
     });
 }
 

@@ -64,6 +64,11 @@ impl Status {
     pub fn is_active(self) -> bool {
         matches!(self, Open | InProgress | Pending)
     }
+
+    /// Counted as done in progress: one of [`Status::DONE`].
+    pub fn is_done(self) -> bool {
+        Status::DONE.contains(&self)
+    }
 }
 
 /// The timestamps the machine owns.

@@ -1,16 +1,18 @@
 //! Subtasks: a ticket may have a parent, in a chain at most [`MAX_DEPTH`] tickets below a
-//! top-level one; never itself, never its own descendant, never across projects that different
-//! people can see.
+//! top-level one; never itself, never its own descendant, and in another project only where
+//! both are open to the whole organisation (so whoever sees a parent sees its subtasks). A
+//! parent keeps its subtasks counted (`recount`), so a page of tickets shows them for free.
 
 use std::collections::HashSet;
 
-use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::{
+    access::project::Visibility,
     error::{Result, Validator},
-    store::TenantTx,
-    work::{entity::ticket, projects},
+    store::{self, TenantTx},
+    work::{entity::ticket, projects, tickets::Ticket},
 };
 
 /// How many ancestors a ticket may have.
@@ -74,10 +76,11 @@ pub(crate) async fn check_parent(
             projects::find(tx, parent.project_id).await?,
             projects::find(tx, project_id).await?,
         );
-        if a.visibility != b.visibility {
+        let open = Visibility::Org.as_str();
+        if a.visibility != open || b.visibility != open {
             v.push(
                 FIELD,
-                "is in a project of another visibility (its subtasks would be seen by other people)",
+                "is in another project that not everyone sees (its subtasks would be seen by other people)",
             );
             return Ok(());
         }
@@ -110,5 +113,41 @@ pub(crate) async fn check_parent(
             format!("subtasks nest at most {MAX_DEPTH} levels below a top-level ticket"),
         );
     }
+    Ok(())
+}
+
+/// Keeps the parents' subtask counts as a ticket changes from `before` (none: it is new) to
+/// `after`: a subtask counts while it is not deleted, as done when resolved, closed or
+/// cancelled.
+pub(crate) async fn recount(tx: &TenantTx, before: Option<&Ticket>, after: &Ticket) -> Result<()> {
+    let counted = |t: &Ticket| {
+        t.parent_id
+            .filter(|_| t.deleted_at.is_none())
+            .map(|parent| (parent, t.status.is_done()))
+    };
+    let (was, is) = (before.and_then(counted), counted(after));
+    if was == is {
+        return Ok(());
+    }
+    if let Some((parent, done)) = was {
+        adjust(tx, parent, -1, -i64::from(done)).await?;
+    }
+    if let Some((parent, done)) = is {
+        adjust(tx, parent, 1, i64::from(done)).await?;
+    }
+    Ok(())
+}
+
+/// Moves a parent's counts (not its version: they are derived from its subtasks).
+async fn adjust(tx: &TenantTx, parent: Uuid, total: i64, done: i64) -> Result<()> {
+    let backend = tx.conn().get_database_backend();
+    tx.conn()
+        .execute_raw(store::statement(
+            backend,
+            "UPDATE tickets SET subtasks_total = subtasks_total + $3, \
+               subtasks_done = subtasks_done + $4 WHERE org_id = $1 AND id = $2",
+            [tx.org_id().into(), parent.into(), total.into(), done.into()],
+        ))
+        .await?;
     Ok(())
 }

@@ -265,25 +265,9 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
     let clock_columns: Vec<String> = clock::Column::iter()
         .map(|c| format!("c.{0} AS {CLOCK}{0}", c.as_str()))
         .collect();
-    // A page's subtasks, counted per ticket from the parent index (most tickets have none),
-    // those of projects hidden from the viewer left out (the viewer a parameter: one statement
-    // text for everyone).
-    let mut values = page.values.map(|v| v.0).unwrap_or_default();
-    let wall = match tx.viewer_placeholder(values.len()) {
-        Some((placeholder, viewer)) => {
-            values.push(viewer.into());
-            format!(
-                " AND s.project_id NOT IN ({})",
-                access::project::hidden_projects_with("s.org_id", &placeholder)
-            )
-        }
-        None => String::new(),
-    };
-    let done = Status::DONE.map(|s| format!("'{}'", s.as_str())).join(", ");
     let sql = format!(
         "WITH page AS ({inner}) \
          SELECT page.*, p.key AS {KEY}, \
-           COALESCE(sub.total, 0) AS {SUBTASKS_TOTAL}, COALESCE(sub.done, 0) AS {SUBTASKS_DONE}, \
            (SELECT {assignees} FROM ticket_assignees a \
              WHERE a.org_id = page.org_id AND a.ticket_id = page.id) AS {ASSIGNEES}, \
            (SELECT {labels} FROM ticket_labels l \
@@ -291,13 +275,7 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
            CASE WHEN c.ticket_id IS NULL THEN 0 ELSE 1 END AS {HAS_CLOCK}, {clocks} \
          FROM page \
          JOIN projects p ON p.org_id = page.org_id AND p.id = page.project_id \
-         LEFT JOIN sla_clocks c ON c.org_id = page.org_id AND c.ticket_id = page.id \
-         LEFT JOIN (SELECT s.parent_id, COUNT(*) AS total, \
-             SUM(CASE WHEN s.status IN ({done}) THEN 1 ELSE 0 END) AS done \
-           FROM tickets s WHERE s.parent_id IS NOT NULL \
-             AND s.org_id IN (SELECT org_id FROM page) AND s.parent_id IN (SELECT id FROM page) \
-             AND s.deleted_at IS NULL{wall} \
-           GROUP BY s.parent_id) sub ON sub.parent_id = page.id",
+         LEFT JOIN sla_clocks c ON c.org_id = page.org_id AND c.ticket_id = page.id",
         inner = page.sql,
         clocks = clock_columns.join(", "),
     );
@@ -305,12 +283,12 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         .conn()
         .query_all_raw(Statement {
             sql,
-            values: Some(sea_orm::Values(values)),
+            values: page.values,
             db_backend: backend,
         })
         .await?;
     // A ticket comes once per SLA clock (at least once): gathered in order of appearance.
-    let mut parts: Vec<Parts> = Vec::new();
+    let mut parts: Vec<(ticket::Model, String, Vec<Uuid>, Vec<String>)> = Vec::new();
     let mut clocks: HashMap<Uuid, Vec<clock::Model>> = HashMap::new();
     let mut seen: HashSet<Uuid> = HashSet::new();
     for row in &rows {
@@ -335,16 +313,12 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
         assignee_ids.sort_unstable();
         let mut labels: Vec<String> = json_list(row, LABELS)?;
         labels.sort_unstable();
-        let subtasks = Progress {
-            total: count(row, SUBTASKS_TOTAL)?,
-            done: count(row, SUBTASKS_DONE)?,
-        };
-        parts.push((m, key, assignee_ids, labels, subtasks));
+        parts.push((m, key, assignee_ids, labels));
     }
     let now = crate::store::now();
     parts
         .into_iter()
-        .map(|(m, key, assignee_ids, labels, subtasks)| {
+        .map(|(m, key, assignee_ids, labels)| {
             Ok(Ticket {
                 key: format!("{key}-{}", m.number),
                 assignee_ids,
@@ -372,20 +346,14 @@ pub(super) async fn assemble(tx: &TenantTx, query: Select<ticket::Entity>) -> Re
                 deleted_at: m.deleted_at,
                 parent_id: m.parent_id,
                 merged_into_id: m.merged_into_id,
-                subtasks,
+                subtasks: Progress {
+                    total: u64::try_from(m.subtasks_total).unwrap_or_default(),
+                    done: u64::try_from(m.subtasks_done).unwrap_or_default(),
+                },
             })
         })
         .collect()
 }
-
-/// A count column (a `bigint` on PostgreSQL: `COUNT`, and `SUM` over integers).
-fn count(row: &QueryResult, name: &str) -> Result<u64> {
-    let n: i64 = column(row, name)?;
-    Ok(u64::try_from(n).unwrap_or_default())
-}
-
-/// A ticket's row, its project's key, its assignees, labels and subtasks, as read for assembly.
-type Parts = (ticket::Model, String, Vec<Uuid>, Vec<String>, Progress);
 
 /// Column names of what [`assemble`] adds to a ticket's row.
 const KEY: &str = "assembled_project_key";
@@ -393,8 +361,6 @@ const ASSIGNEES: &str = "assembled_assignees";
 const LABELS: &str = "assembled_labels";
 const CLOCK: &str = "clock_";
 const HAS_CLOCK: &str = "assembled_has_clock";
-const SUBTASKS_TOTAL: &str = "assembled_subtasks_total";
-const SUBTASKS_DONE: &str = "assembled_subtasks_done";
 
 /// The ticket's own columns of an assembled row, named by the entity and read with [`column`]:
 /// most of a ticket's dates are `NULL`, which the ORM's own decoding makes costly.
@@ -421,6 +387,8 @@ fn ticket_columns(row: &QueryResult) -> Result<ticket::Model> {
         deleted_at: column(row, ticket::Column::DeletedAt.as_str())?,
         parent_id: column(row, ticket::Column::ParentId.as_str())?,
         merged_into_id: column(row, ticket::Column::MergedIntoId.as_str())?,
+        subtasks_total: column(row, ticket::Column::SubtasksTotal.as_str())?,
+        subtasks_done: column(row, ticket::Column::SubtasksDone.as_str())?,
     })
 }
 

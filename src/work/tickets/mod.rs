@@ -223,6 +223,8 @@ pub(crate) fn to_model(org_id: Uuid, t: &Ticket) -> ticket::Model {
         deleted_at: t.deleted_at,
         parent_id: t.parent_id,
         merged_into_id: t.merged_into_id,
+        subtasks_total: i64::try_from(t.subtasks.total).unwrap_or(i64::MAX),
+        subtasks_done: i64::try_from(t.subtasks.done).unwrap_or(i64::MAX),
     }
 }
 

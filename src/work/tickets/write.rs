@@ -214,6 +214,7 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewTicket) -> Result<Ti
     clocks.save(tx).await?;
     search::index_ticket(tx, &ticket).await?;
     insert_children(tx, &ticket, true, true).await?;
+    subtasks::recount(tx, None, &ticket).await?;
     let changes = diff(&Map::new(), &snapshot(&ticket));
     record(
         tx,
@@ -502,6 +503,9 @@ pub(crate) async fn save(
         .reset_all();
     row.org_id = NotSet;
     row.id = NotSet;
+    // Kept by the subtasks' own changes, never by the ticket's.
+    row.subtasks_total = NotSet;
+    row.subtasks_done = NotSet;
     let updated = tx
         .update_many::<ticket::Entity>()
         .set(row)
@@ -529,6 +533,7 @@ pub(crate) async fn save(
         changes.contains_key("labels"),
     )
     .await?;
+    subtasks::recount(tx, Some(before), &after).await?;
     record(tx, actor, change, Some(before), &after, changes).await?;
     Ok(after)
 }
