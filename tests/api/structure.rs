@@ -777,6 +777,32 @@ async fn subtasks_nest_without_cycles_and_count_their_progress() {
         )
         .await;
     assert_replays_to(&timeline, &freed.body, "a subtask freed");
+    // The parent's counts follow: `a` left, the resolved `b` and level 1 stay; a deleted
+    // subtask no longer counts, a restored one again.
+    let parent_path = format!("/api/v1/tickets/{}", id(&parent));
+    let counts = app.get(&parent_path, &owner.token).await;
+    assert_eq!(counts.body["subtasks"], json!({"total": 2, "done": 1}));
+    let b_path = format!("/api/v1/tickets/{}", id(&b));
+    app.send(
+        app.request(Method::DELETE, &b_path, Some(&owner.token))
+            .header("if-match", "*"),
+    )
+    .await
+    .assert_ok(204);
+    let counts = app.get(&parent_path, &owner.token).await;
+    assert_eq!(counts.body["subtasks"], json!({"total": 1, "done": 0}));
+    app.send(
+        app.request(
+            Method::POST,
+            &format!("{b_path}/restore"),
+            Some(&owner.token),
+        )
+        .header("if-match", "*"),
+    )
+    .await
+    .assert_ok(200);
+    let counts = app.get(&parent_path, &owner.token).await;
+    assert_eq!(counts.body["subtasks"], json!({"total": 2, "done": 1}));
     app.shutdown().await;
 }
 
