@@ -2198,10 +2198,16 @@ export interface components {
             /** Format: uuid */
             lead_id?: string | null;
             name: string;
-            /** Format: date */
+            /**
+             * Format: date
+             * @description Years 1–9999.
+             */
             start_date?: string | null;
             status?: components["schemas"]["ProjectStatus"] | null;
-            /** Format: date */
+            /**
+             * Format: date
+             * @description Years 1–9999, never before `start_date`.
+             */
             target_date?: string | null;
             visibility?: components["schemas"]["Visibility"] | null;
         };
@@ -2824,13 +2830,13 @@ export interface components {
             name?: string | null;
             /**
              * Format: date
-             * @description `null` clears it.
+             * @description Years 1–9999; `null` clears it.
              */
             start_date?: string | null;
             status?: components["schemas"]["ProjectStatus"] | null;
             /**
              * Format: date
-             * @description `null` clears it.
+             * @description Years 1–9999; `null` clears it.
              */
             target_date?: string | null;
             visibility?: components["schemas"]["Visibility"] | null;
