@@ -40,8 +40,9 @@ pub enum Uploaded {
 }
 
 /// The multipart form of an upload (it only describes the form in the OpenAPI document; the
-/// handler reads the fields as they stream in).
-#[derive(ToSchema)]
+/// handler reads the fields as they stream in, and refuses any but `file`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// The files: repeat the field to send several (at most 20).

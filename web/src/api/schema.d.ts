@@ -3246,7 +3246,7 @@ export interface components {
         };
         /**
          * @description The multipart form of an upload (it only describes the form in the OpenAPI document; the
-         *     handler reads the fields as they stream in).
+         *     handler reads the fields as they stream in, and refuses any but `file`).
          */
         UploadForm: {
             /** @description The files: repeat the field to send several (at most 20). */
