@@ -181,7 +181,7 @@ pub fn hidden_projects(org_id: Uuid, viewer: Uuid) -> SelectStatement {
 
 /// The same as raw SQL, with the organisation and the viewer given as SQL expressions (a
 /// column, a placeholder, a literal).
-pub fn hidden_projects_with(org: &str, viewer: &str) -> String {
+fn hidden_projects_with(org: &str, viewer: &str) -> String {
     format!(
         "SELECT p.id FROM projects p WHERE p.org_id = {org} AND p.visibility = 'members' \
          AND NOT EXISTS (SELECT 1 FROM project_members m WHERE m.org_id = p.org_id \

@@ -922,16 +922,16 @@ impl TenantTx {
         rows.iter().map(|row| row.try_get("", "id")).collect()
     }
 
-    /// This tenant's rows of `E`, less those of projects hidden from the viewer (rows of no
-    /// project stay).
+    /// This tenant's rows of `E`, less those of projects hidden from the viewer (every walled
+    /// table names its project in a column that is never empty).
     fn scope<E: TenantEntity>(&self) -> Condition {
         use sea_orm::sea_query::{Expr, ExprTrait as _};
         let mut scope = Condition::all().add(E::org_column().eq(self.org_id));
         if let (Some(column), Some(viewer)) = (E::project_column(), self.viewer) {
-            let column = Expr::col((E::default(), column));
-            scope = scope.add(Condition::any().add(column.clone().is_null()).add(
-                column.not_in_subquery(access::project::hidden_projects(self.org_id, viewer)),
-            ));
+            scope = scope.add(
+                Expr::col((E::default(), column))
+                    .not_in_subquery(access::project::hidden_projects(self.org_id, viewer)),
+            );
         }
         scope
     }

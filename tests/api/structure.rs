@@ -313,14 +313,15 @@ async fn a_private_project_is_not_there_for_staff_who_are_not_its_members() {
 }
 
 #[tokio::test]
-async fn streams_and_notifications_of_a_private_project_reach_only_who_may_see_it() {
+async fn a_private_projects_stream_entries_reach_only_who_may_see_it() {
     let app = spawn_app_with_worker().await;
     let w = walled(&app).await;
     let t = id(&w.ticket).to_owned();
     let mut manager = SseClient::connect(&app.base, &w.manager.token, None).await;
     let mut admin = SseClient::connect(&app.base, &w.admin.token, None).await;
-    // The manager watches a ticket they can see, and is assigned on the private one by
-    // mistake of an old rule: neither the stream nor the inbox tells them of the private one.
+    // A change on the private ticket and a ticket in an open project: the admin's stream hears
+    // of both, the manager's (not a member) of the open one only. (Notifications:
+    // `only_members_are_assigned_or_told_of_a_private_projects_tickets`.)
     edit(
         &app,
         &w.owner.token,

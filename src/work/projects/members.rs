@@ -142,6 +142,21 @@ pub(crate) async fn authorize_in(
     Ok(project)
 }
 
+/// The project's say on `action` on one of its tickets the caller already found: only walled
+/// staff have rules beyond the matrix there (a project viewer only reads); the wall hid the
+/// tickets of projects hidden from them, and nobody else's role depends on the project.
+pub(crate) async fn authorize_on_ticket(
+    tx: &TenantTx,
+    ctx: &TenantCtx,
+    project_id: Uuid,
+    action: Action,
+) -> Result<()> {
+    if walled_role(ctx.role) {
+        authorize_in(tx, ctx, project_id, action).await?;
+    }
+    Ok(())
+}
+
 /// A walled person who makes a project private stays able to see it: they become its admin
 /// unless they are a member already.
 pub(super) async fn keep_sight(tx: &TenantTx, ctx: &TenantCtx, project_id: Uuid) -> Result<()> {

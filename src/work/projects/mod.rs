@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub use members::{Member, MemberList, Members, list_members, set_members};
-pub(crate) use members::{authorize_in, private_members};
+pub(crate) use members::{authorize_in, authorize_on_ticket, private_members};
 
 use super::{Status, entity::project, now, tickets::Progress, timeline};
 use crate::{

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{Progress, Ticket};
 use crate::{
-    access::{self, Action, TenantCtx, project::walled_role},
+    access::{self, Action, TenantCtx},
     error::{Error, Result},
     store::{Db, TenantTx, column},
     work::{
@@ -108,9 +108,7 @@ pub(crate) async fn find_for(
     action: Action,
 ) -> Result<TicketHandle> {
     let t = find_visible(tx, ctx, s).await?;
-    if walled_role(ctx.role) {
-        projects::authorize_in(tx, ctx, t.project_id, action).await?;
-    }
+    projects::authorize_on_ticket(tx, ctx, t.project_id, action).await?;
     Ok(t)
 }
 

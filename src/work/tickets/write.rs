@@ -472,9 +472,7 @@ pub(crate) async fn lock(
     action: Action,
 ) -> Result<Ticket> {
     let m = find_model(tx, ctx, id, true).await?;
-    if walled_role(ctx.role) {
-        projects::authorize_in(tx, ctx, m.project_id, action).await?;
-    }
+    projects::authorize_on_ticket(tx, ctx, m.project_id, action).await?;
     expected.check("ticket", m.version)?;
     load_one(tx, m.id).await
 }
