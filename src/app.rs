@@ -129,6 +129,13 @@ pub async fn start(
     let files = Files::new(&serve_cfg.files, &store_cfg.data_dir)?;
     tracing::info!(location = %files.location, "attachments stored");
     let guard = Guard::new(serve_cfg.webhooks.webhook_allowed_nets.clone());
+    let factors = crate::identity::mfa::SecondFactors::new(&secret, &serve_cfg.mail.public_url)
+        .context("DOCKET_PUBLIC_URL must be a URL with a host (passkeys are bound to it)")?;
+    let sso = crate::identity::sso::SingleSignOn::new(
+        &secret,
+        guard.clone(),
+        &serve_cfg.mail.public_url,
+    )?;
     let mail = Mail::new(&serve_cfg.mail, &files, &secret, guard)?;
     let webhooks = Webhooks::new(&serve_cfg.webhooks, &secret)?;
     let (stop, stopped) = watch::channel(false);
@@ -145,6 +152,8 @@ pub async fn start(
         metrics: crate::http::ops::recorder(),
         feeds: crate::events::stream::Feeds::new(db.clone()),
         stopping: stopped.clone(),
+        factors,
+        sso,
         confirm_signups: serve_cfg.mail.signup_confirmation && mail.sender.enabled(),
         secure_cookies: serve_cfg
             .mail

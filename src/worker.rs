@@ -105,6 +105,10 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
         );
         report("expired sign-up links", signup::purge_expired(&db).await);
         report(
+            "expired sign-in ceremonies",
+            crate::identity::ceremonies::purge_expired(&db).await,
+        );
+        report(
             "expired contact links",
             conversation::contacts::purge_expired(&db).await,
         );

@@ -25,7 +25,7 @@ use crate::{
     access::TenantCtx,
     error::{Error, FieldError, Result},
     identity::{
-        self, AuthResponse, LoginRequest, LogoutRequest, MeResponse, PasswordChange,
+        self, AuthResponse, LoginOutcome, LoginRequest, LogoutRequest, MeResponse, PasswordChange,
         RefreshRequest, SignupRequest, SwitchRequest,
         signup::{self, ConfirmSignup, SignupOutcome, SignupPending, SignupPolicy},
         tokens::TokenKeys,
@@ -115,7 +115,7 @@ impl RefreshTransport {
     }
 }
 
-fn session_cookie(token: String, secure: bool, max_age_secs: u64) -> Cookie<'static> {
+pub(super) fn session_cookie(token: String, secure: bool, max_age_secs: u64) -> Cookie<'static> {
     Cookie::build((REFRESH_COOKIE, token))
         .path(REFRESH_COOKIE_PATH)
         .http_only(true)
@@ -127,14 +127,16 @@ fn session_cookie(token: String, secure: bool, max_age_secs: u64) -> Cookie<'sta
         .build()
 }
 
-fn set_cookie(cookie: Cookie<'static>) -> (header::HeaderName, HeaderValue) {
+pub(super) fn set_cookie(cookie: Cookie<'static>) -> (header::HeaderName, HeaderValue) {
     let value =
         HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""));
     (header::SET_COOKIE, value)
 }
 
 /// An optional JSON body: none, or JSON `null`, is `T::default()`.
-fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+pub(super) fn optional_body<T: Default + serde::de::DeserializeOwned>(
+    body: &Bytes,
+) -> Result<T, Problem> {
     let text = body.trim_ascii();
     if text.is_empty() || text == b"null" {
         Ok(T::default())
@@ -200,17 +202,27 @@ pub async fn confirm_signup(
 }
 
 /// Sign in with email and password.
+///
+/// An account with a second factor gets `{mfa_required, mfa_token, methods}` and no tokens
+/// (finish with `POST /auth/login/mfa` or a passkey); staff of an organisation that requires a
+/// second factor, without one, get `{mfa_setup_required, mfa_token}` (enrol with the token as
+/// the bearer, then finish). An organisation that enforces single sign-on refuses passwords to
+/// all but its owners (403 `sso_required`).
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     params(RefreshModeHeader),
-    responses((status = 200, description = "Signed in", body = AuthResponse)))]
+    responses((status = 200, description = "Signed in, or a second step to take", body = LoginOutcome)))]
 pub async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     transport: RefreshTransport,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response> {
-    let res = identity::login(&s.db, &s.keys, &s.hasher, req, ip).await?;
-    Ok(transport.respond(StatusCode::OK, res, &s.keys))
+    Ok(
+        match identity::login(&s.db, &s.keys, &s.hasher, req, ip).await? {
+            LoginOutcome::SignedIn(res) => transport.respond(StatusCode::OK, res, &s.keys),
+            LoginOutcome::SecondStep(step) => (StatusCode::OK, Json(step)).into_response(),
+        },
+    )
 }
 
 /// Exchange a refresh token for new tokens (the old refresh token stops working).

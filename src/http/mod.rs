@@ -13,6 +13,7 @@ pub mod problem;
 mod ratelimit;
 pub use ratelimit::RateLimits;
 mod reports;
+mod signin;
 mod sla;
 mod stream;
 mod structure;
@@ -72,6 +73,10 @@ pub struct AppState {
     /// The refresh cookie travels over TLS only: the public address (`DOCKET_PUBLIC_URL`) is
     /// `https://`. (Decided by the operator's setting, never by a request's `Host` header.)
     pub secure_cookies: bool,
+    /// Second factors: the vault of app secrets, the passkeys' relying party.
+    pub factors: crate::identity::mfa::SecondFactors,
+    /// Single sign-on: its vaults and guarded client.
+    pub sso: crate::identity::sso::SingleSignOn,
     /// Sign-ups are confirmed by a mailed link (mail is on and `DOCKET_SIGNUP_CONFIRMATION`
     /// is not turned off).
     pub confirm_signups: bool,
@@ -197,6 +202,24 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::me))
         .routes(routes!(auth::switch))
+        .routes(routes!(signin::login_mfa))
+        .routes(routes!(signin::enrol_totp, signin::disable_totp))
+        .routes(routes!(signin::confirm_totp))
+        .routes(routes!(signin::regenerate_recovery_codes))
+        .routes(routes!(signin::list_passkeys))
+        .routes(routes!(signin::remove_passkey))
+        .routes(routes!(signin::passkey_register_start))
+        .routes(routes!(signin::passkey_register_finish))
+        .routes(routes!(signin::passkey_login_start))
+        .routes(routes!(signin::passkey_login_finish))
+        .routes(routes!(signin::sso_start))
+        .routes(routes!(signin::sso_callback))
+        .routes(routes!(
+            signin::get_sso,
+            signin::put_sso,
+            signin::delete_sso
+        ))
+        .routes(routes!(signin::test_sso))
         .routes(routes!(mail::forgot_password))
         .routes(routes!(mail::claim_contacts))
         .routes(routes!(mail::request_contact_link))

@@ -1,10 +1,13 @@
 //! People's accounts, credentials, sessions and tokens, and the sign-up / sign-in flows.
 
 pub mod api_tokens;
+pub mod ceremonies;
 mod entity;
+pub mod mfa;
 pub mod password;
 pub mod recovery;
 pub mod signup;
+pub mod sso;
 pub mod throttle;
 pub mod tokens;
 
@@ -344,6 +347,17 @@ pub struct MeResponse {
     pub session_id: Option<Uuid>,
     /// Every organisation the person can switch to (through an API token: its own only).
     pub organizations: Vec<OrgMembership>,
+    /// The account's second factors.
+    pub mfa: mfa::MfaStatus,
+}
+
+/// A session started by password alone in an organisation that now requires a second factor.
+fn mfa_now_required() -> Error {
+    Error::Unauthorized {
+        code: "mfa_required",
+        detail: "this organization requires a second factor; sign in again".into(),
+        invalid_token: true,
+    }
 }
 
 fn invalid_credentials() -> Error {
@@ -354,8 +368,52 @@ fn invalid_credentials() -> Error {
     }
 }
 
+/// How a session was started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionMethod {
+    /// A password alone (or a link that stood in for one).
+    Password,
+    /// A password and a second factor.
+    Mfa,
+    /// A passkey alone (it is two factors in one: the device and its unlock).
+    Passkey,
+    /// The organisation's identity provider.
+    Sso,
+}
+
+impl SessionMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionMethod::Password => "password",
+            SessionMethod::Mfa => "mfa",
+            SessionMethod::Passkey => "passkey",
+            SessionMethod::Sso => "sso",
+        }
+    }
+
+    fn parse(stored: &str) -> Self {
+        match stored {
+            "mfa" => SessionMethod::Mfa,
+            "passkey" => SessionMethod::Passkey,
+            "sso" => SessionMethod::Sso,
+            _ => SessionMethod::Password,
+        }
+    }
+
+    /// Whether a session started this way meets an organisation's `require_mfa`. A single
+    /// sign-on leaves the second factor to the identity provider.
+    fn meets_required_mfa(method: &str) -> bool {
+        method != SessionMethod::Password.as_str()
+    }
+}
+
 /// Starts a session in the tenant of `tx` and returns its id and first refresh token.
-async fn start_session(tx: &TenantTx, keys: &TokenKeys, user_id: Uuid) -> Result<(Uuid, OrgToken)> {
+async fn start_session(
+    tx: &TenantTx,
+    keys: &TokenKeys,
+    user_id: Uuid,
+    method: SessionMethod,
+) -> Result<(Uuid, OrgToken)> {
     let now = Utc::now();
     let session_id = Uuid::now_v7();
     session::ActiveModel {
@@ -366,6 +424,7 @@ async fn start_session(tx: &TenantTx, keys: &TokenKeys, user_id: Uuid) -> Result
         expires_at: Set(now + keys.refresh_ttl),
         revoked_at: Set(None),
         revoked_reason: Set(None),
+        method: Set(method.as_str().to_owned()),
     }
     .insert(tx.conn())
     .await?;
@@ -416,7 +475,7 @@ pub(crate) async fn sign_in_to(
     role: Role,
 ) -> Result<AuthResponse> {
     let tx = db.write_org(organization.id).await?;
-    let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
+    let (session_id, refresh) = start_session(&tx, keys, user.id, SessionMethod::Password).await?;
     tx.commit().await?;
     respond(keys, user, organization, role, session_id, refresh)
 }
@@ -460,57 +519,123 @@ async fn check_password(
     }
 }
 
+/// What a password sign-in gives: a session, or a second step to take first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    SignedIn(AuthResponse),
+    SecondStep(mfa::SecondStep),
+}
+
 pub async fn login(
     db: &Db,
     keys: &TokenKeys,
     hasher: &Hasher,
     req: LoginRequest,
     ip: IpAddr,
-) -> Result<AuthResponse> {
+) -> Result<LoginOutcome> {
     let email = req.email.trim().to_lowercase();
     if email.is_empty() || email.len() > 254 {
         return Err(invalid_credentials());
     }
     let user = check_password(db, hasher, &email, &req.password, ip).await?;
-
-    let memberships = tenancy::memberships_of(&db.member(user.id).await?).await?;
-    let chosen = match &req.organization {
-        Some(slug) => memberships
-            .into_iter()
-            .find(|m| &m.organization.slug == slug)
-            .ok_or_else(invalid_credentials)?,
-        None if memberships.len() == 1 => memberships.into_iter().next().expect("one membership"),
-        None if memberships.is_empty() => {
-            return Err(Error::forbidden(
-                "this account is not an active member of any organization",
-            ));
-        }
-        None => {
-            let slugs: Vec<_> = memberships
-                .iter()
-                .map(|m| m.organization.slug.as_str())
-                .collect();
-            return Err(Error::invalid(
-                "organization",
-                format!(
-                    "you belong to several organizations; choose one of: {}",
-                    slugs.join(", ")
-                ),
-            ));
-        }
-    };
-
+    let chosen = choose_membership(db, user.id, req.organization.as_deref()).await?;
+    sso::allows_other_sign_in(db, &chosen).await?;
+    if let Some(step) = mfa::step_after_password(db, keys, user.id, &chosen).await? {
+        return Ok(LoginOutcome::SecondStep(step));
+    }
     let tx = db.write_org(chosen.organization.id).await?;
-    let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
+    let (session_id, refresh) = start_session(&tx, keys, user.id, SessionMethod::Password).await?;
     tx.commit().await?;
-    respond(
+    Ok(LoginOutcome::SignedIn(respond(
         keys,
         user.into(),
         chosen.organization,
         chosen.role,
         session_id,
         refresh,
-    )
+    )?))
+}
+
+/// The organisation a sign-in goes to: the one named by slug, or the person's only one.
+async fn choose_membership(
+    db: &Db,
+    user_id: Uuid,
+    organization: Option<&str>,
+) -> Result<OrgMembership> {
+    let memberships = tenancy::memberships_of(&db.member(user_id).await?).await?;
+    match organization {
+        Some(slug) => memberships
+            .into_iter()
+            .find(|m| m.organization.slug == slug)
+            .ok_or_else(invalid_credentials),
+        None if memberships.len() == 1 => {
+            Ok(memberships.into_iter().next().expect("one membership"))
+        }
+        None if memberships.is_empty() => Err(Error::forbidden(
+            "this account is not an active member of any organization",
+        )),
+        None => {
+            let slugs: Vec<_> = memberships
+                .iter()
+                .map(|m| m.organization.slug.as_str())
+                .collect();
+            Err(Error::invalid(
+                "organization",
+                format!(
+                    "you belong to several organizations; choose one of: {}",
+                    slugs.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// Starts the session of a sign-in whose second step is done (the person's membership is read
+/// again: it may have ended meanwhile).
+pub(crate) async fn resume_sign_in(
+    db: &Db,
+    keys: &TokenKeys,
+    user_id: Uuid,
+    org_id: Uuid,
+    method: SessionMethod,
+) -> Result<AuthResponse> {
+    let tx = db.write_org(org_id).await?;
+    let role = tenancy::active_role(&tx, user_id).await?.ok_or_else(|| {
+        Error::invalid_token("you are no longer a member of this organization; sign in again")
+    })?;
+    let organization = tenancy::organization(&tx).await?;
+    let user = users_by_ids(tx.conn(), vec![user_id])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("user"))?;
+    let (session_id, refresh) = start_session(&tx, keys, user_id, method).await?;
+    tx.commit().await?;
+    respond(keys, user, organization, role, session_id, refresh)
+}
+
+/// Signs a person in by a credential that stands on its own (a passkey): to the organisation
+/// named by slug, or their only one. An organisation that signs its staff in through its
+/// identity provider only (`enforce`) refuses it to its non-owners, as it refuses passwords.
+pub(crate) async fn sign_in_without_password(
+    db: &Db,
+    keys: &TokenKeys,
+    user_id: Uuid,
+    organization: Option<&str>,
+    method: SessionMethod,
+) -> Result<AuthResponse> {
+    let chosen = choose_membership(db, user_id, organization).await?;
+    sso::allows_other_sign_in(db, &chosen).await?;
+    resume_sign_in(db, keys, user_id, chosen.organization.id, method).await
+}
+
+/// The sign-in address of an account.
+pub(crate) async fn account_email(db: &Db, user_id: Uuid) -> Result<String> {
+    user::Entity::find_by_id(user_id)
+        .one(db.global(false).await?.conn())
+        .await?
+        .map(|u| u.email)
+        .ok_or(Error::NotFound("user"))
 }
 
 /// Rotates a refresh token. Presenting one that was already rotated means it leaked: the whole
@@ -562,6 +687,13 @@ pub async fn refresh(db: &Db, keys: &TokenKeys, req: RefreshRequest) -> Result<A
         .await?
         .ok_or_else(bad)?;
     let org = tenancy::organization(&tx).await?;
+    if org.require_mfa
+        && role != Role::Requester
+        && !SessionMethod::meets_required_mfa(&session.method)
+    {
+        tx.commit().await?;
+        return Err(mfa_now_required());
+    }
     let user = users_by_ids(tx.conn(), vec![session.user_id])
         .await?
         .pop()
@@ -691,12 +823,14 @@ pub async fn me(db: &Db, ctx: &TenantCtx) -> Result<MeResponse> {
     if ctx.scope.is_some() {
         organizations.retain(|m| m.organization.id == ctx.org_id);
     }
+    let mfa = mfa::status(db.global(false).await?.conn(), ctx.user_id).await?;
     Ok(MeResponse {
         user,
         organization,
         role: ctx.role,
         session_id: ctx.session_id,
         organizations,
+        mfa,
     })
 }
 
@@ -717,12 +851,32 @@ pub async fn switch(
                 || m.organization.id.to_string() == req.organization
         })
         .ok_or(Error::NotFound("organization"))?;
+    sso::allows_other_sign_in(db, &target).await?;
+    // The new session was started the way this one was.
+    let method = {
+        let tx = db.read(ctx).await?;
+        let current = match ctx.session_id {
+            Some(id) => live_session(&tx, id).await?,
+            None => None,
+        };
+        tx.commit().await?;
+        current.map_or(SessionMethod::Password, |s| SessionMethod::parse(&s.method))
+    };
+    if target.organization.require_mfa
+        && target.role != Role::Requester
+        && !SessionMethod::meets_required_mfa(method.as_str())
+    {
+        return Err(Error::Forbidden {
+            code: "mfa_required",
+            detail: "this organization requires a second factor; sign in to it with yours".into(),
+        });
+    }
     let tx = db.write_org(target.organization.id).await?;
     let user = users_by_ids(tx.conn(), vec![ctx.user_id])
         .await?
         .pop()
         .ok_or(Error::NotFound("user"))?;
-    let (session_id, refresh) = start_session(&tx, keys, ctx.user_id).await?;
+    let (session_id, refresh) = start_session(&tx, keys, ctx.user_id, method).await?;
     tx.commit().await?;
     respond(
         keys,

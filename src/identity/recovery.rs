@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    AuthResponse, Hasher, UserSummary, canonical_email, create_user,
+    AuthResponse, Hasher, SessionMethod, UserSummary, canonical_email, create_user,
     entity::user,
     find_user_by_email, password, respond, revoke_everywhere, start_session,
     throttle::{self, Key},
@@ -143,7 +143,7 @@ pub async fn accept_invitation(
     };
     tenancy::invitations::accepted(&tx, &offer, user.id).await?;
     let org = tenancy::organization(&tx).await?;
-    let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
+    let (session_id, refresh) = start_session(&tx, keys, user.id, SessionMethod::Password).await?;
     tx.commit().await?;
     respond(keys, user, org, offer.role, session_id, refresh)
 }

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    AuthResponse, Hasher, SignupRequest, UserSummary, check_password, create_user,
+    AuthResponse, Hasher, SessionMethod, SignupRequest, UserSummary, check_password, create_user,
     find_user_by_email, normalize_email, password, respond, start_session,
     throttle::{self, Key},
     tokens::{TokenKeys, link_hash, link_token},
@@ -321,7 +321,7 @@ async fn create(
     tenancy::add_member(&tx, user.id, Role::Owner).await?;
     let owner_ctx = TenantCtx::authenticated(org.id, user.id, Role::Owner, None);
     setup(&tx, &owner_ctx, new.organization_name.trim()).await?;
-    let (session_id, refresh) = start_session(&tx, keys, user.id).await?;
+    let (session_id, refresh) = start_session(&tx, keys, user.id, SessionMethod::Password).await?;
     audit::record(
         &tx,
         Some(user.id),

@@ -45,6 +45,14 @@ impl Key {
             window: WINDOW,
         }
     }
+    /// Wrong second factors (codes, recovery codes) of one account, throttled like passwords.
+    pub fn second_factor(user_id: uuid::Uuid) -> Self {
+        Self {
+            key: format!("mfa:{user_id}"),
+            lock_after: 10,
+            window: WINDOW,
+        }
+    }
     /// Password reset requests for one address: each one counts.
     pub fn reset_requests_for(email: &str) -> Self {
         Self {

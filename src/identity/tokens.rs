@@ -24,10 +24,36 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// An unfinished sign-in (`mfa_token`): the password was right, and the person must still give
+/// a second factor (`Verify`) or enrol one first (`Setup`). It is no access token: it carries
+/// its own audience and neither a session nor a role, so no endpoint but the sign-in step and
+/// enrolment takes it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StepClaims {
+    pub sub: Uuid,
+    pub org: Uuid,
+    pub purpose: StepPurpose,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepPurpose {
+    Verify,
+    Setup,
+}
+
+const STEP_AUDIENCE: &str = "docket:sign-in-step";
+/// How long a sign-in step waits for its second factor (or enrolment).
+const STEP_TTL: Duration = Duration::from_secs(600);
+
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    step_validation: Validation,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
@@ -37,10 +63,14 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut step_validation = validation.clone();
+        step_validation.set_audience(&[STEP_AUDIENCE]);
+        step_validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         Self {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
+            step_validation,
             access_ttl,
             refresh_ttl,
         }
@@ -70,8 +100,38 @@ impl TokenKeys {
     }
 
     /// Verifies signature, algorithm (HS256 only: `none` and others are refused) and expiry.
+    /// A sign-in step's token is refused: it names no session and no role.
     pub fn verify(&self, token: &str) -> Option<Claims> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+
+    /// The token of an unfinished sign-in of `user_id` to `org_id`.
+    pub fn issue_step(
+        &self,
+        user_id: Uuid,
+        org_id: Uuid,
+        purpose: StepPurpose,
+    ) -> anyhow::Result<String> {
+        let now = Utc::now().timestamp();
+        let claims = StepClaims {
+            sub: user_id,
+            org: org_id,
+            purpose,
+            aud: STEP_AUDIENCE.to_owned(),
+            iat: now,
+            exp: now + STEP_TTL.as_secs() as i64,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    pub fn verify_step(&self, token: &str) -> Option<StepClaims> {
+        jsonwebtoken::decode::<StepClaims>(token, &self.decoding, &self.step_validation)
             .ok()
             .map(|d| d.claims)
     }

@@ -22,6 +22,7 @@ mod m0017_mail_hardening;
 mod m0018_signup_confirmations;
 mod m0019_contacts;
 mod m0020_structure;
+mod m0021_sign_in;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0018_signup_confirmations::Migration),
             Box::new(m0019_contacts::Migration),
             Box::new(m0020_structure::Migration),
+            Box::new(m0021_sign_in::Migration),
         ]
     }
 }

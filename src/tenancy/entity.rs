@@ -12,6 +12,7 @@ pub mod organization {
         pub slug: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        pub require_mfa: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,7 @@ use crate::{
     access::{self, Action, Role, TenantCtx},
     audit,
     error::{Error, Result, Validator},
+    identity,
     store::{Db, MemberTx, TenantTx, is_unique_violation},
 };
 use entity::{membership, organization};
@@ -30,6 +31,8 @@ pub struct Organization {
     pub slug: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Staff sign in with a second factor (TOTP or a passkey); those without one enrol first.
+    pub require_mfa: bool,
 }
 
 impl From<organization::Model> for Organization {
@@ -40,6 +43,7 @@ impl From<organization::Model> for Organization {
             slug: m.slug,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            require_mfa: m.require_mfa,
         }
     }
 }
@@ -92,7 +96,7 @@ pub fn slugify(name: &str) -> String {
     }
 }
 
-fn parse_role(stored: &str) -> Result<Role> {
+pub(crate) fn parse_role(stored: &str) -> Result<Role> {
     Role::parse(stored)
         .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored role {stored:?}")))
 }
@@ -110,6 +114,7 @@ pub(crate) async fn create_organization(
         slug: Set(slug.to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        require_mfa: Set(false),
     };
     match model.insert(tx.conn()).await {
         Ok(m) => Ok(m.into()),
@@ -304,6 +309,8 @@ pub struct OrgPatch {
     pub name: Option<String>,
     #[schema(schema_with = optional_slug_schema)]
     pub slug: Option<String>,
+    /// Staff must sign in with a second factor. Turning it on needs one of your own.
+    pub require_mfa: Option<bool>,
 }
 
 pub async fn get_org(db: &Db, ctx: &TenantCtx) -> Result<Organization> {
@@ -328,8 +335,20 @@ pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Org
         .one(tx.conn())
         .await?
         .ok_or(Error::NotFound("organization"))?;
-    let before = serde_json::json!({"name": current.name, "slug": current.slug});
+    if patch.require_mfa == Some(true)
+        && !current.require_mfa
+        && !identity::mfa::has_factor(tx.conn(), ctx.user_id).await?
+    {
+        return Err(Error::conflict(
+            "mfa_not_enrolled",
+            "enrol a second factor of your own before you require one of everybody",
+        ));
+    }
+    let before = serde_json::json!({"name": current.name, "slug": current.slug, "require_mfa": current.require_mfa});
     let mut model = current.into_active_model();
+    if let Some(require) = patch.require_mfa {
+        model.require_mfa = Set(require);
+    }
     if let Some(name) = patch.name {
         model.name = Set(name.trim().to_owned());
     }
@@ -347,7 +366,7 @@ pub async fn update_org(db: &Db, ctx: &TenantCtx, patch: OrgPatch) -> Result<Org
         }
         Err(e) => return Err(e.into()),
     };
-    let after = serde_json::json!({"name": updated.name, "slug": updated.slug});
+    let after = serde_json::json!({"name": updated.name, "slug": updated.slug, "require_mfa": updated.require_mfa});
     audit::record(
         &tx,
         Some(ctx.user_id),
