@@ -129,8 +129,7 @@ pub async fn start(
     let files = Files::new(&serve_cfg.files, &store_cfg.data_dir)?;
     tracing::info!(location = %files.location, "attachments stored");
     let guard = Guard::new(serve_cfg.webhooks.webhook_allowed_nets.clone());
-    let factors = crate::identity::mfa::SecondFactors::new(&secret, &serve_cfg.mail.public_url)
-        .context("DOCKET_PUBLIC_URL must be a URL with a host (passkeys are bound to it)")?;
+    let factors = crate::identity::mfa::SecondFactors::new(&secret, &serve_cfg.mail.public_url);
     let sso = crate::identity::sso::SingleSignOn::new(
         &secret,
         guard.clone(),

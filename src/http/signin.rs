@@ -271,7 +271,7 @@ fn flow_cookie(value: String, secure: bool, max_age: i64) -> Cookie<'static> {
 /// Back to the sign-in page, saying why single sign-on failed (`?sso_error=`).
 fn failed(failure: sso::SsoFailure, secure: bool) -> Response {
     tracing::info!(code = failure.code, detail = %failure.detail, "single sign-on refused");
-    let mut res = Redirect::to(&format!("/login?sso_error={}", failure.code)).into_response();
+    let mut res = Redirect::to(&format!("/signin?sso_error={}", failure.code)).into_response();
     let (name, value) = set_cookie(flow_cookie(String::new(), secure, 0));
     res.headers_mut().append(name, value);
     res
@@ -285,10 +285,10 @@ pub struct StartQuery {
 }
 
 /// Start signing in through the organisation's identity provider (in a browser): a redirect to
-/// the provider. A failure redirects to `/login?sso_error=<code>`.
+/// the provider. A failure redirects to `/signin?sso_error=<code>`.
 #[utoipa::path(get, path = "/auth/sso/{org_slug}/start", tag = "auth",
     params(("org_slug" = String, Path), StartQuery),
-    responses((status = 303, description = "To the provider, or back to /login?sso_error=…")))]
+    responses((status = 303, description = "To the provider, or back to /signin?sso_error=…")))]
 pub async fn sso_start(
     State(s): State<AppState>,
     Path(slug): Path<String>,
@@ -307,10 +307,10 @@ pub async fn sso_start(
 
 /// Where the identity provider sends the browser back: signs in (the refresh cookie is set, as
 /// the web app's sign-in sets it) and redirects to `next`; a failure redirects to
-/// `/login?sso_error=<code>`.
+/// `/signin?sso_error=<code>`.
 #[utoipa::path(get, path = "/auth/sso/callback", tag = "auth",
     params(Callback),
-    responses((status = 303, description = "Signed in, to `next`; or back to /login?sso_error=…")))]
+    responses((status = 303, description = "Signed in, to `next`; or back to /signin?sso_error=…")))]
 pub async fn sso_callback(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -9,12 +9,20 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The operations the OpenAPI document marks as a sign-in's only (security scheme `session`).
-const SESSION_ONLY: [&str; 10] = [
+const SESSION_ONLY: [&str; 18] = [
     "DELETE /api/v1/api-tokens/{id}",
+    "DELETE /api/v1/auth/mfa/totp",
+    "DELETE /api/v1/auth/passkeys/{id}",
     "GET /api/v1/api-tokens",
+    "GET /api/v1/auth/passkeys",
     "POST /api/v1/api-tokens",
     "POST /api/v1/auth/logout",
     "POST /api/v1/auth/logout-all",
+    "POST /api/v1/auth/mfa/recovery-codes",
+    "POST /api/v1/auth/mfa/totp",
+    "POST /api/v1/auth/mfa/totp/confirm",
+    "POST /api/v1/auth/passkeys/register/finish",
+    "POST /api/v1/auth/passkeys/register/start",
     "POST /api/v1/auth/password/change",
     "POST /api/v1/auth/switch",
     "POST /api/v1/invitations/{token}/accept",

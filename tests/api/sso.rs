@@ -294,7 +294,7 @@ async fn a_new_person_in_an_allowed_domain_joins_and_an_existing_member_is_linke
 
     // Replayed: the same callback again finds its ceremony gone.
     let (to, refresh) = callback(&app, &back.query, Some(&back.flow_cookie)).await;
-    assert_eq!(to, "/login?sso_error=sso_state_mismatch");
+    assert_eq!(to, "/signin?sso_error=sso_state_mismatch");
     assert!(refresh.is_none());
     let audit = app.all_items("/api/v1/audit-log", &owner.token).await;
     assert!(
@@ -323,7 +323,7 @@ async fn refused_sign_ins_go_back_to_the_sign_in_page_with_a_reason() {
     ] {
         let back = Browser::new().through_provider(&app, "acme", login).await;
         let (to, refresh) = callback(&app, &back.query, Some(&back.flow_cookie)).await;
-        assert_eq!(to, format!("/login?sso_error={reason}"), "{login}");
+        assert_eq!(to, format!("/signin?sso_error={reason}"), "{login}");
         assert!(refresh.is_none());
     }
 
@@ -331,11 +331,11 @@ async fn refused_sign_ins_go_back_to_the_sign_in_page_with_a_reason() {
     let back = Browser::new().through_provider(&app, "acme", "dana").await;
     let forged = back.query.replace("state=", "state=x");
     let (to, _) = callback(&app, &forged, Some(&back.flow_cookie)).await;
-    assert_eq!(to, "/login?sso_error=sso_state_mismatch");
+    assert_eq!(to, "/signin?sso_error=sso_state_mismatch");
     let (to, _) = callback(&app, &back.query, None).await;
-    assert_eq!(to, "/login?sso_error=sso_state_mismatch");
+    assert_eq!(to, "/signin?sso_error=sso_state_mismatch");
     let (to, _) = callback(&app, &back.query, Some("tampered")).await;
-    assert_eq!(to, "/login?sso_error=sso_state_mismatch");
+    assert_eq!(to, "/signin?sso_error=sso_state_mismatch");
 
     // A wrong nonce: the browser asks the provider itself with this flow's state and PKCE
     // challenge, but another nonce; the code exchanges, and the ID token is refused.
@@ -356,7 +356,7 @@ async fn refused_sign_ins_go_back_to_the_sign_in_page_with_a_reason() {
     url.query_pairs_mut().clear().extend_pairs(pairs);
     let query = browser.sign_in_at_provider(url.as_str(), "dana").await;
     let (to, _) = callback(&app, &query, Some(&flow_cookie)).await;
-    assert_eq!(to, "/login?sso_error=sso_invalid_token");
+    assert_eq!(to, "/signin?sso_error=sso_invalid_token");
 
     // The provider's refusal, for this flow.
     let (authorize, flow_cookie) = Browser::new().start(&app, "acme").await;
@@ -373,7 +373,7 @@ async fn refused_sign_ins_go_back_to_the_sign_in_page_with_a_reason() {
         Some(&flow_cookie),
     )
     .await;
-    assert_eq!(to, "/login?sso_error=sso_denied");
+    assert_eq!(to, "/signin?sso_error=sso_denied");
 
     // Unknown organisation.
     let res = reqwest::Client::builder()
@@ -384,7 +384,7 @@ async fn refused_sign_ins_go_back_to_the_sign_in_page_with_a_reason() {
         .send()
         .await
         .unwrap();
-    assert_eq!(location(&res), "/login?sso_error=sso_not_configured");
+    assert_eq!(location(&res), "/signin?sso_error=sso_not_configured");
     provider.stop().await;
     app.shutdown().await;
 }
@@ -403,7 +403,7 @@ async fn expired_codes_rotated_keys_and_a_provider_that_is_down() {
     let back = Browser::new().through_provider(&app, "acme", "dana").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (to, _) = callback(&app, &back.query, Some(&back.flow_cookie)).await;
-    assert_eq!(to, "/login?sso_error=sso_exchange_failed");
+    assert_eq!(to, "/signin?sso_error=sso_exchange_failed");
 
     // The provider rotates its key: the next sign-in is verified with the new one.
     provider.stop().await;
@@ -424,7 +424,7 @@ async fn expired_codes_rotated_keys_and_a_provider_that_is_down() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&res), "/login?sso_error=sso_unavailable");
+    assert_eq!(location(&res), "/signin?sso_error=sso_unavailable");
     app.post("/api/v1/org/sso/test", Some(&owner.token), json!({}))
         .await
         .assert_problem(422, "sso_unreachable");

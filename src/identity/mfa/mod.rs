@@ -36,14 +36,33 @@ use crate::{
 #[derive(Clone)]
 pub struct SecondFactors {
     vault: Vault,
-    webauthn: Arc<webauthn_rs::Webauthn>,
+    /// `None` when the public address cannot be a relying party (an IP address, which browsers
+    /// refuse for passkeys): passkeys are then unavailable, and say so.
+    webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl SecondFactors {
-    pub fn new(signing_secret: &Secret, public_url: &str) -> anyhow::Result<Self> {
-        Ok(Self {
+    pub fn new(signing_secret: &Secret, public_url: &str) -> Self {
+        let webauthn = match passkeys::relying_party(public_url) {
+            Ok(rp) => Some(Arc::new(rp)),
+            Err(err) => {
+                tracing::warn!(%public_url, error = %err,
+                    "passkeys are off: DOCKET_PUBLIC_URL must name the site by a domain name");
+                None
+            }
+        };
+        Self {
             vault: Vault::new(signing_secret, "docket mfa: authenticator app secrets"),
-            webauthn: Arc::new(passkeys::relying_party(public_url)?),
+            webauthn,
+        }
+    }
+
+    fn webauthn(&self) -> Result<&webauthn_rs::Webauthn> {
+        self.webauthn.as_deref().ok_or_else(|| {
+            Error::conflict(
+                "passkeys_unavailable",
+                "passkeys need the server's public address (DOCKET_PUBLIC_URL) to be a domain name",
+            )
         })
     }
 }

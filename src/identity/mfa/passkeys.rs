@@ -202,7 +202,7 @@ pub async fn register_start(
         .collect::<Result<Vec<_>>>()?;
     let email = crate::identity::account_email(db, who.user_id).await?;
     let (challenge, state) = factors
-        .webauthn
+        .webauthn()?
         .start_passkey_registration(who.user_id, &email, &email, Some(exclude))
         .map_err(|e| Error::internal(anyhow::anyhow!("starting a passkey registration: {e}")))?;
     let mut options = options(challenge)?;
@@ -244,7 +244,7 @@ pub async fn register_finish(
         return Err(ceremony_gone());
     }
     let passkey = factors
-        .webauthn
+        .webauthn()?
         .finish_passkey_registration(&answer, &waiting.state)
         .map_err(|e| Error::invalid("credential", format!("was not accepted: {e}")))?;
     let before = status(db.global(false).await?.conn(), who.user_id).await?;
@@ -340,7 +340,7 @@ pub async fn login_start(
                 ));
             }
             let (challenge, state) = factors
-                .webauthn
+                .webauthn()?
                 .start_passkey_authentication(&passkeys)
                 .map_err(|e| Error::internal(anyhow::anyhow!("starting a passkey sign-in: {e}")))?;
             let state = serde_json::to_value(&state).map_err(anyhow::Error::from)?;
@@ -354,7 +354,7 @@ pub async fn login_start(
         }
         None => {
             let (mut challenge, state) = factors
-                .webauthn
+                .webauthn()?
                 .start_discoverable_authentication()
                 .map_err(|e| Error::internal(anyhow::anyhow!("starting a passkey sign-in: {e}")))?;
             // A sign-in button, not the browser's autofill ("conditional") prompt.
@@ -404,7 +404,7 @@ pub async fn login_finish(
                 return Err(refused());
             };
             let result = factors
-                .webauthn
+                .webauthn()?
                 .finish_passkey_authentication(&answer, &waiting.state)
                 .map_err(|_| refused())?;
             used(db, user_id, &result).await?;
@@ -414,7 +414,7 @@ pub async fn login_finish(
             let (_, _, waiting) =
                 take::<DiscoverableAuthentication>(db, req.ceremony_id, DISCOVERABLE).await?;
             let (user_id, _) = factors
-                .webauthn
+                .webauthn()?
                 .identify_discoverable_authentication(&answer)
                 .map_err(|_| refused())?;
             let theirs = passkeys_of(db, user_id)
@@ -426,7 +426,7 @@ pub async fn login_finish(
                 return Err(refused());
             }
             let result = factors
-                .webauthn
+                .webauthn()?
                 .finish_discoverable_authentication(&answer, waiting.state, &theirs)
                 .map_err(|_| refused())?;
             used(db, user_id, &result).await?;

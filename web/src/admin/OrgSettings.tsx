@@ -6,6 +6,7 @@ import { api, call } from "../api/client";
 import { notifyDone, useSubmit } from "../ui/forms";
 import { Failed, Loading } from "../ui/states";
 import { dateTime } from "../ui/time";
+import { OrgSecurity } from "./OrgSecurity";
 
 export function OrgSettings() {
   const client = useQueryClient();
@@ -62,6 +63,7 @@ export function OrgSettings() {
           </Group>
         </Stack>
       </Paper>
+      <OrgSecurity org={org.data} />
     </Stack>
   );
 }

@@ -91,8 +91,85 @@ async function begin(res: Response): Promise<Session> {
   return next;
 }
 
-export function signIn(email: string, password: string, organization?: string): Promise<Session> {
-  return start("/login", { email, password, ...(organization ? { organization } : {}) });
+/** A sign-in that stopped at its second step: no tokens yet. */
+export interface SecondStep {
+  /** Give a second factor. */
+  mfa_required?: boolean;
+  /** The organisation requires a second factor, and the account has none: enrol one. */
+  mfa_setup_required?: boolean;
+  mfa_token: string;
+  methods: ("totp" | "passkey" | "recovery_code")[];
+}
+
+export function isSecondStep(v: Session | SecondStep): v is SecondStep {
+  return "mfa_token" in v;
+}
+
+/** Signs in with a password: a session, or the second step to take first. */
+export async function signIn(email: string, password: string, organization?: string): Promise<Session | SecondStep> {
+  const res = await post("/login", { email, password, ...(organization ? { organization } : {}) });
+  const body = (await res.clone().json()) as AuthResponse | SecondStep;
+  if ("mfa_token" in body) return body;
+  return begin(res);
+}
+
+/**
+ * Finishes a sign-in's second step with a code of the authenticator app or a recovery code;
+ * after a set-up step, with nothing once a second factor is enrolled.
+ */
+export function finishSecondStep(mfaToken: string, answer: { code?: string; recovery_code?: string }): Promise<Session> {
+  return start("/login/mfa", { mfa_token: mfaToken, ...answer });
+}
+
+/**
+ * Signs in with a passkey: on its own (the browser offers this site's passkeys), or as the
+ * second step of a password sign-in.
+ */
+export async function signInWithPasskey(opts: { mfaToken?: string; organization?: string } = {}): Promise<Session> {
+  const started = (await (
+    await post("/passkeys/login/start", {
+      ...(opts.mfaToken ? { mfa_token: opts.mfaToken } : {}),
+      ...(opts.organization ? { organization: opts.organization } : {}),
+    })
+  ).json()) as { ceremony_id: string; options: { publicKey: unknown } };
+  const credential = await getPasskey(started.options.publicKey);
+  return start("/passkeys/login/finish", { ceremony_id: started.ceremony_id, credential });
+}
+
+/** The browser's WebAuthn calls, with the JSON forms of their options and answers. */
+interface JsonCredentials {
+  parseCreationOptionsFromJSON(o: unknown): PublicKeyCredentialCreationOptions;
+  parseRequestOptionsFromJSON(o: unknown): PublicKeyCredentialRequestOptions;
+}
+
+function webAuthn(): JsonCredentials {
+  const pkc = (typeof window === "undefined" ? undefined : window.PublicKeyCredential) as unknown as
+    | Partial<JsonCredentials>
+    | undefined;
+  if (!pkc?.parseCreationOptionsFromJSON || !pkc.parseRequestOptionsFromJSON) {
+    throw new Error("This browser does not support passkeys");
+  }
+  return pkc as JsonCredentials;
+}
+
+function asJson(credential: Credential | null): unknown {
+  if (!credential) throw new Error("No passkey was chosen");
+  return (credential as PublicKeyCredential & { toJSON(): unknown }).toJSON();
+}
+
+export async function createPasskey(publicKey: unknown): Promise<unknown> {
+  const options = webAuthn().parseCreationOptionsFromJSON(publicKey);
+  return asJson(await navigator.credentials.create({ publicKey: options }));
+}
+
+async function getPasskey(publicKey: unknown): Promise<unknown> {
+  const options = webAuthn().parseRequestOptionsFromJSON(publicKey);
+  return asJson(await navigator.credentials.get({ publicKey: options }));
+}
+
+/** Where single sign-on through organisation `slug`'s identity provider starts (a page load). */
+export function ssoStartUrl(slug: string, next: string): string {
+  return `${AUTH}/sso/${encodeURIComponent(slug)}/start?next=${encodeURIComponent(next)}`;
 }
 
 /**

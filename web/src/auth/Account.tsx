@@ -7,11 +7,12 @@ import { forgetSession } from "../api/session";
 import { MailPreferences } from "../notifications/MailPreferences";
 import { notifyDone, notifyError, useSubmit } from "../ui/forms";
 import { ApiTokens } from "./ApiTokens";
+import { SecondFactors } from "./security/SecondFactors";
 import { useSession } from "./useSession";
 
 /**
- * The person's own account: their password, notification mail, API tokens, and signing out of
- * every device.
+ * The person's own account: their password, second factors, notification mail, API tokens,
+ * and signing out of every device.
  */
 export function Account() {
   const session = useSession();
@@ -77,6 +78,7 @@ export function Account() {
           </Button>
         </Stack>
       </Paper>
+      <SecondFactors />
       <MailPreferences />
       <LinkMail />
       <ApiTokens />
