@@ -182,7 +182,7 @@ pub async fn signup(
     };
     let outcome = signup::signup(&s.db, &s.keys, &s.hasher, req, ip, policy).await?;
     Ok(match outcome {
-        SignupOutcome::SignedUp(res) => transport.respond(StatusCode::CREATED, res, &s.keys),
+        SignupOutcome::SignedUp(res) => transport.respond(StatusCode::CREATED, *res, &s.keys),
         SignupOutcome::Pending(pending) => (StatusCode::ACCEPTED, Json(pending)).into_response(),
     })
 }
@@ -219,7 +219,7 @@ pub async fn login(
 ) -> Result<Response> {
     Ok(
         match identity::login(&s.db, &s.keys, &s.hasher, req, ip).await? {
-            LoginOutcome::SignedIn(res) => transport.respond(StatusCode::OK, res, &s.keys),
+            LoginOutcome::SignedIn(res) => transport.respond(StatusCode::OK, *res, &s.keys),
             LoginOutcome::SecondStep(step) => (StatusCode::OK, Json(step)).into_response(),
         },
     )

@@ -523,7 +523,7 @@ async fn check_password(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum LoginOutcome {
-    SignedIn(AuthResponse),
+    SignedIn(Box<AuthResponse>),
     SecondStep(mfa::SecondStep),
 }
 
@@ -547,14 +547,14 @@ pub async fn login(
     let tx = db.write_org(chosen.organization.id).await?;
     let (session_id, refresh) = start_session(&tx, keys, user.id, SessionMethod::Password).await?;
     tx.commit().await?;
-    Ok(LoginOutcome::SignedIn(respond(
+    Ok(LoginOutcome::SignedIn(Box::new(respond(
         keys,
         user.into(),
         chosen.organization,
         chosen.role,
         session_id,
         refresh,
-    )?))
+    )?)))
 }
 
 /// The organisation a sign-in goes to: the one named by slug, or the person's only one.

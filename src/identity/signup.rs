@@ -64,7 +64,7 @@ mod entity {
 /// What a sign-up did.
 pub enum SignupOutcome {
     /// Done at once (mail is off): signed in as the new owner.
-    SignedUp(AuthResponse),
+    SignedUp(Box<AuthResponse>),
     /// A confirmation link was mailed (or, for an account that did not prove its password, a
     /// note that someone tried): the same answer in every case.
     Pending(SignupPending),
@@ -175,7 +175,7 @@ pub async fn signup(
         };
         return create(db, keys, org, owner, setup)
             .await
-            .map(SignupOutcome::SignedUp);
+            .map(|res| SignupOutcome::SignedUp(Box::new(res)));
     }
     // A taken slug says nothing about the address.
     if tenancy::org_id_by_slug(db, &slug).await?.is_some() {

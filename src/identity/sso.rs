@@ -207,7 +207,7 @@ pub async fn get(db: &Db, sso: &SingleSignOn, ctx: &TenantCtx) -> Result<SsoSett
         .find::<org_sso::Entity>()
         .one(tx.conn())
         .await?
-        .ok_or(Error::NotFound("single sign-on settings"))?;
+        .ok_or(Error::NotFound("sso_settings"))?;
     tx.commit().await?;
     settings_of(sso, &org.slug, row)
 }
@@ -321,7 +321,7 @@ pub async fn delete(db: &Db, ctx: &TenantCtx) -> Result<()> {
     let tx = db.write(ctx).await?;
     let gone = tx.delete_many::<org_sso::Entity>().exec(tx.conn()).await?;
     if gone.rows_affected == 0 {
-        return Err(Error::NotFound("single sign-on settings"));
+        return Err(Error::NotFound("sso_settings"));
     }
     audit::record(
         &tx,
@@ -344,7 +344,7 @@ pub async fn test(db: &Db, sso: &SingleSignOn, ctx: &TenantCtx) -> Result<SsoTes
         .find::<org_sso::Entity>()
         .one(tx.conn())
         .await?
-        .ok_or(Error::NotFound("single sign-on settings"))?;
+        .ok_or(Error::NotFound("sso_settings"))?;
     tx.commit().await?;
     let metadata = discover(sso, &row.issuer)
         .await

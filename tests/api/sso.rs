@@ -531,3 +531,42 @@ async fn the_issuer_goes_through_the_outbound_guard() {
         .assert_problem(422, "sso_unreachable");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_organisations_single_sign_on_is_walled_from_another() {
+    let app = spawn_app().await;
+    let acme = app.signup("acme", "owner@acme.example").await;
+    let other = app.signup("other", "owner@other.example").await;
+    let provider = Provider::start(None, "key-1", 60).await;
+    configure(&app, &acme, &provider, json!({"enforce": true}))
+        .await
+        .assert_ok(200);
+    // The other organisation sees none of it, and its own changes touch only its own.
+    app.get("/api/v1/org/sso", &other.token)
+        .await
+        .assert_problem(404, "sso_settings_not_found");
+    app.post("/api/v1/org/sso/test", Some(&other.token), json!({}))
+        .await
+        .assert_problem(404, "sso_settings_not_found");
+    app.delete("/api/v1/org/sso", &other.token)
+        .await
+        .assert_problem(404, "sso_settings_not_found");
+    app.get("/api/v1/org/sso", &acme.token).await.assert_ok(200);
+    // Acme's enforce does not reach the other organisation's people.
+    app.login("owner@other.example", PASSWORD, None)
+        .await
+        .assert_ok(200);
+    // A sign-in through Acme's provider opens Acme only: the other organisation's start has
+    // nothing to go to.
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/api/v1/auth/sso/other/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/signin?sso_error=sso_not_configured");
+    provider.stop().await;
+    app.shutdown().await;
+}

@@ -164,7 +164,7 @@ pub async fn disable(
 ) -> Result<()> {
     let before = status(db.global(false).await?.conn(), ctx.user_id).await?;
     if !before.totp {
-        return Err(Error::NotFound("authenticator app"));
+        return Err(Error::NotFound("totp"));
     }
     keep_required_factor(
         db,
