@@ -314,6 +314,29 @@ pub async fn logout_all(
     Ok(transport.clearing(StatusCode::NO_CONTENT))
 }
 
+/// The caller's live sessions, in every organisation they belong to (newest first).
+#[utoipa::path(get, path = "/auth/sessions", tag = "auth", security(("session" = [])),
+    responses((status = 200, description = "Live sessions", body = [identity::SessionSummary])))]
+pub async fn list_sessions(
+    State(s): State<AppState>,
+    SignedIn(ctx): SignedIn,
+) -> Result<Json<Vec<identity::SessionSummary>>> {
+    Ok(Json(identity::sessions(&s.db, &ctx).await?))
+}
+
+/// End one of the caller's sessions (another device's, say).
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth",
+    params(("id" = uuid::Uuid, Path)),
+    security(("session" = [])), responses((status = 204, description = "Ended")))]
+pub async fn end_session(
+    State(s): State<AppState>,
+    SignedIn(ctx): SignedIn,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+) -> Result<StatusCode> {
+    identity::end_session(&s.db, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The caller, their current organisation and role, and the organisations they can switch to.
 #[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "The caller", body = MeResponse)))]

@@ -202,6 +202,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::me))
         .routes(routes!(auth::switch))
+        .routes(routes!(auth::list_sessions))
+        .routes(routes!(auth::end_session))
         .routes(routes!(signin::login_mfa))
         .routes(routes!(signin::enrol_totp, signin::disable_totp))
         .routes(routes!(signin::confirm_totp))

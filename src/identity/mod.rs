@@ -974,6 +974,74 @@ async fn revoke_everywhere(db: &Db, user_id: Uuid, keep: Option<Uuid>, reason: &
     Ok(())
 }
 
+/// One of the person's live sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionSummary {
+    pub id: Uuid,
+    pub organization: Organization,
+    /// How it was started: `password`, `mfa`, `passkey` or `sso`.
+    pub method: String,
+    pub created_at: chrono::DateTime<Utc>,
+    pub expires_at: chrono::DateTime<Utc>,
+    /// The session of this request.
+    pub current: bool,
+}
+
+/// The caller's live sessions, in every organisation they belong to, newest first.
+pub async fn sessions(db: &Db, ctx: &TenantCtx) -> Result<Vec<SessionSummary>> {
+    access::authorize(ctx, Action::AccountManage)?;
+    confirm(db, ctx).await?;
+    let memberships = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
+    let mut out = Vec::new();
+    for m in memberships {
+        let tx = db.read_org(m.organization.id).await?;
+        let live = tx
+            .find::<session::Entity>()
+            .filter(session::Column::UserId.eq(ctx.user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(Utc::now()))
+            .all(tx.conn())
+            .await?;
+        tx.commit().await?;
+        out.extend(live.into_iter().map(|s| SessionSummary {
+            current: Some(s.id) == ctx.session_id,
+            id: s.id,
+            organization: m.organization.clone(),
+            method: s.method,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        }));
+    }
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Ok(out)
+}
+
+/// Ends one of the caller's sessions (in any of their organisations); another person's, or an
+/// unknown one, is 404.
+pub async fn end_session(db: &Db, ctx: &TenantCtx, id: Uuid) -> Result<()> {
+    access::authorize(ctx, Action::AccountManage)?;
+    confirm(db, ctx).await?;
+    let memberships = tenancy::memberships_of(&db.member(ctx.user_id).await?).await?;
+    for m in memberships {
+        let tx = db.write_org(m.organization.id).await?;
+        let mine = tx
+            .find::<session::Entity>()
+            .filter(session::Column::Id.eq(id))
+            .filter(session::Column::UserId.eq(ctx.user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .one(tx.conn())
+            .await?;
+        if mine.is_some() {
+            revoke(&tx, session::Column::Id, id, None, "ended_by_owner").await?;
+            tx.access_changed(ctx.user_id).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        tx.commit().await?;
+    }
+    Err(Error::NotFound("session"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,12 +9,14 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The operations the OpenAPI document marks as a sign-in's only (security scheme `session`).
-const SESSION_ONLY: [&str; 18] = [
+const SESSION_ONLY: [&str; 20] = [
     "DELETE /api/v1/api-tokens/{id}",
     "DELETE /api/v1/auth/mfa/totp",
     "DELETE /api/v1/auth/passkeys/{id}",
+    "DELETE /api/v1/auth/sessions/{id}",
     "GET /api/v1/api-tokens",
     "GET /api/v1/auth/passkeys",
+    "GET /api/v1/auth/sessions",
     "POST /api/v1/api-tokens",
     "POST /api/v1/auth/logout",
     "POST /api/v1/auth/logout-all",

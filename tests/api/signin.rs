@@ -535,3 +535,53 @@ async fn second_factor_inputs_are_checked() {
     .assert_problem(404, "passkey_not_found");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn people_see_and_end_their_own_sessions_only() {
+    let app = spawn_app().await;
+    let owner = app.signup("acme", "ann@example.com").await;
+    let other = Session::from_auth(
+        app.login("ann@example.com", PASSWORD, None)
+            .await
+            .assert_ok(200),
+    );
+    let bob = app.member(&owner, "bob@example.com", "agent").await;
+    let listed = app.get("/api/v1/auth/sessions", &owner.token).await;
+    let listed = listed.assert_ok(200).as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|s| s["method"] == "password" && s["organization"]["slug"] == "acme")
+    );
+    let current: Vec<_> = listed.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    let other_id = listed.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Bob cannot end Ann's session, nor learn that it exists.
+    app.delete(&format!("/api/v1/auth/sessions/{other_id}"), &bob.token)
+        .await
+        .assert_problem(404, "session_not_found");
+    app.get("/api/v1/tickets", &other.token)
+        .await
+        .assert_ok(200);
+    // Ann ends her other session: it stops at once.
+    app.delete(&format!("/api/v1/auth/sessions/{other_id}"), &owner.token)
+        .await
+        .assert_ok(204);
+    app.get("/api/v1/tickets", &other.token)
+        .await
+        .assert_problem(401, "invalid_token");
+    assert_eq!(
+        app.get("/api/v1/auth/sessions", &owner.token)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    app.shutdown().await;
+}

@@ -77,6 +77,46 @@ async function invite(who, role) {
   return api(`/invitations/${token}/accept`, { method: "POST", body: { name: who.name, password: PASSWORD } });
 }
 
+/** The authenticator app's code for `secret` (base32) now (RFC 6238: SHA-1, 6 digits, 30 s). */
+function totp(secret) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+/** Gives the page's browser a platform authenticator that holds passkeys and verifies its user. */
+async function virtualAuthenticator(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+    },
+  });
+}
+
+/** Enrols the authenticator app on the open account page (or set-up step); its recovery codes. */
+async function enrolApp(page) {
+  await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+  await page.getByRole("img", { name: "QR code for your authenticator app" }).waitFor();
+  const secret = await page.getByTestId("totp-secret").innerText();
+  await page.getByLabel("Code from the app").fill(totp(secret));
+  await page.getByRole("button", { name: "Turn on" }).click();
+  const codes = (await page.getByTestId("recovery-codes").innerText()).split("\n").filter(Boolean);
+  assert.equal(codes.length, 10);
+  return codes;
+}
+
 const login = async (who) => (await api("/auth/login", { method: "POST", body: { email: who.email, password: PASSWORD } })).access_token;
 
 async function ticket(key) {
@@ -99,7 +139,7 @@ async function signIn(page, who, organization) {
   await page.getByLabel("Email").fill(who.email);
   await page.getByLabel("Password").fill(PASSWORD);
   if (organization) await page.getByLabel("Organization").fill(organization);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await page.waitForURL("**/tickets");
 }
 
@@ -752,7 +792,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.getByRole("heading", { name: "Sign in to Docket" }).waitFor();
     await page.getByLabel("Email").fill(customer.email);
     await page.getByLabel("Password").fill("a third fine passphrase 7");
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await page.waitForURL("**/tickets");
     // The link was single use.
     await page.goto(link.replace(BASE, ""));
@@ -970,7 +1010,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.goto("/signin");
     await page.getByLabel("Email").fill(owner.email);
     await page.getByLabel("Password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await page.getByText(/you belong to several organizations/i).waitFor();
     await signIn(page, owner, "acme-support");
     await page.getByTestId("ticket-row").first().waitFor();
@@ -988,5 +1028,62 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await shot(page, "phone-ticket");
     await axe(page, "phone ticket");
     await page.context().close();
+  });
+
+  step("second factors: an authenticator app, passkeys, and an organization that requires one", async () => {
+    const page = await newPage();
+    await virtualAuthenticator(page);
+    await signIn(page, owner, "acme-support");
+    await page.goto("/account");
+    // The app: a QR code, a code from it turns it on, and the recovery codes are shown once.
+    await enrolApp(page);
+    await shot(page, "account-second-factors");
+    await page.getByRole("button", { name: "Done" }).click();
+    // A passkey on this device.
+    await page.getByPlaceholder("Laptop").fill("Laptop");
+    await page.getByRole("button", { name: "Add a passkey" }).click();
+    await page.getByRole("cell", { name: "Laptop" }).waitFor();
+    await axe(page, "account second factors");
+
+    // The password alone now stops at the second step; the passkey finishes it.
+    await page.context().clearCookies();
+    await page.goto("/signin");
+    await page.getByLabel("Email").fill(owner.email);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByLabel("Organization", { exact: true }).fill("acme-support");
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await page.getByRole("heading", { name: "Confirm it is you" }).waitFor();
+    await shot(page, "sign-in-second-step");
+    await axe(page, "sign-in second step");
+    await page.getByRole("button", { name: "Use a passkey" }).click();
+    await page.waitForURL("**/tickets");
+
+    // A passkey alone signs in (the browser offers it).
+    await page.context().clearCookies();
+    await page.goto("/signin");
+    await page.getByLabel("Organization", { exact: true }).fill("acme-support");
+    await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+    await page.waitForURL("**/tickets");
+    await page.goto("/account");
+    await page.getByRole("cell", { name: "Laptop" }).waitFor();
+    assert.notEqual(await page.getByRole("row", { name: /Laptop/ }).getByRole("cell").nth(2).innerText(), "Never");
+
+    // The organization requires a second factor: Bob, who has none, must set one up to get in.
+    await page.goto("/admin/settings");
+    await page.getByRole("switch", { name: "Require a second factor for staff" }).check();
+    await page.getByText("Staff now need a second factor").waitFor();
+    await shot(page, "org-sign-in-security");
+    await page.context().close();
+
+    const bobPage = await newPage();
+    await bobPage.goto("/signin");
+    await bobPage.getByLabel("Email").fill(agent.email);
+    await bobPage.getByLabel("Password").fill(PASSWORD);
+    await bobPage.getByRole("button", { name: "Sign in", exact: true }).click();
+    await bobPage.getByRole("heading", { name: "Set up a second factor" }).waitFor();
+    await enrolApp(bobPage);
+    await bobPage.getByRole("button", { name: "Done" }).click();
+    await bobPage.waitForURL("**/tickets");
+    await bobPage.context().close();
   });
 });

@@ -68,7 +68,8 @@ async function waitListening(port, child, what) {
 async function runOn(backend) {
   const dataDir = mkdtempSync(join(tmpdir(), "docket-e2e-"));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  // A name, not an address: passkeys are bound to a domain (browsers refuse them on an IP).
+  const url = `http://localhost:${port}`;
   const smtpPort = await freePort();
   const maildir = join(dataDir, "maildir");
   const smtp = spawn(

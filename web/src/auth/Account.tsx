@@ -8,6 +8,7 @@ import { MailPreferences } from "../notifications/MailPreferences";
 import { notifyDone, notifyError, useSubmit } from "../ui/forms";
 import { ApiTokens } from "./ApiTokens";
 import { SecondFactors } from "./security/SecondFactors";
+import { ActiveSessions } from "./security/Sessions";
 import { useSession } from "./useSession";
 
 /**
@@ -87,6 +88,7 @@ export function Account() {
           <Title order={2} size="h4">
             Sessions
           </Title>
+          <ActiveSessions />
           <Text size="sm">Signs you out on every device and browser, this one included.</Text>
           <Button color="red" variant="light" onClick={() => everywhere.mutate()} loading={everywhere.isPending}>
             Sign out everywhere
