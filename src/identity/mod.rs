@@ -1012,7 +1012,7 @@ pub async fn sessions(db: &Db, ctx: &TenantCtx) -> Result<Vec<SessionSummary>> {
             expires_at: s.expires_at,
         }));
     }
-    out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Ok(out)
 }
 

@@ -138,7 +138,7 @@ async function signIn(page, who, organization) {
   await page.goto("/signin");
   await page.getByLabel("Email").fill(who.email);
   await page.getByLabel("Password").fill(PASSWORD);
-  if (organization) await page.getByLabel("Organization").fill(organization);
+  if (organization) await page.getByLabel("Organization", { exact: true }).fill(organization);
   await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await page.waitForURL("**/tickets");
 }
@@ -714,7 +714,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
 
     await page.goto("/admin/settings");
     await page.getByRole("textbox", { name: "Name", exact: true }).fill("Acme Helpdesk");
-    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("button", { name: "Save", exact: true }).click();
     await eventually(async () => (await api("/org", { token: state.ownerToken })).name === "Acme Helpdesk", "the rename");
     await axe(page, "organization");
 
@@ -1031,6 +1031,15 @@ describe(`Docket in the browser (${BACKEND})`, () => {
   });
 
   step("second factors: an authenticator app, passkeys, and an organization that requires one", async () => {
+    // Dave joins before the organization requires a second factor.
+    const dave = { name: "Dave Agent", email: "dave@example.com" };
+    state.ownerToken = (
+      await api("/auth/login", {
+        method: "POST",
+        body: { email: owner.email, password: PASSWORD, organization: "acme-support" },
+      })
+    ).access_token;
+    await invite(dave, "agent");
     const page = await newPage();
     await virtualAuthenticator(page);
     await signIn(page, owner, "acme-support");
@@ -1042,7 +1051,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     // A passkey on this device.
     await page.getByPlaceholder("Laptop").fill("Laptop");
     await page.getByRole("button", { name: "Add a passkey" }).click();
-    await page.getByRole("cell", { name: "Laptop" }).waitFor();
+    await page.getByRole("cell", { name: "Laptop", exact: true }).waitFor();
     await axe(page, "account second factors");
 
     // The password alone now stops at the second step; the passkey finishes it.
@@ -1065,25 +1074,65 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.getByRole("button", { name: "Sign in with a passkey" }).click();
     await page.waitForURL("**/tickets");
     await page.goto("/account");
-    await page.getByRole("cell", { name: "Laptop" }).waitFor();
+    await page.getByRole("cell", { name: "Laptop", exact: true }).waitFor();
     assert.notEqual(await page.getByRole("row", { name: /Laptop/ }).getByRole("cell").nth(2).innerText(), "Never");
 
-    // The organization requires a second factor: Bob, who has none, must set one up to get in.
+    // The organization requires a second factor: Dave, who has none, must set one up to get in.
     await page.goto("/admin/settings");
-    await page.getByRole("switch", { name: "Require a second factor for staff" }).check();
+    await page.getByRole("switch", { name: "Require a second factor for staff" }).click();
     await page.getByText("Staff now need a second factor").waitFor();
     await shot(page, "org-sign-in-security");
+    // Olivia stays signed in here (her passkey lives in this browser) for the next step.
+    state.oliviaWithPasskey = page;
+
+    const davePage = await newPage();
+    await davePage.goto("/signin");
+    await davePage.getByLabel("Email").fill(dave.email);
+    await davePage.getByLabel("Password").fill(PASSWORD);
+    await davePage.getByRole("button", { name: "Sign in", exact: true }).click();
+    await davePage.getByRole("heading", { name: "Set up a second factor" }).waitFor();
+    await shot(davePage, "sign-in-set-up-step");
+    await enrolApp(davePage);
+    await davePage.getByRole("button", { name: "Done" }).click();
+    await davePage.waitForURL("**/tickets");
+    await davePage.context().close();
+  });
+
+  step("single sign-on: set up with a test connection, then a new person signs in through the provider", async () => {
+    const page = state.oliviaWithPasskey;
+    await page.goto("/admin/settings");
+    await page.getByLabel("Issuer URL").fill(process.env.OIDC_ISSUER);
+    await page.getByLabel("Client id").fill("docket");
+    await page.getByLabel("Client secret").fill("e2e client secret");
+    await page.getByRole("textbox", { name: "Allowed email domains" }).fill("example.com");
+    await page.getByRole("textbox", { name: "Allowed email domains" }).press("Enter");
+    await page.getByRole("button", { name: "Save single sign-on" }).click();
+    await page.getByText("Register this redirect URI with your provider").waitFor();
+    await page.getByRole("button", { name: "Test connection" }).click();
+    await page.getByText(/Connected to .*: 1 signing key/).waitFor();
+    await axe(page, "organization sign-in security");
     await page.context().close();
 
-    const bobPage = await newPage();
-    await bobPage.goto("/signin");
-    await bobPage.getByLabel("Email").fill(agent.email);
-    await bobPage.getByLabel("Password").fill(PASSWORD);
-    await bobPage.getByRole("button", { name: "Sign in", exact: true }).click();
-    await bobPage.getByRole("heading", { name: "Set up a second factor" }).waitFor();
-    await enrolApp(bobPage);
-    await bobPage.getByRole("button", { name: "Done" }).click();
-    await bobPage.waitForURL("**/tickets");
-    await bobPage.context().close();
+    // Erin is new: the provider signs her in, and she joins as an agent. (The organization
+    // requires a second factor: her provider answers for it.)
+    const erin = await newPage();
+    await erin.goto("/signin");
+    await erin.getByLabel("Organization short name").fill("acme-support");
+    await erin.getByRole("button", { name: "Sign in with SSO" }).click();
+    await erin.locator("input[name=login]").fill("erin");
+    await erin.locator("input[name=password]").fill("anything");
+    await erin.locator("button[type=submit]").click();
+    await erin.getByRole("button", { name: "Continue" }).click();
+    await erin.waitForURL("**/tickets");
+    await erin.getByRole("button", { name: /Account menu for Erin Sso/ }).waitFor();
+    await erin.context().close();
+
+    // A refusal comes back to the sign-in page with its reason.
+    const stranger = await newPage();
+    await stranger.goto("/signin");
+    await stranger.getByLabel("Organization short name").fill("no-such-org");
+    await stranger.getByRole("button", { name: "Sign in with SSO" }).click();
+    await stranger.getByText("That organization does not offer single sign-on.").waitFor();
+    await stranger.context().close();
   });
 });

@@ -78,6 +78,21 @@ async function runOn(backend) {
     { stdio: "ignore" },
   );
   await waitListening(smtpPort, smtp, "aiosmtpd");
+  // The organisation's identity provider for the single sign-on step (tests/oidc).
+  const oidcPort = await freePort();
+  const oidc = spawn(process.execPath, ["provider.mjs"], {
+    cwd: join(here, "../../tests/oidc"),
+    env: {
+      ...process.env,
+      PORT: String(oidcPort),
+      CLIENT_ID: "docket",
+      CLIENT_SECRET: "e2e client secret",
+      REDIRECT_URI: `${url}/api/v1/auth/sso/callback`,
+      ACCOUNTS: JSON.stringify({ erin: { email: "erin@example.com", email_verified: true, name: "Erin Sso" } }),
+    },
+    stdio: "ignore",
+  });
+  await waitListening(oidcPort, oidc, "the OpenID provider (npm ci in tests/oidc)");
   const env = {
     ...process.env,
     DOCKET_ADDR: `127.0.0.1:${port}`,
@@ -103,13 +118,23 @@ async function runOn(backend) {
     const run = spawnSync(
       process.execPath,
       ["--test", "--test-reporter=spec", "--test-concurrency=1", join(here, "app.spec.mjs")],
-      { env: { ...process.env, BASE_URL: url, E2E_BACKEND: backend, MAILDIR: maildir }, stdio: "inherit" },
+      {
+        env: {
+          ...process.env,
+          BASE_URL: url,
+          E2E_BACKEND: backend,
+          MAILDIR: maildir,
+          OIDC_ISSUER: `http://127.0.0.1:${oidcPort}`,
+        },
+        stdio: "inherit",
+      },
     );
     return run.status === 0;
   } finally {
     server.kill("SIGTERM");
     await new Promise((r) => (server.exitCode === null ? server.once("exit", r) : r()));
     smtp.kill("SIGTERM");
+    oidc.kill("SIGTERM");
     rmSync(dataDir, { recursive: true, force: true });
     if (database) psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   }
