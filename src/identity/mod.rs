@@ -256,7 +256,13 @@ pub(crate) async fn rename_user(conn: &impl ConnectionTrait, id: Uuid, name: &st
 }
 
 /// Replaces a person's personal data with placeholders; their id stays so history still reads.
+/// Their second factors and single sign-on links go: nobody signs in as an erased person.
 pub(crate) async fn anonymise_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {
+    mfa::forget(conn, id).await?;
+    entity::sso_identity::Entity::delete_many()
+        .filter(entity::sso_identity::Column::UserId.eq(id))
+        .exec(conn)
+        .await?;
     user::Entity::update_many()
         .col_expr(
             user::Column::Email,

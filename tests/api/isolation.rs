@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Endpoints that take an id: method, path (placeholders name the *other* tenant's `{user}`,
+/// `{session}`,
 /// `{project}`, `{ticket}`, `{ticket_key}`, `{comment}`, `{notification}`, `{event}`), body,
 /// and the 404 code expected.
 /// Conditional requests carry `If-Match: "1"`, which would be current for the target.
@@ -25,6 +26,12 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         "user_not_found",
     ),
     ("DELETE", "/api/v1/users/{user}", None, "user_not_found"),
+    (
+        "DELETE",
+        "/api/v1/auth/sessions/{session}",
+        None,
+        "session_not_found",
+    ),
     (
         "DELETE",
         "/api/v1/users/{user}?erase=true",
@@ -542,8 +549,13 @@ async fn another_tenants_ids_are_not_found() {
 
     for (method, path, body, code) in ID_ENDPOINTS {
         for target in [&a.owner, &a.agent] {
+            let session = app.get("/api/v1/auth/me", &target.token).await.body["session_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let path = path
                 .replace("{user}", &target.user_id)
+                .replace("{session}", &session)
                 .replace("{project}", &a.project)
                 .replace("{ticket}", a.ticket["id"].as_str().unwrap())
                 .replace("{ticket_key}", a.ticket["key"].as_str().unwrap())

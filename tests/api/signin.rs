@@ -585,3 +585,22 @@ async fn people_see_and_end_their_own_sessions_only() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_erased_person_leaves_no_second_factor_behind() {
+    let app = spawn_app().await;
+    let owner = app.signup("acme", "ann@example.com").await;
+    let viewer = app.member(&owner, "vic@example.com", "viewer").await;
+    enrol(&app, &viewer.token).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM totp_factors").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM recovery_codes").await, 10);
+    app.delete(
+        &format!("/api/v1/users/{}?erase=true", viewer.user_id),
+        &owner.token,
+    )
+    .await
+    .assert_ok(204);
+    assert_eq!(app.count("SELECT COUNT(*) FROM totp_factors").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM recovery_codes").await, 0);
+    app.shutdown().await;
+}

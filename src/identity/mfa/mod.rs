@@ -106,6 +106,19 @@ pub async fn status(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<MfaSta
     })
 }
 
+/// Removes every second factor of an account (it is being erased).
+pub(crate) async fn forget(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<()> {
+    totp_factor::Entity::delete_by_id(user_id)
+        .exec(conn)
+        .await?;
+    recovery_codes::replace(conn, user_id, &[]).await?;
+    passkey::Entity::delete_many()
+        .filter(passkey::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// True when the account has a second factor (an app or a passkey).
 pub async fn has_factor(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<bool> {
     Ok(status(conn, user_id).await?.any())
