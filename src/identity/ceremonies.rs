@@ -34,7 +34,7 @@ pub(crate) async fn keep<S: Serialize>(
         id: Set(id),
         kind: Set(kind.to_owned()),
         user_id: Set(user_id),
-        org_id: Set(org_id),
+        organization_id: Set(org_id),
         state: Set(serde_json::to_string(waiting).map_err(anyhow::Error::from)?),
         expires_at: Set(Utc::now() + TTL),
     }

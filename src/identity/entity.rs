@@ -197,7 +197,8 @@ pub mod ceremony {
         pub id: Uuid,
         pub kind: String,
         pub user_id: Option<Uuid>,
-        pub org_id: Option<Uuid>,
+        /// The organisation the sign-in goes to (global table: not a tenant's `org_id`).
+        pub organization_id: Option<Uuid>,
         pub state: String,
         pub expires_at: DateTimeUtc,
     }

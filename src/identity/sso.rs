@@ -646,7 +646,7 @@ pub async fn finish(
     let code = back
         .code
         .ok_or_else(|| SsoFailure::new("sso_denied", "the identity provider sent no code"))?;
-    let org_id = ceremony.org_id.ok_or_else(forged)?;
+    let org_id = ceremony.organization_id.ok_or_else(forged)?;
     let tx = db.read_org(org_id).await?;
     let row = tx
         .find::<org_sso::Entity>()

@@ -341,6 +341,7 @@ async fn row_level_security(owner: &DatabaseConnection, url: &str, a: &Session, 
         "notifications",
         "stream_counters",
         "stream_events",
+        "org_sso",
     ] {
         assert!(walled.iter().any(|w| w == t), "{t} not checked");
     }

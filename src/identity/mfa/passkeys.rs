@@ -145,7 +145,7 @@ async fn take<S: DeserializeOwned>(
     let (row, waiting) = ceremonies::take::<Waiting<S>>(db, id, kind)
         .await?
         .ok_or_else(ceremony_gone)?;
-    Ok((row.user_id, row.org_id, waiting))
+    Ok((row.user_id, row.organization_id, waiting))
 }
 
 fn options(value: impl Serialize) -> Result<serde_json::Value> {

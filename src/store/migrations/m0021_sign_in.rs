@@ -60,7 +60,9 @@ enum SignInCeremonies {
     Id,
     Kind,
     UserId,
-    OrgId,
+    // Not `org_id`: the table is global (ceremonies start before anyone is signed in), and
+    // `org_id` marks a tenant table walled by row-level security.
+    OrganizationId,
     State,
     ExpiresAt,
 }
@@ -160,7 +162,7 @@ impl MigrationTrait for Migration {
                     .col(uuid(SignInCeremonies::Id).primary_key())
                     .col(string(SignInCeremonies::Kind))
                     .col(uuid_null(SignInCeremonies::UserId))
-                    .col(uuid_null(SignInCeremonies::OrgId))
+                    .col(uuid_null(SignInCeremonies::OrganizationId))
                     .col(text(SignInCeremonies::State))
                     .col(timestamp_with_time_zone(SignInCeremonies::ExpiresAt))
                     .to_owned(),
