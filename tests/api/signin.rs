@@ -180,6 +180,23 @@ async fn an_app_is_a_second_factor_once_confirmed_and_each_code_works_once() {
         9
     );
 
+    // An app nobody confirmed is no second factor: its codes open nothing.
+    let step = step_token(
+        app.login("ann@example.com", PASSWORD, None)
+            .await
+            .assert_ok(200),
+    );
+    app.sql("UPDATE totp_factors SET confirmed_at = NULL").await;
+    app.post(
+        "/api/v1/auth/login/mfa",
+        None,
+        json!({"mfa_token": step, "code": code(&secret, 1)}),
+    )
+    .await
+    .assert_problem(401, "invalid_second_factor");
+    app.sql("UPDATE totp_factors SET confirmed_at = created_at")
+        .await;
+
     // Both answers, or neither, is a 422; a forged step token is a 401.
     app.post(
         "/api/v1/auth/login/mfa",

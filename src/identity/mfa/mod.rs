@@ -217,9 +217,12 @@ fn as_field(err: Error, field: &'static str) -> Error {
     }
 }
 
-/// A second factor's answer at sign-in.
+/// A second factor's answer.
 pub enum Answer<'a> {
+    /// A code of the confirmed app.
     Code(&'a str),
+    /// A code of the app being enrolled (it confirms it).
+    EnrolmentCode(&'a str),
     RecoveryCode(&'a str),
 }
 
@@ -242,7 +245,8 @@ pub async fn verify(
     let key = [Key::second_factor(user_id)];
     throttle::reserve(db, &key).await?;
     let ok = match answer {
-        Answer::Code(code) => totp::accept(db, factors, user_id, code).await?,
+        Answer::Code(code) => totp::accept(db, factors, user_id, code, false).await?,
+        Answer::EnrolmentCode(code) => totp::accept(db, factors, user_id, code, true).await?,
         Answer::RecoveryCode(code) => recovery_codes::redeem(db, user_id, code).await?,
     };
     if ok {

@@ -127,9 +127,14 @@ pub async fn confirm(
         }
         Some(_) => {}
     }
-    super::verify(db, factors, who.user_id, super::Answer::Code(&req.code))
-        .await
-        .map_err(|e| super::as_field(e, "code"))?;
+    super::verify(
+        db,
+        factors,
+        who.user_id,
+        super::Answer::EnrolmentCode(&req.code),
+    )
+    .await
+    .map_err(|e| super::as_field(e, "code"))?;
     let codes = recovery_codes::fresh();
     let tx = db.global(true).await?;
     let confirmed = totp_factor::Entity::update_many()
@@ -187,13 +192,15 @@ pub async fn disable(
     record(db, ctx.org_id, ctx.user_id, "mfa.totp_disabled").await
 }
 
-/// Accepts a code of the account's confirmed app, or of the app being enrolled; each step's
-/// code works once, even when two requests bring it at the same moment.
+/// Accepts a code of the account's confirmed app (or, `enrolling`, of the app being enrolled:
+/// an app nobody confirmed is no second factor); each step's code works once, even when two
+/// requests bring it at the same moment.
 pub(super) async fn accept(
     db: &Db,
     factors: &SecondFactors,
     user_id: Uuid,
     code: &str,
+    enrolling: bool,
 ) -> Result<bool> {
     let code = code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -206,6 +213,9 @@ pub(super) async fn accept(
     else {
         return Ok(false);
     };
+    if factor.confirmed_at.is_some() == enrolling {
+        return Ok(false);
+    }
     let Some(secret) = factors
         .vault
         .open(&factor.secret)
