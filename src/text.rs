@@ -12,7 +12,7 @@ pub const MAX_TEXT: usize = 65_536;
 
 /// One line: no control characters, no invisible or direction-changing characters, and at least
 /// one character that is not white space.
-const LINE_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]*[^\s\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff][^\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]*$";
+pub(crate) const LINE_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]*[^\s\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff][^\u0000-\u001f\u007f-\u009f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]*$";
 /// Text: line breaks and tabs, but no other control characters.
 const TEXT_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
 /// Text that must say something (a comment).

@@ -163,6 +163,7 @@ pub struct SsoSettingsInput {
     #[schema(schema_with = crate::text::line_schema)]
     pub client_id: String,
     /// Required the first time; leave it out to keep the current one.
+    #[schema(schema_with = client_secret_schema)]
     pub client_secret: Option<String>,
     #[serde(default)]
     pub allowed_domains: Vec<String>,
@@ -171,6 +172,13 @@ pub struct SsoSettingsInput {
     #[serde(default)]
     pub enforce: bool,
 }
+
+/// One line of at most 2,000 characters, or `null`.
+fn client_secret_schema() -> utoipa::openapi::Object {
+    text::string_schema(text::LINE_PATTERN, Some(MAX_SECRET), true)
+}
+
+const MAX_SECRET: usize = 2000;
 
 fn default_role() -> Role {
     Role::Agent
@@ -228,9 +236,9 @@ pub async fn put(
     } else if IssuerUrl::new(issuer.clone()).is_err() {
         v.push("issuer", "must be a URL");
     }
-    text::check_line(&mut v, "client_id", &input.client_id, 500);
+    text::check_line(&mut v, "client_id", &input.client_id, text::MAX_LINE);
     if let Some(secret) = &input.client_secret {
-        text::check_line(&mut v, "client_secret", secret, 2000);
+        text::check_line(&mut v, "client_secret", secret, MAX_SECRET);
     }
     if input.allowed_domains.len() > MAX_DOMAINS {
         v.push("allowed_domains", format!("at most {MAX_DOMAINS} domains"));

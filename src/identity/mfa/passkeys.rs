@@ -236,7 +236,7 @@ pub async fn register_finish(
     req: RegisterFinish,
 ) -> Result<PasskeyRegistered> {
     let mut v = Validator::default();
-    text::check_line(&mut v, "name", &req.name, 100);
+    text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
     v.finish()?;
     let answer: RegisterPublicKeyCredential = credential(req.credential)?;
     let (user_id, _, waiting) = take::<PasskeyRegistration>(db, req.ceremony_id, REGISTER).await?;

@@ -3509,7 +3509,6 @@ export interface components {
         SsoSettingsInput: {
             allowed_domains?: string[];
             client_id: string;
-            /** @description Required the first time; leave it out to keep the current one. */
             client_secret?: string | null;
             default_role?: components["schemas"]["Role"];
             enforce?: boolean;
