@@ -418,6 +418,10 @@ describe(`Docket in the browser (${BACKEND})`, () => {
   step("files: pick, drop and paste them, attach them to a reply, preview and download them", async () => {
     const page = state.owner;
     await page.goto("/tickets/OPS-1");
+    // The ticket has loaded (its files section renders before, and re-renders then): a file
+    // chosen earlier could land in an input that is about to be replaced.
+    await page.getByTestId("ticket-title").waitFor();
+    await page.getByTestId("comment").first().waitFor();
     const png = Buffer.from(
       "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
       "base64",
