@@ -44,24 +44,11 @@ pub(crate) async fn keep<S: Serialize>(
     Ok(id)
 }
 
-/// The kind of a live ceremony, if there is one with this id.
-pub(crate) async fn kind_of(db: &Db, id: Uuid) -> Result<Option<String>> {
-    Ok(ceremony::Entity::find_by_id(id)
-        .filter(ceremony::Column::ExpiresAt.gt(Utc::now()))
-        .one(db.global(false).await?.conn())
-        .await?
-        .map(|c| c.kind))
-}
-
-/// Takes a live ceremony of `kind`, once: a second take of the same id finds nothing.
-pub(crate) async fn take<S: DeserializeOwned>(
-    db: &Db,
-    id: Uuid,
-    kind: &str,
-) -> Result<Option<(ceremony::Model, S)>> {
+/// Takes a live ceremony of one of `kinds`, once: a second take of the same id finds nothing.
+pub(crate) async fn take(db: &Db, id: Uuid, kinds: &[&str]) -> Result<Option<ceremony::Model>> {
     let tx = db.global(true).await?;
     let Some(row) = ceremony::Entity::find_by_id(id)
-        .filter(ceremony::Column::Kind.eq(kind))
+        .filter(ceremony::Column::Kind.is_in(kinds.iter().copied()))
         .filter(ceremony::Column::ExpiresAt.gt(Utc::now()))
         .one(tx.conn())
         .await?
@@ -70,12 +57,13 @@ pub(crate) async fn take<S: DeserializeOwned>(
     };
     let taken = ceremony::Entity::delete_by_id(id).exec(tx.conn()).await?;
     tx.commit().await?;
-    if taken.rows_affected != 1 {
-        return Ok(None);
-    }
-    let waiting = serde_json::from_str(&row.state)
-        .map_err(|e| Error::internal(anyhow::anyhow!("a stored ceremony does not read: {e}")))?;
-    Ok(Some((row, waiting)))
+    Ok((taken.rows_affected == 1).then_some(row))
+}
+
+/// What a taken ceremony kept (as [`keep`] was given it).
+pub(crate) fn waiting<S: DeserializeOwned>(row: &ceremony::Model) -> Result<S> {
+    serde_json::from_str(&row.state)
+        .map_err(|e| Error::internal(anyhow::anyhow!("a stored ceremony does not read: {e}")))
 }
 
 /// Removes the ceremonies that expired (the maintenance sweep).

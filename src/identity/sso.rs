@@ -39,7 +39,7 @@ use crate::{
     config::Secret,
     error::{Error, Result, Validator},
     outbound::{Guard, GuardedResolver},
-    store::Db,
+    store::{Db, TenantTx},
     tenancy::{self, OrgMembership},
     text,
     vault::Vault,
@@ -207,15 +207,28 @@ fn settings_of(sso: &SingleSignOn, slug: &str, row: org_sso::Model) -> Result<Ss
     })
 }
 
+/// The organisation of `tx`'s single sign-on, if it has one.
+async fn stored(tx: &TenantTx) -> Result<Option<org_sso::Model>> {
+    Ok(tx.find::<org_sso::Entity>().one(tx.conn()).await?)
+}
+
+/// Organisation `org_id`'s single sign-on, read in a transaction of its own.
+async fn of_org(db: &Db, org_id: Uuid) -> Result<Option<org_sso::Model>> {
+    let tx = db.read_org(org_id).await?;
+    let row = stored(&tx).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+fn not_set_up() -> Error {
+    Error::NotFound("sso_settings")
+}
+
 pub async fn get(db: &Db, sso: &SingleSignOn, ctx: &TenantCtx) -> Result<SsoSettings> {
     access::authorize(ctx, Action::OrgUpdate)?;
     let tx = db.read(ctx).await?;
     let org = tenancy::organization(&tx).await?;
-    let row = tx
-        .find::<org_sso::Entity>()
-        .one(tx.conn())
-        .await?
-        .ok_or(Error::NotFound("sso_settings"))?;
+    let row = stored(&tx).await?.ok_or_else(not_set_up)?;
     tx.commit().await?;
     settings_of(sso, &org.slug, row)
 }
@@ -267,7 +280,7 @@ pub async fn put(
 
     let tx = db.write(ctx).await?;
     let org = tenancy::organization(&tx).await?;
-    let current = tx.find::<org_sso::Entity>().one(tx.conn()).await?;
+    let current = stored(&tx).await?;
     let secret = match (&input.client_secret, &current) {
         (Some(s), _) => sso.secrets.seal(s.trim())?,
         (None, Some(row)) => row.client_secret.clone(),
@@ -329,7 +342,7 @@ pub async fn delete(db: &Db, ctx: &TenantCtx) -> Result<()> {
     let tx = db.write(ctx).await?;
     let gone = tx.delete_many::<org_sso::Entity>().exec(tx.conn()).await?;
     if gone.rows_affected == 0 {
-        return Err(Error::NotFound("sso_settings"));
+        return Err(not_set_up());
     }
     audit::record(
         &tx,
@@ -348,11 +361,7 @@ pub async fn delete(db: &Db, ctx: &TenantCtx) -> Result<()> {
 pub async fn test(db: &Db, sso: &SingleSignOn, ctx: &TenantCtx) -> Result<SsoTest> {
     access::authorize(ctx, Action::OrgUpdate)?;
     let tx = db.read(ctx).await?;
-    let row = tx
-        .find::<org_sso::Entity>()
-        .one(tx.conn())
-        .await?
-        .ok_or(Error::NotFound("sso_settings"))?;
+    let row = stored(&tx).await?.ok_or_else(not_set_up)?;
     tx.commit().await?;
     let metadata = discover(sso, &row.issuer)
         .await
@@ -395,13 +404,9 @@ pub(crate) async fn allows_other_sign_in(db: &Db, chosen: &OrgMembership) -> Res
     if chosen.role == Role::Owner {
         return Ok(());
     }
-    let tx = db.read_org(chosen.organization.id).await?;
-    let enforced = tx
-        .find::<org_sso::Entity>()
-        .one(tx.conn())
+    let enforced = of_org(db, chosen.organization.id)
         .await?
         .is_some_and(|s| s.enforce);
-    tx.commit().await?;
     if enforced {
         return Err(Error::Forbidden {
             code: "sso_required",
@@ -494,10 +499,7 @@ async fn settings_by_slug(db: &Db, slug: &str) -> std::result::Result<org_sso::M
     let org_id = tenancy::org_id_by_slug(db, slug)
         .await?
         .ok_or_else(not_set)?;
-    let tx = db.read_org(org_id).await?;
-    let row = tx.find::<org_sso::Entity>().one(tx.conn()).await?;
-    tx.commit().await?;
-    row.ok_or_else(not_set)
+    of_org(db, org_id).await?.ok_or_else(not_set)
 }
 
 fn client(
@@ -639,9 +641,10 @@ pub async fn finish(
             "this sign-in took too long; start again",
         ));
     }
-    let (ceremony, waiting) = ceremonies::take::<Waiting>(db, flow.ceremony, CEREMONY)
+    let ceremony = ceremonies::take(db, flow.ceremony, &[CEREMONY])
         .await?
         .ok_or_else(forged)?;
+    let waiting: Waiting = ceremonies::waiting(&ceremony)?;
     if let Some(error) = back.error {
         return Err(SsoFailure::new(
             "sso_denied",
@@ -655,13 +658,9 @@ pub async fn finish(
         .code
         .ok_or_else(|| SsoFailure::new("sso_denied", "the identity provider sent no code"))?;
     let org_id = ceremony.organization_id.ok_or_else(forged)?;
-    let tx = db.read_org(org_id).await?;
-    let row = tx
-        .find::<org_sso::Entity>()
-        .one(tx.conn())
+    let row = of_org(db, org_id)
         .await?
         .ok_or_else(|| SsoFailure::new("sso_not_configured", "single sign-on was turned off"))?;
-    tx.commit().await?;
 
     let metadata = discover(sso, &row.issuer).await.map_err(unavailable)?;
     let client = client(sso, metadata, &row)?;

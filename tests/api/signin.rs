@@ -516,24 +516,24 @@ async fn second_factor_inputs_are_checked() {
         "required"
     );
     assert_eq!(started["options"]["publicKey"]["rp"]["id"], "docket.test");
+    let forged = json!({"ceremony_id": started["ceremony_id"], "name": "Laptop",
+        "credential": {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+                       "response": {"attestationObject": "AAAA", "clientDataJSON": "AAAA"}}});
     let finish = app
         .post(
             "/api/v1/auth/passkeys/register/finish",
             Some(&owner.token),
-            json!({"ceremony_id": started["ceremony_id"], "name": "Laptop",
-                   "credential": {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
-                                  "response": {"attestationObject": "AAAA", "clientDataJSON": "AAAA"}}}),
+            forged.clone(),
         )
         .await;
     finish.assert_problem(422, "validation_failed");
+    assert_eq!(finish.body["errors"][0]["field"], "credential");
     // The ceremony was used up by that attempt.
     let again = app
         .post(
             "/api/v1/auth/passkeys/register/finish",
             Some(&owner.token),
-            json!({"ceremony_id": started["ceremony_id"], "name": "Laptop",
-                   "credential": {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
-                                  "response": {"attestationObject": "AAAA", "clientDataJSON": "AAAA"}}}),
+            forged,
         )
         .await;
     again.assert_problem(422, "validation_failed");

@@ -81,6 +81,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Docket's answer to a browser's GET of `path`, redirects not followed, with `cookie` if any.
+async fn docket_get(app: &TestApp, path: &str, cookie: Option<String>) -> reqwest::Response {
+    let mut req = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url(path));
+    if let Some(cookie) = cookie {
+        req = req.header(header::COOKIE, cookie);
+    }
+    req.send().await.unwrap()
+}
+
+/// Where starting single sign-on for `slug` sends the browser (a refusal: the sign-in page).
+async fn start_location(app: &TestApp, slug: &str) -> String {
+    let res = docket_get(app, &format!("/api/v1/auth/sso/{slug}/start"), None).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    location(&res)
+}
+
 fn location(res: &reqwest::Response) -> String {
     res.headers()[header::LOCATION].to_str().unwrap().to_owned()
 }
@@ -196,15 +216,12 @@ async fn callback(
     query: &str,
     flow_cookie: Option<&str>,
 ) -> (String, Option<String>) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut req = client.get(app.url(&format!("/api/v1/auth/sso/callback?{query}")));
-    if let Some(cookie) = flow_cookie {
-        req = req.header(header::COOKIE, format!("docket_sso={cookie}"));
-    }
-    let res = req.send().await.unwrap();
+    let res = docket_get(
+        app,
+        &format!("/api/v1/auth/sso/callback?{query}"),
+        flow_cookie.map(|c| format!("docket_sso={c}")),
+    )
+    .await;
     assert_eq!(
         res.status(),
         StatusCode::SEE_OTHER,
@@ -376,15 +393,10 @@ async fn refused_sign_ins_go_back_to_the_sign_in_page_with_a_reason() {
     assert_eq!(to, "/signin?sso_error=sso_denied");
 
     // Unknown organisation.
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(app.url("/api/v1/auth/sso/nobody/start"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&res), "/signin?sso_error=sso_not_configured");
+    assert_eq!(
+        start_location(&app, "nobody").await,
+        "/signin?sso_error=sso_not_configured"
+    );
     provider.stop().await;
     app.shutdown().await;
 }
@@ -415,16 +427,10 @@ async fn expired_codes_rotated_keys_and_a_provider_that_is_down() {
 
     // Down: a clear reason, never a 500.
     provider.stop().await;
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(app.url("/api/v1/auth/sso/acme/start"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&res), "/signin?sso_error=sso_unavailable");
+    assert_eq!(
+        start_location(&app, "acme").await,
+        "/signin?sso_error=sso_unavailable"
+    );
     app.post("/api/v1/org/sso/test", Some(&owner.token), json!({}))
         .await
         .assert_problem(422, "sso_unreachable");
@@ -558,15 +564,10 @@ async fn one_organisations_single_sign_on_is_walled_from_another() {
         .assert_ok(200);
     // A sign-in through Acme's provider opens Acme only: the other organisation's start has
     // nothing to go to.
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(app.url("/api/v1/auth/sso/other/start"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&res), "/signin?sso_error=sso_not_configured");
+    assert_eq!(
+        start_location(&app, "other").await,
+        "/signin?sso_error=sso_not_configured"
+    );
     provider.stop().await;
     app.shutdown().await;
 }

@@ -26,7 +26,7 @@ use crate::{
     identity::{
         AuthResponse, SessionMethod,
         ceremonies::{self, keep},
-        entity::passkey,
+        entity::{ceremony, passkey},
         tokens::{StepPurpose, TokenKeys},
     },
     store::{Db, is_unique_violation},
@@ -136,16 +136,11 @@ fn ceremony_gone() -> Error {
     )
 }
 
-/// Takes a passkey ceremony of `kind` (once).
-async fn take<S: DeserializeOwned>(
-    db: &Db,
-    id: Uuid,
-    kind: &str,
-) -> Result<(Option<Uuid>, Option<Uuid>, Waiting<S>)> {
-    let (row, waiting) = ceremonies::take::<Waiting<S>>(db, id, kind)
+/// Takes a passkey ceremony of one of `kinds` (once).
+async fn take(db: &Db, id: Uuid, kinds: &[&str]) -> Result<ceremony::Model> {
+    ceremonies::take(db, id, kinds)
         .await?
-        .ok_or_else(ceremony_gone)?;
-    Ok((row.user_id, row.organization_id, waiting))
+        .ok_or_else(ceremony_gone)
 }
 
 fn options(value: impl Serialize) -> Result<serde_json::Value> {
@@ -239,10 +234,11 @@ pub async fn register_finish(
     text::check_line(&mut v, "name", &req.name, text::MAX_LINE);
     v.finish()?;
     let answer: RegisterPublicKeyCredential = credential(req.credential)?;
-    let (user_id, _, waiting) = take::<PasskeyRegistration>(db, req.ceremony_id, REGISTER).await?;
-    if user_id != Some(who.user_id) {
+    let row = take(db, req.ceremony_id, &[REGISTER]).await?;
+    if row.user_id != Some(who.user_id) {
         return Err(ceremony_gone());
     }
+    let waiting: Waiting<PasskeyRegistration> = ceremonies::waiting(&row)?;
     let passkey = factors
         .webauthn()?
         .finish_passkey_registration(&answer, &waiting.state)
@@ -396,50 +392,45 @@ pub async fn login_finish(
     req: LoginFinish,
 ) -> Result<AuthResponse> {
     let answer: PublicKeyCredential = credential(req.credential)?;
-    match ceremonies::kind_of(db, req.ceremony_id).await?.as_deref() {
-        Some(SECOND_STEP) => {
-            let (user_id, org_id, waiting) =
-                take::<PasskeyAuthentication>(db, req.ceremony_id, SECOND_STEP).await?;
-            let (Some(user_id), Some(org_id)) = (user_id, org_id) else {
-                return Err(refused());
-            };
-            let result = factors
-                .webauthn()?
-                .finish_passkey_authentication(&answer, &waiting.state)
-                .map_err(|_| refused())?;
-            used(db, user_id, &result).await?;
-            crate::identity::resume_sign_in(db, keys, user_id, org_id, SessionMethod::Mfa).await
+    let row = take(db, req.ceremony_id, &[SECOND_STEP, DISCOVERABLE]).await?;
+    if row.kind == SECOND_STEP {
+        let waiting: Waiting<PasskeyAuthentication> = ceremonies::waiting(&row)?;
+        let (Some(user_id), Some(org_id)) = (row.user_id, row.organization_id) else {
+            return Err(refused());
+        };
+        let result = factors
+            .webauthn()?
+            .finish_passkey_authentication(&answer, &waiting.state)
+            .map_err(|_| refused())?;
+        used(db, user_id, &result).await?;
+        crate::identity::resume_sign_in(db, keys, user_id, org_id, SessionMethod::Mfa).await
+    } else {
+        let waiting: Waiting<DiscoverableAuthentication> = ceremonies::waiting(&row)?;
+        let (user_id, _) = factors
+            .webauthn()?
+            .identify_discoverable_authentication(&answer)
+            .map_err(|_| refused())?;
+        let theirs = passkeys_of(db, user_id)
+            .await?
+            .iter()
+            .map(|row| stored(row).map(|p| DiscoverableKey::from(&p)))
+            .collect::<Result<Vec<_>>>()?;
+        if theirs.is_empty() {
+            return Err(refused());
         }
-        Some(DISCOVERABLE) => {
-            let (_, _, waiting) =
-                take::<DiscoverableAuthentication>(db, req.ceremony_id, DISCOVERABLE).await?;
-            let (user_id, _) = factors
-                .webauthn()?
-                .identify_discoverable_authentication(&answer)
-                .map_err(|_| refused())?;
-            let theirs = passkeys_of(db, user_id)
-                .await?
-                .iter()
-                .map(|row| stored(row).map(|p| DiscoverableKey::from(&p)))
-                .collect::<Result<Vec<_>>>()?;
-            if theirs.is_empty() {
-                return Err(refused());
-            }
-            let result = factors
-                .webauthn()?
-                .finish_discoverable_authentication(&answer, waiting.state, &theirs)
-                .map_err(|_| refused())?;
-            used(db, user_id, &result).await?;
-            crate::identity::sign_in_without_password(
-                db,
-                keys,
-                user_id,
-                waiting.organization.as_deref(),
-                SessionMethod::Passkey,
-            )
-            .await
-        }
-        _ => Err(ceremony_gone()),
+        let result = factors
+            .webauthn()?
+            .finish_discoverable_authentication(&answer, waiting.state, &theirs)
+            .map_err(|_| refused())?;
+        used(db, user_id, &result).await?;
+        crate::identity::sign_in_without_password(
+            db,
+            keys,
+            user_id,
+            waiting.organization.as_deref(),
+            SessionMethod::Passkey,
+        )
+        .await
     }
 }
 

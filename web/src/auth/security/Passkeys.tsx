@@ -5,10 +5,11 @@ import { api, call } from "../../api/client";
 import { createPasskey } from "../../api/session";
 import { notifyDone, notifyError, useSubmit } from "../../ui/forms";
 import { dateTime } from "../../ui/time";
+import { enrolling } from "./TotpSetup";
 
 /** Registers a passkey on this device; `setupToken` while finishing a sign-in's set-up step. */
 export async function registerPasskey(name: string, setupToken?: string): Promise<string[] | undefined> {
-  const auth = setupToken ? { headers: { Authorization: `Bearer ${setupToken}` } } : {};
+  const auth = enrolling(setupToken);
   const started = await call(api.POST("/api/v1/auth/passkeys/register/start", auth));
   const credential = await createPasskey((started.options as { publicKey: unknown }).publicKey);
   const done = await call(

@@ -5,8 +5,11 @@ import { useState } from "react";
 import { api, call } from "../../api/client";
 import { useSubmit } from "../../ui/forms";
 
-/** A setup step's token, when enrolling before the sign-in is finished. */
-function bearer(setupToken?: string) {
+/**
+ * Request options for an enrolment: as the signed-in person, or with the token of a sign-in's
+ * set-up step (before the sign-in is finished).
+ */
+export function enrolling(setupToken?: string) {
   return setupToken ? { headers: { Authorization: `Bearer ${setupToken}` } } : {};
 }
 
@@ -23,7 +26,7 @@ export function TotpSetup({ setupToken, onEnabled }: { setupToken?: string; onEn
     validate: { code: (v) => (/^\d{6}$/.test(v.trim()) ? null : "Enter the 6-digit code your app shows") },
   });
   const { submit, error } = useSubmit(form, async ({ code }) => {
-    const done = await call(api.POST("/api/v1/auth/mfa/totp/confirm", { body: { code: code.trim() }, ...bearer(setupToken) }));
+    const done = await call(api.POST("/api/v1/auth/mfa/totp/confirm", { body: { code: code.trim() }, ...enrolling(setupToken) }));
     onEnabled(done.recovery_codes);
   });
 
@@ -31,7 +34,7 @@ export function TotpSetup({ setupToken, onEnabled }: { setupToken?: string; onEn
     setStarting(true);
     setStartError(null);
     try {
-      const started = await call(api.POST("/api/v1/auth/mfa/totp", bearer(setupToken)));
+      const started = await call(api.POST("/api/v1/auth/mfa/totp", enrolling(setupToken)));
       setPending({ secret: started.secret, qr: await QRCode.toDataURL(started.otpauth_uri, { margin: 1, width: 200 }) });
     } catch (err) {
       setStartError(err instanceof Error ? err.message : String(err));
