@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
         "pagination",
         "background",
         "outbound",
+        "chain",
     ],
     &["access", "vault"],
     &["store"],

@@ -7,6 +7,7 @@ pub mod access;
 pub mod app;
 pub mod audit;
 pub mod background;
+pub mod chain;
 pub mod config;
 pub mod conversation;
 pub mod demo;

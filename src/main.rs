@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use docket::{
-    app,
+    app, audit,
     config::{
         FilesConfig, LogFormat, MailConfig, Secret, ServeConfig, StoreConfig, WebhookConfig,
         WorkerConfig,
@@ -105,6 +105,15 @@ enum AdminTask {
         mail: MailConfig,
         #[command(flatten)]
         files: FilesConfig,
+    },
+    /// Walk an organisation's audit-log hash chain. Prints what it found as JSON; exits
+    /// non-zero and names the first broken link when the chain does not hold.
+    AuditVerify {
+        #[command(flatten)]
+        store: StoreConfig,
+        /// The organisation's slug.
+        #[arg(long)]
+        org: String,
     },
     /// Bulk-load the demo and benchmark dataset into a database that does not hold it yet:
     /// organisations `demo-001`… of Zipf-like sizes, 6–30 people each, projects, and tickets
@@ -257,6 +266,26 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|err| anyhow::anyhow!("the message was refused: {err}"))?;
             println!("{}", serde_json::to_string(&outcome)?);
+        }
+        Command::Admin {
+            task:
+                AdminTask::AuditVerify {
+                    store: store_cfg,
+                    org,
+                },
+        } => {
+            store::migrate(&store_cfg).await?;
+            let db = Db::connect(&store_cfg).await?;
+            let org_id = tenancy::org_id_by_slug(&db, &org)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no organization has the slug {org:?}"))?;
+            let found = audit::verify_org(&db, org_id).await?;
+            println!("{}", serde_json::to_string(&found)?);
+            anyhow::ensure!(
+                found.ok,
+                "the audit log of {org:?} is broken: {}",
+                found.problem.unwrap_or_default()
+            );
         }
         Command::Migrate { store } => {
             store::migrate(&store).await?;

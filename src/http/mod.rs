@@ -1,6 +1,7 @@
 //! The HTTP surface: router, middleware, OpenAPI document and server lifecycle.
 
 mod attachments;
+mod audit;
 mod auth;
 mod body;
 pub mod extract;
@@ -268,7 +269,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(org::get_org, org::update_org))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))
-        .routes(routes!(org::audit_log))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::download))
         .routes(routes!(work::list_projects, work::create_project))
         .routes(routes!(
             work::get_project,

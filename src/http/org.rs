@@ -1,4 +1,4 @@
-//! The caller's organisation, its people and its audit log.
+//! The caller's organisation and its people.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,6 @@ use super::{
 };
 use crate::{
     access::{self, Action},
-    audit::{self, AuditEntry},
     conversation::settings,
     error::Result,
     pagination::{Page, PageParams},
@@ -132,15 +131,4 @@ pub async fn remove_user(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Security-relevant actions, newest first (admins).
-#[utoipa::path(get, path = "/audit-log", tag = "audit", params(PageParams), security(("bearer" = [])),
-    responses((status = 200, description = "A page of audit entries", body = Page<AuditEntry>)))]
-pub async fn audit_log(
-    State(s): State<AppState>,
-    Auth(ctx): Auth,
-    Query(page): Query<PageParams>,
-) -> Result<Json<Page<AuditEntry>>> {
-    Ok(Json(audit::list(&s.db, &ctx, page.validate()?).await?))
 }

@@ -37,7 +37,7 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 
 /// A cell a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab or carriage return
 /// first) gets a leading `'`, so it is shown as text (OWASP's advice on CSV injection).
-fn neutralised(cell: String) -> String {
+pub(super) fn neutralised(cell: String) -> String {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{cell}")
     } else {
@@ -46,7 +46,7 @@ fn neutralised(cell: String) -> String {
 }
 
 /// One CSV record, RFC 4180 (quoted where needed, CRLF).
-fn record(cells: Vec<String>) -> Bytes {
+pub(super) fn csv_record(cells: Vec<String>) -> Bytes {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
@@ -57,8 +57,8 @@ fn record(cells: Vec<String>) -> Bytes {
 
 /// The report as a CSV download, streamed a record at a time.
 fn csv_response(name: &str, header: &[&str], rows: Vec<Vec<String>>) -> Response {
-    let head = record(header.iter().map(|h| h.to_string()).collect());
-    let records = std::iter::once(head).chain(rows.into_iter().map(record));
+    let head = csv_record(header.iter().map(|h| h.to_string()).collect());
+    let records = std::iter::once(head).chain(rows.into_iter().map(csv_record));
     let stream = futures_util::stream::iter(records.map(Ok::<_, std::io::Error>));
     let mut res = Response::new(Body::from_stream(stream));
     let headers = res.headers_mut();
@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn records_are_rfc_4180() {
-        let r = record(vec![
+        let r = csv_record(vec![
             "a,b".into(),
             "say \"hi\"".into(),
             "line\nbreak".into(),

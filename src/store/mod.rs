@@ -266,7 +266,9 @@ async fn connect(opts: ConnectOptions) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// Applies pending migrations as the schema owner and (PostgreSQL) makes sure the application
-/// role exists with data privileges only.
+/// role exists with data privileges only. Append-only tables: no updates (but an audit entry's
+/// details, which erasure pseudonymises), and deletes only while their organisation is purged
+/// (a restrictive row policy, migration m0022).
 pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
     validate_role_name(&cfg.db_app_role)?;
     let owner = open(cfg, false).await?;
@@ -289,7 +291,9 @@ pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
                  GRANT USAGE ON SCHEMA public TO {role};
                  GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
                  GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
-                 REVOKE UPDATE, DELETE ON {append_only} FROM {role};"
+                 REVOKE UPDATE, DELETE ON {append_only} FROM {role};
+                 GRANT DELETE ON {append_only} TO {role};
+                 GRANT UPDATE (details, redacted_at) ON audit_log TO {role};"
             ))
             .await
             .context("granting the application role")?;

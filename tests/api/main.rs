@@ -5,6 +5,7 @@ mod helpers;
 mod mailservers;
 
 mod attachments;
+mod audit;
 mod auth;
 mod demo;
 mod errors;
