@@ -154,6 +154,9 @@ pub async fn start(
         factors,
         sso,
         confirm_signups: serve_cfg.mail.signup_confirmation && mail.sender.enabled(),
+        org_deletion_grace: chrono::Duration::days(
+            serve_cfg.data_rights.org_deletion_grace_days.into(),
+        ),
         secure_cookies: serve_cfg
             .mail
             .public_url

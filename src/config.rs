@@ -87,11 +87,31 @@ pub struct ServeConfig {
     pub webhooks: WebhookConfig,
     #[command(flatten)]
     pub replica: ReplicaConfig,
+    #[command(flatten)]
+    pub data_rights: DataRightsConfig,
     /// Adds a `Server-Timing` header to every answer with the database statements and
     /// transactions the request cost (for measuring; off by default, as it tells clients
     /// something of the server's inner workings).
     #[arg(long, env = "DOCKET_SERVER_TIMING", default_value_t = false)]
     pub server_timing: bool,
+}
+
+/// Organisation deletion and exports.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DataRightsConfig {
+    /// Days a deleted organisation stays closed, and restorable by its owners, before every
+    /// row and file of it is purged (0: purged at once).
+    #[arg(long, env = "DOCKET_ORG_DELETION_GRACE_DAYS", default_value_t = 14,
+        value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub org_deletion_grace_days: u32,
+}
+
+impl Default for DataRightsConfig {
+    fn default() -> Self {
+        Self {
+            org_deletion_grace_days: 14,
+        }
+    }
 }
 
 /// A read replica for reports.

@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["work"],
     &["notify"],
     &["conversation", "webhooks"],
+    &["lifecycle"],
     &["demo", "http"],
     &["worker"],
     &["app"],

@@ -17,6 +17,7 @@ pub mod files;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
+pub mod lifecycle;
 pub mod mail;
 pub mod notify;
 pub mod outbound;

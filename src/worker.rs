@@ -1,7 +1,7 @@
 //! Background work that runs beside the API (`serve`) or alone (`worker`): the outbox
-//! dispatcher, the mail sender, the webhook sender, the IMAP poller, and routine maintenance (orphaned attachment
-//! files, notification digests, expired login throttles, invitations, reset links and
-//! idempotency records, stream entries past their resume window, long-handled outbox rows, old
+//! dispatcher, the mail sender, the webhook sender, the IMAP poller, and routine maintenance
+//! (deleted organisations past their grace period, orphaned attachment files, notification
+//! digests, expired login throttles, invitations, reset links and idempotency records, stream entries past their resume window, long-handled outbox rows, old
 //! sent mail, the webhook delivery log).
 
 use std::time::Duration;
@@ -15,6 +15,7 @@ use crate::{
     files::Files,
     idempotency,
     identity::{recovery, signup, throttle},
+    lifecycle,
     mail::{self, MailKeys, Sender},
     notify,
     outbound::Guard,
@@ -128,6 +129,10 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
         );
         report("expired stream entries", stream::purge_expired(&db).await);
         report("handled outbox events", ops::purge_handled(&db).await);
+        // Each purge logs what it removed.
+        if let Err(err) = lifecycle::purge_due(&db, &files, chrono::Utc::now()).await {
+            tracing::warn!(error = ?err, "purging deleted organizations failed; will retry");
+        }
         tokio::select! {
             _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
             _ = stop.changed() => break,

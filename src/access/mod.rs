@@ -89,6 +89,9 @@ pub struct TenantCtx {
     /// still to confirm: every transaction opened for this caller does so in the statement that
     /// enters the tenant (ADR 0021).
     pub(crate) proof: Option<SessionProof>,
+    /// The organisation was deleted: its owner, signed in during the grace period, may read it,
+    /// restore it and manage their own account, nothing else.
+    pub closed: bool,
 }
 
 /// A signed access token's claim that its session is live and its role current. The store
@@ -123,14 +126,23 @@ impl TenantCtx {
             session_id,
             scope: None,
             proof: None,
+            closed: false,
         }
     }
 
-    /// The person an access token names, as it claims: session `session_id`, with `role`. The
-    /// first transaction opened for them checks both.
-    pub(crate) fn claimed(org_id: Uuid, user_id: Uuid, role: Role, session_id: Uuid) -> Self {
+    /// The person an access token names, as it claims: session `session_id`, with `role`, in
+    /// an organisation `closed` or not. The first transaction opened for them checks the
+    /// session and the role; a closed organisation's sessions are those begun after it closed.
+    pub(crate) fn claimed(
+        org_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        session_id: Uuid,
+        closed: bool,
+    ) -> Self {
         Self {
             proof: Some(SessionProof::default()),
+            closed,
             ..Self::authenticated(org_id, user_id, role, Some(session_id))
         }
     }
@@ -199,6 +211,12 @@ pub enum Action {
     UserUpdate,
     UserDelete,
     AuditRead,
+    /// Delete the organisation (closed at once, purged after the grace period).
+    OrgDelete,
+    /// Bring a deleted organisation back within its grace period.
+    OrgRestore,
+    /// Export everything the organisation holds (no secrets).
+    OrgExport,
     /// List and read projects (everyone: requesters file tickets into them).
     ProjectRead,
     /// Create, rename and archive projects.
@@ -242,7 +260,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 29] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -251,6 +269,9 @@ impl Action {
         Action::UserUpdate,
         Action::UserDelete,
         Action::AuditRead,
+        Action::OrgDelete,
+        Action::OrgRestore,
+        Action::OrgExport,
         Action::ProjectRead,
         Action::ProjectManage,
         Action::ProjectActivity,
@@ -287,7 +308,7 @@ impl Action {
             | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage => {
                 Some(Scope::Admin)
             }
-            AccountManage => None,
+            AccountManage | OrgDelete | OrgRestore | OrgExport => None,
         }
     }
 }
@@ -302,9 +323,10 @@ pub fn allowed(role: Role, action: Action) -> bool {
         TicketUpdate | CommentInternal => role.at_least(Role::Agent),
         ProjectManage | TicketDelete | ReportRead => role.at_least(Role::Manager),
         OrgUpdate | UserCreate | UserUpdate | UserDelete | AuditRead | TicketRestore
-        | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage => {
+        | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage | OrgExport => {
             role.at_least(Role::Admin)
         }
+        OrgDelete | OrgRestore => role == Role::Owner,
     }
 }
 
@@ -331,9 +353,21 @@ pub fn authorize(ctx: &TenantCtx, action: Action) -> Result<()> {
     }
 }
 
-/// An API token's scope is enough for `action` (a person signed in has no scope to check).
+/// An API token's scope is enough for `action` (a person signed in has no scope to check), and
+/// the organisation is open for it.
 /// The role is judged apart: by the matrix, or in a project by `project::decide`.
 pub fn authorize_scope(ctx: &TenantCtx, action: Action) -> Result<()> {
+    if ctx.closed
+        && !matches!(
+            action,
+            Action::OrgRead | Action::OrgRestore | Action::AccountManage
+        )
+    {
+        return Err(Error::Forbidden {
+            code: "organization_deleted",
+            detail: "this organization was deleted; an owner may restore it, nothing else".into(),
+        });
+    }
     if let Some(scope) = ctx.scope {
         match action.scope() {
             None => return Err(api_token_not_allowed()),

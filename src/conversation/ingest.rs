@@ -208,6 +208,10 @@ pub async fn ingest(
     route: Route,
     raw: RawMail,
 ) -> Result<IngestOutcome> {
+    // A deleted organisation takes no mail (refused before a byte of it is kept).
+    let tx = db.read_org(org_id).await?;
+    tenancy::lifecycle::ensure_open(&tx).await?;
+    tx.commit().await?;
     if raw.len() > mailroom.max_email_bytes as u64 {
         let err = too_large(mailroom.max_email_bytes);
         log_unreadable(db, org_id, route, &err).await;

@@ -168,6 +168,22 @@ impl Files {
         }
     }
 
+    /// Deletes every object of organisation `org_id` (its organisation was purged); answers
+    /// how many there were.
+    pub async fn delete_all_of(&self, org_id: Uuid) -> Result<u64> {
+        let prefix = Path::from(org_id.to_string());
+        let mut listing = self.store.list(Some(&prefix));
+        let mut gone = 0;
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(unavailable)?;
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => gone += 1,
+                Err(err) => return Err(unavailable(err)),
+            }
+        }
+        Ok(gone)
+    }
+
     /// Every blob last written before `cutoff`, as `(org_id, attachment_id)`. Objects that are
     /// not Docket's (other names under the prefix) are left out.
     pub async fn written_before(&self, cutoff: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>> {

@@ -81,6 +81,8 @@ pub struct AppState {
     /// Sign-ups are confirmed by a mailed link (mail is on and `DOCKET_SIGNUP_CONFIRMATION`
     /// is not turned off).
     pub confirm_signups: bool,
+    /// How long a deleted organisation stays restorable (`DOCKET_ORG_DELETION_GRACE_DAYS`).
+    pub org_deletion_grace: chrono::Duration,
 }
 
 #[derive(OpenApi)]
@@ -266,7 +268,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::summary_report))
         .routes(routes!(reports::throughput_report))
         .routes(routes!(reports::sla_report))
-        .routes(routes!(org::get_org, org::update_org))
+        .routes(routes!(org::get_org, org::update_org, org::delete_org))
+        .routes(routes!(org::restore_org))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))
         .routes(routes!(audit::list))

@@ -7,12 +7,13 @@ use uuid::Uuid;
 
 use super::{
     AppState,
-    extract::{Auth, Json, Path, Query},
+    extract::{Auth, ClientIp, Json, Path, Query, SignedIn},
 };
 use crate::{
     access::{self, Action},
     conversation::settings,
     error::Result,
+    lifecycle::{self, DeletionScheduled, OrgDeletion},
     pagination::{Page, PageParams},
     tenancy::{
         self, OrgPatch, Organization,
@@ -47,6 +48,45 @@ pub async fn get_org(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<
         organization,
         inbound_email_token,
     }))
+}
+
+/// Delete the organisation (the owner, confirming with their password).
+///
+/// It is closed at once: every session and API token stops, inbound mail is refused and
+/// webhooks pause. Its owners are mailed; only they may sign in until `purge_at`
+/// (`DOCKET_ORG_DELETION_GRACE_DAYS` from now, default 14), to restore it. Then every row and
+/// file of it is purged.
+#[utoipa::path(delete, path = "/org", tag = "organization", request_body = OrgDeletion,
+    security(("session" = [])),
+    responses((status = 202, description = "Closed; purged at `purge_at`", body = DeletionScheduled)))]
+pub async fn delete_org(
+    State(s): State<AppState>,
+    SignedIn(ctx): SignedIn,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<OrgDeletion>,
+) -> Result<(StatusCode, Json<DeletionScheduled>)> {
+    let org = lifecycle::delete_org(&s.db, &s.hasher, &ctx, req, ip, s.org_deletion_grace).await?;
+    let purge_at = org.purge_at.unwrap_or_else(chrono::Utc::now);
+    if s.org_deletion_grace.is_zero() {
+        // No grace: purged now, not at the worker's next round.
+        let (db, files) = (s.db.clone(), s.files.clone());
+        tokio::spawn(async move {
+            if let Err(err) = lifecycle::purge_due(&db, &files, chrono::Utc::now()).await {
+                tracing::warn!(error = ?err, "purging a deleted organization failed; the worker will retry");
+            }
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(DeletionScheduled { purge_at })))
+}
+
+/// Restore the deleted organisation within its grace period (owners). Everyone signs in again.
+#[utoipa::path(post, path = "/org/restore", tag = "organization", security(("session" = [])),
+    responses((status = 200, description = "Open again", body = Organization)))]
+pub async fn restore_org(
+    State(s): State<AppState>,
+    SignedIn(ctx): SignedIn,
+) -> Result<Json<Organization>> {
+    Ok(Json(lifecycle::restore_org(&s.db, &ctx).await?))
 }
 
 /// Rename the organisation or change its slug (admins).

@@ -219,6 +219,7 @@ pub(super) async fn authenticate(db: &Db, bearer: &str) -> Result<Option<TenantC
     let role = tenancy::active_role(&tx, row.user_id)
         .await?
         .ok_or_else(bad)?;
+    tenancy::lifecycle::ensure_open(&tx).await?;
     tx.commit().await?;
     let scope = Scope::parse(&row.scope).unwrap_or(Scope::Read);
     if row

@@ -76,3 +76,19 @@ pub async fn purge_expired(db: &Db) -> Result<u64> {
     tx.commit().await?;
     Ok(gone.rows_affected)
 }
+
+/// Removes the ceremonies of an organisation, or of a person (an organisation or an account
+/// purged leaves none behind).
+pub(crate) async fn forget(db: &Db, org_id: Option<Uuid>, user_id: Option<Uuid>) -> Result<u64> {
+    let tx = db.global(true).await?;
+    let mut gone = ceremony::Entity::delete_many();
+    if let Some(org_id) = org_id {
+        gone = gone.filter(ceremony::Column::OrganizationId.eq(org_id));
+    }
+    if let Some(user_id) = user_id {
+        gone = gone.filter(ceremony::Column::UserId.eq(user_id));
+    }
+    let gone = gone.exec(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(gone.rows_affected)
+}

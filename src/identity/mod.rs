@@ -461,7 +461,13 @@ fn respond(
     refresh: OrgToken,
 ) -> Result<AuthResponse> {
     Ok(AuthResponse {
-        access_token: keys.issue(user.id, organization.id, session_id, role)?,
+        access_token: keys.issue(
+            user.id,
+            organization.id,
+            session_id,
+            role,
+            organization.deleted_at.is_some(),
+        )?,
         refresh_token: Some(refresh.token),
         token_type: "Bearer",
         expires_in: keys.access_ttl.as_secs(),
@@ -480,6 +486,7 @@ pub(crate) async fn sign_in_to(
     organization: Organization,
     role: Role,
 ) -> Result<AuthResponse> {
+    tenancy::lifecycle::admits_sign_in(&organization, role)?;
     let tx = db.write_org(organization.id).await?;
     let (session_id, refresh) = start_session(&tx, keys, user.id, SessionMethod::Password).await?;
     tx.commit().await?;
@@ -611,6 +618,7 @@ pub(crate) async fn resume_sign_in(
         Error::invalid_token("you are no longer a member of this organization; sign in again")
     })?;
     let organization = tenancy::organization(&tx).await?;
+    tenancy::lifecycle::admits_sign_in(&organization, role)?;
     let user = users_by_ids(tx.conn(), vec![user_id])
         .await?
         .pop()
@@ -795,6 +803,7 @@ pub async fn authenticate(db: &Db, keys: &TokenKeys, bearer: &str) -> Result<Ten
         claims.sub,
         claims.role,
         claims.sid,
+        claims.closed,
     ))
 }
 
@@ -926,17 +935,15 @@ pub async fn change_password(
             .for_each(|e| v.push("new_password", e.message));
     }
     v.finish()?;
-    match check_password(db, hasher, &account.email, &req.current_password, ip).await {
-        Ok(_) => {}
-        // Not a 401: the caller's session is fine, only this field is wrong.
-        Err(Error::Unauthorized { .. }) => {
-            return Err(Error::invalid(
-                "current_password",
-                "is not your current password",
-            ));
-        }
-        Err(err) => return Err(err),
-    }
+    confirm_password_of(
+        db,
+        hasher,
+        &account,
+        "current_password",
+        &req.current_password,
+        ip,
+    )
+    .await?;
     let hash = hasher.hash(&req.new_password).await?;
     revoke_everywhere(db, ctx.user_id, ctx.session_id, "password_changed").await?;
     let tx = db.global(true).await?;
@@ -959,6 +966,69 @@ pub async fn change_password(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Checks that `password` is the account's (throttled like a sign-in: a wrong one counts). A
+/// wrong one is a 422 on `field`, not a 401: the caller's session is fine.
+async fn confirm_password_of(
+    db: &Db,
+    hasher: &Hasher,
+    account: &user::Model,
+    field: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<()> {
+    match check_password(db, hasher, &account.email, password, ip).await {
+        Ok(_) => Ok(()),
+        Err(Error::Unauthorized { .. }) => Err(Error::invalid(field, "is not your password")),
+        Err(err) => Err(err),
+    }
+}
+
+/// Checks that `password` is the caller's own (before an irreversible step).
+pub(crate) async fn confirm_own_password(
+    db: &Db,
+    hasher: &Hasher,
+    ctx: &TenantCtx,
+    field: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<()> {
+    let account = user::Entity::find_by_id(ctx.user_id)
+        .one(db.global(false).await?.conn())
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    confirm_password_of(db, hasher, &account, field, password, ip).await
+}
+
+/// Ends every session of the organisation of `tx` (it was deleted).
+pub(crate) async fn end_all_sessions(tx: &TenantTx, reason: &str) -> Result<()> {
+    tx.update_many::<session::Entity>()
+        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Deletes an account that belongs to no organisation any more, with its second factors,
+/// single sign-on links and sign-in ceremonies (its organisation was purged). An account that
+/// still belongs somewhere is kept; answers whether it went.
+pub(crate) async fn delete_account_if_unattached(db: &Db, user_id: Uuid) -> Result<bool> {
+    if tenancy::belongs_anywhere(&db.member(user_id).await?).await? {
+        return Ok(false);
+    }
+    ceremonies::forget(db, None, Some(user_id)).await?;
+    let tx = db.global(true).await?;
+    mfa::forget(tx.conn(), user_id).await?;
+    entity::sso_identity::Entity::delete_many()
+        .filter(entity::sso_identity::Column::UserId.eq(user_id))
+        .exec(tx.conn())
+        .await?;
+    user::Entity::delete_by_id(user_id).exec(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Ends every session of the caller's account, this one included, in every organisation.

@@ -20,6 +20,9 @@ pub struct Claims {
     pub org: Uuid,
     pub sid: Uuid,
     pub role: Role,
+    /// The organisation was deleted when the session began (its owner may only restore it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
     pub iat: i64,
     pub exp: i64,
 }
@@ -82,6 +85,7 @@ impl TokenKeys {
         org_id: Uuid,
         session_id: Uuid,
         role: Role,
+        closed: bool,
     ) -> anyhow::Result<String> {
         let now = Utc::now().timestamp();
         let claims = Claims {
@@ -89,6 +93,7 @@ impl TokenKeys {
             org: org_id,
             sid: session_id,
             role,
+            closed,
             iat: now,
             exp: now + self.access_ttl.as_secs() as i64,
         };
@@ -255,7 +260,7 @@ mod tests {
             Duration::from_secs(60),
         );
         let (u, o, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let token = keys.issue(u, o, s, Role::Agent).unwrap();
+        let token = keys.issue(u, o, s, Role::Agent, false).unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!(
             (claims.sub, claims.org, claims.sid, claims.role),

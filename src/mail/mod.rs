@@ -68,10 +68,12 @@ pub enum Kind {
     Acknowledgement,
     SignupConfirmation,
     ContactLink,
+    OrganizationDeletion,
+    ExportReady,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Invitation,
         Kind::PasswordReset,
         Kind::Notification,
@@ -80,6 +82,8 @@ impl Kind {
         Kind::Acknowledgement,
         Kind::SignupConfirmation,
         Kind::ContactLink,
+        Kind::OrganizationDeletion,
+        Kind::ExportReady,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +96,8 @@ impl Kind {
             Kind::Acknowledgement => "acknowledgement",
             Kind::SignupConfirmation => "signup_confirmation",
             Kind::ContactLink => "contact_link",
+            Kind::OrganizationDeletion => "organization_deletion",
+            Kind::ExportReady => "export_ready",
         }
     }
 

@@ -27,7 +27,9 @@ const SOURCES: &[(&str, &str)] = templates!(
     "ticket_reply",
     "acknowledgement",
     "signup_confirmation",
-    "contact_link"
+    "contact_link",
+    "organization_deletion",
+    "export_ready"
 );
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -90,6 +92,9 @@ mod tests {
             "unsubscribe": "https://docket.example/account",
             "organizations": ["Acme <script>", "Beta"],
             "path": "/x",
+            "purge_at": "2026-12-21 10:00 UTC",
+            "scope": "organization",
+            "expires_at": "2026-12-14 10:00 UTC",
         });
         for kind in Kind::ALL {
             let subject = subject(kind, &params).unwrap();

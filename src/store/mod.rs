@@ -5,6 +5,9 @@
 pub mod cost;
 pub(crate) mod migrations;
 pub mod replica;
+mod tenant_rows;
+
+pub use tenant_rows::PURGE_BATCH;
 
 use std::{
     sync::{

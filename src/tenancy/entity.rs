@@ -13,6 +13,11 @@ pub mod organization {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub require_mfa: bool,
+        pub deleted_at: Option<DateTimeUtc>,
+        pub purge_at: Option<DateTimeUtc>,
+        pub purging: bool,
+        pub retain_closed_days: Option<i32>,
+        pub retain_mail_days: Option<i32>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

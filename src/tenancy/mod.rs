@@ -2,6 +2,7 @@
 
 mod entity;
 pub mod invitations;
+pub mod lifecycle;
 pub mod people;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +34,9 @@ pub struct Organization {
     pub updated_at: DateTime<Utc>,
     /// Staff sign in with a second factor (TOTP or a passkey); those without one enrol first.
     pub require_mfa: bool,
+    /// When an owner deleted it: closed since, and purged at `purge_at` unless restored.
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub purge_at: Option<DateTime<Utc>>,
 }
 
 impl From<organization::Model> for Organization {
@@ -44,6 +48,8 @@ impl From<organization::Model> for Organization {
             created_at: m.created_at,
             updated_at: m.updated_at,
             require_mfa: m.require_mfa,
+            deleted_at: m.deleted_at,
+            purge_at: m.purge_at,
         }
     }
 }
@@ -115,6 +121,11 @@ pub(crate) async fn create_organization(
         created_at: Set(now),
         updated_at: Set(now),
         require_mfa: Set(false),
+        deleted_at: Set(None),
+        purge_at: Set(None),
+        purging: Set(false),
+        retain_closed_days: Set(None),
+        retain_mail_days: Set(None),
     };
     match model.insert(tx.conn()).await {
         Ok(m) => Ok(m.into()),
@@ -277,7 +288,28 @@ pub(crate) async fn organization(tx: &TenantTx) -> Result<Organization> {
         .ok_or(Error::NotFound("organization"))
 }
 
-/// The organisations where the person of `tx` is an active member, oldest membership first.
+/// Whether the person of `tx` has a membership anywhere (active or not).
+pub(crate) async fn belongs_anywhere(tx: &MemberTx) -> Result<bool> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::UserId.eq(tx.user_id()))
+        .one(tx.conn())
+        .await?
+        .is_some())
+}
+
+/// Everyone with a membership in the organisation of `tx` (active or not).
+pub(crate) async fn member_ids(tx: &TenantTx) -> Result<Vec<Uuid>> {
+    Ok(tx
+        .find::<membership::Entity>()
+        .all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect())
+}
+
+/// The organisations where the person of `tx` is an active member and may sign in, oldest
+/// membership first.
 pub(crate) async fn memberships_of(tx: &MemberTx) -> Result<Vec<OrgMembership>> {
     let rows = membership::Entity::find()
         .filter(membership::Column::UserId.eq(tx.user_id()))
@@ -292,10 +324,14 @@ pub(crate) async fn memberships_of(tx: &MemberTx) -> Result<Vec<OrgMembership>> 
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
         if let Some(org) = orgs.iter().find(|o| o.id == m.org_id) {
-            out.push(OrgMembership {
+            let membership = OrgMembership {
                 organization: org.clone().into(),
                 role: parse_role(&m.role)?,
-            });
+            };
+            // A deleted organisation is closed to all but its owners (who may restore it).
+            if lifecycle::admits_sign_in(&membership.organization, membership.role).is_ok() {
+                out.push(membership);
+            }
         }
     }
     out.sort_by_key(|m| m.organization.created_at);

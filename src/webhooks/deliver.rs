@@ -120,6 +120,7 @@ async fn claim(db: &Db, hooks: &Webhooks, limit: usize) -> Result<Vec<Claimed>> 
                  PARTITION BY d.org_id, d.webhook_id ORDER BY d.next_attempt_at, d.id) AS place \
                FROM webhook_deliveries d \
                JOIN webhooks w ON w.org_id = d.org_id AND w.id = d.webhook_id AND w.active \
+               JOIN organizations o ON o.id = d.org_id AND o.deleted_at IS NULL \
                WHERE ((d.status = 'pending' AND d.next_attempt_at <= $2) \
                    OR (d.status = 'delivering' AND d.locked_until <= $2)) \
                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries busy \

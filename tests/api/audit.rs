@@ -183,7 +183,10 @@ async fn the_log_filters_and_downloads() {
     let owner = audited_org(&app).await;
     let all = app.all_items("/api/v1/audit-log", &owner.token).await;
     let renames = app
-        .all_items("/api/v1/audit-log?action=organization.updated", &owner.token)
+        .all_items(
+            "/api/v1/audit-log?action=organization.updated",
+            &owner.token,
+        )
         .await;
     assert_eq!(renames.len(), 3);
     let by_prefix = app

@@ -3,8 +3,8 @@ use std::time::Duration;
 use docket::{
     app::{self, Running},
     config::{
-        FilesConfig, MailConfig, RateLimitConfig, ReplicaConfig, Secret, ServeConfig, StoreConfig,
-        WebhookConfig, WorkerConfig,
+        DataRightsConfig, FilesConfig, MailConfig, RateLimitConfig, ReplicaConfig, Secret,
+        ServeConfig, StoreConfig, WebhookConfig, WorkerConfig,
     },
     events::{Handlers, dispatch},
 };
@@ -198,6 +198,7 @@ pub async fn try_spawn_app_tuned(
             webhook_timeout_secs: 2,
         },
         replica: ReplicaConfig::default(),
+        data_rights: DataRightsConfig::default(),
         // Every answer says what it cost the database (tests/api/plans.rs holds requests to it).
         server_timing: true,
     };

@@ -342,37 +342,37 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
     ),
 ];
 
-struct Tenant {
-    owner: Session,
-    agent: Session,
-    project: String,
-    ticket: Value,
-    comment: String,
+pub(crate) struct Tenant {
+    pub(crate) owner: Session,
+    pub(crate) agent: Session,
+    pub(crate) project: String,
+    pub(crate) ticket: Value,
+    pub(crate) comment: String,
     /// The agent's notification of being assigned the ticket.
-    notification: String,
+    pub(crate) notification: String,
     /// An outbox event of the ticket.
-    event: String,
+    pub(crate) event: String,
     /// The owner's saved view.
-    view: String,
+    pub(crate) view: String,
     /// A pending invitation.
-    invitation: String,
+    pub(crate) invitation: String,
     /// A file on the ticket.
-    attachment: String,
+    pub(crate) attachment: String,
     /// The owner's API token.
-    api_token: String,
+    pub(crate) api_token: String,
     /// A webhook (to a public name nobody sends to here) and its test delivery.
-    webhook: String,
-    delivery: String,
+    pub(crate) webhook: String,
+    pub(crate) delivery: String,
     /// A business calendar an SLA policy of the tenant counts on.
-    calendar: String,
+    pub(crate) calendar: String,
     /// An address marked as bouncing: a delivery report came back for the invitation's mail.
-    bounce: String,
+    pub(crate) bounce: String,
     /// A link from the ticket to a second one, a subtask of it.
-    link: String,
+    pub(crate) link: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
-async fn tenant(app: &TestApp, slug: &str) -> Tenant {
+pub(crate) async fn tenant(app: &TestApp, slug: &str) -> Tenant {
     let owner = app.signup(slug, &format!("owner@{slug}.example.com")).await;
     let agent = app
         .member(&owner, &format!("agent@{slug}.example.com"), "agent")

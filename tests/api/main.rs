@@ -19,6 +19,7 @@ mod mail;
 mod matrix;
 mod notifications;
 mod openapi;
+mod org_deletion;
 mod people;
 mod plans;
 mod processes;
