@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["work"],
     &["notify"],
     &["conversation", "webhooks"],
-    &["lifecycle"],
+    &["lifecycle", "exports"],
     &["demo", "http"],
     &["worker"],
     &["app"],

@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod files;
 pub mod http;
 pub mod idempotency;

@@ -12,6 +12,7 @@ use crate::{
     config::{MailConfig, Secret, WorkerConfig},
     conversation::{self, Mailroom},
     events::{Handlers, dispatch, ops, stream},
+    exports,
     files::Files,
     idempotency,
     identity::{recovery, signup, throttle},
@@ -82,6 +83,7 @@ pub async fn run(
         mail::run(db.clone(), mail.sender, stop.clone()),
         webhooks::run(db.clone(), hooks, stop.clone()),
         sla::timers::run(db.clone(), stop.clone()),
+        exports::run(db.clone(), files.clone(), stop.clone()),
         conversation::run_imap(db.clone(), mail.mailroom, stop.clone()),
         maintain(db, files, stop)
     );
@@ -129,6 +131,7 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
         );
         report("expired stream entries", stream::purge_expired(&db).await);
         report("handled outbox events", ops::purge_handled(&db).await);
+        report("expired exports", exports::purge_expired(&db, &files).await);
         // Each purge logs what it removed.
         if let Err(err) = lifecycle::purge_due(&db, &files, chrono::Utc::now()).await {
             tracing::warn!(error = ?err, "purging deleted organizations failed; will retry");

@@ -244,6 +244,33 @@ pub async fn list(
     ))
 }
 
+/// Entries by or about `user_id` (as actor or target), oldest first after `after`, a page at a
+/// time (their data export; no role check: the caller decided they may see these).
+pub(crate) async fn about(
+    db: &Db,
+    org_id: Uuid,
+    user_id: Uuid,
+    after: Option<Uuid>,
+) -> Result<Vec<AuditEntry>> {
+    use entry::Column;
+    let tx = db.read_org(org_id).await?;
+    let mut query = tx
+        .find::<entry::Entity>()
+        .filter(
+            sea_orm::Condition::any()
+                .add(Column::ActorId.eq(user_id))
+                .add(Column::TargetId.eq(user_id)),
+        )
+        .order_by_asc(Column::Id)
+        .limit(500);
+    if let Some(after) = after {
+        query = query.filter(Column::Id.gt(after));
+    }
+    let rows = query.all(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
 /// What [`verify`] found.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Verification {

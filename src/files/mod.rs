@@ -112,9 +112,19 @@ impl Files {
     /// Starts writing a new blob of organisation `org_id`, refusing more than `limit` bytes.
     pub fn writer(&self, org_id: Uuid, limit: u64) -> BlobWriter {
         let id = Uuid::now_v7();
+        self.writer_at(key(org_id, id), id, limit)
+    }
+
+    /// Starts writing export `id` of organisation `org_id` (kept apart from attachments, so
+    /// the orphan sweep, which knows attachments only, leaves it alone).
+    pub fn export_writer(&self, org_id: Uuid, id: Uuid) -> BlobWriter {
+        self.writer_at(export_key(org_id, id), id, u64::MAX)
+    }
+
+    fn writer_at(&self, path: Path, id: Uuid, limit: u64) -> BlobWriter {
         BlobWriter {
             store: self.store.clone(),
-            path: key(org_id, id),
+            path,
             id,
             part_bytes: self.part_bytes,
             limit,
@@ -135,6 +145,15 @@ impl Files {
         size: u64,
         range: Option<Range<u64>>,
     ) -> Result<Download> {
+        self.read_at(&key(org_id, id), size, range).await
+    }
+
+    /// Reads export `id` of `org_id` (its `size` bytes).
+    pub async fn read_export(&self, org_id: Uuid, id: Uuid, size: u64) -> Result<Download> {
+        self.read_at(&export_key(org_id, id), size, None).await
+    }
+
+    async fn read_at(&self, path: &Path, size: u64, range: Option<Range<u64>>) -> Result<Download> {
         let range = range.unwrap_or(0..size);
         if range.is_empty() {
             // An empty file (or an empty answer): nothing to fetch.
@@ -148,11 +167,7 @@ impl Files {
             range: Some(GetRange::Bounded(range.clone())),
             ..Default::default()
         };
-        let got = self
-            .store
-            .get_opts(&key(org_id, id), opts)
-            .await
-            .map_err(unavailable)?;
+        let got = self.store.get_opts(path, opts).await.map_err(unavailable)?;
         Ok(Download {
             range,
             size,
@@ -162,7 +177,16 @@ impl Files {
 
     /// Deletes blob `id` of `org_id`; one that is already gone is fine.
     pub async fn delete(&self, org_id: Uuid, id: Uuid) -> Result<()> {
-        match self.store.delete(&key(org_id, id)).await {
+        self.delete_at(&key(org_id, id)).await
+    }
+
+    /// Deletes export `id` of `org_id`; one that is already gone is fine.
+    pub async fn delete_export(&self, org_id: Uuid, id: Uuid) -> Result<()> {
+        self.delete_at(&export_key(org_id, id)).await
+    }
+
+    async fn delete_at(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(unavailable(err)),
         }
@@ -208,6 +232,10 @@ impl Files {
 
 fn key(org_id: Uuid, id: Uuid) -> Path {
     Path::from(format!("{org_id}/{id}"))
+}
+
+fn export_key(org_id: Uuid, id: Uuid) -> Path {
+    Path::from(format!("{org_id}/exports/{id}.zip"))
 }
 
 /// The store failed (unreachable, refused): logged, and answered 503 so the client retries.

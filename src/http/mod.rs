@@ -4,6 +4,7 @@ mod attachments;
 mod audit;
 mod auth;
 mod body;
+mod exports;
 pub mod extract;
 pub mod idempotency;
 mod mail;
@@ -94,6 +95,7 @@ pub struct AppState {
         (name = "organization", description = "The caller's organisation"),
         (name = "people", description = "Members and roles"),
         (name = "audit", description = "Audit log"),
+        (name = "exports", description = "Data exports (an organisation's, a person's)"),
         (name = "projects", description = "Projects and their activity"),
         (name = "tickets", description = "Tickets, their state machine and timeline"),
         (name = "comments", description = "Comments and internal notes"),
@@ -275,6 +277,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::download))
+        .routes(routes!(exports::create, exports::list))
+        .routes(routes!(exports::get))
+        .routes(routes!(exports::download))
         .routes(routes!(work::list_projects, work::create_project))
         .routes(routes!(
             work::get_project,

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QuerySelect, sea_query::Expr,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -1090,6 +1090,44 @@ pub async fn sessions(db: &Db, ctx: &TenantCtx) -> Result<Vec<SessionSummary>> {
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Ok(out)
+}
+
+/// A session of a person's history in one organisation (their data export).
+#[derive(Debug, Serialize)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub method: String,
+    pub created_at: chrono::DateTime<Utc>,
+    pub expires_at: chrono::DateTime<Utc>,
+    pub revoked_at: Option<chrono::DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+}
+
+/// Every session `user_id` had in organisation `org_id`, ended ones too, newest first.
+pub(crate) async fn sessions_in(
+    db: &Db,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Vec<SessionRecord>> {
+    let tx = db.read_org(org_id).await?;
+    let rows = tx
+        .find::<session::Entity>()
+        .filter(session::Column::UserId.eq(user_id))
+        .order_by_desc(session::Column::CreatedAt)
+        .all(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|s| SessionRecord {
+            id: s.id,
+            method: s.method,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            revoked_at: s.revoked_at,
+            revoked_reason: s.revoked_reason,
+        })
+        .collect())
 }
 
 /// Ends one of the caller's sessions (in any of their organisations); another person's, or an

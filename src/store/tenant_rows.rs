@@ -92,6 +92,104 @@ impl Db {
     }
 }
 
+/// Rows read per statement when dumping a table.
+const DUMP_PAGE: u64 = 1000;
+
+/// A page of one table's rows as JSON objects, and where the next page starts.
+pub struct RowPage {
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub next: Option<String>,
+}
+
+impl Db {
+    /// One page of the rows of organisation `org_id` in `table`, as JSON objects (the same on
+    /// both backends: uuids as strings, JSON as JSON, booleans as booleans), in storage order
+    /// from `after` (the previous page's `next`). Each page is its own short transaction.
+    pub async fn tenant_rows_page(
+        &self,
+        org_id: Uuid,
+        table: &str,
+        after: Option<&str>,
+    ) -> Result<RowPage, DbErr> {
+        debug_assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        let tx = self.read_org(org_id).await?;
+        let conn = tx.conn();
+        let (sql, position) = match self.backend {
+            Backend::Postgres => (
+                format!(
+                    "SELECT row_to_json(t)::text AS j, t.ctid::text AS at FROM {table} t \
+                     WHERE t.org_id = $1 AND t.ctid > $2::tid ORDER BY t.ctid LIMIT {DUMP_PAGE}"
+                ),
+                after.unwrap_or("(0,0)").to_owned(),
+            ),
+            Backend::Sqlite => {
+                let columns = conn
+                    .query_all_raw(statement(
+                        DbBackend::Sqlite,
+                        "SELECT name, lower(type) AS type FROM pragma_table_info($1)",
+                        [table.into()],
+                    ))
+                    .await?;
+                let mut fields = Vec::new();
+                for c in columns {
+                    let name: String = column(&c, "name")?;
+                    let kind: String = column(&c, "type")?;
+                    fields.push(format!("'{name}', {}", sqlite_json(&name, &kind)));
+                }
+                (
+                    format!(
+                        "SELECT json_object({}) AS j, CAST(rowid AS TEXT) AS at FROM {table} \
+                         WHERE org_id = $1 AND rowid > CAST($2 AS INTEGER) ORDER BY rowid \
+                         LIMIT {DUMP_PAGE}",
+                        fields.join(", ")
+                    ),
+                    after.unwrap_or("0").to_owned(),
+                )
+            }
+        };
+        let found = conn
+            .query_all_raw(statement(
+                conn.get_database_backend(),
+                &sql,
+                [org_id.into(), position.into()],
+            ))
+            .await?;
+        tx.commit().await?;
+        let mut rows = Vec::with_capacity(found.len());
+        let mut last = None;
+        for row in &found {
+            let text: String = column(row, "j")?;
+            match serde_json::from_str(&text) {
+                Ok(serde_json::Value::Object(map)) => rows.push(map),
+                _ => return Err(DbErr::Type(format!("{table}: a row did not read as JSON"))),
+            }
+            last = Some(column::<String>(row, "at")?);
+        }
+        let next = last.filter(|_| found.len() as u64 == DUMP_PAGE);
+        Ok(RowPage { rows, next })
+    }
+}
+
+/// How SQLite gives a column of declared type `kind` as JSON, alike PostgreSQL's `row_to_json`.
+fn sqlite_json(name: &str, kind: &str) -> String {
+    let c = format!("\"{name}\"");
+    if kind.contains("uuid") {
+        format!(
+            "CASE WHEN typeof({c}) = 'blob' THEN lower(substr(hex({c}), 1, 8) || '-' || \
+             substr(hex({c}), 9, 4) || '-' || substr(hex({c}), 13, 4) || '-' || \
+             substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21)) ELSE {c} END"
+        )
+    } else if kind.contains("json") {
+        format!("json({c})")
+    } else if kind == "boolean" {
+        format!("CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN json('true') ELSE json('false') END")
+    } else if kind == "blob" {
+        format!("hex({c})")
+    } else {
+        c
+    }
+}
+
 async fn names(conn: &impl ConnectionTrait, sql: &str) -> Result<Vec<String>, DbErr> {
     let rows = conn
         .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))

@@ -9,14 +9,18 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The operations the OpenAPI document marks as a sign-in's only (security scheme `session`).
-const SESSION_ONLY: [&str; 20] = [
+const SESSION_ONLY: [&str; 26] = [
     "DELETE /api/v1/api-tokens/{id}",
     "DELETE /api/v1/auth/mfa/totp",
     "DELETE /api/v1/auth/passkeys/{id}",
     "DELETE /api/v1/auth/sessions/{id}",
+    "DELETE /api/v1/org",
     "GET /api/v1/api-tokens",
     "GET /api/v1/auth/passkeys",
     "GET /api/v1/auth/sessions",
+    "GET /api/v1/exports",
+    "GET /api/v1/exports/{id}",
+    "GET /api/v1/exports/{id}/download",
     "POST /api/v1/api-tokens",
     "POST /api/v1/auth/logout",
     "POST /api/v1/auth/logout-all",
@@ -27,9 +31,11 @@ const SESSION_ONLY: [&str; 20] = [
     "POST /api/v1/auth/passkeys/register/start",
     "POST /api/v1/auth/password/change",
     "POST /api/v1/auth/switch",
+    "POST /api/v1/exports",
     "POST /api/v1/invitations/{token}/accept",
     "POST /api/v1/me/contact-links",
     "POST /api/v1/me/contact-links/confirm",
+    "POST /api/v1/org/restore",
 ];
 
 /// Every operation of the server's own OpenAPI document: `(method, path template, session

@@ -340,6 +340,13 @@ const ID_ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
         Some(r#"{"comment_ids": ["00000000-0000-7000-8000-000000000000"], "title": "x"}"#),
         "ticket_not_found",
     ),
+    ("GET", "/api/v1/exports/{export}", None, "export_not_found"),
+    (
+        "GET",
+        "/api/v1/exports/{export}/download",
+        None,
+        "export_not_found",
+    ),
 ];
 
 pub(crate) struct Tenant {
@@ -369,6 +376,8 @@ pub(crate) struct Tenant {
     pub(crate) bounce: String,
     /// A link from the ticket to a second one, a subtask of it.
     pub(crate) link: String,
+    /// The owner's export of the organisation (asked for, not built).
+    pub(crate) export: String,
 }
 
 /// A tenant with a project (key from the slug), a ticket in it and a comment on the ticket.
@@ -482,7 +491,16 @@ pub(crate) async fn tenant(app: &TestApp, slug: &str) -> Tenant {
         )
         .await;
     let link = link.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let export = app
+        .post(
+            "/api/v1/exports",
+            Some(&owner.token),
+            json!({"scope": "organization"}),
+        )
+        .await;
+    let export = export.assert_ok(202)["id"].as_str().unwrap().to_owned();
     Tenant {
+        export,
         owner,
         agent,
         project,
@@ -570,7 +588,8 @@ async fn another_tenants_ids_are_not_found() {
                 .replace("{delivery}", &a.delivery)
                 .replace("{calendar}", &a.calendar)
                 .replace("{bounce}", &a.bounce)
-                .replace("{link}", &a.link);
+                .replace("{link}", &a.link)
+                .replace("{export}", &a.export);
             let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
             let mut req = app
                 .request(

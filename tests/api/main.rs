@@ -10,6 +10,7 @@ mod auth;
 mod demo;
 mod errors;
 mod events;
+mod exports;
 mod hardening;
 mod hostile;
 mod hostile_mail;
