@@ -459,7 +459,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 26] = [
+        let expected: [(Action, [bool; 6]); 29] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -468,6 +468,9 @@ mod tests {
             (UserUpdate, [true, true, false, false, false, false]),
             (UserDelete, [true, true, false, false, false, false]),
             (AuditRead, [true, true, false, false, false, false]),
+            (OrgDelete, [true, false, false, false, false, false]),
+            (OrgRestore, [true, false, false, false, false, false]),
+            (OrgExport, [true, true, false, false, false, false]),
             (ProjectRead, [true, true, true, true, true, true]),
             (ProjectManage, [true, true, true, false, false, false]),
             (ProjectActivity, [true, true, true, true, true, false]),
@@ -492,6 +495,19 @@ mod tests {
             for (role, want) in Role::ALL.into_iter().zip(row) {
                 assert_eq!(allowed(role, action), want, "{role:?} × {action:?}");
             }
+        }
+    }
+
+    /// In a deleted organisation its owner may read it, restore it and manage their account.
+    #[test]
+    fn a_closed_organization_allows_restoring_only() {
+        let ctx = TenantCtx::claimed(Uuid::nil(), Uuid::nil(), Role::Owner, Uuid::nil(), true);
+        for action in Action::ALL {
+            let open = matches!(
+                action,
+                Action::OrgRead | Action::OrgRestore | Action::AccountManage
+            );
+            assert_eq!(authorize(&ctx, action).is_ok(), open, "{action:?}");
         }
     }
 
@@ -523,7 +539,7 @@ mod tests {
             SlaManage,
         ];
         // No token reaches the account, whatever its scope.
-        let sessions_only = [AccountManage];
+        let sessions_only = [AccountManage, OrgDelete, OrgRestore, OrgExport];
         for action in Action::ALL {
             let needed = if sessions_only.contains(&action) {
                 None

@@ -1,6 +1,6 @@
 //! An organisation's end: deleted by an owner it is closed at once (only its owners may still
 //! sign in, to restore it), and purged once its grace period has passed. The rules of that state
-//! live here; `crate::lifecycle` carries them out across modules.
+//! live here; the lifecycle module above carries them out across modules.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
