@@ -27,7 +27,7 @@ use crate::{
 #[utoipa::path(get, path = "/audit-log", tag = "audit", params(PageParams, AuditFilter),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of audit entries", body = Page<AuditEntry>)))]
-pub async fn list(
+pub async fn audit_log(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     Query(page): Query<PageParams>,
@@ -42,7 +42,7 @@ pub async fn list(
 /// Checks the organisation's hash chain and names the first broken link (admins).
 #[utoipa::path(get, path = "/audit-log/verify", tag = "audit", security(("bearer" = [])),
     responses((status = 200, description = "What the check found", body = Verification)))]
-pub async fn verify(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<Verification>> {
+pub async fn verify_audit_log(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<Verification>> {
     Ok(Json(audit::verify(&s.db, &ctx).await?))
 }
 
@@ -81,7 +81,7 @@ const CSV_HEADER: [&str; 10] = [
     params(DownloadParams, AuditFilter), security(("bearer" = [])),
     responses((status = 200, description = "The entries as CSV or JSON Lines",
         content((String = "text/csv"), (String = "application/jsonl")))))]
-pub async fn download(
+pub async fn download_audit_log(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     Query(params): Query<DownloadParams>,

@@ -23,7 +23,7 @@ use crate::{
 #[utoipa::path(post, path = "/exports", tag = "exports", request_body = NewExport,
     security(("session" = [])),
     responses((status = 202, description = "Asked for; being built", body = Export)))]
-pub async fn create(
+pub async fn create_export(
     State(s): State<AppState>,
     SignedIn(ctx): SignedIn,
     Json(req): Json<NewExport>,
@@ -37,7 +37,7 @@ pub async fn create(
 /// The caller's exports, newest first.
 #[utoipa::path(get, path = "/exports", tag = "exports", security(("session" = [])),
     responses((status = 200, description = "The caller's exports", body = Vec<Export>)))]
-pub async fn list(State(s): State<AppState>, SignedIn(ctx): SignedIn) -> Result<Json<Vec<Export>>> {
+pub async fn list_exports(State(s): State<AppState>, SignedIn(ctx): SignedIn) -> Result<Json<Vec<Export>>> {
     Ok(Json(exports::list(&s.db, &ctx).await?))
 }
 
@@ -45,7 +45,7 @@ pub async fn list(State(s): State<AppState>, SignedIn(ctx): SignedIn) -> Result<
 #[utoipa::path(get, path = "/exports/{id}", tag = "exports", params(("id" = Uuid, Path)),
     security(("session" = [])),
     responses((status = 200, description = "The export", body = Export)))]
-pub async fn get(
+pub async fn get_export(
     State(s): State<AppState>,
     SignedIn(ctx): SignedIn,
     Path(id): Path<Uuid>,
@@ -57,7 +57,7 @@ pub async fn get(
 #[utoipa::path(get, path = "/exports/{id}/download", tag = "exports",
     params(("id" = Uuid, Path)), security(("session" = [])),
     responses((status = 200, description = "The zip", content_type = "application/zip")))]
-pub async fn download(
+pub async fn download_export(
     State(s): State<AppState>,
     SignedIn(ctx): SignedIn,
     Path(id): Path<Uuid>,

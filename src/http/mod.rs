@@ -274,12 +274,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(org::restore_org))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))
-        .routes(routes!(audit::list))
-        .routes(routes!(audit::verify))
-        .routes(routes!(audit::download))
-        .routes(routes!(exports::create, exports::list))
-        .routes(routes!(exports::get))
-        .routes(routes!(exports::download))
+        .routes(routes!(audit::audit_log))
+        .routes(routes!(audit::verify_audit_log))
+        .routes(routes!(audit::download_audit_log))
+        .routes(routes!(exports::create_export, exports::list_exports))
+        .routes(routes!(exports::get_export))
+        .routes(routes!(exports::download_export))
         .routes(routes!(work::list_projects, work::create_project))
         .routes(routes!(
             work::get_project,

@@ -100,6 +100,10 @@ export const routes: RouteObject[] = [
             lazy: () => import("./admin/Sla").then((m) => ({ Component: m.Sla })),
           },
           {
+            path: "admin/audit",
+            lazy: () => import("./dataRights/AuditLog").then((m) => ({ Component: m.AuditLog })),
+          },
+          {
             path: "admin/events",
             lazy: () => import("./admin/DeadEvents").then((m) => ({ Component: m.DeadEvents })),
           },

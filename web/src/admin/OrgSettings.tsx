@@ -6,10 +6,14 @@ import { api, call } from "../api/client";
 import { notifyDone, useSubmit } from "../ui/forms";
 import { Failed, Loading } from "../ui/states";
 import { dateTime } from "../ui/time";
+import { useSession } from "../auth/useSession";
+import { DeleteOrganization } from "../dataRights/DeleteOrganization";
+import { Exports } from "../dataRights/Exports";
 import { OrgSecurity } from "./OrgSecurity";
 
 export function OrgSettings() {
   const client = useQueryClient();
+  const session = useSession();
   const org = useQuery({ queryKey: ["org"], queryFn: () => call(api.GET("/api/v1/org")) });
   const form = useForm({
     initialValues: { name: "", slug: "" },
@@ -64,6 +68,12 @@ export function OrgSettings() {
         </Stack>
       </Paper>
       <OrgSecurity org={org.data} />
+      <Exports
+        scope="organization"
+        title="Export the organization"
+        description="Everything it holds as a zip: tickets, comments, files, people, projects, settings and the audit log, in JSON Lines with a manifest of checksums. No passwords, tokens or secrets."
+      />
+      {session?.role === "owner" && <DeleteOrganization org={org.data} />}
     </Stack>
   );
 }

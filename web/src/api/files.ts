@@ -58,13 +58,10 @@ export async function uploadFiles(ticketId: string, files: File[], opts: UploadO
   return "items" in uploaded ? uploaded.items : [uploaded];
 }
 
-/** The bytes of an attachment, fetched with the session's token. */
-export async function fetchFile(id: string): Promise<Blob> {
+/** The bytes at an API path that needs the session's token (a link cannot carry it). */
+export async function fetchAuthed(path: string): Promise<Blob> {
   let token = await accessToken();
-  const get = (t: string | null) =>
-    fetch(`/api/v1/attachments/${encodeURIComponent(id)}`, {
-      headers: t ? { Authorization: `Bearer ${t}` } : {},
-    });
+  const get = (t: string | null) => fetch(path, { headers: t ? { Authorization: `Bearer ${t}` } : {} });
   let res = await get(token);
   if (res.status === 401) {
     token = (await refresh())?.accessToken ?? null;
@@ -77,16 +74,26 @@ export async function fetchFile(id: string): Promise<Blob> {
   return res.blob();
 }
 
-/** Saves an attachment the way a download link would. */
-export async function saveFile(a: Attachment): Promise<void> {
-  const url = URL.createObjectURL(await fetchFile(a.id));
+/** The bytes of an attachment, fetched with the session's token. */
+export function fetchFile(id: string): Promise<Blob> {
+  return fetchAuthed(`/api/v1/attachments/${encodeURIComponent(id)}`);
+}
+
+/** Saves `blob` the way a download link would, as `filename`. */
+export function saveBlob(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
   const link = document.createElement("a");
   link.href = url;
-  link.download = a.filename;
+  link.download = filename;
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** Saves an attachment the way a download link would. */
+export async function saveFile(a: Attachment): Promise<void> {
+  saveBlob(await fetchFile(a.id), a.filename);
 }
 
 /** Image types the server lets a browser show inline: the ones previews are made of. */

@@ -13,7 +13,8 @@ export interface Session {
   /** Epoch milliseconds when the access token stops working. */
   expiresAt: number;
   user: { id: string; email: string; name: string };
-  organization: { id: string; name: string; slug: string };
+  /** `purge_at` is set when the organisation was deleted: only restoring it is open. */
+  organization: { id: string; name: string; slug: string; purge_at?: string | null };
   role: Role;
 }
 

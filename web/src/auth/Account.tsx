@@ -6,6 +6,7 @@ import { api, call } from "../api/client";
 import { forgetSession } from "../api/session";
 import { MailPreferences } from "../notifications/MailPreferences";
 import { notifyDone, notifyError, useSubmit } from "../ui/forms";
+import { Exports } from "../dataRights/Exports";
 import { ApiTokens } from "./ApiTokens";
 import { SecondFactors } from "./security/SecondFactors";
 import { ActiveSessions } from "./security/Sessions";
@@ -83,6 +84,11 @@ export function Account() {
       <MailPreferences />
       <LinkMail />
       <ApiTokens />
+      <Exports
+        scope="me"
+        title="Export your data"
+        description="Your profile, memberships, the tickets you asked for or work on and their comments you can see, notifications, preferences, sessions and the audit entries about you, as a zip."
+      />
       <Paper withBorder p="md">
         <Stack align="flex-start">
           <Title order={2} size="h4">

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { Navigate, Outlet, useLocation } from "react-router";
 import { refresh } from "../api/session";
+import { ClosedOrganization } from "../dataRights/ClosedOrganization";
 import { Loading } from "../ui/states";
 import { useSession } from "./useSession";
 
@@ -23,6 +24,8 @@ export function RequireSession() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
+  // A deleted organisation's owner may only restore it.
+  if (current?.organization.purge_at) return <ClosedOrganization session={current} />;
   if (current) return <Outlet />;
   if (restoring) return <Loading label="Signing you in" />;
   const next = location.pathname + location.search;

@@ -32,6 +32,7 @@ export function SignIn() {
   const next = safeNext(params.get("next"));
   const done = () => navigate(next, { replace: true });
   const ssoError = params.get("sso_error");
+  const deleted = params.get("deleted");
   const form = useForm({
     initialValues: { email: "", password: "", organization: "" },
     validate: {
@@ -72,6 +73,12 @@ export function SignIn() {
           <Title order={1} size="h2">
             Sign in to Docket
           </Title>
+          {deleted && (
+            <Alert color="blue" role="status">
+              The organization was deleted. It will be removed for good on {deleted}; until then an owner can sign in
+              and restore it.
+            </Alert>
+          )}
           {(error || passkeyError || ssoError) && (
             <Alert color="red" role="alert">
               {error ?? passkeyError ?? SSO_ERRORS[ssoError ?? ""] ?? SSO_ERRORS.sso_failed}

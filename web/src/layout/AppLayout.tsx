@@ -11,6 +11,7 @@ import {
   IconSettings,
   IconMail,
   IconWebhook,
+  IconShieldCheck,
   IconSkull,
   IconUsers,
 } from "@tabler/icons-react";
@@ -44,6 +45,7 @@ export function AppLayout() {
     { to: "/admin/webhooks", label: "Webhooks", icon: IconWebhook, show: atLeast(role, "admin") },
     { to: "/admin/sla", label: "SLA", icon: IconClockHour4, show: atLeast(role, "admin") },
     { to: "/admin/events", label: "Dead events", icon: IconSkull, show: atLeast(role, "admin") },
+    { to: "/admin/audit", label: "Audit log", icon: IconShieldCheck, show: atLeast(role, "admin") },
   ];
 
   return (
