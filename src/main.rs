@@ -8,6 +8,7 @@ use docket::{
         WorkerConfig,
     },
     conversation, demo,
+    exports::tenant_move,
     files::Files,
     outbound::Guard,
     store::{self, Db},
@@ -105,6 +106,35 @@ enum AdminTask {
         mail: MailConfig,
         #[command(flatten)]
         files: FilesConfig,
+    },
+    /// Write an organisation, with its people's accounts and its files, to a file, to move it to
+    /// another server's database (`import-org` there). The file holds secrets (password hashes,
+    /// sealed keys): keep it like a backup. The organisation here is left as it is.
+    ExportOrg {
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        files: FilesConfig,
+        /// The organisation's slug.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Move its sign-in sessions too (people stay signed in on the new server).
+        #[arg(long)]
+        with_sessions: bool,
+    },
+    /// Bring an organisation written by `export-org` into the database of `DATABASE_URL` (SQLite
+    /// or PostgreSQL) and the object store configured here: ids, numbering, password hashes and
+    /// files kept, so people sign in as before. Refuses an organisation that is already here;
+    /// checks the file against its manifest first and the rows written against it after.
+    ImportOrg {
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        files: FilesConfig,
+        #[arg(long = "in")]
+        input: PathBuf,
     },
     /// Walk an organisation's audit-log hash chain. Prints what it found as JSON; exits
     /// non-zero and names the first broken link when the chain does not hold.
@@ -286,6 +316,43 @@ async fn main() -> anyhow::Result<()> {
                 "the audit log of {org:?} is broken: {}",
                 found.problem.unwrap_or_default()
             );
+        }
+        Command::Admin {
+            task:
+                AdminTask::ExportOrg {
+                    store: store_cfg,
+                    files,
+                    org,
+                    out,
+                    with_sessions,
+                },
+        } => {
+            store::migrate(&store_cfg).await?;
+            let db = Db::connect(&store_cfg).await?;
+            let files = Files::new(&files, &store_cfg.data_dir)?;
+            let org_id = tenancy::org_id_by_slug(&db, &org)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no organization has the slug {org:?}"))?;
+            let manifest = tenant_move::export_org(&db, &files, org_id, &out, with_sessions)
+                .await
+                .map_err(|e| anyhow::anyhow!("exporting {org:?} failed: {e:?}"))?;
+            println!("{}", serde_json::to_string(&manifest)?);
+        }
+        Command::Admin {
+            task:
+                AdminTask::ImportOrg {
+                    store: store_cfg,
+                    files,
+                    input,
+                },
+        } => {
+            store::migrate(&store_cfg).await?;
+            let db = Db::connect(&store_cfg).await?;
+            let files = Files::new(&files, &store_cfg.data_dir)?;
+            let imported = tenant_move::import_org(&db, &files, &input)
+                .await
+                .map_err(|e| anyhow::anyhow!("the import was refused: {e:?}"))?;
+            println!("{}", serde_json::to_string(&imported)?);
         }
         Command::Migrate { store } => {
             store::migrate(&store).await?;

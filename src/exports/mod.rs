@@ -4,6 +4,7 @@
 
 mod archive;
 mod contents;
+pub mod tenant_move;
 
 use std::time::Duration;
 

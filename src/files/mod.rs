@@ -208,6 +208,38 @@ impl Files {
         Ok(gone)
     }
 
+    /// Every object of organisation `org_id` but its exports, as (its name below the
+    /// organisation, size): what moving the organisation to another store copies.
+    pub async fn objects_of(&self, org_id: Uuid) -> Result<Vec<(String, u64)>> {
+        let prefix = Path::from(org_id.to_string());
+        let mut listing = self.store.list(Some(&prefix));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(unavailable)?;
+            let rest: Vec<String> = meta
+                .location
+                .parts()
+                .skip(1)
+                .map(|p| p.as_ref().to_owned())
+                .collect();
+            if rest.first().is_some_and(|p| p == "exports") {
+                continue;
+            }
+            found.push((rest.join("/"), meta.size));
+        }
+        Ok(found)
+    }
+
+    /// Reads object `name` (as [`Files::objects_of`] names it) of `org_id`.
+    pub async fn read_object(&self, org_id: Uuid, name: &str, size: u64) -> Result<Download> {
+        self.read_at(&object_key(org_id, name), size, None).await
+    }
+
+    /// Writes object `name` of `org_id` (moving an organisation in).
+    pub fn object_writer(&self, org_id: Uuid, name: &str) -> BlobWriter {
+        self.writer_at(object_key(org_id, name), Uuid::nil(), u64::MAX)
+    }
+
     /// Every blob last written before `cutoff`, as `(org_id, attachment_id)`. Objects that are
     /// not Docket's (other names under the prefix) are left out.
     pub async fn written_before(&self, cutoff: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>> {
@@ -232,6 +264,10 @@ impl Files {
 
 fn key(org_id: Uuid, id: Uuid) -> Path {
     Path::from(format!("{org_id}/{id}"))
+}
+
+fn object_key(org_id: Uuid, name: &str) -> Path {
+    Path::from(format!("{org_id}/{name}"))
 }
 
 fn export_key(org_id: Uuid, id: Uuid) -> Path {

@@ -42,7 +42,10 @@ pub async fn audit_log(
 /// Checks the organisation's hash chain and names the first broken link (admins).
 #[utoipa::path(get, path = "/audit-log/verify", tag = "audit", security(("bearer" = [])),
     responses((status = 200, description = "What the check found", body = Verification)))]
-pub async fn verify_audit_log(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<Verification>> {
+pub async fn verify_audit_log(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+) -> Result<Json<Verification>> {
     Ok(Json(audit::verify(&s.db, &ctx).await?))
 }
 

@@ -37,7 +37,10 @@ pub async fn create_export(
 /// The caller's exports, newest first.
 #[utoipa::path(get, path = "/exports", tag = "exports", security(("session" = [])),
     responses((status = 200, description = "The caller's exports", body = Vec<Export>)))]
-pub async fn list_exports(State(s): State<AppState>, SignedIn(ctx): SignedIn) -> Result<Json<Vec<Export>>> {
+pub async fn list_exports(
+    State(s): State<AppState>,
+    SignedIn(ctx): SignedIn,
+) -> Result<Json<Vec<Export>>> {
     Ok(Json(exports::list(&s.db, &ctx).await?))
 }
 

@@ -643,6 +643,14 @@ pub(crate) async fn sign_in_without_password(
     resume_sign_in(db, keys, user_id, chosen.organization.id, method).await
 }
 
+/// The account that signs in with `email`, if any.
+pub(crate) async fn account_id_by_email(db: &Db, email: &str) -> Result<Option<Uuid>> {
+    let tx = db.global(false).await?;
+    let found = find_user_by_email(tx.conn(), email).await?;
+    tx.commit().await?;
+    Ok(found.map(|u| u.id))
+}
+
 /// The sign-in address of an account.
 pub(crate) async fn account_email(db: &Db, user_id: Uuid) -> Result<String> {
     user::Entity::find_by_id(user_id)
@@ -939,7 +947,7 @@ pub async fn change_password(
         db,
         hasher,
         &account,
-        "current_password",
+        ("current_password", "is not your current password"),
         &req.current_password,
         ip,
     )
@@ -969,18 +977,18 @@ pub async fn change_password(
 }
 
 /// Checks that `password` is the account's (throttled like a sign-in: a wrong one counts). A
-/// wrong one is a 422 on `field`, not a 401: the caller's session is fine.
+/// wrong one is a 422 on the field (name, message), not a 401: the caller's session is fine.
 async fn confirm_password_of(
     db: &Db,
     hasher: &Hasher,
     account: &user::Model,
-    field: &str,
+    (field, wrong): (&str, &str),
     password: &str,
     ip: IpAddr,
 ) -> Result<()> {
     match check_password(db, hasher, &account.email, password, ip).await {
         Ok(_) => Ok(()),
-        Err(Error::Unauthorized { .. }) => Err(Error::invalid(field, "is not your password")),
+        Err(Error::Unauthorized { .. }) => Err(Error::invalid(field, wrong)),
         Err(err) => Err(err),
     }
 }
@@ -998,7 +1006,15 @@ pub(crate) async fn confirm_own_password(
         .one(db.global(false).await?.conn())
         .await?
         .ok_or(Error::NotFound("user"))?;
-    confirm_password_of(db, hasher, &account, field, password, ip).await
+    confirm_password_of(
+        db,
+        hasher,
+        &account,
+        (field, "is not your password"),
+        password,
+        ip,
+    )
+    .await
 }
 
 /// Ends every session of the organisation of `tx` (it was deleted).

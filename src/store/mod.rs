@@ -7,6 +7,7 @@ pub(crate) mod migrations;
 pub mod replica;
 mod tenant_rows;
 
+pub(crate) use tenant_rows::insert_rows;
 pub use tenant_rows::{PURGE_BATCH, RowPage};
 
 use std::{

@@ -111,63 +111,338 @@ impl Db {
         table: &str,
         after: Option<&str>,
     ) -> Result<RowPage, DbErr> {
+        let tx = self.read_org(org_id).await?;
+        let page = rows_page(tx.conn(), table, "org_id", org_id, after).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    /// The organisation's own row (`organizations`), as [`Db::tenant_rows_page`] gives rows.
+    pub async fn organization_row(
+        &self,
+        org_id: Uuid,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, DbErr> {
+        let tx = self.read_org(org_id).await?;
+        let page = rows_page(tx.conn(), "organizations", "id", org_id, None).await?;
+        tx.commit().await?;
+        page.rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| DbErr::RecordNotFound("organization".into()))
+    }
+
+    /// How many rows of organisation `org_id` `table` holds.
+    pub(crate) async fn count_tenant_rows(&self, org_id: Uuid, table: &str) -> Result<i64, DbErr> {
         debug_assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         let tx = self.read_org(org_id).await?;
-        let conn = tx.conn();
-        let (sql, position) = match self.backend {
-            Backend::Postgres => (
-                format!(
-                    "SELECT row_to_json(t)::text AS j, t.ctid::text AS at FROM {table} t \
-                     WHERE t.org_id = $1 AND t.ctid > $2::tid ORDER BY t.ctid LIMIT {DUMP_PAGE}"
-                ),
-                after.unwrap_or("(0,0)").to_owned(),
-            ),
-            Backend::Sqlite => {
-                let columns = conn
-                    .query_all_raw(statement(
-                        DbBackend::Sqlite,
-                        "SELECT name, lower(type) AS type FROM pragma_table_info($1)",
-                        [table.into()],
-                    ))
-                    .await?;
-                let mut fields = Vec::new();
-                for c in columns {
-                    let name: String = column(&c, "name")?;
-                    let kind: String = column(&c, "type")?;
-                    fields.push(format!("'{name}', {}", sqlite_json(&name, &kind)));
-                }
-                (
-                    format!(
-                        "SELECT json_object({}) AS j, CAST(rowid AS TEXT) AS at FROM {table} \
-                         WHERE org_id = $1 AND rowid > CAST($2 AS INTEGER) ORDER BY rowid \
-                         LIMIT {DUMP_PAGE}",
-                        fields.join(", ")
-                    ),
-                    after.unwrap_or("0").to_owned(),
-                )
-            }
-        };
-        let found = conn
-            .query_all_raw(statement(
-                conn.get_database_backend(),
-                &sql,
-                [org_id.into(), position.into()],
+        let row = tx
+            .conn()
+            .query_one_raw(statement(
+                tx.conn().get_database_backend(),
+                &format!("SELECT count(*) AS n FROM {table} WHERE org_id = $1"),
+                [org_id.into()],
             ))
             .await?;
         tx.commit().await?;
-        let mut rows = Vec::with_capacity(found.len());
-        let mut last = None;
-        for row in &found {
-            let text: String = column(row, "j")?;
-            match serde_json::from_str(&text) {
-                Ok(serde_json::Value::Object(map)) => rows.push(map),
-                _ => return Err(DbErr::Type(format!("{table}: a row did not read as JSON"))),
-            }
-            last = Some(column::<String>(row, "at")?);
+        match row {
+            Some(row) => column(&row, "n"),
+            None => Ok(0),
         }
-        let next = last.filter(|_| found.len() as u64 == DUMP_PAGE);
-        Ok(RowPage { rows, next })
     }
+
+    /// Like [`Db::tenant_rows_page`], for a global table's rows whose `column` is `id` (an
+    /// account's factors, say).
+    pub async fn global_rows_page(
+        &self,
+        table: &str,
+        column: &str,
+        id: Uuid,
+        after: Option<&str>,
+    ) -> Result<RowPage, DbErr> {
+        let tx = self.global(false).await?;
+        let page = rows_page(tx.conn(), table, column, id, after).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+}
+
+async fn rows_page(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    column_name: &str,
+    id: Uuid,
+    after: Option<&str>,
+) -> Result<RowPage, DbErr> {
+    debug_assert!(
+        [table, column_name]
+            .iter()
+            .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    );
+    let backend = conn.get_database_backend();
+    let (sql, position) = match backend {
+        DbBackend::Postgres => (
+            format!(
+                "SELECT row_to_json(t)::text AS j, t.ctid::text AS at FROM {table} t \
+                 WHERE t.{column_name} = $1 AND t.ctid > $2::tid ORDER BY t.ctid \
+                 LIMIT {DUMP_PAGE}"
+            ),
+            after.unwrap_or("(0,0)").to_owned(),
+        ),
+        _ => {
+            let mut fields = Vec::new();
+            for (name, kind) in declared_columns(conn, table).await? {
+                fields.push(format!("'{name}', {}", sqlite_json(&name, &kind)));
+            }
+            (
+                format!(
+                    "SELECT json_object({}) AS j, CAST(rowid AS TEXT) AS at FROM {table} \
+                     WHERE {column_name} = $1 AND rowid > CAST($2 AS INTEGER) ORDER BY rowid \
+                     LIMIT {DUMP_PAGE}",
+                    fields.join(", ")
+                ),
+                after.unwrap_or("0").to_owned(),
+            )
+        }
+    };
+    let found = conn
+        .query_all_raw(statement(backend, &sql, [id.into(), position.into()]))
+        .await?;
+    let mut rows = Vec::with_capacity(found.len());
+    let mut last = None;
+    for row in &found {
+        let text: String = column(row, "j")?;
+        match serde_json::from_str(&text) {
+            Ok(serde_json::Value::Object(map)) => rows.push(map),
+            _ => return Err(DbErr::Type(format!("{table}: a row did not read as JSON"))),
+        }
+        last = Some(column::<String>(row, "at")?);
+    }
+    let next = last.filter(|_| found.len() as u64 == DUMP_PAGE);
+    Ok(RowPage { rows, next })
+}
+
+/// SQLite's columns of `table` and their declared types (lowercase).
+async fn declared_columns(
+    conn: &impl ConnectionTrait,
+    table: &str,
+) -> Result<Vec<(String, String)>, DbErr> {
+    let rows = conn
+        .query_all_raw(statement(
+            DbBackend::Sqlite,
+            "SELECT name, lower(type) AS type FROM pragma_table_info($1)",
+            [table.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|c| Ok((column(c, "name")?, column(c, "type")?)))
+        .collect()
+}
+
+/// How a column's value is bound when rows are written back (`insert_rows`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Uuid,
+    Text,
+    SmallInt,
+    Int,
+    BigInt,
+    Bool,
+    Timestamp,
+    Date,
+    Json,
+    Blob,
+}
+
+impl Kind {
+    fn of(declared: &str) -> Kind {
+        let t = declared.to_ascii_lowercase();
+        match () {
+            _ if t.contains("uuid") => Kind::Uuid,
+            _ if t.contains("timestamp") => Kind::Timestamp,
+            _ if t.starts_with("date") => Kind::Date,
+            _ if t.contains("json") => Kind::Json,
+            _ if t == "boolean" => Kind::Bool,
+            _ if t == "smallint" => Kind::SmallInt,
+            _ if t == "bigint" => Kind::BigInt,
+            _ if t == "integer" => Kind::Int,
+            _ if t == "blob" || t == "bytea" => Kind::Blob,
+            _ => Kind::Text,
+        }
+    }
+
+    /// `json` bound as this kind (a typed `NULL` for null: PostgreSQL wants to know).
+    fn bind(self, json: &serde_json::Value) -> Result<sea_orm::Value, String> {
+        use sea_orm::Value as V;
+        use serde_json::Value as J;
+        let text = json.as_str();
+        Ok(match (self, json) {
+            (Kind::Uuid, J::Null) => V::Uuid(None),
+            (Kind::Uuid, _) => {
+                V::Uuid(Some(text.and_then(|t| t.parse().ok()).ok_or("not a uuid")?))
+            }
+            (Kind::Text, J::Null) => V::String(None),
+            (Kind::Text, _) => V::String(Some(text.ok_or("not text")?.to_owned())),
+            (Kind::SmallInt, J::Null) => V::SmallInt(None),
+            (Kind::SmallInt, J::Number(n)) => V::SmallInt(Some(
+                n.as_i64()
+                    .and_then(|n| n.try_into().ok())
+                    .ok_or("not a small integer")?,
+            )),
+            (Kind::Int, J::Null) => V::Int(None),
+            (Kind::Int, J::Number(n)) => V::Int(Some(
+                n.as_i64()
+                    .and_then(|n| n.try_into().ok())
+                    .ok_or("not an integer")?,
+            )),
+            (Kind::BigInt, J::Null) => V::BigInt(None),
+            (Kind::BigInt, J::Number(n)) => V::BigInt(Some(n.as_i64().ok_or("not an integer")?)),
+            (Kind::Bool, J::Null) => V::Bool(None),
+            (Kind::Bool, J::Bool(b)) => V::Bool(Some(*b)),
+            (Kind::Bool, J::Number(n)) => V::Bool(Some(n.as_i64() != Some(0))),
+            (Kind::Timestamp, J::Null) => V::ChronoDateTimeUtc(None),
+            (Kind::Timestamp, _) => {
+                V::ChronoDateTimeUtc(Some(text.and_then(parse_instant).ok_or("not a timestamp")?))
+            }
+            (Kind::Date, J::Null) => V::ChronoDate(None),
+            (Kind::Date, _) => V::ChronoDate(Some(
+                text.and_then(|t| t.get(..10))
+                    .and_then(|t| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
+                    .ok_or("not a date")?,
+            )),
+            (Kind::Json, J::Null) => V::Json(None),
+            (Kind::Json, other) => V::Json(Some(Box::new(other.clone()))),
+            (Kind::Blob, J::Null) => V::Bytes(None),
+            (Kind::Blob, _) => V::Bytes(Some(
+                text.and_then(|t| hex::decode(t.trim_start_matches("\\x")).ok())
+                    .ok_or("not hex bytes")?,
+            )),
+            (_, other) => return Err(format!("unexpected {other}")),
+        })
+    }
+}
+
+/// An instant as either database writes it out (`2026-12-07T10:00:00.123456+00:00`,
+/// `2026-12-07 10:00:00.123456 +00:00`, with or without fractions).
+fn parse_instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.to_utc());
+    }
+    [
+        "%Y-%m-%d %H:%M:%S%.f %:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+    ]
+    .iter()
+    .find_map(|f| chrono::DateTime::parse_from_str(text, f).ok())
+    .map(|t| t.to_utc())
+}
+
+/// The columns of `table` a row is written back into, with how each is bound: generated and
+/// identity columns (PostgreSQL) and SQLite's rowid aliases are left to the database.
+async fn insertable_columns(
+    conn: &impl ConnectionTrait,
+    table: &str,
+) -> Result<Vec<(String, Kind)>, DbErr> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT column_name AS name, data_type AS type FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = $1 AND is_generated = 'NEVER' \
+             AND is_identity = 'NO' ORDER BY ordinal_position"
+        }
+        _ => {
+            "SELECT name, type FROM pragma_table_info($1) \
+             WHERE NOT (pk = 1 AND lower(type) = 'integer') ORDER BY cid"
+        }
+    };
+    let rows = conn
+        .query_all_raw(statement(backend, sql, [table.into()]))
+        .await?;
+    rows.iter()
+        .map(|c| Ok((column(c, "name")?, Kind::of(&column::<String>(c, "type")?))))
+        .collect()
+}
+
+/// Writes `rows` (as [`Db::tenant_rows_page`] reads them) into `table`, in the caller's
+/// transaction; a column the target lacks or a value of the wrong kind is an error naming them.
+/// Rows of a table that refer to each other (a subtask to its parent) may come in any order: a
+/// row whose reference is not there yet waits for the next round.
+pub(crate) async fn insert_rows(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    rows: &[serde_json::Map<String, serde_json::Value>],
+) -> Result<(), DbErr> {
+    let columns = insertable_columns(conn, table).await?;
+    if columns.is_empty() {
+        return Err(DbErr::Custom(format!("no table {table} here")));
+    }
+    let backend = conn.get_database_backend();
+    let mut waiting: Vec<Statement> = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(unknown) = row
+            .keys()
+            .find(|k| !columns.iter().any(|(c, _)| c == *k) && !is_left_to_the_database(k))
+        {
+            return Err(DbErr::Custom(format!(
+                "{table}.{unknown}: no such column here"
+            )));
+        }
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        for (name, kind) in &columns {
+            let Some(json) = row.get(name) else { continue };
+            let value = kind
+                .bind(json)
+                .map_err(|e| DbErr::Custom(format!("{table}.{name}: {e}")))?;
+            names.push(format!("\"{name}\""));
+            values.push(value);
+        }
+        let marks: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            names.join(", "),
+            marks.join(", ")
+        );
+        waiting.push(statement(backend, &sql, values));
+    }
+    while !waiting.is_empty() {
+        let before = waiting.len();
+        let mut later = Vec::new();
+        let mut last_err = None;
+        for insert in waiting {
+            conn.execute_unprepared("SAVEPOINT moved_row").await?;
+            match conn.execute_raw(insert.clone()).await {
+                Ok(_) => {
+                    conn.execute_unprepared("RELEASE SAVEPOINT moved_row")
+                        .await?;
+                }
+                Err(err)
+                    if matches!(
+                        err.sql_err(),
+                        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+                    ) =>
+                {
+                    conn.execute_unprepared("ROLLBACK TO SAVEPOINT moved_row")
+                        .await?;
+                    conn.execute_unprepared("RELEASE SAVEPOINT moved_row")
+                        .await?;
+                    later.push(insert);
+                    last_err = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        if later.len() == before {
+            return Err(last_err.unwrap_or_else(|| DbErr::Custom(format!("{table}: stuck"))));
+        }
+        waiting = later;
+    }
+    Ok(())
+}
+
+/// Columns one database writes out that the other computes itself.
+fn is_left_to_the_database(column: &str) -> bool {
+    matches!(column, "seq" | "tsv")
 }
 
 /// How SQLite gives a column of declared type `kind` as JSON, alike PostgreSQL's `row_to_json`.

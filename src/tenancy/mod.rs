@@ -280,6 +280,21 @@ pub async fn org_id_by_slug(db: &Db, slug: &str) -> Result<Option<Uuid>> {
     Ok(found.map(|o| o.id))
 }
 
+/// Whether an organisation with this id or this slug exists (moving one in).
+pub async fn organization_exists(db: &Db, id: Uuid, slug: &str) -> Result<bool> {
+    let tx = db.maintenance().await?;
+    let found = organization::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(organization::Column::Id.eq(id))
+                .add(organization::Column::Slug.eq(slug)),
+        )
+        .one(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(found.is_some())
+}
+
 pub(crate) async fn organization(tx: &TenantTx) -> Result<Organization> {
     tx.find::<organization::Entity>()
         .one(tx.conn())

@@ -35,6 +35,7 @@ mod sla;
 mod sso;
 mod stream;
 mod structure;
+mod tenant_move;
 mod tickets;
 mod timeline;
 mod tokens;

@@ -1139,4 +1139,49 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await stranger.getByText("That organization does not offer single sign-on.").waitFor();
     await stranger.context().close();
   });
+  step("data rights: the audit log, an export, and deleting an organization then restoring it", async () => {
+    const gina = { email: "gina@example.com", name: "Gina Gamma" };
+    await api("/auth/signup", {
+      method: "POST",
+      body: { organization_name: "Gamma Co", name: gina.name, email: gina.email, password: PASSWORD },
+    });
+    await eventually(async () => mailsTo(gina.email).length > 0, "Gina's sign-up mail");
+    const link = await mailedLink(gina.email, "/signup/confirm/");
+    await api("/auth/signup/confirm", { method: "POST", body: { token: link.split("/signup/confirm/")[1] } });
+    const page = await newPage();
+    await signIn(page, gina);
+
+    await page.goto("/admin/audit");
+    await page.getByTestId("audit-entry").first().waitFor();
+    await page.getByRole("button", { name: "Verify the chain" }).click();
+    await page.getByText(/The chain holds: \d+ entries checked/).waitFor();
+    await axe(page, "audit log");
+    await shot(page, "audit-log");
+
+    await page.goto("/admin/settings");
+    await page.getByRole("button", { name: "Export", exact: true }).click();
+    const ready = page.getByRole("button", { name: "Download", exact: true });
+    await ready.waitFor({ timeout: 20_000 });
+    const [file] = await Promise.all([page.waitForEvent("download"), ready.click()]);
+    assert.match(file.suggestedFilename(), /^docket-export-.*\.zip$/);
+    await axe(page, "organization data rights");
+
+    await page.getByRole("button", { name: "Delete Gamma Co…" }).click();
+    await page.getByLabel("Your password").fill("not the password");
+    await page.getByRole("button", { name: "Delete the organization" }).click();
+    await page.getByText("Is not your password").waitFor();
+    await page.getByLabel("Your password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Delete the organization" }).click();
+    await page.waitForURL("**/signin**");
+    await page.getByText(/The organization was deleted/).waitFor();
+
+    // Its owner may still sign in, and only to restore it.
+    await signIn(page, gina);
+    await page.getByRole("heading", { name: "Gamma Co was deleted" }).waitFor();
+    await axe(page, "closed organization");
+    await shot(page, "closed-organization");
+    await page.getByRole("button", { name: "Restore Gamma Co" }).click();
+    await page.getByRole("banner").getByText("Gamma Co").waitFor();
+    await page.context().close();
+  });
 });
