@@ -141,3 +141,116 @@ mod tests {
         assert!(line_ok("שלום\u{200f}") && line_ok("a\u{200e}") && line_ok("ع\u{61c}"));
     }
 }
+
+/// What is left of an erased person where their name or address stood.
+#[derive(Clone, Debug)]
+pub struct Tombstone {
+    /// "Erased person 7f3a".
+    pub name: String,
+    /// `erased-7f3a…@invalid`: never deliverable, and unique to the person.
+    pub address: String,
+}
+
+impl Tombstone {
+    pub fn of(id: uuid::Uuid) -> Self {
+        let hex = id.simple().to_string();
+        Self {
+            name: format!("Erased person {}", &hex[hex.len() - 4..]),
+            address: format!("erased-{hex}@invalid"),
+        }
+    }
+}
+
+/// A person's name and addresses, and what replaces them once they are erased.
+#[derive(Clone, Debug)]
+pub struct Traces {
+    pub name: String,
+    /// Lowercase.
+    pub addresses: Vec<String>,
+    pub tombstone: Tombstone,
+}
+
+impl Traces {
+    /// `text` with every address (any case) and the name replaced by the tombstone's; `None`
+    /// when nothing was there.
+    pub fn scrub(&self, text: &str) -> Option<String> {
+        let mut out = text.to_owned();
+        for address in &self.addresses {
+            out = replace_ignoring_case(&out, address, &self.tombstone.address);
+        }
+        if self.name.chars().count() >= 3 {
+            out = out.replace(&self.name, &self.tombstone.name);
+        }
+        (out != text).then_some(out)
+    }
+
+    /// Scrubs every string inside `value`; true when something changed.
+    pub fn scrub_json(&self, value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => match self.scrub(s) {
+                Some(clean) => {
+                    *s = clean;
+                    true
+                }
+                None => false,
+            },
+            serde_json::Value::Array(items) => self.scrub_all(items.iter_mut()),
+            serde_json::Value::Object(map) => self.scrub_all(map.values_mut()),
+            _ => false,
+        }
+    }
+
+    /// Scrubs every one of `values` (none is skipped once one changed).
+    fn scrub_all<'a>(&self, values: impl Iterator<Item = &'a mut serde_json::Value>) -> bool {
+        let mut changed = false;
+        for value in values {
+            changed |= self.scrub_json(value);
+        }
+        changed
+    }
+}
+
+fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
+    if needle.is_empty() {
+        return text.to_owned();
+    }
+    let lower = text.to_lowercase();
+    // Lowercasing may change byte lengths outside ASCII: replace exactly only then.
+    if lower.len() != text.len() {
+        return text.replace(needle, with);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(needle) {
+        out.push_str(&text[at..at + found]);
+        out.push_str(with);
+        at += found + needle.len();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod traces_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_addresses_give_way_to_the_tombstone() {
+        let id = uuid::Uuid::from_u128(0x7f3a);
+        let traces = Traces {
+            name: "Carla Customer".into(),
+            addresses: vec!["carla@example.com".into()],
+            tombstone: Tombstone::of(id),
+        };
+        assert_eq!(traces.tombstone.name, "Erased person 7f3a");
+        let text = "Carla Customer <Carla@Example.com> wrote";
+        assert_eq!(
+            traces.scrub(text).unwrap(),
+            format!("Erased person 7f3a <{}> wrote", traces.tombstone.address)
+        );
+        assert!(traces.scrub("nothing of her").is_none());
+        let mut json = serde_json::json!({"address": "carla@example.com", "n": 1, "list": ["x", "Carla Customer"]});
+        assert!(traces.scrub_json(&mut json));
+        assert_eq!(json["list"][1], "Erased person 7f3a");
+    }
+}

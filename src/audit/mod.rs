@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -242,6 +242,46 @@ pub async fn list(
         |m| m.id,
         AuditEntry::from,
     ))
+}
+
+/// Pseudonymises what the organisation's entries' details say of an erased person (the
+/// entries stay; each records when). The chain holds: details enter it by digest.
+pub(crate) async fn redact(tx: &TenantTx, traces: &crate::text::Traces) -> Result<u64> {
+    let mut needles = traces.addresses.clone();
+    needles.push(traces.name.clone());
+    let conn = tx.conn();
+    let cast = match conn.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "details::text",
+        _ => "details",
+    };
+    let mut redacted = 0;
+    for needle in needles.iter().filter(|n| n.chars().count() >= 3) {
+        let found = entry::Entity::find()
+            .from_raw_sql(store::statement(
+                conn.get_database_backend(),
+                &format!("SELECT * FROM audit_log WHERE org_id = $1 AND lower({cast}) LIKE $2"),
+                [
+                    tx.org_id().into(),
+                    format!("%{}%", needle.to_lowercase()).into(),
+                ],
+            ))
+            .all(conn)
+            .await?;
+        for m in found {
+            let mut details = m.details.clone();
+            if !traces.scrub_json(&mut details) {
+                continue;
+            }
+            tx.update_many::<entry::Entity>()
+                .col_expr(entry::Column::Details, details.into())
+                .col_expr(entry::Column::RedactedAt, store::now().into())
+                .filter(entry::Column::Id.eq(m.id))
+                .exec(conn)
+                .await?;
+            redacted += 1;
+        }
+    }
+    Ok(redacted)
 }
 
 /// Entries by or about `user_id` (as actor or target), oldest first after `after`, a page at a

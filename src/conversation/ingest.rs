@@ -251,6 +251,25 @@ pub async fn ingest(
     done
 }
 
+/// Replaces an erased person's address as a sender in the ingest log (what they wrote about
+/// stays: the subject is the organisation's record).
+pub(super) async fn scrub_senders(tx: &TenantTx, traces: &crate::text::Traces) -> Result<u64> {
+    use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
+    let done = tx
+        .update_many::<log_entity::Entity>()
+        .col_expr(
+            log_entity::Column::Sender,
+            traces.tombstone.address.clone().into(),
+        )
+        .filter(
+            Expr::expr(Func::lower(Expr::col(log_entity::Column::Sender)))
+                .is_in(traces.addresses.iter().cloned()),
+        )
+        .exec(tx.conn())
+        .await?;
+    Ok(done.rows_affected)
+}
+
 /// The refusal of a message over `DOCKET_MAX_EMAIL_BYTES`.
 pub fn too_large(max: usize) -> Error {
     Error::too_large(format!(

@@ -17,6 +17,7 @@
 
 pub mod bounces;
 pub mod contacts;
+pub(crate) mod erasure;
 mod imap;
 mod ingest;
 mod notices;

@@ -20,7 +20,6 @@ use crate::{
         invitations::Invitation,
         people::{self, NewPerson, Person, PersonPatch},
     },
-    work::tickets,
 };
 
 /// An organisation as its members see it; admins also see its inbound mail token.
@@ -152,7 +151,9 @@ pub async fn update_user(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RemoveParams {
-    /// Also anonymise the account when it belongs to no other organisation.
+    /// Erase the person: scrub every trace of them in the organisation (mail addresses,
+    /// logs, notifications, audit details: a tombstone instead), and anonymise the account when
+    /// it belongs to no other organisation.
     #[serde(default)]
     pub erase: bool,
 }
@@ -166,9 +167,6 @@ pub async fn remove_user(
     Path(id): Path<Uuid>,
     Query(q): Query<RemoveParams>,
 ) -> Result<StatusCode> {
-    people::remove(&s.db, &ctx, id, q.erase, async |tx| {
-        tickets::unassign_everywhere(tx, &ctx, id).await
-    })
-    .await?;
+    lifecycle::remove_person(&s.db, &ctx, id, q.erase).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -255,6 +255,25 @@ pub(crate) async fn rename_user(conn: &impl ConnectionTrait, id: Uuid, name: &st
     Ok(())
 }
 
+/// A person's name and addresses (sign-in and contact), to scrub when they are erased.
+pub(crate) async fn traces_of(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<crate::text::Traces> {
+    let account = user::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    let mut addresses = vec![account.email.to_lowercase()];
+    addresses.extend(account.contact_address.map(|a| a.to_lowercase()));
+    addresses.dedup();
+    Ok(crate::text::Traces {
+        name: account.name,
+        addresses,
+        tombstone: crate::text::Tombstone::of(id),
+    })
+}
+
 /// Replaces a person's personal data with placeholders; their id stays so history still reads.
 /// Their second factors and single sign-on links go: nobody signs in as an erased person.
 pub(crate) async fn anonymise_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {
@@ -268,7 +287,10 @@ pub(crate) async fn anonymise_user(conn: &impl ConnectionTrait, id: Uuid) -> Res
             user::Column::Email,
             Expr::value(format!("erased-{}@invalid", id.simple())),
         )
-        .col_expr(user::Column::Name, Expr::value("Erased user"))
+        .col_expr(
+            user::Column::Name,
+            Expr::value(crate::text::Tombstone::of(id).name),
+        )
         .col_expr(
             user::Column::ContactAddress,
             Expr::value(Option::<String>::None),

@@ -139,6 +139,29 @@ pub async fn restore_org(db: &Db, ctx: &TenantCtx) -> Result<Organization> {
     Ok(org)
 }
 
+/// Removes a person from the caller's organisation (admins), taking them off their tickets.
+/// With `erase`, every trace of them in the organisation is scrubbed in the same transaction:
+/// their address in mail conversations, held addresses, the ingest and mail logs, bounce
+/// marks, invitations; their inbox, and their name in others' notifications; what audit entries
+/// say of them (the entries stay, pseudonymised). Their account itself is anonymised when it
+/// belongs to no other organisation (`tenancy::people::remove`). What they wrote stays, under
+/// their tombstone: docs/PRIVACY.md says why.
+pub async fn remove_person(db: &Db, ctx: &TenantCtx, user_id: Uuid, erase: bool) -> Result<()> {
+    tenancy::people::remove(db, ctx, user_id, erase, async |tx| {
+        crate::work::tickets::unassign_everywhere(tx, ctx, user_id).await?;
+        if erase {
+            let traces = identity::traces_of(tx.conn(), user_id).await?;
+            crate::conversation::erasure::scrub(tx, &traces).await?;
+            mail::scrub_recipient(tx, &traces).await?;
+            crate::notify::scrub(tx, user_id, &traces).await?;
+            tenancy::invitations::forget(tx, &traces).await?;
+            audit::redact(tx, &traces).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// What one purge removed: rows per table, files, accounts.
 #[derive(Debug, Serialize)]
 pub struct Purged {

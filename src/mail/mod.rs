@@ -184,6 +184,34 @@ pub struct Outgoing {
     pub thread: Option<Thread>,
 }
 
+/// Replaces an erased person's address in the organisation's mail log (and cancels what was
+/// still to be sent to them).
+pub(crate) async fn scrub_recipient(tx: &TenantTx, traces: &crate::text::Traces) -> Result<u64> {
+    use sea_orm::sea_query::ExprTrait as _;
+    let sent = tx
+        .update_many::<entity::Entity>()
+        .col_expr(
+            entity::Column::ToAddress,
+            traces.tombstone.address.clone().into(),
+        )
+        .col_expr(entity::Column::Params, serde_json::json!({}).into())
+        .filter(
+            sea_orm::sea_query::Expr::expr(sea_orm::sea_query::Func::lower(
+                sea_orm::sea_query::Expr::col(entity::Column::ToAddress),
+            ))
+            .is_in(traces.addresses.iter().cloned()),
+        )
+        .exec(tx.conn())
+        .await?;
+    tx.update_many::<entity::Entity>()
+        .col_expr(entity::Column::Status, Status::Failed.as_str().into())
+        .filter(entity::Column::ToAddress.eq(traces.tombstone.address.clone()))
+        .filter(entity::Column::Status.is_in([Status::Queued.as_str(), Status::Sending.as_str()]))
+        .exec(tx.conn())
+        .await?;
+    Ok(sent.rows_affected)
+}
+
 /// Queues a mail in the caller's transaction; the worker sends it after commit.
 pub(crate) async fn enqueue(tx: &TenantTx, mail: Outgoing) -> Result<Uuid> {
     let row = queued(tx, mail)?;

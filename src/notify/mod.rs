@@ -532,6 +532,41 @@ pub(crate) async fn by_ids(tx: &TenantTx, ids: Vec<Uuid>) -> Result<Vec<Notifica
 }
 
 /// The caller's notifications, newest first.
+/// An erased person's traces in the inbox: their own notifications go, and others' about what
+/// they did name the tombstone instead of them.
+pub(crate) async fn scrub(
+    tx: &TenantTx,
+    user_id: Uuid,
+    traces: &crate::text::Traces,
+) -> Result<u64> {
+    let mine = tx
+        .delete_many::<entity::Entity>()
+        .filter(entity::Column::UserId.eq(user_id))
+        .exec(tx.conn())
+        .await?;
+    let theirs = tx
+        .find::<entity::Entity>()
+        .filter(entity::Column::ActorId.eq(user_id))
+        .all(tx.conn())
+        .await?;
+    let mut changed = mine.rows_affected;
+    for n in theirs {
+        let title = traces.scrub(&n.title);
+        let body = n.body.as_deref().and_then(|b| traces.scrub(b));
+        if title.is_none() && body.is_none() {
+            continue;
+        }
+        tx.update_many::<entity::Entity>()
+            .col_expr(entity::Column::Title, title.unwrap_or(n.title).into())
+            .col_expr(entity::Column::Body, body.or(n.body).into())
+            .filter(entity::Column::Id.eq(n.id))
+            .exec(tx.conn())
+            .await?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
 pub async fn list(
     db: &Db,
     ctx: &TenantCtx,

@@ -355,3 +355,13 @@ pub async fn purge_expired(db: &Db) -> Result<u64> {
         )
         .await?)
 }
+
+/// Removes the organisation's invitations to an erased person's addresses.
+pub(crate) async fn forget(tx: &TenantTx, traces: &crate::text::Traces) -> Result<u64> {
+    let gone = tx
+        .delete_many::<entity::Entity>()
+        .filter(entity::Column::Email.is_in(traces.addresses.iter().cloned()))
+        .exec(tx.conn())
+        .await?;
+    Ok(gone.rows_affected)
+}

@@ -8,6 +8,7 @@ mod attachments;
 mod audit;
 mod auth;
 mod demo;
+mod erasure;
 mod errors;
 mod events;
 mod exports;
