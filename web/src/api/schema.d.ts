@@ -21422,7 +21422,11 @@ export interface operations {
     remove_user: {
         parameters: {
             query?: {
-                /** @description Also anonymise the account when it belongs to no other organisation. */
+                /**
+                 * @description Erase the person: scrub every trace of them in the organisation (mail addresses,
+                 *     logs, notifications, audit details: a tombstone instead), and anonymise the account when
+                 *     it belongs to no other organisation.
+                 */
                 erase?: boolean;
             };
             header?: never;
