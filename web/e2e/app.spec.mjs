@@ -1173,7 +1173,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await page.getByLabel("Your password").fill(PASSWORD);
     await page.getByRole("button", { name: "Delete the organization" }).click();
     await page.waitForURL("**/signin**");
-    await page.getByText(/The organization was deleted/).waitFor();
+    await page.getByText(/The organization was deleted\. It will be removed for good on/).waitFor();
 
     // Its owner may still sign in, and only to restore it.
     await signIn(page, gina);

@@ -32,6 +32,8 @@ const COOKIE_MODE = { "X-Docket-Refresh": "cookie" };
 const REFRESH_AHEAD_MS = 60_000;
 
 let current: Session | null = null;
+/** Why the last session ended, when the sign-in page should say so (read by `endNotice`). */
+let notice: string | null = null;
 let timer: ReturnType<typeof setTimeout> | undefined;
 const listeners = new Set<(s: Session | null) => void>();
 const channel = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel("docket-session");
@@ -47,6 +49,7 @@ export function subscribe(fn: (s: Session | null) => void): () => void {
 
 function set(next: Session | null): void {
   current = next;
+  if (next) notice = null;
   clearTimeout(timer);
   if (next) {
     const wait = Math.max(5_000, next.expiresAt - Date.now() - REFRESH_AHEAD_MS);
@@ -263,8 +266,18 @@ export async function signOut(): Promise<void> {
   }
 }
 
-/** Drops this tab's session (and the other tabs') without asking the server: it already ended. */
-export function forgetSession(): void {
+/** What the sign-in page says of how the last session ended, if anything. */
+export function endNotice(): string | null {
+  return current ? null : notice;
+}
+
+/**
+ * Drops this tab's session (and the other tabs') without asking the server: it already ended.
+ * `why` is shown on the sign-in page, whenever it comes (the session may have ended under a
+ * page already, its stream refused).
+ */
+export function forgetSession(why?: string): void {
+  notice = why ?? null;
   set(null);
   channel?.postMessage({ type: "signed-out" });
 }

@@ -2,9 +2,17 @@ import { Alert, Anchor, Button, Divider, Group, Paper, PasswordInput, Stack, Tex
 import { useForm } from "@mantine/form";
 import { useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
-import { isSecondStep, type SecondStep as Step, signIn, signInWithPasskey, ssoStartUrl } from "../api/session";
+import {
+  endNotice,
+  isSecondStep,
+  type SecondStep as Step,
+  signIn,
+  signInWithPasskey,
+  ssoStartUrl,
+} from "../api/session";
 import { useSubmit } from "../ui/forms";
 import { AuthFrame } from "./AuthFrame";
+import { useSession } from "./useSession";
 import { safeNext } from "./next";
 import { SecondStep } from "./security/SecondStep";
 
@@ -32,7 +40,9 @@ export function SignIn() {
   const next = safeNext(params.get("next"));
   const done = () => navigate(next, { replace: true });
   const ssoError = params.get("sso_error");
-  const deleted = params.get("deleted");
+  // Subscribed: the session may end under this page (its notice then arrives).
+  useSession();
+  const ended = endNotice();
   const form = useForm({
     initialValues: { email: "", password: "", organization: "" },
     validate: {
@@ -73,10 +83,9 @@ export function SignIn() {
           <Title order={1} size="h2">
             Sign in to Docket
           </Title>
-          {deleted && (
+          {ended && (
             <Alert color="blue" role="status">
-              The organization was deleted. It will be removed for good on {deleted}; until then an owner can sign in
-              and restore it.
+              {ended}
             </Alert>
           )}
           {(error || passkeyError || ssoError) && (

@@ -26,11 +26,11 @@ export function DeleteOrganization({ org }: { org: Organization }) {
   const { submit, error } = useSubmit(form, async (v) => {
     const scheduled = await call(api.DELETE("/api/v1/org", { body: v }));
     const when = new Date(scheduled.purge_at).toLocaleDateString();
-    // Off the signed-in pages first: forgetting the session there would send them to the
-    // sign-in page without the news.
-    await navigate(`/signin?deleted=${encodeURIComponent(when)}`, { replace: true });
-    forgetSession();
+    forgetSession(
+      `The organization was deleted. It will be removed for good on ${when}; until then an owner can sign in and restore it.`,
+    );
     client.clear();
+    await navigate("/signin", { replace: true });
   });
   return (
     <Paper withBorder p="md" style={{ borderColor: "var(--mantine-color-red-4)" }}>
