@@ -120,7 +120,7 @@ export function AuditLog() {
       {verify.data && (
         <Alert color={verify.data.ok ? "green" : "red"} role="status">
           {verify.data.ok
-            ? `The chain holds: ${verify.data.entries} entries checked.`
+            ? `The chain holds: ${verify.data.entries} ${verify.data.entries === 1 ? "entry" : "entries"} checked.`
             : `The chain is broken after ${verify.data.entries} entries${
                 verify.data.first_bad_id ? ` at entry ${verify.data.first_bad_id}` : ""
               }: ${verify.data.problem ?? ""}`}
