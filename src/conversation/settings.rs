@@ -414,6 +414,11 @@ pub(crate) async fn mailboxes(db: &Db) -> Result<Vec<entity::Model>> {
     let tx = db.maintenance().await?;
     let rows = entity::Entity::find()
         .filter(entity::Column::ImapHost.is_not_null())
+        // A deleted organisation takes no mail: its mailbox is left alone until it is restored.
+        .filter(sea_orm::sea_query::Expr::cust(
+            "NOT EXISTS (SELECT 1 FROM organizations o \
+             WHERE o.id = mail_settings.org_id AND o.deleted_at IS NOT NULL)",
+        ))
         .all(tx.conn())
         .await?;
     tx.commit().await?;

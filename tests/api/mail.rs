@@ -1216,5 +1216,24 @@ async fn the_command_and_imap_take_mail_too() {
             .unwrap()
             .contains("signing in")
     );
+
+    // A deleted organisation's mailbox is left alone.
+    app.sql("UPDATE mail_settings SET imap_checked_at = NULL")
+        .await;
+    app.call(
+        reqwest::Method::DELETE,
+        "/api/v1/org",
+        Some(&owner.token),
+        Some(json!({"password": PASSWORD})),
+    )
+    .await
+    .assert_ok(202);
+    assert_eq!(poll().await.unwrap(), 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM mail_settings WHERE imap_checked_at IS NOT NULL")
+            .await,
+        0,
+        "nobody looked into it"
+    );
     app.shutdown().await;
 }
