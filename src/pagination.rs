@@ -77,6 +77,16 @@ impl PageParams {
 }
 
 impl PageRequest {
+    /// The largest page from `cursor` (a cursor this server gave): for what walks a whole list
+    /// itself (downloads, exports).
+    pub fn largest(cursor: Option<String>) -> Result<PageRequest> {
+        PageParams {
+            limit: Some(MAX_LIMIT),
+            cursor,
+        }
+        .validate()
+    }
+
     /// The id the page starts after, for lists keyed by a UUIDv7 id.
     pub fn after_id(&self) -> Result<Option<Uuid>> {
         self.cursor

@@ -107,8 +107,11 @@ impl Archive {
     }
 
     /// Ends the archive with `manifest.json` (`head`, plus `files`: every entry's summary) and
-    /// gives the file back, rewound, with its size.
-    pub fn finish(mut self, mut head: serde_json::Value) -> Result<(std::fs::File, u64)> {
+    /// gives the file back, rewound, with its size and the manifest.
+    pub fn finish(
+        mut self,
+        mut head: serde_json::Value,
+    ) -> Result<(std::fs::File, u64, serde_json::Value)> {
         self.close()?;
         if let Some(fields) = head.as_object_mut() {
             fields.insert(
@@ -124,7 +127,7 @@ impl Archive {
         let mut file = self.zip.finish().map_err(io)?;
         let size = file.seek(SeekFrom::End(0)).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        Ok((file, size))
+        Ok((file, size, head))
     }
 }
 
@@ -155,7 +158,7 @@ mod tests {
         archive.record(&serde_json::json!({"id": 2})).unwrap();
         archive.start("files/a.txt", false).unwrap();
         archive.write(b"hello").unwrap();
-        let (file, size) = archive
+        let (file, size, _) = archive
             .finish(serde_json::json!({"format": "docket-export"}))
             .unwrap();
         assert!(size > 0);

@@ -18,7 +18,7 @@ use crate::{
     files::{Files, sanitize_filename},
     identity,
     notify::{self, NotificationFilter},
-    pagination::PageParams,
+    pagination::PageRequest,
     store::Db,
     tenancy,
     work::{
@@ -195,11 +195,7 @@ pub(super) async fn person(db: &Db, row: &entity::Model, zip: &mut Archive) -> R
     for ticket in &seen {
         let mut cursor = None;
         loop {
-            let page = PageParams {
-                limit: Some(crate::pagination::MAX_LIMIT),
-                cursor,
-            }
-            .validate()?;
+            let page = PageRequest::largest(cursor)?;
             let found = comments::list(db, &ctx, &ticket.to_string(), page).await?;
             for comment in found.items {
                 zip.record(&comment)?;
@@ -213,11 +209,7 @@ pub(super) async fn person(db: &Db, row: &entity::Model, zip: &mut Archive) -> R
     zip.start("notifications.jsonl", true)?;
     let mut cursor = None;
     loop {
-        let page = PageParams {
-            limit: Some(crate::pagination::MAX_LIMIT),
-            cursor,
-        }
-        .validate()?;
+        let page = PageRequest::largest(cursor)?;
         let found = notify::list(db, &ctx, NotificationFilter::default(), page).await?;
         for notification in found.items {
             zip.record(&notification)?;

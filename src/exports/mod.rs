@@ -317,7 +317,7 @@ async fn write(db: &Db, files: &Files, row: &entity::Model) -> Result<u64> {
         ExportScope::Organization => contents::organization(db, files, row, &mut zip).await?,
         ExportScope::Me => contents::person(db, row, &mut zip).await?,
     };
-    let (file, size) = zip.finish(head)?;
+    let (file, size, _) = zip.finish(head)?;
     let mut upload = files.export_writer(row.org_id, row.id);
     for chunk in archive::chunks(file, UPLOAD_CHUNK) {
         if let Err(err) = upload.write(chunk?.into()).await {

@@ -31,6 +31,8 @@ use crate::{
 };
 
 const FORMAT: &str = "docket-tenant";
+/// The bytes of a file copied to the object store at a time.
+const UPLOAD_CHUNK: usize = 1024 * 1024;
 const VERSION: u64 = 1;
 
 /// The server's machinery, rebuilt or meaningless elsewhere.
@@ -134,12 +136,10 @@ pub async fn export_org(
         "with_sessions": with_sessions,
         "exported_at": store::now(),
     });
-    let (mut file, _) = zip.finish(head)?;
+    let (mut file, _, manifest) = zip.finish(head)?;
     let mut target = std::fs::File::create(out).map_err(Error::internal)?;
     std::io::copy(&mut file, &mut target).map_err(Error::internal)?;
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(out).map_err(Error::internal)?)
-        .map_err(bad_file)?;
-    manifest(&mut zip)
+    Ok(manifest)
 }
 
 type TenantZip = zip::ZipArchive<std::fs::File>;
@@ -153,7 +153,27 @@ fn manifest(zip: &mut TenantZip) -> Result<Value> {
     serde_json::from_str(&text).map_err(bad_file)
 }
 
-/// Every entry the manifest lists, with its checksum and record count checked.
+/// What verifying an entry saw of it, as it streamed past.
+#[derive(Default)]
+struct Seen {
+    sha: Sha256,
+    lines: u64,
+}
+
+impl std::io::Write for Seen {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sha.update(buf);
+        self.lines += buf.iter().filter(|b| **b == b'\n').count() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every entry the manifest lists, with its checksum and record count checked (each entry is
+/// streamed through, never held whole).
 fn verified_entries(zip: &mut TenantZip, head: &Value) -> Result<BTreeMap<String, Option<u64>>> {
     let mut entries = BTreeMap::new();
     for file in head["files"]
@@ -163,22 +183,22 @@ fn verified_entries(zip: &mut TenantZip, head: &Value) -> Result<BTreeMap<String
         let name = file["name"]
             .as_str()
             .ok_or_else(|| bad_file("an unnamed entry"))?;
-        let mut bytes = Vec::new();
-        zip.by_name(name)
-            .map_err(|_| bad_file(format!("{name} is missing")))?
-            .read_to_end(&mut bytes)
-            .map_err(bad_file)?;
-        if file["sha256"].as_str() != Some(hex::encode(Sha256::digest(&bytes)).as_str()) {
+        let mut seen = Seen::default();
+        let mut entry = zip
+            .by_name(name)
+            .map_err(|_| bad_file(format!("{name} is missing")))?;
+        std::io::copy(&mut entry, &mut seen).map_err(bad_file)?;
+        if file["sha256"].as_str() != Some(hex::encode(seen.sha.finalize()).as_str()) {
             return Err(bad_file(format!("{name} does not match its checksum")));
         }
         let records = file["records"].as_u64();
-        if let Some(records) = records {
-            let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-            if lines != records {
-                return Err(bad_file(format!(
-                    "{name} has {lines} records, not {records}"
-                )));
-            }
+        if let Some(records) = records
+            && seen.lines != records
+        {
+            return Err(bad_file(format!(
+                "{name} has {} records, not {records}",
+                seen.lines
+            )));
         }
         entries.insert(name.to_owned(), records);
     }
@@ -271,16 +291,20 @@ pub async fn import_org(db: &Db, files: &Files, input: &Path) -> Result<Value> {
         .filter_map(|n| n.strip_prefix("files/").map(str::to_owned))
         .collect();
     for name in &objects {
-        let mut bytes = Vec::new();
-        zip.by_name(&format!("files/{name}"))
-            .map_err(bad_file)?
-            .read_to_end(&mut bytes)
-            .map_err(bad_file)?;
         let mut upload = files.object_writer(org_id, name);
-        if upload.write(bytes.into()).await.is_err() {
-            upload.abort().await;
-            return Err(Error::internal(anyhow::anyhow!("copying {name} failed")));
+        let mut entry = zip.by_name(&format!("files/{name}")).map_err(bad_file)?;
+        let mut chunk = vec![0; UPLOAD_CHUNK];
+        loop {
+            let n = entry.read(&mut chunk).map_err(bad_file)?;
+            if n == 0 {
+                break;
+            }
+            if upload.write(chunk[..n].to_vec().into()).await.is_err() {
+                upload.abort().await;
+                return Err(Error::internal(anyhow::anyhow!("copying {name} failed")));
+            }
         }
+        drop(entry);
         upload.finish().await?;
     }
     counts.insert("files".to_owned(), objects.len() as u64);

@@ -20,7 +20,7 @@ use crate::{
     access::{self, Action},
     audit::{self, AuditEntry, AuditFilter, Verification},
     error::Result,
-    pagination::{Page, PageParams},
+    pagination::{Page, PageParams, PageRequest},
 };
 
 /// Security-relevant actions, newest first, narrowed by the filters (admins).
@@ -100,7 +100,7 @@ pub async fn download_audit_log(
         DownloadFormat::Jsonl => None,
     };
     // The first page is read before answering, so a refusal is still a problem document.
-    let first = audit::list(&s.db, &ctx, &filter, first_page(None)?).await?;
+    let first = audit::list(&s.db, &ctx, &filter, PageRequest::largest(None)?).await?;
     let filter = std::sync::Arc::new(filter);
     let pages =
         futures_util::stream::unfold(Some(Ok::<_, crate::error::Error>(first)), move |next| {
@@ -113,7 +113,7 @@ pub async fn download_audit_log(
                 };
                 let bytes = render(format, &page.items);
                 let following = match page.next_cursor {
-                    Some(cursor) => Some(match first_page(Some(cursor)) {
+                    Some(cursor) => Some(match PageRequest::largest(Some(cursor)) {
                         Ok(req) => audit::list(&db, &ctx, &filter, req).await,
                         Err(e) => Err(e),
                     }),
@@ -135,15 +135,6 @@ pub async fn download_audit_log(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(res)
-}
-
-/// A page of the download: the most a list page holds.
-fn first_page(cursor: Option<String>) -> Result<crate::pagination::PageRequest> {
-    PageParams {
-        limit: Some(crate::pagination::MAX_LIMIT),
-        cursor,
-    }
-    .validate()
 }
 
 fn render(format: DownloadFormat, entries: &[AuditEntry]) -> Bytes {

@@ -216,10 +216,9 @@ pub(super) async fn authenticate(db: &Db, bearer: &str) -> Result<Option<TenantC
         .await?
         .filter(|m| m.expires_at.is_none_or(|at| at > now))
         .ok_or_else(bad)?;
-    let role = tenancy::active_role(&tx, row.user_id)
+    let role = tenancy::lifecycle::active_role_while_open(&tx, row.user_id)
         .await?
         .ok_or_else(bad)?;
-    tenancy::lifecycle::ensure_open(&tx).await?;
     tx.commit().await?;
     let scope = Scope::parse(&row.scope).unwrap_or(Scope::Read);
     if row
