@@ -10,6 +10,7 @@ use docket::{
     conversation, demo,
     exports::tenant_move,
     files::Files,
+    lifecycle,
     outbound::Guard,
     store::{self, Db},
     tenancy,
@@ -135,6 +136,19 @@ enum AdminTask {
         files: FilesConfig,
         #[arg(long = "in")]
         input: PathBuf,
+        /// Once the import is verified, purge the organisation from the server it came from:
+        /// its database (`--source-database-url`) and its files in that server's object store.
+        #[arg(long, requires = "source_database_url")]
+        delete_source: bool,
+        /// The `DATABASE_URL` of the server the organisation came from.
+        #[arg(long, env = "DOCKET_SOURCE_DATABASE_URL", value_parser = secret, hide_env_values = true)]
+        source_database_url: Option<Secret>,
+        /// That server's `DOCKET_DATA_DIR` (default: this one's).
+        #[arg(long)]
+        source_data_dir: Option<PathBuf>,
+        /// That server's `DOCKET_OBJECT_STORE_URL` (default: this one's).
+        #[arg(long)]
+        source_object_store_url: Option<String>,
     },
     /// Walk an organisation's audit-log hash chain. Prints what it found as JSON; exits
     /// non-zero and names the first broken link when the chain does not hold.
@@ -342,16 +356,55 @@ async fn main() -> anyhow::Result<()> {
             task:
                 AdminTask::ImportOrg {
                     store: store_cfg,
-                    files,
+                    files: files_cfg,
                     input,
+                    delete_source,
+                    source_database_url,
+                    source_data_dir,
+                    source_object_store_url,
                 },
         } => {
+            // Where the organisation came from, when it is to go from there.
+            let source = source_database_url.filter(|_| delete_source).map(|url| {
+                let mut store = store_cfg.clone();
+                store.database_url = Some(url);
+                store.data_dir = source_data_dir.unwrap_or_else(|| store_cfg.data_dir.clone());
+                let mut files = files_cfg.clone();
+                files.object_store_url = source_object_store_url.or(files.object_store_url);
+                (store, files)
+            });
+            if let Some((source, _)) = &source {
+                anyhow::ensure!(
+                    database_of(source) != database_of(&store_cfg),
+                    "the source database is the one imported into"
+                );
+            }
             store::migrate(&store_cfg).await?;
             let db = Db::connect(&store_cfg).await?;
-            let files = Files::new(&files, &store_cfg.data_dir)?;
-            let imported = tenant_move::import_org(&db, &files, &input)
+            let files = Files::new(&files_cfg, &store_cfg.data_dir)?;
+            let mut imported = tenant_move::import_org(&db, &files, &input)
                 .await
                 .map_err(|e| anyhow::anyhow!("the import was refused: {e:?}"))?;
+            if let Some((source_store, source_files)) = source {
+                let org_id: uuid::Uuid = imported["organization"]["id"]
+                    .as_str()
+                    .and_then(|id| id.parse().ok())
+                    .ok_or_else(|| anyhow::anyhow!("the file names no organization"))?;
+                // The same object store holds the same files: they stay, for the new server.
+                let shared = source_files.object_store_url == files_cfg.object_store_url
+                    && (files_cfg.object_store_url.is_some()
+                        || source_store.data_dir == store_cfg.data_dir);
+                store::migrate(&source_store).await?;
+                let source_db = Db::connect(&source_store).await?;
+                let source_files = Files::new(&source_files, &source_store.data_dir)?;
+                let purged =
+                    lifecycle::purge_moved(&source_db, (!shared).then_some(&source_files), org_id)
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("imported, but purging the source failed: {e:?}")
+                        })?;
+                imported["source_purged"] = serde_json::to_value(&purged.counts)?;
+            }
             println!("{}", serde_json::to_string(&imported)?);
         }
         Command::Migrate { store } => {
@@ -360,6 +413,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Which database a store configuration names: its URL, or SQLite under its data directory.
+fn database_of(store: &StoreConfig) -> String {
+    store.database_url.as_ref().map_or_else(
+        || store.data_dir.display().to_string(),
+        |url| url.expose().to_owned(),
+    )
 }
 
 fn secret(value: &str) -> Result<Secret, String> {

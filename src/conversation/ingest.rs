@@ -626,6 +626,7 @@ pub(super) async fn remember(
         direction: Set(direction.to_owned()),
         created_at: Set(Utc::now()),
         held_participants: Set((!held.is_empty()).then(|| serde_json::json!(held))),
+        body_purged_at: Set(None),
     })
     .exec_without_returning(tx.conn())
     .await;

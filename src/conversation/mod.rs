@@ -24,6 +24,7 @@ mod notices;
 pub mod parse;
 pub mod participants;
 mod replies;
+pub mod retention;
 pub mod settings;
 
 use std::{sync::Arc, time::Duration};
@@ -217,6 +218,8 @@ pub(crate) mod entity {
             /// Addresses this (inbound) mail copied in that were not added to the
             /// conversation: it was not authenticated, or it copied in too many.
             held_participants: Option<Json>,
+            /// When retention removed the text this (inbound) mail brought.
+            body_purged_at: Option<DateTimeUtc>,
         });
     }
     pub mod thread {

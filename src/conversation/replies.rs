@@ -89,6 +89,7 @@ impl Handler for Replies {
             direction: Set("outbound".into()),
             created_at: Set(event.created_at),
             held_participants: Set(None),
+            body_purged_at: Set(None),
         })
         .on_conflict(
             OnConflict::columns([message::Column::OrgId, message::Column::MessageId])

@@ -19,6 +19,7 @@ use crate::{
         self, OrgPatch, Organization,
         invitations::Invitation,
         people::{self, NewPerson, Person, PersonPatch},
+        retention::Retention,
     },
 };
 
@@ -86,6 +87,28 @@ pub async fn restore_org(
     SignedIn(ctx): SignedIn,
 ) -> Result<Json<Organization>> {
     Ok(Json(lifecycle::restore_org(&s.db, &ctx).await?))
+}
+
+/// What the organisation keeps and for how long (every member may read it).
+#[utoipa::path(get, path = "/org/retention", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, description = "The retention settings", body = Retention)))]
+pub async fn get_retention(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<Retention>> {
+    Ok(Json(lifecycle::retention::settings(&s.db, &ctx).await?))
+}
+
+/// Set what the organisation keeps (admins): tickets closed or cancelled `closed_ticket_days`
+/// ago are purged with everything on them, and the text of mail received `mail_body_days` ago
+/// is replaced by a notice; `null` keeps them. The worker applies it daily and writes what it
+/// removed in the audit log (`retention.applied`).
+#[utoipa::path(put, path = "/org/retention", tag = "organization", request_body = Retention,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The new settings", body = Retention)))]
+pub async fn set_retention(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Json(to): Json<Retention>,
+) -> Result<Json<Retention>> {
+    Ok(Json(lifecycle::retention::change(&s.db, &ctx, to).await?))
 }
 
 /// Rename the organisation or change its slug (admins).

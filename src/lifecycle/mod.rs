@@ -22,6 +22,8 @@ use crate::{
     tenancy::{self, Organization},
 };
 
+pub mod retention;
+
 mod receipt {
     use sea_orm::entity::prelude::*;
 
@@ -174,14 +176,41 @@ pub struct Purged {
 pub async fn purge_due(db: &Db, files: &Files, now: DateTime<Utc>) -> Result<Vec<Purged>> {
     let mut done = Vec::new();
     for org_id in tenancy::lifecycle::due_for_purge(db, now).await? {
-        if let Some(purged) = purge(db, files, org_id, now).await? {
+        if let Some(purged) = purge(db, Some(files), org_id, now).await? {
             done.push(purged);
         }
     }
     Ok(done)
 }
 
-async fn purge(db: &Db, files: &Files, org_id: Uuid, now: DateTime<Utc>) -> Result<Option<Purged>> {
+/// Purges organisation `org_id` at once, after it moved to another database (`import-org
+/// --delete-source`): closed without a grace period, then purged as a deleted organisation is,
+/// its files too unless `files` is `None` (the new server shares this object store, and with it
+/// the very same files).
+pub async fn purge_moved(db: &Db, files: Option<&Files>, org_id: Uuid) -> Result<Purged> {
+    let tx = db.write_org(org_id).await?;
+    let org = tenancy::lifecycle::close(&tx, chrono::Duration::zero()).await?;
+    audit::record(
+        &tx,
+        None,
+        "organization.moved",
+        "organization",
+        Some(org.id),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    purge(db, files, org_id, Utc::now())
+        .await?
+        .ok_or(crate::error::Error::NotFound("organization"))
+}
+
+async fn purge(
+    db: &Db,
+    files: Option<&Files>,
+    org_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<Purged>> {
     let tx = db.write_org(org_id).await?;
     let Some(org) = tenancy::lifecycle::begin_purge(&tx, now).await? else {
         return Ok(None);
@@ -190,7 +219,9 @@ async fn purge(db: &Db, files: &Files, org_id: Uuid, now: DateTime<Utc>) -> Resu
     tx.commit().await?;
 
     let mut counts = BTreeMap::new();
-    counts.insert("files".to_owned(), files.delete_all_of(org_id).await?);
+    if let Some(files) = files {
+        counts.insert("files".to_owned(), files.delete_all_of(org_id).await?);
+    }
     for table in db.tenant_tables().await? {
         let mut gone = 0;
         loop {

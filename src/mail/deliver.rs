@@ -22,7 +22,7 @@ use crate::{
     background,
     config::MailConfig,
     error::{Error, Result},
-    store::{Db, statement},
+    store::{Db, TenantTx, statement},
 };
 
 /// Mails one claim takes.
@@ -342,6 +342,19 @@ fn truncate(s: &str, max: usize) -> &str {
         Some((end, _)) => &s[..end],
         None => s,
     }
+}
+
+/// Drops the organisation's sent and not-sent mails queued before `cutoff` (its retention
+/// asks for less than the log keeps); answers how many.
+pub async fn forget_sent_before(tx: &TenantTx, cutoff: chrono::DateTime<Utc>) -> Result<u64> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(tx
+        .delete_many::<entity::Entity>()
+        .filter(entity::Column::Status.is_in([Status::Sent.as_str(), Status::NotSent.as_str()]))
+        .filter(entity::Column::CreatedAt.lt(cutoff))
+        .exec(tx.conn())
+        .await?
+        .rows_affected)
 }
 
 /// Drops sent and not-sent mails past the log's retention.

@@ -297,7 +297,8 @@ pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
                  GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
                  REVOKE UPDATE, DELETE ON {append_only} FROM {role};
                  GRANT DELETE ON {append_only} TO {role};
-                 GRANT UPDATE (details, redacted_at) ON audit_log TO {role};"
+                 GRANT UPDATE (details, redacted_at) ON audit_log TO {role};
+                 GRANT UPDATE (changes, redacted_at) ON ticket_events TO {role};"
             ))
             .await
             .context("granting the application role")?;

@@ -17,14 +17,35 @@ impl Db {
     /// The tenant tables (an `org_id` column), each before every table it references, so
     /// deleting in this order never trips a foreign key. `organizations` itself is not one.
     pub async fn tenant_tables(&self) -> Result<Vec<String>, DbErr> {
+        self.tables_with("org_id").await
+    }
+
+    /// The tenant tables that hold rows of a ticket (a `ticket_id` column), in the same order:
+    /// what a ticket's purge empties, whichever module owns them.
+    pub async fn ticket_tables(&self) -> Result<Vec<String>, DbErr> {
+        let mut tables = self.tables_with("ticket_id").await?;
+        let tenant = self.tenant_tables().await?;
+        tables.retain(|t| tenant.contains(t));
+        Ok(tables)
+    }
+
+    /// The tables with a column named `column_name`, each before every table it references.
+    async fn tables_with(&self, column_name: &str) -> Result<Vec<String>, DbErr> {
+        debug_assert!(
+            column_name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_')
+        );
         let conn = self.connection();
         let (tables, references) = match self.backend {
             Backend::Postgres => {
                 let tables = names(
                     conn,
-                    "SELECT table_name AS name FROM information_schema.columns \
-                     WHERE table_schema = 'public' AND column_name = 'org_id' \
-                     ORDER BY table_name",
+                    &format!(
+                        "SELECT table_name AS name FROM information_schema.columns \
+                         WHERE table_schema = 'public' AND column_name = '{column_name}' \
+                         ORDER BY table_name"
+                    ),
                 )
                 .await?;
                 let rows = conn
@@ -43,10 +64,13 @@ impl Db {
             Backend::Sqlite => {
                 let tables = names(
                     conn,
-                    "SELECT m.name AS name FROM sqlite_master m \
-                     WHERE m.type = 'table' AND EXISTS \
-                       (SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = 'org_id') \
-                     ORDER BY m.name",
+                    &format!(
+                        "SELECT m.name AS name FROM sqlite_master m \
+                         WHERE m.type = 'table' AND EXISTS \
+                           (SELECT 1 FROM pragma_table_info(m.name) c \
+                            WHERE c.name = '{column_name}') \
+                         ORDER BY m.name"
+                    ),
                 )
                 .await?;
                 let rows = conn
@@ -514,6 +538,28 @@ fn referencing_first(tables: Vec<String>, references: &[(String, String)]) -> Ve
         }
     }
     ordered
+}
+
+impl super::TenantTx {
+    /// Deletes the rows of tickets `ids` from `table` (one of [`Db::ticket_tables`]); answers
+    /// how many went.
+    pub(crate) async fn delete_ticket_rows(&self, table: &str, ids: &[Uuid]) -> Result<u64, DbErr> {
+        debug_assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "DELETE FROM {table} WHERE org_id = $1 AND ticket_id IN ({})",
+            marks.join(", ")
+        );
+        let values = std::iter::once(self.org_id().into()).chain(ids.iter().map(|id| (*id).into()));
+        let done = self
+            .conn()
+            .execute_raw(statement(self.conn().get_database_backend(), &sql, values))
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod organization {
         pub purging: bool,
         pub retain_closed_days: Option<i32>,
         pub retain_mail_days: Option<i32>,
+        pub retention_ran_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@ mod entity;
 pub mod invitations;
 pub mod lifecycle;
 pub mod people;
+pub mod retention;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -126,6 +127,7 @@ pub(crate) async fn create_organization(
         purging: Set(false),
         retain_closed_days: Set(None),
         retain_mail_days: Set(None),
+        retention_ran_at: Set(None),
     };
     match model.insert(tx.conn()).await {
         Ok(m) => Ok(m.into()),

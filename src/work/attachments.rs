@@ -207,6 +207,26 @@ async fn release(tx: &TenantTx, bytes: i64) -> Result<()> {
     Ok(())
 }
 
+/// Forgets the attachments of tickets `ids` (being purged): their rows go and their bytes
+/// leave the organisation's usage. Answers the blobs to delete once the transaction commits
+/// (one left behind is found by [`sweep_orphans`]).
+pub(crate) async fn forget_tickets(tx: &TenantTx, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    let rows = tx
+        .find_for_update::<attachment::Entity>()
+        .filter(attachment::Column::TicketId.is_in(ids.iter().copied()))
+        .all(tx.conn())
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    tx.delete_many::<attachment::Entity>()
+        .filter(attachment::Column::TicketId.is_in(ids.iter().copied()))
+        .exec(tx.conn())
+        .await?;
+    release(tx, rows.iter().map(|m| m.size).sum()).await?;
+    Ok(rows.into_iter().map(|m| m.id).collect())
+}
+
 /// Records blobs already written as attachments of `ticket` (of comment `comment_id`, if
 /// given), within the organisation's quota: the rows, the usage, a timeline entry and an
 /// `attachment.added` event each.

@@ -130,6 +130,9 @@ pub mod event {
         version: Option<i64>,
         changes: Json,
         created_at: DateTimeUtc,
+        /// When retention replaced text in `changes` with a notice (the only update an entry
+        /// takes).
+        redacted_at: Option<DateTimeUtc>,
     });
 }
 

@@ -140,6 +140,7 @@ impl Rows {
             version: Set(version),
             changes: Set(changes),
             created_at: Set(at),
+            redacted_at: Set(None),
         });
     }
 

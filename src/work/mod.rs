@@ -12,6 +12,7 @@ mod entity;
 pub mod import;
 pub mod projects;
 pub mod reports;
+pub mod retention;
 pub mod search;
 pub mod sla;
 pub mod status;

@@ -538,6 +538,18 @@ async fn snippets(
     )
 }
 
+/// Replaces the body of document `doc_id` (a text retention removed).
+pub(crate) async fn replace_body(tx: &TenantTx, doc_id: Uuid, body: &str) -> Result<()> {
+    let conn = tx.conn();
+    conn.execute_raw(crate::store::statement(
+        conn.get_database_backend(),
+        "UPDATE search_documents SET body = $3 WHERE org_id = $1 AND doc_id = $2",
+        [tx.org_id().into(), doc_id.into(), body.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,8 @@ pub struct TimelineEntry {
     #[schema(value_type = Object, example = json!({"status": {"from": "open", "to": "in_progress"}}))]
     pub changes: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// Set when retention replaced text in `changes` (a mail's body) with a notice.
+    pub redacted_at: Option<DateTime<Utc>>,
 }
 
 impl From<event::Model> for TimelineEntry {
@@ -47,6 +49,7 @@ impl From<event::Model> for TimelineEntry {
             version: m.version,
             changes: m.changes,
             created_at: m.created_at,
+            redacted_at: m.redacted_at,
         }
     }
 }
@@ -80,6 +83,7 @@ pub(crate) async fn record_as(tx: &TenantTx, actor: Option<Uuid>, e: Entry<'_>) 
         version: Set(e.version),
         changes: Set(e.changes),
         created_at: Set(e.at),
+        redacted_at: Set(None),
     }
     .insert(tx.conn())
     .await?;
@@ -152,4 +156,55 @@ async fn read_page(
         |m| m.id,
         TimelineEntry::from,
     ))
+}
+
+/// Replaces, in ticket `ticket_id`'s timeline, the text `field` held (`from` and `to`) with
+/// `notice`: in the entries about comment `comment` when given (every text it ever held), else
+/// wherever the text equals `original`. Each rewritten entry is stamped `redacted_at`, the
+/// only update the timeline accepts. Answers how many entries changed.
+pub(crate) async fn redact(
+    tx: &TenantTx,
+    ticket_id: Uuid,
+    field: &str,
+    comment: Option<Uuid>,
+    original: Option<&str>,
+    notice: &str,
+) -> Result<u64> {
+    let entries = tx
+        .find::<event::Entity>()
+        .filter(event::Column::TicketId.eq(ticket_id))
+        .all(tx.conn())
+        .await?;
+    let at = crate::store::now();
+    let mut changed = 0;
+    for entry in entries {
+        let about = entry.changes.get("comment_id").and_then(|c| c.as_str());
+        if comment.is_some_and(|c| about != Some(c.to_string().as_str())) {
+            continue;
+        }
+        let mut changes = entry.changes.clone();
+        let Some(values) = changes.get_mut(field).and_then(|v| v.as_object_mut()) else {
+            continue;
+        };
+        let mut touched = false;
+        for value in values.values_mut() {
+            let replace = value
+                .as_str()
+                .is_some_and(|text| text != notice && original.is_none_or(|o| o == text));
+            if replace {
+                *value = serde_json::Value::String(notice.to_owned());
+                touched = true;
+            }
+        }
+        if touched {
+            tx.update_many::<event::Entity>()
+                .col_expr(event::Column::Changes, changes.into())
+                .col_expr(event::Column::RedactedAt, at.into())
+                .filter(event::Column::Id.eq(entry.id))
+                .exec(tx.conn())
+                .await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }

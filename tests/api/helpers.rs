@@ -772,3 +772,54 @@ pub fn assert_replays_to(timeline: &[Value], ticket: &Value, context: &str) {
     }
     assert_eq!(version, ticket["version"].as_i64().unwrap(), "{context}");
 }
+
+/// Where `id` (an organisation's, a ticket's) is still found: every uuid column of every table
+/// but those of `skipped`, as `table.column: rows`.
+pub async fn rows_naming(app: &TestApp, id: &str, skipped: &[&str]) -> Vec<String> {
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let backend = db.get_database_backend();
+    let columns_sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT table_name AS t, column_name AS c FROM information_schema.columns \
+             WHERE table_schema = 'public' AND data_type = 'uuid'"
+        }
+        _ => {
+            "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND lower(p.type) LIKE '%uuid%'"
+        }
+    };
+    let columns = db
+        .query_all_raw(sea_orm::Statement::from_string(backend, columns_sql))
+        .await
+        .unwrap();
+    assert!(
+        columns.len() > 40,
+        "the walk finds the schema's uuid columns"
+    );
+    let value = match backend {
+        sea_orm::DbBackend::Postgres => format!("'{id}'"),
+        _ => format!("X'{}'", id.replace('-', "")),
+    };
+    let mut found = Vec::new();
+    for row in columns {
+        let table: String = row.try_get("", "t").unwrap();
+        let column: String = row.try_get("", "c").unwrap();
+        if skipped.contains(&table.as_str()) {
+            continue;
+        }
+        let n: i64 = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                backend,
+                format!("SELECT count(*) AS n FROM {table} WHERE {column} = {value}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "n")
+            .unwrap();
+        if n > 0 {
+            found.push(format!("{table}.{column}: {n}"));
+        }
+    }
+    found
+}

@@ -28,6 +28,7 @@ mod processes;
 mod projects;
 mod ratelimit;
 mod reports;
+mod retention;
 mod rls;
 mod roundtrips;
 mod search;

@@ -203,6 +203,49 @@ async fn an_organization_moves_to_another_database_whole() {
             .await,
     );
     assert_eq!(still, before);
+
+    // With --delete-source, a verified import purges the organisation where it came from.
+    let source_dir = source.store.data_dir.to_str().unwrap().to_owned();
+    let out = docket(
+        &[
+            "admin",
+            "import-org",
+            "--in",
+            file.to_str().unwrap(),
+            "--delete-source",
+            "--source-database-url",
+            &source.database_url,
+            "--source-data-dir",
+            &source_dir,
+        ],
+        &fresh_db,
+        &fresh.store.data_dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(moved["imported"]["tickets"], 2, "{moved}");
+    assert_eq!(moved["source_purged"]["tickets"], 2, "{moved}");
+    assert_eq!(moved["source_purged"]["files"], 1, "{moved}");
+    let left = rows_naming(&source, &alpha.owner.org_id, &["org_purge_receipts"]).await;
+    assert!(left.is_empty(), "rows left at the source: {left:?}");
+    source
+        .login("owner@alpha.example.com", PASSWORD, None)
+        .await
+        .assert_problem(401, "invalid_credentials");
+    source
+        .login("owner@beta.example.com", PASSWORD, None)
+        .await
+        .assert_ok(200);
+    let owner = fresh.login("owner@alpha.example.com", PASSWORD, None).await;
+    let owner = Session::from_auth(owner.assert_ok(200));
+    assert_eq!(
+        tickets_by_key(&fresh.all_items("/api/v1/tickets", &owner.token).await),
+        before
+    );
     for app in [source, target, fresh] {
         app.shutdown().await;
     }

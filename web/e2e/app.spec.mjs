@@ -1139,7 +1139,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await stranger.getByText("That organization does not offer single sign-on.").waitFor();
     await stranger.context().close();
   });
-  step("data rights: the audit log, an export, and deleting an organization then restoring it", async () => {
+  step("data rights: the audit log, an export, retention, and deleting an organization then restoring it", async () => {
     const gina = { email: "gina@example.com", name: "Gina Gamma" };
     await api("/auth/signup", {
       method: "POST",
@@ -1164,6 +1164,17 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await ready.waitFor({ timeout: 20_000 });
     const [file] = await Promise.all([page.waitForEvent("download"), ready.click()]);
     assert.match(file.suggestedFilename(), /^docket-export-.*\.zip$/);
+    // Retention: a bad value is named beside its field, a good one is kept.
+    const closedDays = page.getByLabel("Purge closed tickets after (days)");
+    await closedDays.fill("0");
+    await page.getByRole("button", { name: "Save retention" }).click();
+    await page.getByText("A number of days from 1 to 3650, or empty to keep them").waitFor();
+    await closedDays.fill("365");
+    await page.getByRole("button", { name: "Save retention" }).click();
+    await page.getByText("Retention saved; it applies within a day").waitFor();
+    const kept = await api("/org/retention", { token: await login(gina) });
+    assert.equal(kept.closed_ticket_days, 365);
+    assert.equal(kept.mail_body_days, null);
     await axe(page, "organization data rights");
 
     await page.getByRole("button", { name: "Delete Gamma Co…" }).click();

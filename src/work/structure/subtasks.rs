@@ -139,7 +139,7 @@ pub(crate) async fn recount(tx: &TenantTx, before: Option<&Ticket>, after: &Tick
 }
 
 /// Moves a parent's counts (not its version: they are derived from its subtasks).
-async fn adjust(tx: &TenantTx, parent: Uuid, total: i64, done: i64) -> Result<()> {
+pub(super) async fn adjust(tx: &TenantTx, parent: Uuid, total: i64, done: i64) -> Result<()> {
     let backend = tx.conn().get_database_backend();
     tx.conn()
         .execute_raw(store::statement(

@@ -9,6 +9,7 @@ import { dateTime } from "../ui/time";
 import { useSession } from "../auth/useSession";
 import { DeleteOrganization } from "../dataRights/DeleteOrganization";
 import { Exports } from "../dataRights/Exports";
+import { Retention } from "../dataRights/Retention";
 import { OrgSecurity } from "./OrgSecurity";
 
 export function OrgSettings() {
@@ -68,6 +69,7 @@ export function OrgSettings() {
         </Stack>
       </Paper>
       <OrgSecurity org={org.data} />
+      <Retention />
       <Exports
         scope="organization"
         title="Export the organization"
