@@ -4,7 +4,7 @@
 //! replaying it yields the ticket, and every status move is one the state machine allows.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, Iterable};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -73,11 +73,14 @@ fn path_to(status: Status) -> &'static [Status] {
 /// Statements stay under SQLite's limit of 32,766 bound values (PostgreSQL allows 65,535).
 const MAX_VALUES: usize = 30_000;
 
-async fn insert_chunked<A>(tx: &TenantTx, rows: Vec<A>, columns: usize) -> Result<()>
+/// Inserts `rows` in statements of as many rows as the bound values allow (counted from the
+/// entity's columns, so a migration that adds one cannot push a statement past the limit).
+async fn insert_chunked<A>(tx: &TenantTx, rows: Vec<A>) -> Result<()>
 where
     A: ActiveModelTrait + Send,
 {
-    let per_statement = (MAX_VALUES / columns).max(1);
+    let columns = <<A::Entity as EntityTrait>::Column as Iterable>::iter().count();
+    let per_statement = (MAX_VALUES / columns.max(1)).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
@@ -106,7 +109,7 @@ pub(crate) async fn projects(tx: &TenantTx, projects: Vec<ImportedProject>) -> R
         lead_id: Set(None),
         visibility: Set(Visibility::Org.as_str().to_owned()),
     });
-    insert_chunked(tx, rows.collect(), 10).await
+    insert_chunked(tx, rows.collect()).await
 }
 
 /// The rows of a batch of tickets, kept apart per table for multi-row inserts.
@@ -294,11 +297,11 @@ pub(crate) async fn tickets(tx: &TenantTx, tickets: Vec<ImportedTicket>) -> Resu
         body: c.body.as_ref().clone(),
     });
     let docs: Vec<search::Document> = ticket_docs.chain(comment_docs).collect();
-    insert_chunked(tx, rows.tickets, 20).await?;
-    insert_chunked(tx, rows.assignees, 3).await?;
-    insert_chunked(tx, rows.labels, 3).await?;
-    insert_chunked(tx, rows.comments, 9).await?;
-    insert_chunked(tx, rows.timeline, 10).await?;
+    insert_chunked(tx, rows.tickets).await?;
+    insert_chunked(tx, rows.assignees).await?;
+    insert_chunked(tx, rows.labels).await?;
+    insert_chunked(tx, rows.comments).await?;
+    insert_chunked(tx, rows.timeline).await?;
     search::index_many(tx, docs).await?;
     Ok(imported)
 }
