@@ -75,6 +75,7 @@ export function Retention() {
           min={1}
           max={3650}
           allowDecimal={false}
+          clampBehavior="none"
           {...form.getInputProps("closed_ticket_days")}
         />
         <NumberInput
@@ -84,6 +85,7 @@ export function Retention() {
           min={1}
           max={3650}
           allowDecimal={false}
+          clampBehavior="none"
           {...form.getInputProps("mail_body_days")}
         />
         <Group justify="flex-end">
