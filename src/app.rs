@@ -118,8 +118,13 @@ pub async fn start(
     serve_cfg: &ServeConfig,
     worker: Option<WorkerConfig>,
 ) -> anyhow::Result<Running> {
+    let catalog = crate::plans::Catalog::configured(&serve_cfg.plans)?;
     store::migrate(store_cfg).await?;
     let db = Db::connect(store_cfg).await?;
+    crate::plans::publish(&db, catalog.as_ref()).await?;
+    if let Some(catalog) = &catalog {
+        tracing::info!(plans = catalog.plans.len(), default = %catalog.default, "plans published");
+    }
     let secret = signing_key(serve_cfg.jwt_secret.clone(), &store_cfg.data_dir)?;
     let keys = TokenKeys::new(
         &secret,

@@ -89,6 +89,8 @@ pub struct ServeConfig {
     pub replica: ReplicaConfig,
     #[command(flatten)]
     pub data_rights: DataRightsConfig,
+    #[command(flatten)]
+    pub plans: PlansConfig,
     /// Adds a `Server-Timing` header to every answer with the database statements and
     /// transactions the request cost (for measuring; off by default, as it tells clients
     /// something of the server's inner workings).
@@ -112,6 +114,19 @@ impl Default for DataRightsConfig {
             org_deletion_grace_days: 14,
         }
     }
+}
+
+/// Plans and billing (all off without a plans file).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct PlansConfig {
+    /// A TOML file of plans and their limits (`[plans.NAME]` with `seats`, `projects`,
+    /// `storage_bytes`, `api_requests_per_minute`, `webhooks`, `label`, `stripe_price_id`).
+    /// Without it nothing is limited and no billing appears.
+    #[arg(long, env = "DOCKET_PLANS_FILE")]
+    pub plans_file: Option<std::path::PathBuf>,
+    /// The plan of organisations that have not chosen one (default: the first plan by name).
+    #[arg(long, env = "DOCKET_DEFAULT_PLAN")]
+    pub default_plan: Option<String>,
 }
 
 /// A read replica for reports.

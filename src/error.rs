@@ -65,6 +65,16 @@ pub enum Error {
     /// organisation past its storage quota (`quota_exceeded`).
     #[error("{detail}")]
     TooLarge { code: &'static str, detail: String },
+    /// The change would take the organisation past a limit of its plan: which, the limit's
+    /// value, and what is in use.
+    #[error(
+        "this would take the organization past its plan's {limit}: the plan allows {value} and {usage} are in use; upgrade the plan or free some up"
+    )]
+    PlanLimitReached {
+        limit: &'static str,
+        value: u64,
+        usage: u64,
+    },
     /// The body is not of a media type this endpoint takes.
     #[error("{detail}")]
     UnsupportedMediaType { detail: String },

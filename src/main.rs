@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use docket::{
-    app, audit,
+    app, audit, billing,
     config::{
         FilesConfig, LogFormat, MailConfig, Secret, ServeConfig, StoreConfig, WebhookConfig,
         WorkerConfig,
@@ -149,6 +149,18 @@ enum AdminTask {
         /// That server's `DOCKET_OBJECT_STORE_URL` (default: this one's).
         #[arg(long)]
         source_object_store_url: Option<String>,
+    },
+    /// Put an organisation on a plan of the plans file (as the server last published it). A plan
+    /// that allows less than the organisation uses deletes nothing: it only cannot add more.
+    SetPlan {
+        #[command(flatten)]
+        store: StoreConfig,
+        /// The organisation's slug.
+        #[arg(long)]
+        org: String,
+        /// The plan's key in the plans file.
+        #[arg(long)]
+        plan: String,
     },
     /// Walk an organisation's audit-log hash chain. Prints what it found as JSON; exits
     /// non-zero and names the first broken link when the chain does not hold.
@@ -310,6 +322,24 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|err| anyhow::anyhow!("the message was refused: {err}"))?;
             println!("{}", serde_json::to_string(&outcome)?);
+        }
+        Command::Admin {
+            task:
+                AdminTask::SetPlan {
+                    store: store_cfg,
+                    org,
+                    plan,
+                },
+        } => {
+            store::migrate(&store_cfg).await?;
+            let db = Db::connect(&store_cfg).await?;
+            let org_id = tenancy::org_id_by_slug(&db, &org)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no organization has the slug {org:?}"))?;
+            billing::set_plan(&db, org_id, &plan, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("setting the plan of {org:?} failed: {e}"))?;
+            println!("{}", serde_json::json!({"organization": org, "plan": plan}));
         }
         Command::Admin {
             task:

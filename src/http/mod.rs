@@ -273,6 +273,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(org::get_org, org::update_org, org::delete_org))
         .routes(routes!(org::restore_org))
         .routes(routes!(org::get_retention, org::set_retention))
+        .routes(routes!(org::get_plan))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))
         .routes(routes!(audit::audit_log))

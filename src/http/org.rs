@@ -11,6 +11,7 @@ use super::{
 };
 use crate::{
     access::{self, Action},
+    billing::{self, PlanView},
     conversation::settings,
     error::Result,
     lifecycle::{self, DeletionScheduled, OrgDeletion},
@@ -87,6 +88,14 @@ pub async fn restore_org(
     SignedIn(ctx): SignedIn,
 ) -> Result<Json<Organization>> {
     Ok(Json(lifecycle::restore_org(&s.db, &ctx).await?))
+}
+
+/// The organisation's plan, its limits and what is used of each (every member). Without plans
+/// on this server `plan` is `null` and nothing is limited.
+#[utoipa::path(get, path = "/org/plan", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, description = "The plan, limits and usage", body = PlanView)))]
+pub async fn get_plan(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<PlanView>> {
+    Ok(Json(billing::view(&s.db, &ctx).await?))
 }
 
 /// What the organisation keeps and for how long (every member may read it).

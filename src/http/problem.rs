@@ -40,6 +40,15 @@ pub struct Problem {
     /// The states that may follow the current one (409 `invalid_transition` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
+    /// The plan limit a change would pass (402 `plan_limit_reached` only), e.g. `seats`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// That limit's value in the organisation's plan (402 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<u64>,
+    /// What the organisation uses of that limit now (402 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<u64>,
     #[serde(skip)]
     #[schema(ignore)]
     headers: Vec<(header::HeaderName, HeaderValue)>,
@@ -58,6 +67,9 @@ impl Problem {
             errors: Vec::new(),
             current_version: None,
             allowed: None,
+            limit: None,
+            value: None,
+            usage: None,
             headers: Vec::new(),
         }
     }
@@ -137,6 +149,20 @@ impl From<Error> for Problem {
             Error::TooLarge { code, detail } => {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)
             }
+            Error::PlanLimitReached {
+                limit,
+                value,
+                usage,
+            } => Problem {
+                limit: Some(limit.to_owned()),
+                value: Some(value),
+                usage: Some(usage),
+                ..Problem::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "plan_limit_reached",
+                    err.to_string(),
+                )
+            },
             Error::UnsupportedMediaType { detail } => Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

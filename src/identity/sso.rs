@@ -782,6 +782,9 @@ async fn person(
         }
         None => {
             let tx = db.write_org(org_id).await?;
+            if default_role != Role::Requester {
+                tenancy::ensure_new_seat(&tx).await?;
+            }
             let created =
                 create_user(tx.conn(), email, name, password::NOT_SET_HASH.to_owned()).await?;
             tenancy::add_member(&tx, created.id, default_role).await?;

@@ -4,7 +4,7 @@
 //! whether or not the address already has an account anywhere.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, PaginatorTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -190,6 +190,9 @@ pub async fn invite(
         .filter(entity::Column::AcceptedAt.is_null())
         .exec(tx.conn())
         .await?;
+    if req.role != Role::Requester {
+        super::ensure_new_seat(&tx).await?;
+    }
     let token = OrgToken::generate(OrgToken::INVITATION, tx.org_id());
     let now = Utc::now();
     let name = req
@@ -245,6 +248,17 @@ pub async fn invite(
     .await?;
     tx.commit().await?;
     Invitation::try_from(row)
+}
+
+/// Staff invitations neither accepted nor expired: each holds a seat.
+pub(crate) async fn pending_staff(tx: &TenantTx) -> Result<u64> {
+    Ok(tx
+        .find::<entity::Entity>()
+        .filter(entity::Column::AcceptedAt.is_null())
+        .filter(entity::Column::ExpiresAt.gt(Utc::now()))
+        .filter(entity::Column::Role.ne(Role::Requester.as_str()))
+        .count(tx.conn())
+        .await?)
 }
 
 /// The invitations not yet accepted (expired ones included, to resend), newest first.

@@ -8,8 +8,8 @@ pub mod retention;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QuerySelect, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,7 +21,7 @@ use crate::{
     access::{self, Action, Role, TenantCtx},
     audit,
     error::{Error, Result, Validator},
-    identity,
+    identity, plans,
     store::{Db, MemberTx, TenantTx, is_unique_violation},
 };
 use entity::{membership, organization};
@@ -157,6 +157,28 @@ pub(crate) async fn add_member(tx: &TenantTx, user_id: Uuid, role: Role) -> Resu
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// What a plan's seats count: active staff (every role but requester) and staff invitations
+/// still pending.
+pub(crate) async fn seats_used(tx: &TenantTx) -> Result<u64> {
+    let staff = tx
+        .find::<membership::Entity>()
+        .filter(membership::Column::Active.eq(true))
+        .filter(membership::Column::Role.ne(Role::Requester.as_str()))
+        .count(tx.conn())
+        .await?;
+    Ok(staff + invitations::pending_staff(tx).await?)
+}
+
+/// Refuses (402 `plan_limit_reached`) a change that takes one more seat than the plan has.
+/// Call it in the change's transaction, before the change.
+pub(crate) async fn ensure_new_seat(tx: &TenantTx) -> Result<()> {
+    let limits = plans::lock(tx).await?;
+    if limits.seats.is_none() {
+        return Ok(());
+    }
+    plans::ensure(&limits, plans::Limit::Seats, seats_used(tx).await?, 1)
 }
 
 /// Adds active members in bulk (the demo dataset).

@@ -208,6 +208,12 @@ pub async fn update(db: &Db, ctx: &TenantCtx, user_id: Uuid, patch: PersonPatch)
         }
     }
 
+    let after = new_role.unwrap_or(current);
+    let held_a_seat = m.active && current != Role::Requester;
+    let holds_a_seat = (m.active || reactivate) && !deactivate && after != Role::Requester;
+    if holds_a_seat && !held_a_seat {
+        super::ensure_new_seat(&tx).await?;
+    }
     if let Some(name) = &patch.name {
         identity::rename_user(tx.conn(), user_id, name).await?;
     }

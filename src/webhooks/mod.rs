@@ -32,6 +32,7 @@ use crate::{
     error::{Error, Result, Validator},
     events::{Event, WriteHandler},
     pagination::{Page, PageRequest},
+    plans,
     store::{Db, TenantTx},
     text,
     vault::Vault,
@@ -370,6 +371,11 @@ async fn find(tx: &TenantTx, id: Uuid) -> Result<webhook::Model> {
         .ok_or(Error::NotFound("webhook"))
 }
 
+/// The organisation's webhooks: what a plan's `webhooks` counts.
+pub(crate) async fn count(tx: &TenantTx) -> Result<u64> {
+    Ok(tx.find::<webhook::Entity>().count(tx.conn()).await?)
+}
+
 pub async fn create(
     db: &Db,
     hooks: &Webhooks,
@@ -390,7 +396,9 @@ pub async fn create(
         return Err(Error::internal(anyhow::anyhow!("a checked URL is missing")));
     };
     let tx = db.write(ctx).await?;
-    let held = tx.find::<webhook::Entity>().count(tx.conn()).await?;
+    let limits = plans::lock(&tx).await?;
+    let held = count(&tx).await?;
+    plans::ensure(&limits, plans::Limit::Webhooks, held, 1)?;
     if held >= MAX_PER_ORG {
         return Err(Error::conflict(
             "too_many_webhooks",

@@ -22,6 +22,7 @@ use crate::{
     error::{Error, Result},
     events::{self, Body, Event, Handler, contract::AttachmentRef},
     files::{Blob, Files},
+    plans,
     store::{Db, TenantTx, statement},
 };
 
@@ -73,6 +74,39 @@ pub struct Upload {
     pub blob: Blob,
 }
 
+/// The organisation's storage quota: its plan's `storage_bytes` when plans are on (a plan
+/// without it has none), else the server's `DOCKET_ORG_STORAGE_QUOTA_BYTES`.
+#[derive(Clone, Copy, Debug)]
+struct Quota {
+    /// 0: none.
+    bytes: u64,
+    from_plan: bool,
+}
+
+impl Quota {
+    async fn of(tx: &TenantTx, files: &Files) -> Result<Self> {
+        Ok(match plans::current(tx).await? {
+            Some(plan) => Self {
+                bytes: plan.limits.storage_bytes.unwrap_or(0),
+                from_plan: true,
+            },
+            None => Self {
+                bytes: files.quota_bytes,
+                from_plan: false,
+            },
+        })
+    }
+
+    /// The refusal of a change past it, `used` bytes being in use.
+    fn exceeded(&self, used: u64) -> Error {
+        if self.from_plan {
+            plans::reached(plans::Limit::StorageBytes, self.bytes, used)
+        } else {
+            quota_exceeded()
+        }
+    }
+}
+
 /// What an upload may bring, decided before its bytes arrive.
 #[derive(Clone, Copy, Debug)]
 pub struct Allowance {
@@ -80,6 +114,7 @@ pub struct Allowance {
     pub per_file: u64,
     /// What is left of the organisation's quota, if it has one.
     pub quota_left: Option<u64>,
+    quota: Quota,
 }
 
 impl Allowance {
@@ -94,7 +129,8 @@ impl Allowance {
     /// The error for a file that went past [`Allowance::next_file`].
     pub fn exceeded(&self, taken: u64) -> Error {
         if self.next_file(taken) < self.per_file {
-            quota_exceeded()
+            let left = self.quota_left.unwrap_or_default();
+            self.quota.exceeded(self.quota.bytes.saturating_sub(left))
         } else {
             Error::too_large(format!(
                 "a file may be at most {} bytes (DOCKET_MAX_ATTACHMENT_BYTES)",
@@ -128,17 +164,19 @@ pub async fn allowance(
     if t.deleted {
         return Err(Error::NotFound("ticket"));
     }
-    let quota_left = match files.quota_bytes {
+    let quota = Quota::of(&tx, files).await?;
+    let quota_left = match quota.bytes {
         0 => None,
-        quota => Some(quota.saturating_sub(used(&tx).await?)),
+        bytes => Some(bytes.saturating_sub(used(&tx).await?)),
     };
     tx.commit().await?;
     if quota_left == Some(0) {
-        return Err(quota_exceeded());
+        return Err(quota.exceeded(quota.bytes));
     }
     Ok(Allowance {
         per_file: files.max_bytes,
         quota_left,
+        quota,
     })
 }
 
@@ -151,7 +189,7 @@ fn authorize_upload(ctx: &TenantCtx, internal: bool) -> Result<()> {
 }
 
 /// Bytes of attachments the organisation keeps.
-async fn used(tx: &TenantTx) -> Result<u64> {
+pub(crate) async fn used(tx: &TenantTx) -> Result<u64> {
     let backend = tx.conn().get_database_backend();
     let row = tx
         .conn()
@@ -168,11 +206,12 @@ async fn used(tx: &TenantTx) -> Result<u64> {
     Ok(bytes.max(0) as u64)
 }
 
-/// Adds `bytes` to the organisation's usage unless that passes `quota` (0 = none). The
-/// conditional upsert takes the usage row's lock, so concurrent uploads cannot both squeeze in.
-async fn charge(tx: &TenantTx, bytes: u64, quota: u64) -> Result<()> {
-    if quota > 0 && bytes > quota {
-        return Err(quota_exceeded());
+/// Adds `bytes` to the organisation's usage unless that passes its quota. The conditional
+/// upsert takes the usage row's lock, so concurrent uploads cannot both squeeze in.
+async fn charge(tx: &TenantTx, files: &Files, bytes: u64) -> Result<()> {
+    let quota = Quota::of(tx, files).await?;
+    if quota.bytes > 0 && bytes > quota.bytes {
+        return Err(quota.exceeded(used(tx).await?));
     }
     let backend = tx.conn().get_database_backend();
     let done = tx
@@ -185,12 +224,12 @@ async fn charge(tx: &TenantTx, bytes: u64, quota: u64) -> Result<()> {
             [
                 tx.org_id().into(),
                 (bytes as i64).into(),
-                (quota as i64).into(),
+                (quota.bytes as i64).into(),
             ],
         ))
         .await?;
     if done.rows_affected() == 0 {
-        return Err(quota_exceeded());
+        return Err(quota.exceeded(used(tx).await?));
     }
     Ok(())
 }
@@ -245,7 +284,7 @@ pub async fn add(
         return Err(Error::NotFound("ticket"));
     }
     let total: u64 = uploads.iter().map(|u| u.blob.size).sum();
-    charge(tx, total, files.quota_bytes).await?;
+    charge(tx, files, total).await?;
     let at = now();
     let mut added = Vec::with_capacity(uploads.len());
     for upload in uploads {

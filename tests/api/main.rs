@@ -23,6 +23,7 @@ mod notifications;
 mod openapi;
 mod org_deletion;
 mod people;
+mod plan_limits;
 mod plans;
 mod processes;
 mod projects;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,6 +27,7 @@ use crate::{
     error::{Error, Result, Validator},
     events::{self, Body, contract::ProjectChanged},
     pagination::{Page, PageRequest},
+    plans,
     store::{self, Db, TenantTx, is_unique_violation},
     tenancy,
     text::{MAX_LINE, MAX_TEXT, check_line, check_text},
@@ -364,6 +365,7 @@ pub async fn create(tx: &TenantTx, ctx: &TenantCtx, req: NewProject) -> Result<P
     }
     check_plan(tx, &mut v, req.start_date, req.target_date, req.lead_id).await?;
     v.finish()?;
+    ensure_room_for_one_more(tx).await?;
     let at = now();
     let visibility = req.visibility.unwrap_or(Visibility::Org);
     let model = project::ActiveModel {
@@ -434,6 +436,24 @@ fn key_from(name: &str) -> String {
         .into_iter()
         .find(|k| is_key(k))
         .unwrap_or_else(|| "HELP".to_owned())
+}
+
+/// Projects not archived: what a plan's `projects` counts.
+pub(crate) async fn active_count(tx: &TenantTx) -> Result<u64> {
+    Ok(tx
+        .find::<project::Entity>()
+        .filter(project::Column::ArchivedAt.is_null())
+        .count(tx.conn())
+        .await?)
+}
+
+/// Refuses (402 `plan_limit_reached`) one more project (not archived) than the plan has.
+async fn ensure_room_for_one_more(tx: &TenantTx) -> Result<()> {
+    let limits = plans::lock(tx).await?;
+    if limits.projects.is_none() {
+        return Ok(());
+    }
+    plans::ensure(&limits, plans::Limit::Projects, active_count(tx).await?, 1)
 }
 
 /// A new organisation's first project, named and keyed from the organisation (both can be
@@ -541,6 +561,9 @@ pub async fn update(
         .archived
         .filter(|a| *a != current.archived_at.is_some());
     if let Some(archive) = archive {
+        if !archive {
+            ensure_room_for_one_more(tx).await?;
+        }
         let to = archive.then_some(at);
         changes.insert(
             "archived_at".into(),
