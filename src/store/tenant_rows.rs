@@ -202,47 +202,113 @@ async fn rows_page(
             .iter()
             .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
     );
-    let backend = conn.get_database_backend();
-    let (sql, position) = match backend {
-        DbBackend::Postgres => (
-            format!(
-                "SELECT row_to_json(t)::text AS j, t.ctid::text AS at FROM {table} t \
-                 WHERE t.{column_name} = $1 AND t.ctid > $2::tid ORDER BY t.ctid \
-                 LIMIT {DUMP_PAGE}"
-            ),
-            after.unwrap_or("(0,0)").to_owned(),
-        ),
-        _ => {
-            let mut fields = Vec::new();
-            for (name, kind) in declared_columns(conn, table).await? {
-                fields.push(format!("'{name}', {}", sqlite_json(&name, &kind)));
-            }
-            (
-                format!(
-                    "SELECT json_object({}) AS j, CAST(rowid AS TEXT) AS at FROM {table} \
-                     WHERE {column_name} = $1 AND rowid > CAST($2 AS INTEGER) ORDER BY rowid \
-                     LIMIT {DUMP_PAGE}",
-                    fields.join(", ")
-                ),
-                after.unwrap_or("0").to_owned(),
-            )
-        }
-    };
-    let found = conn
-        .query_all_raw(statement(backend, &sql, [id.into(), position.into()]))
-        .await?;
-    let mut rows = Vec::with_capacity(found.len());
-    let mut last = None;
-    for row in &found {
-        let text: String = column(row, "j")?;
-        match serde_json::from_str(&text) {
-            Ok(serde_json::Value::Object(map)) => rows.push(map),
-            _ => return Err(DbErr::Type(format!("{table}: a row did not read as JSON"))),
-        }
-        last = Some(column::<String>(row, "at")?);
+    match conn.get_database_backend() {
+        DbBackend::Postgres => heap_page(conn, table, column_name, id, after).await,
+        _ => rowid_page(conn, table, column_name, id, after).await,
     }
-    let next = last.filter(|_| found.len() as u64 == DUMP_PAGE);
-    Ok(RowPage { rows, next })
+}
+
+/// Heap blocks read per PostgreSQL page: a few thousand rows at most.
+const DUMP_BLOCKS: i64 = 512;
+
+/// PostgreSQL: the rows of the next stretch of [`DUMP_BLOCKS`] heap blocks with any (a TID
+/// range scan). Walking the heap costs one pass over the table whatever the organisation's
+/// size; paging by `ctid` in order through the `org_id` index would sort all of the
+/// organisation's rows for every page.
+async fn heap_page(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    column_name: &str,
+    id: Uuid,
+    after: Option<&str>,
+) -> Result<RowPage, DbErr> {
+    let backend = conn.get_database_backend();
+    let size = conn
+        .query_one_raw(statement(
+            backend,
+            "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint AS n",
+            [table.into()],
+        ))
+        .await?;
+    let blocks: i64 = size.map(|r| column(&r, "n")).transpose()?.unwrap_or(0);
+    let mut start: i64 = after.and_then(|a| a.parse().ok()).unwrap_or(0);
+    while start < blocks {
+        let end = start + DUMP_BLOCKS;
+        let found = conn
+            .query_all_raw(statement(
+                backend,
+                &format!(
+                    "SELECT row_to_json(t)::text AS j FROM {table} t \
+                     WHERE t.ctid >= '({start},0)'::tid AND t.ctid < '({end},0)'::tid \
+                       AND t.{column_name} = $1"
+                ),
+                [id.into()],
+            ))
+            .await?;
+        if !found.is_empty() {
+            return Ok(RowPage {
+                rows: json_rows(table, &found)?,
+                next: (end < blocks).then(|| end.to_string()),
+            });
+        }
+        start = end;
+    }
+    Ok(RowPage {
+        rows: Vec::new(),
+        next: None,
+    })
+}
+
+/// SQLite: the next [`DUMP_PAGE`] rows in `rowid` order (the table's own b-tree).
+async fn rowid_page(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    column_name: &str,
+    id: Uuid,
+    after: Option<&str>,
+) -> Result<RowPage, DbErr> {
+    let mut fields = Vec::new();
+    for (name, kind) in declared_columns(conn, table).await? {
+        fields.push(format!("'{name}', {}", sqlite_json(&name, &kind)));
+    }
+    let sql = format!(
+        "SELECT json_object({}) AS j, CAST(rowid AS TEXT) AS at FROM {table} \
+         WHERE {column_name} = $1 AND rowid > CAST($2 AS INTEGER) ORDER BY rowid \
+         LIMIT {DUMP_PAGE}",
+        fields.join(", ")
+    );
+    let position = after.unwrap_or("0").to_owned();
+    let found = conn
+        .query_all_raw(statement(
+            DbBackend::Sqlite,
+            &sql,
+            [id.into(), position.into()],
+        ))
+        .await?;
+    let next = match found.last() {
+        Some(row) if found.len() as u64 == DUMP_PAGE => Some(column::<String>(row, "at")?),
+        _ => None,
+    };
+    Ok(RowPage {
+        rows: json_rows(table, &found)?,
+        next,
+    })
+}
+
+fn json_rows(
+    table: &str,
+    found: &[sea_orm::QueryResult],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DbErr> {
+    found
+        .iter()
+        .map(|row| {
+            let text: String = column(row, "j")?;
+            match serde_json::from_str(&text) {
+                Ok(serde_json::Value::Object(map)) => Ok(map),
+                _ => Err(DbErr::Type(format!("{table}: a row did not read as JSON"))),
+            }
+        })
+        .collect()
 }
 
 /// SQLite's columns of `table` and their declared types (lowercase).
