@@ -10,6 +10,7 @@ import { useSession } from "../auth/useSession";
 import { DeleteOrganization } from "../dataRights/DeleteOrganization";
 import { Exports } from "../dataRights/Exports";
 import { Retention } from "../dataRights/Retention";
+import { PlanUsage } from "../billing/PlanUsage";
 import { OrgSecurity } from "./OrgSecurity";
 
 export function OrgSettings() {
@@ -68,6 +69,7 @@ export function OrgSettings() {
           </Group>
         </Stack>
       </Paper>
+      <PlanUsage />
       <OrgSecurity org={org.data} />
       <Retention />
       <Exports

@@ -33,4 +33,12 @@ describe("problem details as sentences", () => {
   it("explains a network failure", () => {
     expect(errorMessage(new TypeError("Failed to fetch"))).toMatch(/cannot be reached/);
   });
+  it("says which plan limit stopped a change, and who can lift it", () => {
+    const problem = { code: "plan_limit_reached", detail: "…", limit: "seats", value: 3, usage: 3 };
+    expect(humanMessage(402, problem)).toBe(
+      "Your plan allows 3 seats, and 3 are in use. An owner can upgrade the plan in Organization settings.",
+    );
+    const storage = { code: "plan_limit_reached", limit: "storage_bytes", value: 100_000_000, usage: 99_500_000 };
+    expect(humanMessage(402, storage)).toMatch(/^Your plan allows 100\.0 MB of files, and 99\.5 MB are in use\./);
+  });
 });

@@ -62,10 +62,32 @@ const BY_STATUS: Record<number, string> = {
   503: "The server is busy. Please try again shortly.",
 };
 
+/** What each plan limit counts, as a person reads it. */
+const LIMITS: Record<string, string> = {
+  seats: "seats",
+  projects: "active projects",
+  storage_bytes: "of files",
+  webhooks: "webhooks",
+  api_requests_per_minute: "API requests a minute",
+};
+
+/** A limit's figure as a person reads it (storage in MB or GB). */
+export function limitFigure(limit: string, n: number): string {
+  if (limit !== "storage_bytes") return n.toLocaleString("en");
+  return n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
 /** One sentence for a person: the server's detail when it says something specific. */
 export function humanMessage(status: number, problem: Problem): string {
   if (status === 422 && problem.errors?.length) {
     return BY_STATUS[422]!;
+  }
+  if (problem.code === "plan_limit_reached" && typeof problem.limit === "string") {
+    const limit = problem.limit;
+    const what = LIMITS[limit] ?? limit;
+    const value = limitFigure(limit, Number(problem.value));
+    const usage = limitFigure(limit, Number(problem.usage));
+    return `Your plan allows ${value} ${what}, and ${usage} are in use. An owner can upgrade the plan in Organization settings.`;
   }
   if (status >= 500) {
     return BY_STATUS[status] ?? BY_STATUS[500]!;

@@ -1146,6 +1146,26 @@ export interface paths {
         patch: operations["update_org"];
         trace?: never;
     };
+    "/api/v1/org/plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organisation's plan, its limits and what is used of each (every member). Without plans
+         *     on this server `plan` is `null` and nothing is limited.
+         */
+        get: operations["get_plan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/org/restore": {
         parameters: {
             query?: never;
@@ -2509,6 +2529,19 @@ export interface components {
         };
         /** @enum {string} */
         InvitationStatus: "pending" | "expired";
+        /** @description A plan's limits; a limit that is `null` is not limited. */
+        Limits: {
+            /** Format: int64 */
+            api_requests_per_minute?: number | null;
+            /** Format: int64 */
+            projects?: number | null;
+            /** Format: int64 */
+            seats?: number | null;
+            /** Format: int64 */
+            storage_bytes?: number | null;
+            /** Format: int64 */
+            webhooks?: number | null;
+        };
         Link: {
             /** Format: date-time */
             created_at: string;
@@ -3333,6 +3366,24 @@ export interface components {
             name?: string | null;
             role?: components["schemas"]["Role"] | null;
         };
+        /** @description A plan as the app shows it. */
+        PlanInfo: {
+            is_default: boolean;
+            key: string;
+            label: string;
+            limits: components["schemas"]["Limits"];
+            /** @description Whether it can be bought (it has a Stripe price). */
+            purchasable: boolean;
+        };
+        /** @description `GET /org/plan`. */
+        PlanView: {
+            /** @description Its limits (`null`: not limited). */
+            limits: components["schemas"]["Limits"];
+            plan?: components["schemas"]["PlanInfo"] | null;
+            /** @description The plans of this server, the default first (empty without plans). */
+            plans: components["schemas"]["PlanInfo"][];
+            usage: components["schemas"]["Usage"];
+        };
         Preference: {
             delivery: components["schemas"]["Delivery"];
             kind: components["schemas"]["NotificationKind"];
@@ -3362,6 +3413,8 @@ export interface components {
             detail: string;
             /** @description Per-field problems (422 only). */
             errors?: components["schemas"]["FieldError"][];
+            /** @description The plan limit a change would pass (402 `plan_limit_reached` only), e.g. `seats`. */
+            limit?: string | null;
             /** @description The id of the request, also sent as the `x-request-id` header. */
             request_id?: string | null;
             /** Format: int32 */
@@ -3369,6 +3422,16 @@ export interface components {
             title: string;
             /** @example urn:docket:problem:validation_failed */
             type: string;
+            /**
+             * Format: int64
+             * @description What the organisation uses of that limit now (402 only).
+             */
+            usage?: number | null;
+            /**
+             * Format: int64
+             * @description That limit's value in the organisation's plan (402 only).
+             */
+            value?: number | null;
         };
         /**
          * @description How many of a set of tickets there are, and how many are done (resolved, closed or
@@ -3985,6 +4048,23 @@ export interface components {
         };
         /** @description What an upload answers: the attachment for one file, `{items}` for several. */
         Uploaded: components["schemas"]["Attachment"] | components["schemas"]["AttachmentList"];
+        /** @description What the organisation uses of each limit. */
+        Usage: {
+            /**
+             * Format: int64
+             * @description Projects not archived.
+             */
+            projects: number;
+            /**
+             * Format: int64
+             * @description Active staff and pending staff invitations (requesters are never seats).
+             */
+            seats: number;
+            /** Format: int64 */
+            storage_bytes: number;
+            /** Format: int64 */
+            webhooks: number;
+        };
         /** @description A person as other people see them. */
         UserSummary: {
             /**
@@ -14174,6 +14254,143 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Organization"];
+                };
+            };
+            /** @description Malformed request (bad JSON or query) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in your organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match names a version that is no longer current */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server is busy; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The plan, limits and usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"];
                 };
             };
             /** @description Malformed request (bad JSON or query) */
