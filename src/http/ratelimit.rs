@@ -151,6 +151,55 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// How long an organisation's plan figure is used before it is read again.
+const PLAN_RATE_FOR: Duration = Duration::from_secs(60);
+
+/// Organisations' API requests per minute from their plans (`plans`): each figure read at most
+/// once a minute, and one limiter per distinct figure.
+#[derive(Default)]
+struct PlanRates {
+    figures: Mutex<HashMap<Uuid, (Option<u32>, Instant)>>,
+    limits: Mutex<HashMap<u32, Arc<Limit<Uuid>>>>,
+}
+
+impl PlanRates {
+    fn cached(&self, org_id: Uuid) -> Option<Option<u32>> {
+        let figures = self.figures.lock().ok()?;
+        figures
+            .get(&org_id)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(figure, _)| *figure)
+    }
+
+    fn remember(&self, org_id: Uuid, figure: Option<u32>) {
+        let Ok(mut figures) = self.figures.lock() else {
+            return;
+        };
+        if figures.len() >= VERIFIED_AT_MOST {
+            figures.clear();
+        }
+        figures.insert(org_id, (figure, Instant::now() + PLAN_RATE_FOR));
+    }
+
+    fn limit(&self, per_minute: u32) -> Option<Arc<Limit<Uuid>>> {
+        let mut limits = self.limits.lock().ok()?;
+        if let Some(limit) = limits.get(&per_minute) {
+            return Some(limit.clone());
+        }
+        let limit = Arc::new(Limit::new("organization", per_minute)?);
+        limits.insert(per_minute, limit.clone());
+        Some(limit)
+    }
+
+    fn prune(&self) {
+        if let Ok(limits) = self.limits.lock() {
+            for limit in limits.values() {
+                limit.limiter.retain_recent();
+            }
+        }
+    }
+}
+
 /// Requests in flight per client address, for routes that bound them.
 #[derive(Default)]
 struct InFlight(Mutex<HashMap<IpAddr, usize>>);
@@ -179,6 +228,8 @@ pub struct RateLimits {
     inbound: InFlight,
     credential: Option<Limit<Credential>>,
     organization: Option<Limit<Uuid>>,
+    /// An organisation whose plan names its API requests per minute is held to that instead.
+    plan_rates: PlanRates,
     anonymous: Option<Limit<IpAddr>>,
     verified: VerifiedTokens,
     requests: AtomicU64,
@@ -197,6 +248,7 @@ impl RateLimits {
             inbound: InFlight::default(),
             credential: Limit::new("credential", cfg.rate_limit_per_minute),
             organization: Limit::new("organization", cfg.rate_limit_org_per_minute),
+            plan_rates: PlanRates::default(),
             anonymous: Limit::new("address", cfg.rate_limit_anon_per_minute),
             verified: VerifiedTokens::default(),
             requests: AtomicU64::new(0),
@@ -206,8 +258,33 @@ impl RateLimits {
         })
     }
 
-    /// Where `caller` stands with each limit that applies to it (counting this request).
-    fn check(&self, caller: &Caller) -> Vec<Standing> {
+    /// The limit of organisation `org_id`: its plan's figure when it names one (read from the
+    /// database at most once a minute), else the server's.
+    async fn organization_limit(
+        &self,
+        db: &crate::store::Db,
+        org_id: Uuid,
+    ) -> Option<Arc<Limit<Uuid>>> {
+        let figure = match self.plan_rates.cached(org_id) {
+            Some(figure) => figure,
+            None => {
+                let figure = match crate::plans::api_rate(db, org_id).await {
+                    Ok(figure) => figure.map(|f| u32::try_from(f).unwrap_or(u32::MAX)),
+                    Err(err) => {
+                        tracing::warn!(error = ?err, "reading a plan's rate failed; the server's applies");
+                        None
+                    }
+                };
+                self.plan_rates.remember(org_id, figure);
+                figure
+            }
+        };
+        figure.and_then(|f| self.plan_rates.limit(f))
+    }
+
+    /// Where `caller` stands with each limit that applies to it (counting this request);
+    /// `plan` is its organisation's own limit, if its plan names one.
+    fn check(&self, caller: &Caller, plan: Option<&Limit<Uuid>>) -> Vec<Standing> {
         if self.requests.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.prune();
         }
@@ -220,7 +297,8 @@ impl RateLimits {
                     .collect();
                 // A caller already over its own limit does not use up its organisation's.
                 if standings.iter().all(|s| s.allowed) {
-                    standings.extend(self.organization.iter().map(|l| l.check(org_id)));
+                    let organization = plan.or(self.organization.as_ref());
+                    standings.extend(organization.map(|l| l.check(org_id)));
                 }
                 standings
             }
@@ -277,6 +355,7 @@ impl RateLimits {
         if let Some(l) = &self.anonymous {
             l.limiter.retain_recent();
         }
+        self.plan_rates.prune();
     }
 }
 
@@ -338,7 +417,17 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
-    let standings = state.rate_limits.check(&caller(&state, &req));
+    let caller = caller(&state, &req);
+    let plan = match &caller {
+        Caller::Credential { org_id, .. } => {
+            state
+                .rate_limits
+                .organization_limit(&state.db, *org_id)
+                .await
+        }
+        Caller::Anonymous(_) => None,
+    };
+    let standings = state.rate_limits.check(&caller, plan.as_deref());
     let Some(closest) = standings.iter().min_by_key(|s| (s.allowed, s.remaining)) else {
         return next.run(req).await;
     };

@@ -197,6 +197,17 @@ async fn on_plan(tx: &TenantTx, named: Option<String>) -> Result<Option<PlanInfo
         .map(PlanInfo::from))
 }
 
+/// The API requests per minute the plan of organisation `org_id` allows, if it names them.
+pub async fn api_rate(db: &Db, org_id: uuid::Uuid) -> Result<Option<u64>> {
+    if plan::Entity::find().one(db.connection()).await?.is_none() {
+        return Ok(None);
+    }
+    let tx = db.read_org(org_id).await?;
+    let plan = current(&tx).await?;
+    tx.commit().await?;
+    Ok(plan.and_then(|p| p.limits.api_requests_per_minute))
+}
+
 /// The limits of the organisation of `tx`, its plan row locked until the transaction ends, so
 /// changes that count the same usage wait for each other: call it before counting, then
 /// [`ensure`]. Nothing is locked when no plans are published.

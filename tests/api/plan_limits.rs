@@ -269,3 +269,25 @@ async fn a_mistaken_plans_file_stops_the_server_naming_the_line() {
     .await;
     assert!(started.is_err());
 }
+
+/// An organisation whose plan names its API requests per minute is held to that figure.
+#[tokio::test]
+async fn the_rate_limiter_takes_the_plans_figure() {
+    let (app, _dir) =
+        with_plans(&PLANS.replace("webhooks = 1", "webhooks = 1\napi_requests_per_minute = 5"))
+            .await;
+    let owner = app.signup("acme", "o@example.com").await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let res = app.get("/api/v1/org/plan", &owner.token).await;
+        statuses.push(res.status.as_u16());
+        if res.status == 200 {
+            let policy = res.headers["ratelimit-policy"].to_str().unwrap().to_owned();
+            assert!(policy.contains("\"organization\";q=5"), "{policy}");
+        } else {
+            res.assert_problem(429, "too_many_requests");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    app.shutdown().await;
+}
