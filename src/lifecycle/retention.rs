@@ -65,7 +65,7 @@ pub struct Applied {
     pub files: u64,
     /// Inbound mails whose text was replaced by a notice.
     pub mail_texts: u64,
-    /// Sent-mail and mail log lines dropped.
+    /// Sent-mail and mail log lines dropped, and notification excerpts (which may quote mail).
     pub mail_log: u64,
 }
 
@@ -139,6 +139,7 @@ async fn apply(
         let tx = db.write_org(org_id).await?;
         applied.mail_log += mail::forget_sent_before(&tx, cutoff).await?;
         applied.mail_log += conversation::retention::forget_log_before(&tx, cutoff).await?;
+        applied.mail_log += crate::notify::forget_excerpts_before(&tx, cutoff).await?;
         tx.commit().await?;
     }
     let tx = db.write_org(org_id).await?;

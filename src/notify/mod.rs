@@ -531,7 +531,6 @@ pub(crate) async fn by_ids(tx: &TenantTx, ids: Vec<Uuid>) -> Result<Vec<Notifica
         .collect()
 }
 
-/// The caller's notifications, newest first.
 /// An erased person's traces in the inbox: their own notifications go, and others' about what
 /// they did name the tombstone instead of them.
 pub(crate) async fn scrub(
@@ -567,6 +566,26 @@ pub(crate) async fn scrub(
     Ok(changed)
 }
 
+/// Drops the comment excerpts of notifications written before `cutoff` (they may quote mail
+/// whose text retention removes); answers how many.
+pub(crate) async fn forget_excerpts_before(
+    tx: &TenantTx,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64> {
+    Ok(tx
+        .update_many::<entity::Entity>()
+        .col_expr(
+            entity::Column::Body,
+            sea_orm::sea_query::Expr::value(Option::<String>::None),
+        )
+        .filter(entity::Column::CreatedAt.lt(cutoff))
+        .filter(entity::Column::Body.is_not_null())
+        .exec(tx.conn())
+        .await?
+        .rows_affected)
+}
+
+/// The caller's notifications, newest first.
 pub async fn list(
     db: &Db,
     ctx: &TenantCtx,

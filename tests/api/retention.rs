@@ -268,6 +268,7 @@ async fn old_mail_text_gives_way_to_a_notice() {
     .await
     .assert_ok(201);
     app.run_pending_events().await;
+    app.deliver_mail().await;
     for word in ["flamingo", "walrus", "pelican"] {
         let hits = app
             .get(&format!("/api/v1/search?q={word}"), &owner.token)
@@ -330,6 +331,19 @@ async fn old_mail_text_gives_way_to_a_notice() {
     );
     assert!(text.contains("pelican"));
     assert!(timeline.iter().any(|e| e["redacted_at"].is_string()));
+    for (table, column) in [
+        ("notifications", "body"),
+        ("mails", "params"),
+        ("mail_ingest", "subject"),
+    ] {
+        let n = app
+            .count(&format!(
+                "SELECT count(*) FROM {table} WHERE lower(CAST({column} AS TEXT)) LIKE '%walrus%' \
+                 OR lower(CAST({column} AS TEXT)) LIKE '%flamingo%' OR lower(CAST({column} AS TEXT)) LIKE '%printer on fire%'"
+            ))
+            .await;
+        assert_eq!(n, 0, "{table}.{column} still quotes the mail");
+    }
     // The ticket still replays from its timeline.
     assert_replays_to(&timeline, &t.body, "after retention");
     // Done once: the next round finds nothing more.
