@@ -132,6 +132,10 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
         report("expired stream entries", stream::purge_expired(&db).await);
         report("handled outbox events", ops::purge_handled(&db).await);
         report("expired exports", exports::purge_expired(&db, &files).await);
+        report(
+            "interrupted exports (failed)",
+            exports::fail_all_interrupted(&db).await,
+        );
         // Each purge and retention round logs what it removed.
         if let Err(err) = lifecycle::purge_due(&db, &files, chrono::Utc::now()).await {
             tracing::warn!(error = ?err, "purging deleted organizations failed; will retry");

@@ -41,8 +41,14 @@ mod entity {
         created_at: DateTimeUtc,
         finished_at: Option<DateTimeUtc>,
         expires_at: Option<DateTimeUtc>,
+        /// When a worker took it to build.
+        claimed_at: Option<DateTimeUtc>,
     });
 }
+
+/// How long an export may stay `running` before it counts as interrupted (its worker stopped):
+/// it is then failed, and its person may ask again.
+const INTERRUPTED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(6);
 
 /// How long a finished export can be downloaded.
 const KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::days(7);
@@ -123,11 +129,14 @@ pub async fn request(db: &Db, ctx: &TenantCtx, req: NewExport) -> Result<Export>
         .filter(entity::Column::Status.is_in(["pending", "running"]))
         .one(tx.conn())
         .await?;
-    if busy.is_some() {
-        return Err(Error::conflict(
-            "export_in_progress",
-            "an export you asked for is still being built; wait for it",
-        ));
+    if let Some(busy) = busy {
+        if !interrupted(&busy, Utc::now()) {
+            return Err(Error::conflict(
+                "export_in_progress",
+                "an export you asked for is still being built; wait for it",
+            ));
+        }
+        fail_interrupted(&tx, busy).await?;
     }
     let row = entity::ActiveModel {
         org_id: Set(ctx.org_id),
@@ -141,6 +150,7 @@ pub async fn request(db: &Db, ctx: &TenantCtx, req: NewExport) -> Result<Export>
         created_at: Set(store::now()),
         finished_at: Set(None),
         expires_at: Set(None),
+        claimed_at: Set(None),
     }
     .insert(tx.conn())
     .await?;
@@ -233,12 +243,49 @@ pub async fn run_pending(db: &Db, files: &Files) -> Result<usize> {
     Ok(built)
 }
 
+/// Whether `row` was left `running` by a worker that stopped, as of `now`.
+fn interrupted(row: &entity::Model, now: DateTime<Utc>) -> bool {
+    row.status == "running" && row.claimed_at.is_none_or(|at| at < now - INTERRUPTED_AFTER)
+}
+
+async fn fail_interrupted(tx: &store::TenantTx, row: entity::Model) -> Result<()> {
+    let mut failed: entity::ActiveModel = row.into();
+    failed.status = Set("failed".to_owned());
+    failed.error = Set(Some(
+        "building the export was interrupted; ask for a new one".to_owned(),
+    ));
+    failed.finished_at = Set(Some(store::now()));
+    failed.update(tx.conn()).await?;
+    Ok(())
+}
+
+/// Fails the exports left `running` by workers that stopped (the worker's maintenance round);
+/// answers how many.
+pub async fn fail_all_interrupted(db: &Db) -> Result<u64> {
+    let now = Utc::now();
+    let tx = db.maintenance().await?;
+    let running = entity::Entity::find()
+        .filter(entity::Column::Status.eq("running"))
+        .all(tx.conn())
+        .await?;
+    tx.commit().await?;
+    let mut failed = 0;
+    for row in running.into_iter().filter(|r| interrupted(r, now)) {
+        let tx = db.write_org(row.org_id).await?;
+        fail_interrupted(&tx, row).await?;
+        tx.commit().await?;
+        failed += 1;
+    }
+    Ok(failed)
+}
+
 /// Takes `row` for this worker (another may have taken it first).
 async fn claim(db: &Db, row: &entity::Model) -> Result<bool> {
     let tx = db.write_org(row.org_id).await?;
     let taken = tx
         .update_many::<entity::Entity>()
         .col_expr(entity::Column::Status, "running".into())
+        .col_expr(entity::Column::ClaimedAt, store::now().into())
         .filter(entity::Column::Id.eq(row.id))
         .filter(entity::Column::Status.eq("pending"))
         .exec(tx.conn())

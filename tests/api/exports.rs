@@ -240,3 +240,64 @@ async fn a_requesters_export_holds_only_what_they_may_see() {
     assert_eq!(manifest["scope"], "me");
     app.shutdown().await;
 }
+
+/// An export left `running` by a worker that stopped does not hold its person back for good:
+/// after a while it is failed (by the worker's round, or when they ask again) and a new one
+/// may be asked for.
+#[tokio::test]
+async fn an_interrupted_export_is_failed_and_may_be_asked_again() {
+    let app = spawn_app().await;
+    let alpha = tenant(&app, "alpha").await;
+    // The owner's export, asked for by `tenant`, is built; the agent asks for theirs.
+    build_exports(&app).await;
+    let token = &alpha.agent.token;
+    let ask = || app.post("/api/v1/exports", Some(token), json!({"scope": "me"}));
+    let first = ask().await.assert_ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A worker took it and stopped (killed) an hour ago: still counted as being built.
+    let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    app.sql(&format!(
+        "UPDATE exports SET status = 'running', claimed_at = '{an_hour_ago}' WHERE status = 'pending'"
+    ))
+    .await;
+    ask().await.assert_problem(409, "export_in_progress");
+    assert_eq!(
+        docket::exports::fail_all_interrupted(app.running().db())
+            .await
+            .unwrap(),
+        0
+    );
+    // Seven hours on, it is failed, and a new one is taken.
+    let long_ago = (chrono::Utc::now() - chrono::Duration::hours(7)).to_rfc3339();
+    app.sql(&format!("UPDATE exports SET claimed_at = '{long_ago}' WHERE status = 'running'"))
+        .await;
+    let second = ask().await.assert_ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old = app.get(&format!("/api/v1/exports/{first}"), token).await;
+    assert_eq!(old.assert_ok(200)["status"], "failed");
+    assert_eq!(build_exports(&app).await, 1);
+    let new = app.get(&format!("/api/v1/exports/{second}"), token).await;
+    assert_eq!(new.assert_ok(200)["status"], "ready");
+    // The worker's round fails one left running as well.
+    let third = ask().await.assert_ok(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.sql(&format!(
+        "UPDATE exports SET status = 'running', claimed_at = '{long_ago}' WHERE status = 'pending'"
+    ))
+    .await;
+    assert_eq!(
+        docket::exports::fail_all_interrupted(app.running().db())
+            .await
+            .unwrap(),
+        1
+    );
+    let third = app.get(&format!("/api/v1/exports/{third}"), token).await;
+    assert_eq!(third.assert_ok(200)["status"], "failed");
+    app.shutdown().await;
+}
