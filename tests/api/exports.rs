@@ -271,8 +271,10 @@ async fn an_interrupted_export_is_failed_and_may_be_asked_again() {
     );
     // Seven hours on, it is failed, and a new one is taken.
     let long_ago = (chrono::Utc::now() - chrono::Duration::hours(7)).to_rfc3339();
-    app.sql(&format!("UPDATE exports SET claimed_at = '{long_ago}' WHERE status = 'running'"))
-        .await;
+    app.sql(&format!(
+        "UPDATE exports SET claimed_at = '{long_ago}' WHERE status = 'running'"
+    ))
+    .await;
     let second = ask().await.assert_ok(202)["id"]
         .as_str()
         .unwrap()
