@@ -1139,7 +1139,7 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await stranger.getByText("That organization does not offer single sign-on.").waitFor();
     await stranger.context().close();
   });
-  step("data rights: the audit log, an export, retention, and deleting an organization then restoring it", async () => {
+  step("data rights: the audit log, the plan, an export, retention, and deleting an organization then restoring it", async () => {
     const gina = { email: "gina@example.com", name: "Gina Gamma" };
     await api("/auth/signup", {
       method: "POST",
@@ -1164,6 +1164,13 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await ready.waitFor({ timeout: 20_000 });
     const [file] = await Promise.all([page.waitForEvent("download"), ready.click()]);
     assert.match(file.suggestedFilename(), /^docket-export-.*\.zip$/);
+    // The plan, and how much of each limit the organisation uses.
+    const plan = page.getByRole("region", { name: "Plan" });
+    await plan.getByText("Standard").waitFor();
+    await plan.getByTestId("plan-seats").getByText("1 of 50").waitFor();
+    await plan.getByTestId("plan-projects").getByText("1 of 20").waitFor();
+    await plan.getByTestId("plan-storage_bytes").getByText(/· unlimited$/).waitFor();
+
     // Retention: a bad value is named beside its field, a good one is kept.
     const closedDays = page.getByLabel("Purge closed tickets after (days)");
     await closedDays.fill("0");

@@ -8,7 +8,7 @@
 //   DOCKET_TEST_PG_URL  PostgreSQL URL of a role that may create databases
 //   CHROMIUM            browser executable (default /usr/bin/chromium)
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,8 +93,18 @@ async function runOn(backend) {
     stdio: "ignore",
   });
   await waitListening(oidcPort, oidc, "the OpenID provider (npm ci in tests/oidc)");
+  // Plans, as a server sold as a service has them: room enough for every step, and a second plan
+  // to upgrade to.
+  const plansFile = join(dataDir, "plans.toml");
+  writeFileSync(
+    plansFile,
+    '[plans.standard]\nlabel = "Standard"\nseats = 50\nprojects = 20\nwebhooks = 10\n\n' +
+      '[plans.business]\nlabel = "Business"\nstripe_price_id = "price_business"\n',
+  );
   const env = {
     ...process.env,
+    DOCKET_PLANS_FILE: plansFile,
+    DOCKET_DEFAULT_PLAN: "standard",
     DOCKET_ADDR: `127.0.0.1:${port}`,
     DOCKET_DATA_DIR: dataDir,
     DOCKET_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,

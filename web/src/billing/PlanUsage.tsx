@@ -23,7 +23,7 @@ export function PlanUsage() {
   const current = plan.data.plan;
   if (!current) return null;
   return (
-    <Paper withBorder p="md" aria-labelledby="plan-title">
+    <Paper withBorder p="md" component="section" aria-labelledby="plan-title">
       <Stack>
         <Group justify="space-between">
           <Title order={2} size="h4" id="plan-title">
