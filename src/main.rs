@@ -405,7 +405,7 @@ async fn main() -> anyhow::Result<()> {
             });
             if let Some((source, _)) = &source {
                 anyhow::ensure!(
-                    database_of(source) != database_of(&store_cfg),
+                    store::database_url(source)?.0 != store::database_url(&store_cfg)?.0,
                     "the source database is the one imported into"
                 );
             }
@@ -443,14 +443,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Which database a store configuration names: its URL, or SQLite under its data directory.
-fn database_of(store: &StoreConfig) -> String {
-    store.database_url.as_ref().map_or_else(
-        || store.data_dir.display().to_string(),
-        |url| url.expose().to_owned(),
-    )
 }
 
 fn secret(value: &str) -> Result<Secret, String> {

@@ -153,6 +153,8 @@ fn token_hash(token: &str) -> [u8; 32] {
 
 /// How long an organisation's plan figure is used before it is read again.
 const PLAN_RATE_FOR: Duration = Duration::from_secs(60);
+/// Organisations' figures remembered at most; past it they are all read again.
+const PLAN_FIGURES_AT_MOST: usize = 100_000;
 
 /// Organisations' API requests per minute from their plans (`plans`): each figure read at most
 /// once a minute, and one limiter per distinct figure.
@@ -175,7 +177,7 @@ impl PlanRates {
         let Ok(mut figures) = self.figures.lock() else {
             return;
         };
-        if figures.len() >= VERIFIED_AT_MOST {
+        if figures.len() >= PLAN_FIGURES_AT_MOST {
             figures.clear();
         }
         figures.insert(org_id, (figure, Instant::now() + PLAN_RATE_FOR));

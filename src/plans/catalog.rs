@@ -96,18 +96,6 @@ impl Catalog {
             default,
         })
     }
-
-    pub fn get(&self, key: &str) -> Option<&Plan> {
-        self.plans.get(key)
-    }
-
-    /// The plan whose Stripe price is `price_id`.
-    pub fn by_price(&self, price_id: &str) -> Option<(&str, &Plan)> {
-        self.plans
-            .iter()
-            .find(|(_, p)| p.stripe_price_id.as_deref() == Some(price_id))
-            .map(|(k, p)| (k.as_str(), p))
-    }
 }
 
 #[cfg(test)]
@@ -129,13 +117,13 @@ stripe_price_id = "price_team"
     #[test]
     fn a_plan_without_a_limit_has_none_of_it() {
         let catalog = Catalog::parse(FILE, Some("free")).unwrap();
-        let free = catalog.get("free").unwrap().limits();
+        let free = catalog.plans["free"].limits();
         assert_eq!(free.seats, Some(3));
         assert_eq!(free.projects, Some(2));
         assert_eq!(free.webhooks, None);
-        let team = catalog.get("team").unwrap();
+        let team = &catalog.plans["team"];
         assert_eq!(team.limits().projects, None);
-        assert_eq!(catalog.by_price("price_team").unwrap().0, "team");
+        assert_eq!(team.stripe_price_id.as_deref(), Some("price_team"));
         assert_eq!(catalog.default, "free");
         assert_eq!(Catalog::parse(FILE, None).unwrap().default, "free");
     }

@@ -215,6 +215,11 @@ pub(crate) async fn lock(tx: &TenantTx) -> Result<Limits> {
     if plan::Entity::find().one(tx.conn()).await?.is_none() {
         return Ok(Limits::default());
     }
+    Ok(locked_plan(tx).await?.map(|p| p.limits).unwrap_or_default())
+}
+
+/// The plan of the organisation of `tx`, its row (created on first use) locked.
+async fn locked_plan(tx: &TenantTx) -> Result<Option<PlanInfo>> {
     let conn = tx.conn();
     conn.execute_raw(store::statement(
         conn.get_database_backend(),
@@ -228,10 +233,22 @@ pub(crate) async fn lock(tx: &TenantTx) -> Result<Limits> {
         .one(conn)
         .await?
         .and_then(|r| r.plan);
-    Ok(on_plan(tx, named)
-        .await?
-        .map(|p| p.limits)
-        .unwrap_or_default())
+    on_plan(tx, named).await
+}
+
+/// Refuses (402 `plan_limit_reached`) one more unit of `limit` than the plan of the
+/// organisation of `tx` allows: locks its plan row, then counts with `in_use` (only when the
+/// plan limits it).
+pub(crate) async fn ensure_room_for_one(
+    tx: &TenantTx,
+    limit: Limit,
+    in_use: impl std::future::Future<Output = Result<u64>>,
+) -> Result<()> {
+    let limits = lock(tx).await?;
+    if limits.of(limit).is_none() {
+        return Ok(());
+    }
+    ensure(&limits, limit, in_use.await?, 1)
 }
 
 /// After [`lock`]: refuses (402 `plan_limit_reached`) adding `adding` to the `in_use` of
@@ -252,8 +269,7 @@ pub(crate) async fn assign(tx: &TenantTx, key: &str) -> Result<String> {
             detail: format!("{key:?} is not a plan of this server"),
         });
     }
-    lock(tx).await?;
-    let before = current(tx).await?.map(|p| p.key).unwrap_or_default();
+    let before = locked_plan(tx).await?.map(|p| p.key).unwrap_or_default();
     org_plan::Entity::insert(org_plan::ActiveModel {
         org_id: Set(tx.org_id()),
         plan: Set(Some(key.to_owned())),

@@ -164,7 +164,9 @@ impl Default for Signals {
     }
 }
 
-fn database_url(cfg: &StoreConfig) -> anyhow::Result<(String, Backend)> {
+/// The connection URL a store configuration names (SQLite under its data directory, created
+/// if missing, when it names none) and its backend.
+pub fn database_url(cfg: &StoreConfig) -> anyhow::Result<(String, Backend)> {
     match &cfg.database_url {
         Some(url)
             if url.expose().starts_with("postgres://")

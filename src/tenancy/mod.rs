@@ -174,11 +174,7 @@ pub(crate) async fn seats_used(tx: &TenantTx) -> Result<u64> {
 /// Refuses (402 `plan_limit_reached`) a change that takes one more seat than the plan has.
 /// Call it in the change's transaction, before the change.
 pub(crate) async fn ensure_new_seat(tx: &TenantTx) -> Result<()> {
-    let limits = plans::lock(tx).await?;
-    if limits.seats.is_none() {
-        return Ok(());
-    }
-    plans::ensure(&limits, plans::Limit::Seats, seats_used(tx).await?, 1)
+    plans::ensure_room_for_one(tx, plans::Limit::Seats, seats_used(tx)).await
 }
 
 /// Adds active members in bulk (the demo dataset).

@@ -51,7 +51,7 @@ pub async fn purge(tx: &TenantTx, tables: &[String], ids: &[Uuid]) -> Result<Tic
     if ids.is_empty() {
         return Ok(TicketsPurged::default());
     }
-    mark(tx, ids, true).await?;
+    mark(tx, ids).await?;
     let files = attachments::forget_tickets(tx, ids).await?;
     structure::forget_tickets(tx, ids).await?;
     let mut rows = files.len() as u64;
@@ -66,22 +66,19 @@ pub async fn purge(tx: &TenantTx, tables: &[String], ids: &[Uuid]) -> Result<Tic
         .exec(tx.conn())
         .await?
         .rows_affected;
-    mark(tx, ids, false).await?;
+    tx.delete_ticket_rows("ticket_purges", ids).await?;
     Ok(TicketsPurged { rows, files })
 }
 
-async fn mark(tx: &TenantTx, ids: &[Uuid], on: bool) -> Result<()> {
+/// Marks tickets `ids` as being purged (the mark goes with their other rows: `ticket_purges`
+/// has a `ticket_id`, and `purge` empties it last).
+async fn mark(tx: &TenantTx, ids: &[Uuid]) -> Result<()> {
     let backend = tx.conn().get_database_backend();
     for id in ids {
-        let sql = if on {
-            "INSERT INTO ticket_purges (org_id, ticket_id) VALUES ($1, $2)"
-        } else {
-            "DELETE FROM ticket_purges WHERE org_id = $1 AND ticket_id = $2"
-        };
         tx.conn()
             .execute_raw(store::statement(
                 backend,
-                sql,
+                "INSERT INTO ticket_purges (org_id, ticket_id) VALUES ($1, $2)",
                 [tx.org_id().into(), (*id).into()],
             ))
             .await?;
@@ -107,7 +104,9 @@ pub async fn remove_mail_text(
             .exec(tx.conn())
             .await?
             .rows_affected;
-        search::replace_body(tx, id, notice).await?;
+        if changed > 0 {
+            search::replace_body(tx, id, notice).await?;
+        }
         let entries = timeline::redact(tx, ticket_id, "body", Some(id), None, notice).await?;
         return Ok(changed + entries > 0);
     }

@@ -2,8 +2,6 @@
 //! changed, removed or truncated entry is found by `GET /audit-log/verify` and by
 //! `docket admin audit-verify`.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -20,12 +18,11 @@ async fn audited_org(app: &TestApp) -> Session {
 }
 
 fn verify_cli(app: &TestApp, slug: &str) -> (bool, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["admin", "audit-verify", "--org", slug])
-        .env("DATABASE_URL", &app.database_url)
-        .env("DOCKET_LOG_LEVEL", "warn")
-        .output()
-        .expect("docket runs");
+    let out = run_docket(
+        &["admin", "audit-verify", "--org", slug],
+        &app.database_url,
+        &app.store.data_dir,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let found = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
@@ -102,10 +99,7 @@ async fn a_changed_entry_is_named_by_both_checks() {
         .find(|e| e["action"] == "organization.updated")
         .expect("a rename is audited");
     let id = victim["id"].as_str().unwrap();
-    let id_sql = match backend() {
-        Backend::Postgres => format!("'{id}'"),
-        Backend::Sqlite => format!("X'{}'", id.replace('-', "")),
-    };
+    let id_sql = uuid_literal(id);
     tamper(
         &app,
         &format!("UPDATE audit_log SET action = 'organization.viewed' WHERE id = {id_sql}"),

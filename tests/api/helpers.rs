@@ -797,10 +797,7 @@ pub async fn rows_naming(app: &TestApp, id: &str, skipped: &[&str]) -> Vec<Strin
         columns.len() > 40,
         "the walk finds the schema's uuid columns"
     );
-    let value = match backend {
-        sea_orm::DbBackend::Postgres => format!("'{id}'"),
-        _ => format!("X'{}'", id.replace('-', "")),
-    };
+    let value = uuid_literal(id);
     let mut found = Vec::new();
     for row in columns {
         let table: String = row.try_get("", "t").unwrap();
@@ -823,4 +820,28 @@ pub async fn rows_naming(app: &TestApp, id: &str, skipped: &[&str]) -> Vec<Strin
         }
     }
     found
+}
+
+/// A uuid as an SQL literal of the backend under test.
+pub fn uuid_literal(id: &str) -> String {
+    match backend() {
+        Backend::Postgres => format!("'{id}'"),
+        Backend::Sqlite => format!("X'{}'", id.replace('-', "")),
+    }
+}
+
+/// Runs the `docket` binary with `args` against the database at `database_url` and the data
+/// directory `data_dir` (an operator's command line).
+pub fn run_docket(
+    args: &[&str],
+    database_url: &str,
+    data_dir: &std::path::Path,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("DOCKET_DATA_DIR", data_dir)
+        .env("DOCKET_LOG_LEVEL", "warn")
+        .output()
+        .expect("docket runs")
 }

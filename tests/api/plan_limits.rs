@@ -54,13 +54,11 @@ fn assert_limit(res: &Resp, limit: &str, value: u64, usage: u64) {
 }
 
 fn set_plan(app: &TestApp, slug: &str, plan: &str) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["admin", "set-plan", "--org", slug, "--plan", plan])
-        .env("DATABASE_URL", &app.database_url)
-        .env("DOCKET_DATA_DIR", &app.store.data_dir)
-        .env("DOCKET_LOG_LEVEL", "warn")
-        .output()
-        .expect("docket runs")
+    run_docket(
+        &["admin", "set-plan", "--org", slug, "--plan", plan],
+        &app.database_url,
+        &app.store.data_dir,
+    )
 }
 
 #[tokio::test]
@@ -137,7 +135,6 @@ async fn limits_hold_and_a_smaller_plan_deletes_nothing() {
     let third = app.project(t, "THREE").await;
     let res = app.patch(&path, t, json!({"archived": false})).await;
     assert_limit(&res, "projects", 2, 2);
-    assert!(!third.is_empty());
 
     // Webhooks.
     let hook = |n: u32| json!({"url": format!("https://hooks{n}.example.com/"), "events": ["ticket.created"]});

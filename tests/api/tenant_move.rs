@@ -6,7 +6,6 @@
 use std::{
     io::{Read, Write},
     path::Path,
-    process::{Command, Output},
 };
 
 use docket::config::Secret;
@@ -14,16 +13,6 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
 use crate::{helpers::*, isolation::tenant};
-
-fn docket(args: &[&str], database_url: &str, data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("DOCKET_DATA_DIR", data_dir)
-        .env("DOCKET_LOG_LEVEL", "warn")
-        .output()
-        .expect("docket runs")
-}
 
 /// Where the organisation moves to: PostgreSQL when it is reachable (from SQLite, the road a
 /// growing organisation takes; from PostgreSQL, to a server of its own), else another SQLite.
@@ -81,7 +70,7 @@ async fn an_organization_moves_to_another_database_whole() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("alpha.docket");
 
-    let out = docket(
+    let out = run_docket(
         &[
             "admin",
             "export-org",
@@ -104,7 +93,7 @@ async fn an_organization_moves_to_another_database_whole() {
 
     let (target, target_db) = target_app().await;
     let import = |path: &Path| {
-        docket(
+        run_docket(
             &["admin", "import-org", "--in", path.to_str().unwrap()],
             &target_db,
             &target.store.data_dir,
@@ -182,7 +171,7 @@ async fn an_organization_moves_to_another_database_whole() {
         text.replace("secret of alpha", "secret of mallory")
     });
     let (fresh, fresh_db) = target_app().await;
-    let out = docket(
+    let out = run_docket(
         &["admin", "import-org", "--in", tampered.to_str().unwrap()],
         &fresh_db,
         &fresh.store.data_dir,
@@ -206,7 +195,7 @@ async fn an_organization_moves_to_another_database_whole() {
 
     // With --delete-source, a verified import purges the organisation where it came from.
     let source_dir = source.store.data_dir.to_str().unwrap().to_owned();
-    let out = docket(
+    let out = run_docket(
         &[
             "admin",
             "import-org",

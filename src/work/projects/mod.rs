@@ -449,11 +449,7 @@ pub(crate) async fn active_count(tx: &TenantTx) -> Result<u64> {
 
 /// Refuses (402 `plan_limit_reached`) one more project (not archived) than the plan has.
 async fn ensure_room_for_one_more(tx: &TenantTx) -> Result<()> {
-    let limits = plans::lock(tx).await?;
-    if limits.projects.is_none() {
-        return Ok(());
-    }
-    plans::ensure(&limits, plans::Limit::Projects, active_count(tx).await?, 1)
+    plans::ensure_room_for_one(tx, plans::Limit::Projects, active_count(tx)).await
 }
 
 /// A new organisation's first project, named and keyed from the organisation (both can be

@@ -16,6 +16,20 @@ const check = (v: Days) =>
     ? null
     : "A number of days from 1 to 3650, or empty to keep them";
 
+/** The settings, as the form shows them. */
+const FIELDS = [
+  [
+    "closed_ticket_days",
+    "Purge closed tickets after (days)",
+    "Tickets closed or cancelled this long ago go for good, with their comments, files, timeline and mail records",
+  ],
+  [
+    "mail_body_days",
+    "Remove the text of inbound mail after (days)",
+    "The tickets and replies stay; what the mail said is replaced by a notice, and the mail log of then is dropped",
+  ],
+] as const;
+
 /**
  * How long the organisation keeps closed tickets and the text of inbound mail. The worker
  * applies it once a day and writes what it removed in the audit log.
@@ -68,26 +82,19 @@ export function Retention() {
             {error}
           </Alert>
         )}
-        <NumberInput
-          label="Purge closed tickets after (days)"
-          description="Tickets closed or cancelled this long ago go for good, with their comments, files, timeline and mail records"
-          placeholder="Kept"
-          min={1}
-          max={3650}
-          allowDecimal={false}
-          clampBehavior="none"
-          {...form.getInputProps("closed_ticket_days")}
-        />
-        <NumberInput
-          label="Remove the text of inbound mail after (days)"
-          description="The tickets and replies stay; what the mail said is replaced by a notice, and the mail log of then is dropped"
-          placeholder="Kept"
-          min={1}
-          max={3650}
-          allowDecimal={false}
-          clampBehavior="none"
-          {...form.getInputProps("mail_body_days")}
-        />
+        {FIELDS.map(([field, label, description]) => (
+          <NumberInput
+            key={field}
+            label={label}
+            description={description}
+            placeholder="Kept"
+            min={1}
+            max={3650}
+            allowDecimal={false}
+            clampBehavior="none"
+            {...form.getInputProps(field)}
+          />
+        ))}
         <Group justify="flex-end">
           <Button type="submit" loading={form.submitting} disabled={!form.isDirty()}>
             Save retention
