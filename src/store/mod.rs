@@ -277,7 +277,14 @@ async fn connect(opts: ConnectOptions) -> anyhow::Result<DatabaseConnection> {
 /// (a restrictive row policy, migration m0022).
 pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
     validate_role_name(&cfg.db_app_role)?;
-    let owner = open(cfg, false).await?;
+    // On SQLite the migrations run on one connection: a statement prepared on another
+    // connection of the pool may still see the schema from before the previous statement, and
+    // SQLite checks "already exists" (a trigger dropped and created again) at prepare time.
+    let mut cfg = cfg.clone();
+    if database_url(&cfg)?.1 == Backend::Sqlite {
+        cfg.db_max_connections = 1;
+    }
+    let owner = open(&cfg, false).await?;
     Migrator::up(&owner.conn, None)
         .await
         .context("running migrations")?;

@@ -159,7 +159,7 @@ impl MigrationTrait for Migration {
                 .await?;
             for table in APPEND_ONLY {
                 conn.execute_unprepared(&format!(
-                    "CREATE TRIGGER IF NOT EXISTS {table}_append_only_delete BEFORE DELETE ON {table} \
+                    "CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} \
                      WHEN NOT EXISTS (SELECT 1 FROM organizations o \
                                       WHERE o.id = OLD.org_id AND o.purging) \
                      BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"

@@ -100,17 +100,17 @@ impl MigrationTrait for Migration {
                 "DROP TRIGGER IF EXISTS ticket_events_append_only_update".to_owned(),
                 "DROP TRIGGER IF EXISTS ticket_events_append_only_delete".to_owned(),
                 format!(
-                    "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only_update \
+                    "CREATE TRIGGER ticket_events_append_only_update \
                      BEFORE UPDATE OF {TIMELINE_FIXED} ON ticket_events \
                      BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
                 ),
-                "CREATE TRIGGER IF NOT EXISTS ticket_events_redaction_only \
+                "CREATE TRIGGER ticket_events_redaction_only \
                  BEFORE UPDATE OF changes, redacted_at ON ticket_events \
                  WHEN NEW.redacted_at IS NULL \
                  BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
                     .to_owned(),
                 format!(
-                    "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only_delete BEFORE DELETE ON ticket_events \
+                    "CREATE TRIGGER ticket_events_append_only_delete BEFORE DELETE ON ticket_events \
                      WHEN NOT ({deletable}) \
                      BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
                 ),
@@ -145,11 +145,11 @@ impl MigrationTrait for Migration {
                 "DROP TRIGGER IF EXISTS ticket_events_redaction_only".to_owned(),
                 "DROP TRIGGER IF EXISTS ticket_events_append_only_update".to_owned(),
                 "DROP TRIGGER IF EXISTS ticket_events_append_only_delete".to_owned(),
-                "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only_update BEFORE UPDATE ON ticket_events \
+                "CREATE TRIGGER ticket_events_append_only_update BEFORE UPDATE ON ticket_events \
                  BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
                     .to_owned(),
                 format!(
-                    "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only_delete BEFORE DELETE ON ticket_events \
+                    "CREATE TRIGGER ticket_events_append_only_delete BEFORE DELETE ON ticket_events \
                      WHEN NOT {} \
                      BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END",
                     purging.replace("ROW.", "OLD.")
