@@ -142,6 +142,7 @@ pub async fn start(
     )?;
     let mail = Mail::new(&serve_cfg.mail, &files, &secret, guard)?;
     let webhooks = Webhooks::new(&serve_cfg.webhooks, &secret)?;
+    let billing = crate::billing::Billing::new(&serve_cfg.billing, &serve_cfg.mail.public_url)?;
     let (stop, stopped) = watch::channel(false);
     let state = AppState {
         db: db.clone(),
@@ -162,6 +163,7 @@ pub async fn start(
         org_deletion_grace: chrono::Duration::days(
             serve_cfg.data_rights.org_deletion_grace_days.into(),
         ),
+        billing,
         secure_cookies: serve_cfg
             .mail
             .public_url

@@ -91,6 +91,8 @@ pub struct ServeConfig {
     pub data_rights: DataRightsConfig,
     #[command(flatten)]
     pub plans: PlansConfig,
+    #[command(flatten)]
+    pub billing: BillingConfig,
     /// Adds a `Server-Timing` header to every answer with the database statements and
     /// transactions the request cost (for measuring; off by default, as it tells clients
     /// something of the server's inner workings).
@@ -127,6 +129,39 @@ pub struct PlansConfig {
     /// The plan of organisations that have not chosen one (default: the first plan by name).
     #[arg(long, env = "DOCKET_DEFAULT_PLAN")]
     pub default_plan: Option<String>,
+}
+
+/// Taking payment through Stripe (off without a secret key, or without plans).
+#[derive(Clone, Debug, clap::Args)]
+pub struct BillingConfig {
+    /// Stripe's secret API key (`sk_live_…`, `sk_test_…`): turns on checkout and the billing
+    /// portal for plans that name a `stripe_price_id`.
+    #[arg(long, env = "DOCKET_STRIPE_SECRET_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub stripe_secret_key: Option<Secret>,
+    /// The signing secret of the webhook endpoint (`whsec_…`) that Stripe sends
+    /// `/api/v1/billing/stripe/webhook` events with; several, comma-separated, while one is
+    /// rolled.
+    #[arg(long, env = "DOCKET_STRIPE_WEBHOOK_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub stripe_webhook_secret: Option<Secret>,
+    /// Where Stripe's API answers (tests point it at a local fake Stripe).
+    #[arg(long, env = "DOCKET_STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub stripe_api_base: String,
+    /// Days an organisation whose payment failed keeps its paid plan before it is moved to the
+    /// default plan (paying later brings the paid plan back).
+    #[arg(long, env = "DOCKET_BILLING_GRACE_DAYS", default_value_t = 7,
+        value_parser = clap::value_parser!(u32).range(0..=365))]
+    pub billing_grace_days: u32,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: "https://api.stripe.com".into(),
+            billing_grace_days: 7,
+        }
+    }
 }
 
 /// A read replica for reports.

@@ -96,6 +96,9 @@ pub enum Error {
         detail: String,
         retry_after: Duration,
     },
+    /// A service Docket depends on (the payment provider) refused or did not answer.
+    #[error("{detail}")]
+    BadGateway { code: &'static str, detail: String },
     /// Anything unexpected: logged in full, answered as an opaque 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

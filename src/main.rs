@@ -43,6 +43,8 @@ struct Cli {
     log: LogFormat,
 }
 
+// Parsed once at start: the size of the serve variant's settings costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API and web UI, and run the background workers.

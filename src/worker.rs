@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::{
+    billing,
     config::{MailConfig, Secret, WorkerConfig},
     conversation::{self, Mailroom},
     events::{Handlers, dispatch, ops, stream},
@@ -133,6 +134,10 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
         report("handled outbox events", ops::purge_handled(&db).await);
         report("expired exports", exports::purge_expired(&db, &files).await);
         report(
+            "old Stripe event ids",
+            billing::purge_old_events(&db, chrono::Utc::now() - chrono::Duration::days(7)).await,
+        );
+        report(
             "interrupted exports (failed)",
             exports::fail_all_interrupted(&db).await,
         );
@@ -142,6 +147,11 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
         }
         if let Err(err) = lifecycle::retention::apply_due(&db, &files, chrono::Utc::now()).await {
             tracing::warn!(error = ?err, "applying retention failed; will retry");
+        }
+        match billing::review_due(&db, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(changed = n, "plans settled after a grace or a subscription ended"),
+            Err(err) => tracing::warn!(error = ?err, "settling plans failed; will retry"),
         }
         tokio::select! {
             _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}

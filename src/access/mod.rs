@@ -217,6 +217,8 @@ pub enum Action {
     OrgRestore,
     /// Export everything the organisation holds (no secrets).
     OrgExport,
+    /// Pay for a plan: Stripe checkout and the billing portal.
+    BillingManage,
     /// List and read projects (everyone: requesters file tickets into them).
     ProjectRead,
     /// Create, rename and archive projects.
@@ -260,7 +262,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::UserList,
@@ -272,6 +274,7 @@ impl Action {
         Action::OrgDelete,
         Action::OrgRestore,
         Action::OrgExport,
+        Action::BillingManage,
         Action::ProjectRead,
         Action::ProjectManage,
         Action::ProjectActivity,
@@ -308,7 +311,7 @@ impl Action {
             | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage => {
                 Some(Scope::Admin)
             }
-            AccountManage | OrgDelete | OrgRestore | OrgExport => None,
+            AccountManage | OrgDelete | OrgRestore | OrgExport | BillingManage => None,
         }
     }
 }
@@ -326,7 +329,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
         | CommentModerate | EventsManage | MailManage | WebhooksManage | SlaManage | OrgExport => {
             role.at_least(Role::Admin)
         }
-        OrgDelete | OrgRestore => role == Role::Owner,
+        OrgDelete | OrgRestore | BillingManage => role == Role::Owner,
     }
 }
 
@@ -459,7 +462,7 @@ mod tests {
     fn matrix_is_exactly_as_specified() {
         use Action::*;
         // owner, admin, manager, agent, viewer, requester
-        let expected: [(Action, [bool; 6]); 29] = [
+        let expected: [(Action, [bool; 6]); 30] = [
             (OrgRead, [true, true, true, true, true, true]),
             (OrgUpdate, [true, true, false, false, false, false]),
             (UserList, [true, true, true, true, true, false]),
@@ -471,6 +474,7 @@ mod tests {
             (OrgDelete, [true, false, false, false, false, false]),
             (OrgRestore, [true, false, false, false, false, false]),
             (OrgExport, [true, true, false, false, false, false]),
+            (BillingManage, [true, false, false, false, false, false]),
             (ProjectRead, [true, true, true, true, true, true]),
             (ProjectManage, [true, true, true, false, false, false]),
             (ProjectActivity, [true, true, true, true, true, false]),
@@ -539,7 +543,7 @@ mod tests {
             SlaManage,
         ];
         // No token reaches the account, whatever its scope.
-        let sessions_only = [AccountManage, OrgDelete, OrgRestore, OrgExport];
+        let sessions_only = [AccountManage, OrgDelete, OrgRestore, OrgExport, BillingManage];
         for action in Action::ALL {
             let needed = if sessions_only.contains(&action) {
                 None

@@ -3,6 +3,7 @@
 mod attachments;
 mod audit;
 mod auth;
+mod billing;
 mod body;
 mod exports;
 pub mod extract;
@@ -84,6 +85,8 @@ pub struct AppState {
     pub confirm_signups: bool,
     /// How long a deleted organisation stays restorable (`DOCKET_ORG_DELETION_GRACE_DAYS`).
     pub org_deletion_grace: chrono::Duration,
+    /// Taking payment through Stripe (off without a secret key).
+    pub billing: crate::billing::Billing,
 }
 
 #[derive(OpenApi)]
@@ -274,6 +277,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(org::restore_org))
         .routes(routes!(org::get_retention, org::set_retention))
         .routes(routes!(org::get_plan))
+        .routes(routes!(billing::checkout))
+        .routes(routes!(billing::portal))
+        .routes(routes!(billing::stripe_webhook))
         .routes(routes!(org::list_users, org::create_user))
         .routes(routes!(org::get_user, org::update_user, org::remove_user))
         .routes(routes!(audit::audit_log))

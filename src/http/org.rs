@@ -95,7 +95,7 @@ pub async fn restore_org(
 #[utoipa::path(get, path = "/org/plan", tag = "organization", security(("bearer" = [])),
     responses((status = 200, description = "The plan, limits and usage", body = PlanView)))]
 pub async fn get_plan(State(s): State<AppState>, Auth(ctx): Auth) -> Result<Json<PlanView>> {
-    Ok(Json(billing::view(&s.db, &ctx).await?))
+    Ok(Json(billing::view(&s.db, &s.billing, &ctx).await?))
 }
 
 /// What the organisation keeps and for how long (every member may read it).

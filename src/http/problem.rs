@@ -213,6 +213,9 @@ impl From<Error> for Problem {
                 retry_after,
             } => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
                 .retry_after(retry_after),
+            Error::BadGateway { code, detail } => {
+                Problem::new(StatusCode::BAD_GATEWAY, code, detail)
+            }
             Error::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
                 internal()

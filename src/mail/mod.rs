@@ -70,10 +70,11 @@ pub enum Kind {
     ContactLink,
     OrganizationDeletion,
     ExportReady,
+    PaymentFailed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Invitation,
         Kind::PasswordReset,
         Kind::Notification,
@@ -84,6 +85,7 @@ impl Kind {
         Kind::ContactLink,
         Kind::OrganizationDeletion,
         Kind::ExportReady,
+        Kind::PaymentFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +100,7 @@ impl Kind {
             Kind::ContactLink => "contact_link",
             Kind::OrganizationDeletion => "organization_deletion",
             Kind::ExportReady => "export_ready",
+            Kind::PaymentFailed => "payment_failed",
         }
     }
 

@@ -29,7 +29,8 @@ const SOURCES: &[(&str, &str)] = templates!(
     "signup_confirmation",
     "contact_link",
     "organization_deletion",
-    "export_ready"
+    "export_ready",
+    "payment_failed"
 );
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -260,19 +260,36 @@ pub fn ensure(limits: &Limits, limit: Limit, in_use: u64, adding: u64) -> Result
     }
 }
 
-/// Puts the organisation of `tx` on published plan `key`; answers the plan it was on (its
-/// key; the default's when it named none).
-pub(crate) async fn assign(tx: &TenantTx, key: &str) -> Result<String> {
-    if find(tx.conn(), key).await?.is_none() {
+/// The published plan that Stripe price `price` buys, if any.
+pub(crate) async fn for_price(conn: &impl ConnectionTrait, price: &str) -> Result<Option<String>> {
+    Ok(plan::Entity::find()
+        .filter(plan::Column::StripePriceId.eq(price))
+        .one(conn)
+        .await?
+        .map(|p| p.key))
+}
+
+/// A plan change: the keys of the plan before and after (the default's when none is named).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Change {
+    pub from: String,
+    pub to: String,
+}
+
+/// Puts the organisation of `tx` on published plan `key` (`None`: the default).
+pub(crate) async fn assign(tx: &TenantTx, key: Option<&str>) -> Result<Change> {
+    if let Some(key) = key
+        && find(tx.conn(), key).await?.is_none()
+    {
         return Err(Error::Unprocessable {
             code: "unknown_plan",
             detail: format!("{key:?} is not a plan of this server"),
         });
     }
-    let before = locked_plan(tx).await?.map(|p| p.key).unwrap_or_default();
+    let from = locked_plan(tx).await?.map(|p| p.key).unwrap_or_default();
     org_plan::Entity::insert(org_plan::ActiveModel {
         org_id: Set(tx.org_id()),
-        plan: Set(Some(key.to_owned())),
+        plan: Set(key.map(str::to_owned)),
         updated_at: Set(Utc::now()),
     })
     .on_conflict(
@@ -282,5 +299,9 @@ pub(crate) async fn assign(tx: &TenantTx, key: &str) -> Result<String> {
     )
     .exec_without_returning(tx.conn())
     .await?;
-    Ok(before)
+    let to = on_plan(tx, key.map(str::to_owned))
+        .await?
+        .map(|p| p.key)
+        .unwrap_or_default();
+    Ok(Change { from, to })
 }

@@ -27,6 +27,7 @@ mod m0022_data_rights;
 mod m0023_retention;
 mod m0024_plans;
 mod m0025_export_claims;
+mod m0026_billing;
 
 pub(crate) use m0004_append_only::APPEND_ONLY;
 pub(crate) use m0012_session_entry::SESSION_ROLE_SQLITE;
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0023_retention::Migration),
             Box::new(m0024_plans::Migration),
             Box::new(m0025_export_claims::Migration),
+            Box::new(m0026_billing::Migration),
         ]
     }
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use docket::{
     app::{self, Running},
     config::{
-        DataRightsConfig, FilesConfig, MailConfig, PlansConfig, RateLimitConfig, ReplicaConfig,
+        BillingConfig, DataRightsConfig, FilesConfig, MailConfig, PlansConfig, RateLimitConfig, ReplicaConfig,
         Secret, ServeConfig, StoreConfig, WebhookConfig, WorkerConfig,
     },
     events::{Handlers, dispatch},
@@ -200,6 +200,7 @@ pub async fn try_spawn_app_tuned(
         replica: ReplicaConfig::default(),
         data_rights: DataRightsConfig::default(),
         plans: PlansConfig::default(),
+        billing: BillingConfig::default(),
         // Every answer says what it cost the database (tests/api/plans.rs holds requests to it).
         server_timing: true,
     };
