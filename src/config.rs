@@ -144,7 +144,11 @@ pub struct BillingConfig {
     #[arg(long, env = "DOCKET_STRIPE_WEBHOOK_SECRET", value_parser = parse_secret, hide_env_values = true)]
     pub stripe_webhook_secret: Option<Secret>,
     /// Where Stripe's API answers (tests point it at a local fake Stripe).
-    #[arg(long, env = "DOCKET_STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    #[arg(
+        long,
+        env = "DOCKET_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
     pub stripe_api_base: String,
     /// Days an organisation whose payment failed keeps its paid plan before it is moved to the
     /// default plan (paying later brings the paid plan back).

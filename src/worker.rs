@@ -150,7 +150,10 @@ async fn maintain(db: Db, files: Files, mut stop: watch::Receiver<bool>) {
         }
         match billing::review_due(&db, chrono::Utc::now()).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(changed = n, "plans settled after a grace or a subscription ended"),
+            Ok(n) => tracing::info!(
+                changed = n,
+                "plans settled after a grace or a subscription ended"
+            ),
             Err(err) => tracing::warn!(error = ?err, "settling plans failed; will retry"),
         }
         tokio::select! {

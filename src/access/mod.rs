@@ -543,7 +543,13 @@ mod tests {
             SlaManage,
         ];
         // No token reaches the account, whatever its scope.
-        let sessions_only = [AccountManage, OrgDelete, OrgRestore, OrgExport, BillingManage];
+        let sessions_only = [
+            AccountManage,
+            OrgDelete,
+            OrgRestore,
+            OrgExport,
+            BillingManage,
+        ];
         for action in Action::ALL {
             let needed = if sessions_only.contains(&action) {
                 None

@@ -77,8 +77,7 @@ impl Subscription {
             .get("current_period_end")
             .or_else(|| item.and_then(|i| i.get("current_period_end")))
             .and_then(timestamp);
-        let ends_at = if object.get("cancel_at_period_end").and_then(Value::as_bool) == Some(true)
-        {
+        let ends_at = if object.get("cancel_at_period_end").and_then(Value::as_bool) == Some(true) {
             period_end
         } else {
             object.get("cancel_at").and_then(timestamp)
@@ -288,7 +287,11 @@ pub(crate) async fn payment_succeeded(tx: &TenantTx, account: Account) -> Result
 }
 
 /// Records the organisation's Stripe customer, unless it has one.
-pub(crate) async fn set_customer(tx: &TenantTx, account: Account, customer: &str) -> Result<Account> {
+pub(crate) async fn set_customer(
+    tx: &TenantTx,
+    account: Account,
+    customer: &str,
+) -> Result<Account> {
     if account.customer_id.is_some() {
         return Ok(account);
     }
@@ -358,21 +361,42 @@ mod tests {
     fn the_same_subscription_only_moves_forwards() {
         let cur = sub("sub_a", 0, true, 10, 1);
         assert!(takes(Some(&cur), &sub("sub_a", 0, true, 11, 1)));
-        assert!(!takes(Some(&cur), &sub("sub_a", 0, true, 9, 1)), "an older update");
-        assert!(!takes(Some(&cur), &sub("sub_a", 0, true, 10, 0)), "created after updated, same second");
-        assert!(takes(Some(&cur), &sub("sub_a", 0, false, 10, 2)), "deleted after updated, same second");
+        assert!(
+            !takes(Some(&cur), &sub("sub_a", 0, true, 9, 1)),
+            "an older update"
+        );
+        assert!(
+            !takes(Some(&cur), &sub("sub_a", 0, true, 10, 0)),
+            "created after updated, same second"
+        );
+        assert!(
+            takes(Some(&cur), &sub("sub_a", 0, false, 10, 2)),
+            "deleted after updated, same second"
+        );
         let deleted = sub("sub_a", 0, false, 20, 2);
-        assert!(!takes(Some(&deleted), &sub("sub_a", 0, true, 15, 1)), "an update older than the deletion");
+        assert!(
+            !takes(Some(&deleted), &sub("sub_a", 0, true, 15, 1)),
+            "an update older than the deletion"
+        );
     }
 
     #[test]
     fn a_newer_live_subscription_takes_over_and_an_older_one_does_not() {
         let cur = sub("sub_a", 0, true, 10, 0);
         assert!(takes(Some(&cur), &sub("sub_b", 5, true, 6, 0)));
-        assert!(!takes(Some(&cur), &sub("sub_b", -5, true, 60, 1)), "an older subscription");
-        assert!(!takes(Some(&cur), &sub("sub_b", 5, false, 60, 2)), "a newer one that ended");
+        assert!(
+            !takes(Some(&cur), &sub("sub_b", -5, true, 60, 1)),
+            "an older subscription"
+        );
+        assert!(
+            !takes(Some(&cur), &sub("sub_b", 5, false, 60, 2)),
+            "a newer one that ended"
+        );
         let ended = sub("sub_a", 0, false, 10, 2);
-        assert!(takes(Some(&ended), &sub("sub_b", -5, true, 60, 1)), "the current one ended");
+        assert!(
+            takes(Some(&ended), &sub("sub_b", -5, true, 60, 1)),
+            "the current one ended"
+        );
     }
 
     #[test]
@@ -403,10 +427,24 @@ mod tests {
     fn the_plan_follows_the_subscription_its_grace_and_its_end() {
         let now = t(100);
         assert_eq!(due_plan(&account(), now), Some(Some("team".into())));
-        let none = Account { subscription_id: None, ..account() };
-        assert_eq!(due_plan(&none, now), None, "no subscription: the operator's plan stays");
-        let unknown = Account { subscribed_plan: None, ..account() };
-        assert_eq!(due_plan(&unknown, now), None, "an unknown price changes nothing");
+        let none = Account {
+            subscription_id: None,
+            ..account()
+        };
+        assert_eq!(
+            due_plan(&none, now),
+            None,
+            "no subscription: the operator's plan stays"
+        );
+        let unknown = Account {
+            subscribed_plan: None,
+            ..account()
+        };
+        assert_eq!(
+            due_plan(&unknown, now),
+            None,
+            "an unknown price changes nothing"
+        );
         let in_grace = Account {
             subscription_status: Some("past_due".into()),
             past_due_since: Some(t(0)),
@@ -415,11 +453,21 @@ mod tests {
         };
         assert_eq!(due_plan(&in_grace, now), Some(Some("team".into())));
         assert_eq!(due_plan(&in_grace, t(200)), Some(None), "the grace is over");
-        let cancelling = Account { cancel_at: Some(t(150)), ..account() };
+        let cancelling = Account {
+            cancel_at: Some(t(150)),
+            ..account()
+        };
         assert_eq!(due_plan(&cancelling, now), Some(Some("team".into())));
-        assert_eq!(due_plan(&cancelling, t(150)), Some(None), "the period ended");
+        assert_eq!(
+            due_plan(&cancelling, t(150)),
+            Some(None),
+            "the period ended"
+        );
         for status in ["canceled", "unpaid", "incomplete_expired", "incomplete"] {
-            let ended = Account { subscription_status: Some(status.into()), ..account() };
+            let ended = Account {
+                subscription_status: Some(status.into()),
+                ..account()
+            };
             assert_eq!(due_plan(&ended, now), Some(None), "{status}");
         }
     }
@@ -442,8 +490,17 @@ mod tests {
             "plan": {"id": "plan_team"}, "metadata": {"docket_org_id": "not a uuid"}
         });
         let s = Subscription::parse(&older).unwrap();
-        assert_eq!((s.price.as_deref(), s.customer.as_deref(), s.ends_at, s.org), (Some("plan_team"), Some("cus_2"), None, None));
-        assert_eq!(Subscription::parse(&serde_json::json!({"object": "invoice", "id": "in_1"})), None);
-        assert_eq!(Subscription::parse(&serde_json::json!({"object": "subscription", "id": 5})), None);
+        assert_eq!(
+            (s.price.as_deref(), s.customer.as_deref(), s.ends_at, s.org),
+            (Some("plan_team"), Some("cus_2"), None, None)
+        );
+        assert_eq!(
+            Subscription::parse(&serde_json::json!({"object": "invoice", "id": "in_1"})),
+            None
+        );
+        assert_eq!(
+            Subscription::parse(&serde_json::json!({"object": "subscription", "id": 5})),
+            None
+        );
     }
 }

@@ -187,7 +187,10 @@ pub async fn checkout(
     else {
         return Err(Error::Unprocessable {
             code: "plan_not_purchasable",
-            detail: format!("the plan {:?} has no price; an operator assigns it", req.plan),
+            detail: format!(
+                "the plan {:?} has no price; an operator assigns it",
+                req.plan
+            ),
         });
     };
     let account = account::get(&tx).await?;
@@ -258,8 +261,7 @@ pub async fn portal(db: &Db, billing: &Billing, ctx: &TenantCtx) -> Result<Redir
     let Some(customer) = customer else {
         return Err(Error::Conflict {
             code: "no_billing_account",
-            detail: "the organization has no billing account yet: subscribe to a plan first"
-                .into(),
+            detail: "the organization has no billing account yet: subscribe to a plan first".into(),
         });
     };
     let url = stripe

@@ -37,7 +37,12 @@ impl Refused {
 }
 
 /// Checks `header` against `body` under any of `secrets`, at `now` (Unix seconds).
-pub fn verify(header: Option<&str>, body: &[u8], secrets: &[&str], now: i64) -> Result<(), Refused> {
+pub fn verify(
+    header: Option<&str>,
+    body: &[u8],
+    secrets: &[&str],
+    now: i64,
+) -> Result<(), Refused> {
     let (timestamp, signatures) = parse(header.ok_or(Refused::Malformed)?)?;
     if (now - timestamp).abs() > TOLERANCE_SECS {
         return Err(Refused::OutsideTolerance);
@@ -109,13 +114,19 @@ mod tests {
     #[test]
     fn a_wrong_secret_is_refused() {
         let h = header("whsec_other", NOW, BODY);
-        assert_eq!(verify(Some(&h), BODY, &["whsec_a"], NOW), Err(Refused::Mismatch));
+        assert_eq!(
+            verify(Some(&h), BODY, &["whsec_a"], NOW),
+            Err(Refused::Mismatch)
+        );
     }
 
     #[test]
     fn an_old_or_future_timestamp_is_refused() {
         let old = header("whsec_a", NOW - TOLERANCE_SECS - 1, BODY);
-        assert_eq!(verify(Some(&old), BODY, &["whsec_a"], NOW), Err(Refused::OutsideTolerance));
+        assert_eq!(
+            verify(Some(&old), BODY, &["whsec_a"], NOW),
+            Err(Refused::OutsideTolerance)
+        );
         let future = header("whsec_a", NOW + TOLERANCE_SECS + 1, BODY);
         assert_eq!(
             verify(Some(&future), BODY, &["whsec_a"], NOW),
@@ -127,9 +138,15 @@ mod tests {
     fn a_tampered_body_or_timestamp_is_refused() {
         let h = header("whsec_a", NOW, BODY);
         let tampered = br#"{"id":"evt_1","type":"invoice.paid" }"#;
-        assert_eq!(verify(Some(&h), tampered, &["whsec_a"], NOW), Err(Refused::Mismatch));
+        assert_eq!(
+            verify(Some(&h), tampered, &["whsec_a"], NOW),
+            Err(Refused::Mismatch)
+        );
         let moved = h.replace(&format!("t={NOW}"), &format!("t={}", NOW - 1));
-        assert_eq!(verify(Some(&moved), BODY, &["whsec_a"], NOW), Err(Refused::Mismatch));
+        assert_eq!(
+            verify(Some(&moved), BODY, &["whsec_a"], NOW),
+            Err(Refused::Mismatch)
+        );
     }
 
     #[test]
@@ -140,20 +157,33 @@ mod tests {
         assert_eq!(verify(Some(&both), BODY, &["whsec_old"], NOW), Ok(()));
         assert_eq!(verify(Some(&both), BODY, &["whsec_new"], NOW), Ok(()));
         let only_new = format!("t={NOW},v1={new}");
-        assert_eq!(verify(Some(&only_new), BODY, &["whsec_old", "whsec_new"], NOW), Ok(()));
+        assert_eq!(
+            verify(Some(&only_new), BODY, &["whsec_old", "whsec_new"], NOW),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_v0_signature_never_counts() {
         let v0 = format!("t={NOW},v0={}", hex::encode(sign("whsec_a", NOW, BODY)));
-        assert_eq!(verify(Some(&v0), BODY, &["whsec_a"], NOW), Err(Refused::Malformed));
+        assert_eq!(
+            verify(Some(&v0), BODY, &["whsec_a"], NOW),
+            Err(Refused::Malformed)
+        );
     }
 
     #[test]
     fn malformed_headers_are_refused_as_such() {
         for h in ["", "t=", "v1=abcd", "t=abc,v1=00", "garbage", "t=1,v1=zz"] {
-            assert_eq!(verify(Some(h), BODY, &["whsec_a"], NOW), Err(Refused::Malformed), "{h}");
+            assert_eq!(
+                verify(Some(h), BODY, &["whsec_a"], NOW),
+                Err(Refused::Malformed),
+                "{h}"
+            );
         }
-        assert_eq!(verify(None, BODY, &["whsec_a"], NOW), Err(Refused::Malformed));
+        assert_eq!(
+            verify(None, BODY, &["whsec_a"], NOW),
+            Err(Refused::Malformed)
+        );
     }
 }

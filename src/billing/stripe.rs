@@ -108,7 +108,12 @@ impl Stripe {
         field(&session, "url")
     }
 
-    async fn post(&self, path: &str, form: &[(&str, String)], idempotency_key: &str) -> Result<Value> {
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, String)],
+        idempotency_key: &str,
+    ) -> Result<Value> {
         let answer = self
             .http
             .post(format!("{}{path}", self.base))

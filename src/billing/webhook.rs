@@ -131,9 +131,7 @@ pub async fn receive(
         "invoice.paid" | "invoice.payment_succeeded" | "invoice.payment_failed" => {
             let org = object
                 .pointer("/subscription_details/metadata/docket_org_id")
-                .or_else(|| {
-                    object.pointer("/parent/subscription_details/metadata/docket_org_id")
-                })
+                .or_else(|| object.pointer("/parent/subscription_details/metadata/docket_org_id"))
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok());
             let act = if event.kind == "invoice.payment_failed" {

@@ -3,8 +3,8 @@ use std::time::Duration;
 use docket::{
     app::{self, Running},
     config::{
-        BillingConfig, DataRightsConfig, FilesConfig, MailConfig, PlansConfig, RateLimitConfig, ReplicaConfig,
-        Secret, ServeConfig, StoreConfig, WebhookConfig, WorkerConfig,
+        BillingConfig, DataRightsConfig, FilesConfig, MailConfig, PlansConfig, RateLimitConfig,
+        ReplicaConfig, Secret, ServeConfig, StoreConfig, WebhookConfig, WorkerConfig,
     },
     events::{Handlers, dispatch},
 };
@@ -845,4 +845,36 @@ pub fn run_docket(
         .env("DOCKET_LOG_LEVEL", "warn")
         .output()
         .expect("docket runs")
+}
+
+/// A free port on loopback (bound and released: the server takes it a moment later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `child` (`what`) listens on `port`; fails at once when it exits.
+pub async fn wait_listening(port: u16, what: &str, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited at start ({status}); is it installed? (scripts/test installs it)"
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start listening on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -7,6 +7,7 @@ mod mailservers;
 mod attachments;
 mod audit;
 mod auth;
+mod billing;
 mod demo;
 mod erasure;
 mod errors;

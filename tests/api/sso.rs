@@ -73,14 +73,6 @@ impl Provider {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Docket's answer to a browser's GET of `path`, redirects not followed, with `cookie` if any.
 async fn docket_get(app: &TestApp, path: &str, cookie: Option<String>) -> reqwest::Response {
     let mut req = reqwest::Client::builder()
