@@ -150,7 +150,7 @@ function InvitePerson({ opened, onClose }: { opened: boolean; onClose: () => voi
       email: (v) => (/^\S+@\S+$/.test(v) ? null : "Enter their email address"),
     },
   });
-  const { submit, error } = useSubmit(form, async (values) => {
+  const { submit, error, limited } = useSubmit(form, async (values) => {
     const invited = await call(
       api.POST("/api/v1/invitations", {
         body: { email: values.email, role: values.role, ...(values.name.trim() ? { name: values.name } : {}) },
@@ -167,6 +167,7 @@ function InvitePerson({ opened, onClose }: { opened: boolean; onClose: () => voi
       onClose={onClose}
       title="Invite a person"
       error={error}
+      limited={limited}
       onSubmit={submit}
       submitLabel="Send invitation"
       submitting={form.submitting}

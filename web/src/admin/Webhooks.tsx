@@ -412,7 +412,7 @@ function WebhookForm({
       events: (v) => (v.length ? null : "Choose at least one event"),
     },
   });
-  const { submit, error } = useSubmit(form, async ({ url, description, events }) => {
+  const { submit, error, limited } = useSubmit(form, async ({ url, description, events }) => {
     if (existing) {
       await call(
         api.PATCH("/api/v1/webhooks/{id}", {
@@ -433,6 +433,7 @@ function WebhookForm({
       onClose={onClose}
       title={existing ? "Edit webhook" : "New webhook"}
       error={error}
+      limited={limited}
       onSubmit={submit}
       submitLabel={existing ? "Save" : "Create webhook"}
       submitting={form.submitting}

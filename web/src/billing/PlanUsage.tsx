@@ -1,8 +1,8 @@
 import { Badge, Group, Paper, Progress, Stack, Text, Title } from "@mantine/core";
-import { useQuery } from "@tanstack/react-query";
-import { api, call } from "../api/client";
 import { limitFigure } from "../api/problem";
 import { Failed, Loading } from "../ui/states";
+import { Billing } from "./Billing";
+import { usePlan } from "./usePlan";
 
 /** The limits shown, in the order a person thinks of them. */
 const SHOWN = [
@@ -13,17 +13,18 @@ const SHOWN = [
 ] as const;
 
 /**
- * The organisation's plan and how much of each limit it uses. Shown only where the server has
- * plans; a self-hosted server without a plans file limits nothing and shows nothing.
+ * The organisation's plan, how much of each limit it uses, and paying for it. Shown only where
+ * the server has plans; a self-hosted server without a plans file limits nothing and shows
+ * nothing.
  */
 export function PlanUsage() {
-  const plan = useQuery({ queryKey: ["org", "plan"], queryFn: () => call(api.GET("/api/v1/org/plan")) });
+  const plan = usePlan();
   if (plan.isPending) return <Loading label="Loading the plan" />;
   if (plan.isError) return <Failed error={plan.error} onRetry={() => void plan.refetch()} />;
   const current = plan.data.plan;
   if (!current) return null;
   return (
-    <Paper withBorder p="md" component="section" aria-labelledby="plan-title">
+    <Paper withBorder p="md" component="section" aria-labelledby="plan-title" id="plan">
       <Stack>
         <Group justify="space-between">
           <Title order={2} size="h4" id="plan-title">
@@ -63,6 +64,7 @@ export function PlanUsage() {
             </Stack>
           );
         })}
+        <Billing view={plan.data} />
       </Stack>
     </Paper>
   );

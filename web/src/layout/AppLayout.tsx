@@ -17,6 +17,7 @@ import {
 } from "@tabler/icons-react";
 import { Link, Outlet, useLocation } from "react-router";
 import { atLeast, useSession } from "../auth/useSession";
+import { PastDueBanner } from "../billing/PastDueBanner";
 import { NotificationBell } from "../notifications/Bell";
 import { Logo } from "./Logo";
 import { ShortcutsHelp, useGlobalShortcuts } from "./shortcuts";
@@ -105,6 +106,7 @@ export function AppLayout() {
         </ScrollArea>
       </AppShell.Navbar>
       <AppShell.Main>
+        <PastDueBanner />
         <Outlet />
       </AppShell.Main>
       <ShortcutsHelp opened={help.opened} onClose={help.close} />

@@ -65,7 +65,7 @@ export function ProjectForm({
         v && all.start_date && v < all.start_date ? "The target cannot be before the start" : null,
     },
   });
-  const { submit, error } = useSubmit(form, async (v) => {
+  const { submit, error, limited } = useSubmit(form, async (v) => {
     const plan = {
       status: v.status,
       start_date: v.start_date || null,
@@ -112,6 +112,7 @@ export function ProjectForm({
       onClose={onClose}
       title={project ? `Edit ${project.key}` : "New project"}
       error={error}
+      limited={limited}
       onSubmit={submit}
       submitLabel={project ? "Save project" : "Create project"}
       submitting={form.submitting}

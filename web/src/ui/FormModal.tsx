@@ -1,13 +1,18 @@
 import { Alert, Button, Group, Modal, Stack, type ModalProps } from "@mantine/core";
 import type { FormEventHandler, ReactNode } from "react";
+import { UpgradeLink } from "../billing/UpgradeLink";
 
-/** A dialog holding one form: its fields, a form-level error, Cancel and the submit button. */
+/**
+ * A dialog holding one form: its fields, a form-level error (with the way to a bigger plan when
+ * one of its limits stopped the form: `limited`), Cancel and the submit button.
+ */
 export function FormModal({
   opened,
   onClose,
   title,
   size,
   error,
+  limited = false,
   onSubmit,
   submitLabel,
   submitting,
@@ -18,6 +23,7 @@ export function FormModal({
   title: string;
   size?: ModalProps["size"];
   error: string | null;
+  limited?: boolean;
   onSubmit: FormEventHandler<HTMLFormElement>;
   submitLabel: string;
   submitting: boolean;
@@ -30,6 +36,7 @@ export function FormModal({
           {error && (
             <Alert color="red" role="alert">
               {error}
+              {limited && <UpgradeLink />}
             </Alert>
           )}
           {children}
