@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The operations the OpenAPI document marks as a sign-in's only (security scheme `session`).
-const SESSION_ONLY: [&str; 26] = [
+const SESSION_ONLY: [&str; 28] = [
     "DELETE /api/v1/api-tokens/{id}",
     "DELETE /api/v1/auth/mfa/totp",
     "DELETE /api/v1/auth/passkeys/{id}",
@@ -31,6 +31,8 @@ const SESSION_ONLY: [&str; 26] = [
     "POST /api/v1/auth/passkeys/register/start",
     "POST /api/v1/auth/password/change",
     "POST /api/v1/auth/switch",
+    "POST /api/v1/billing/checkout",
+    "POST /api/v1/billing/portal",
     "POST /api/v1/exports",
     "POST /api/v1/invitations/{token}/accept",
     "POST /api/v1/me/contact-links",

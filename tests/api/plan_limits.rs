@@ -206,7 +206,10 @@ async fn limits_hold_and_a_smaller_plan_deletes_nothing() {
     let audit = app.get("/api/v1/audit-log?action=plan.changed", t).await;
     let entries = audit.assert_ok(200)["items"].as_array().unwrap().clone();
     assert_eq!(entries.len(), 2);
-    assert_eq!(entries[1]["details"], json!({"from": "free", "to": "team"}));
+    assert_eq!(
+        entries[1]["details"],
+        json!({"from": "free", "to": "team", "reason": "operator"})
+    );
     // An unknown plan is refused, naming it.
     let out = set_plan(&app, "acme", "gold");
     assert!(!out.status.success());

@@ -173,6 +173,19 @@ async function axe(page, where) {
   );
 }
 
+/** Delivers a Stripe event of `type` about `object`, signed as Stripe signs them. */
+async function stripeEvent(type, object) {
+  const body = JSON.stringify({ id: `evt_e2e_${Date.now()}`, object: "event", type, created: Math.floor(Date.now() / 1000), data: { object } });
+  const t = Math.floor(Date.now() / 1000);
+  const v1 = createHmac("sha256", process.env.STRIPE_WEBHOOK_SECRET).update(`${t}.${body}`).digest("hex");
+  const res = await fetch(`${BASE}/api/v1/billing/stripe/webhook`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Stripe-Signature": `t=${t},v1=${v1}` },
+    body,
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
 /** A step of the story: once one fails, the later ones (which build on it) are skipped. */
 function step(name, fn) {
   test(name, async (t) => {
@@ -1170,6 +1183,29 @@ describe(`Docket in the browser (${BACKEND})`, () => {
     await plan.getByTestId("plan-seats").getByText("1 of 50").waitFor();
     await plan.getByTestId("plan-projects").getByText("1 of 20").waitFor();
     await plan.getByTestId("plan-storage_bytes").getByText(/· unlimited$/).waitFor();
+
+    // Paying for a bigger plan: the owner goes to Stripe's checkout (run.mjs stands in for it)
+    // and comes back to a word of thanks.
+    await plan.getByRole("button", { name: "Upgrade to Business" }).click();
+    await page.waitForURL("**/pay/checkout");
+    await page.getByRole("heading", { name: "Stripe checkout" }).waitFor();
+    await page.goto("/admin/settings?billing=done#plan");
+    await plan.getByText("Thank you. The plan changes as soon as Stripe confirms the payment.").waitFor();
+    // Stripe says a payment failed: owners and admins see it on every page, and may fix it.
+    const { organization } = await api("/auth/me", { token: await login(gina) });
+    await stripeEvent("invoice.payment_failed", {
+      id: "in_e2e",
+      object: "invoice",
+      customer: `cus_e2e_${organization.id}`,
+    });
+    await page.goto("/tickets");
+    const due = page.getByTestId("past-due");
+    await due.getByText(/Unless it is paid by .+, the organization moves to Standard/).waitFor();
+    await axe(page, "a payment overdue");
+    await shot(page, "payment-overdue");
+    await due.getByRole("button", { name: "Update payment" }).click();
+    await page.waitForURL("**/pay/portal");
+    await page.goto("/admin/settings");
 
     // Retention: a bad value is named beside its field, a good one is kept.
     const closedDays = page.getByLabel("Purge closed tickets after (days)");

@@ -9,6 +9,7 @@
 //   CHROMIUM            browser executable (default /usr/bin/chromium)
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,6 +66,47 @@ async function waitListening(port, child, what) {
   throw new Error(`${what} did not start`);
 }
 
+const STRIPE_WEBHOOK_SECRET = "whsec_e2e";
+
+/**
+ * Stripe's API as far as the browser run needs it (localstripe, which the HTTP suite uses, has
+ * no Checkout or Billing Portal): the objects of Stripe's API reference for a customer, a
+ * Checkout Session and a portal session, whose URLs lead to a page standing in for Stripe's.
+ * The customer is `cus_e2e_<organisation id>`, so the run can sign events for it.
+ */
+async function stripeFixture() {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = createHttpServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      const form = new URLSearchParams(body);
+      const json = (object) => {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(object));
+      };
+      if (req.method === "POST" && req.url === "/v1/customers") {
+        return json({ id: `cus_e2e_${form.get("metadata[docket_org_id]")}`, object: "customer" });
+      }
+      if (req.method === "POST" && req.url === "/v1/checkout/sessions") {
+        return json({ id: "cs_test_e2e", object: "checkout.session", mode: "subscription", url: `${base}/pay/checkout` });
+      }
+      if (req.method === "POST" && req.url === "/v1/billing_portal/sessions") {
+        return json({ id: "bps_e2e", object: "billing_portal.session", url: `${base}/pay/portal` });
+      }
+      if (req.method === "GET" && req.url?.startsWith("/pay/")) {
+        res.writeHead(200, { "Content-Type": "text/html" });
+        return res.end(`<!doctype html><title>Stripe (fixture)</title><h1>Stripe ${req.url.slice(5)}</h1>`);
+      }
+      res.writeHead(404, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ error: { message: "no such route" } }));
+    });
+  });
+  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { base, server };
+}
+
 async function runOn(backend) {
   const dataDir = mkdtempSync(join(tmpdir(), "docket-e2e-"));
   const port = await freePort();
@@ -93,6 +135,7 @@ async function runOn(backend) {
     stdio: "ignore",
   });
   await waitListening(oidcPort, oidc, "the OpenID provider (npm ci in tests/oidc)");
+  const stripe = await stripeFixture();
   // Plans, as a server sold as a service has them: room enough for every step, and a second plan
   // to upgrade to.
   const plansFile = join(dataDir, "plans.toml");
@@ -105,6 +148,9 @@ async function runOn(backend) {
     ...process.env,
     DOCKET_PLANS_FILE: plansFile,
     DOCKET_DEFAULT_PLAN: "standard",
+    DOCKET_STRIPE_SECRET_KEY: "sk_test_e2e",
+    DOCKET_STRIPE_WEBHOOK_SECRET: STRIPE_WEBHOOK_SECRET,
+    DOCKET_STRIPE_API_BASE: stripe.base,
     DOCKET_ADDR: `127.0.0.1:${port}`,
     DOCKET_DATA_DIR: dataDir,
     DOCKET_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
@@ -125,7 +171,8 @@ async function runOn(backend) {
   const server = spawn(bin, ["serve"], { env, stdio: ["ignore", "ignore", "inherit"] });
   try {
     await waitReady(url, server);
-    const run = spawnSync(
+    // Not spawnSync: the Stripe stand-in answers from this process while the spec runs.
+    const spec = spawn(
       process.execPath,
       ["--test", "--test-reporter=spec", "--test-concurrency=1", join(here, "app.spec.mjs")],
       {
@@ -135,16 +182,19 @@ async function runOn(backend) {
           E2E_BACKEND: backend,
           MAILDIR: maildir,
           OIDC_ISSUER: `http://127.0.0.1:${oidcPort}`,
+          STRIPE_WEBHOOK_SECRET,
         },
         stdio: "inherit",
       },
     );
-    return run.status === 0;
+    const status = await new Promise((resolve) => spec.once("exit", resolve));
+    return status === 0;
   } finally {
     server.kill("SIGTERM");
     await new Promise((r) => (server.exitCode === null ? server.once("exit", r) : r()));
     smtp.kill("SIGTERM");
     oidc.kill("SIGTERM");
+    stripe.server.close();
     rmSync(dataDir, { recursive: true, force: true });
     if (database) psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   }
