@@ -42,9 +42,11 @@ pub(crate) mod entity {
 
 pub(crate) use entity::org_billing::Model as Account;
 
-/// Subscription statuses in which the organisation has what it pays for (`past_due` during
-/// the grace).
-const LIVE: [&str; 3] = ["active", "trialing", "past_due"];
+/// Whether a subscription in `status` gives the organisation what it pays for (`past_due`
+/// during the grace).
+fn live(status: Option<&str>) -> bool {
+    matches!(status, Some("active" | "trialing" | "past_due"))
+}
 
 /// A subscription as a Stripe event carries it.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,19 +97,11 @@ impl Subscription {
                 .and_then(|s| s.parse().ok()),
         })
     }
-
-    fn live(&self) -> bool {
-        LIVE.contains(&self.status.as_str())
-    }
 }
 
 /// Whether the account pays through a live subscription.
 pub(crate) fn subscribed(account: &Account) -> bool {
-    account.subscription_id.is_some()
-        && account
-            .subscription_status
-            .as_deref()
-            .is_some_and(|s| LIVE.contains(&s))
+    account.subscription_id.is_some() && live(account.subscription_status.as_deref())
 }
 
 /// A Unix time in seconds.
@@ -156,10 +150,7 @@ fn takes(current: Option<&Followed>, next: &Followed) -> bool {
 /// plan is the operator's to set), `Some(None)` for the default plan.
 fn due_plan(account: &Account, now: DateTime<Utc>) -> Option<Option<String>> {
     account.subscription_id.as_ref()?;
-    let live = account
-        .subscription_status
-        .as_deref()
-        .is_some_and(|s| LIVE.contains(&s));
+    let live = live(account.subscription_status.as_deref());
     let grace_over = account.grace_ends_at.is_some_and(|t| t <= now);
     let ended = account.cancel_at.is_some_and(|t| t <= now);
     if live && !grace_over && !ended {
@@ -207,10 +198,7 @@ pub(crate) async fn follow(
         (Some(id), Some(created)) => Some(Followed {
             id,
             created,
-            live: account
-                .subscription_status
-                .as_deref()
-                .is_some_and(|s| LIVE.contains(&s)),
+            live: live(account.subscription_status.as_deref()),
             position: Position {
                 at: account.state_at.unwrap_or(created),
                 rank: account.state_rank,
@@ -221,7 +209,7 @@ pub(crate) async fn follow(
     let next = Followed {
         id: &sub.id,
         created: sub.created,
-        live: sub.live(),
+        live: live(Some(&sub.status)),
         position,
     };
     if !takes(current.as_ref(), &next) {
