@@ -98,7 +98,7 @@ pub struct PlanView {
     pub billing: BillingState,
 }
 
-/// Where the organisation stands with payment.
+/// Where the organisation stands with payment (its account's state for owners and admins only).
 #[derive(Clone, Debug, Default, Serialize, ToSchema)]
 pub struct BillingState {
     /// This server takes payment: plans that are `purchasable` can be bought (owners).
@@ -145,7 +145,11 @@ pub async fn view(db: &Db, billing: &Billing, ctx: &TenantCtx) -> Result<PlanVie
     let tx = db.read(ctx).await?;
     let plan = plans::current(&tx).await?;
     let plans = plans::catalog(tx.conn()).await?;
-    let account = account::get(&tx).await?;
+    // How the organisation pays is for those who run it, not for its customers or agents.
+    let account = match access::authorize(ctx, Action::OrgUpdate) {
+        Ok(()) => account::get(&tx).await?,
+        Err(_) => None,
+    };
     let view = PlanView {
         limits: plan.as_ref().map(|p| p.limits).unwrap_or_default(),
         usage: usage(&tx).await?,

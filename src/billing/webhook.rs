@@ -73,16 +73,18 @@ pub async fn receive(
     signature_header: Option<&str>,
     body: &[u8],
 ) -> Result<Receipt> {
+    let refused = |r: signature::Refused| Error::BadRequest {
+        code: "invalid_signature",
+        detail: r.explain().into(),
+    };
+    let header = signature_header
+        .ok_or(signature::Refused::Malformed)
+        .map_err(refused)?;
     let secrets = billing.webhook_secrets();
     if secrets.is_empty() {
         return Err(Error::NotFound("stripe_webhook"));
     }
-    signature::verify(signature_header, body, &secrets, Utc::now().timestamp()).map_err(|r| {
-        Error::BadRequest {
-            code: "invalid_signature",
-            detail: r.explain().into(),
-        }
-    })?;
+    signature::verify(Some(header), body, &secrets, Utc::now().timestamp()).map_err(refused)?;
     let event: Event = serde_json::from_slice(body).map_err(|err| Error::BadRequest {
         code: "invalid_event",
         detail: format!("the body is not a Stripe event: {err}"),

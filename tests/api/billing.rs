@@ -365,7 +365,7 @@ async fn a_failed_payment_opens_a_grace_that_ends_on_the_default_plan_until_paid
     stripe.send_events_to(&app).await;
     let owner = app.signup("acme", "owner@acme.example").await;
     let admin = app.member(&owner, "admin@acme.example", "admin").await;
-    app.member(&owner, "agent@acme.example", "agent").await;
+    let agent = app.member(&owner, "agent@acme.example", "agent").await;
     let customer = stripe.customer(&owner.org_id).await;
     let sub = stripe
         .subscribe(&customer, "plan_team", &owner.org_id)
@@ -391,6 +391,11 @@ async fn a_failed_payment_opens_a_grace_that_ends_on_the_default_plan_until_paid
     let days = chrono::DateTime::parse_from_rfc3339(ends).unwrap()
         - chrono::DateTime::parse_from_rfc3339(since).unwrap();
     assert_eq!(days.num_days(), 7);
+    // How the organisation pays is not its agents' business.
+    let seen_by_agent = plan_of(&app, &agent.token).await;
+    assert!(seen_by_agent["billing"]["past_due_since"].is_null());
+    assert!(seen_by_agent["billing"]["subscription_status"].is_null());
+    assert_eq!(seen_by_agent["plan"]["key"], "team");
     let mailed = app
         .count("SELECT count(*) FROM mails WHERE kind = 'payment_failed'")
         .await;
@@ -986,10 +991,12 @@ async fn without_stripe_there_is_no_checkout_and_no_webhook() {
     )
     .await
     .assert_problem(409, "billing_not_configured");
-    let res = app
+    let unsigned = app
         .call(Method::POST, WEBHOOK, None, Some(json!({"id": "evt_1"})))
         .await;
-    res.assert_problem(404, "stripe_webhook_not_found");
+    unsigned.assert_problem(400, "invalid_signature");
+    let signed = deliver(&app, &json!({"id": "evt_1"})).await;
+    signed.assert_problem(404, "stripe_webhook_not_found");
     let view = plan_of(&app, &owner.token).await;
     assert_eq!(view["billing"]["enabled"], false);
 }
