@@ -2259,7 +2259,7 @@ export interface components {
             token_type: string;
             user: components["schemas"]["UserSummary"];
         };
-        /** @description Where the organisation stands with payment. */
+        /** @description Where the organisation stands with payment (its account's state for owners and admins only). */
         BillingState: {
             /**
              * Format: date-time
