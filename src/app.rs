@@ -28,6 +28,9 @@ pub fn init_logging(format: LogFormat) {
 
 /// The signing key: given, or generated once and kept (readable by the owner only) in the
 /// data directory so restarts keep sessions valid.
+/// The signing key's file in the data directory, when `DOCKET_JWT_SECRET` does not give it.
+pub const SIGNING_KEY_FILE: &str = "jwt-signing.key";
+
 pub fn signing_key(given: Option<Secret>, data_dir: &Path) -> anyhow::Result<Secret> {
     if let Some(secret) = given {
         anyhow::ensure!(
@@ -36,13 +39,13 @@ pub fn signing_key(given: Option<Secret>, data_dir: &Path) -> anyhow::Result<Sec
         );
         return Ok(secret);
     }
-    let path = data_dir.join("jwt-signing.key");
+    let path = data_dir.join(SIGNING_KEY_FILE);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_owned();
         anyhow::ensure!(existing.len() >= 32, "{} is too short", path.display());
         return Ok(Secret::new(existing));
     }
-    std::fs::create_dir_all(data_dir)?;
+    store::create_private_dir(data_dir)?;
     let secret = tokens::random_secret();
     write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a new token signing key");

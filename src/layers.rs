@@ -29,6 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["demo", "http"],
     &["worker"],
     &["app"],
+    &["doctor"],
 ];
 
 /// Modules of one layer that may use each other (sign-up creates an organisation and its

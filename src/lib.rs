@@ -12,6 +12,7 @@ pub mod chain;
 pub mod config;
 pub mod conversation;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod exports;

@@ -92,6 +92,8 @@ enum Command {
     },
 }
 
+// Parsed once at start, like `Command`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum AdminTask {
     /// Take one raw mail message from standard input for an organisation, as its inbound
@@ -163,6 +165,16 @@ enum AdminTask {
         /// The plan's key in the plans file.
         #[arg(long)]
         plan: String,
+    },
+    /// Check this setup as the server will use it: settings, public URL, data directory and
+    /// key file, database (reachable, migrated; on PostgreSQL the application role and
+    /// row-level security), SMTP (EHLO only) and the object store (a probe written, read and
+    /// deleted). One line per check; exits non-zero naming each that failed.
+    Doctor {
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        serve: ServeConfig,
     },
     /// Walk an organisation's audit-log hash chain. Prints what it found as JSON; exits
     /// non-zero and names the first broken link when the chain does not hold.
@@ -342,6 +354,20 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("setting the plan of {org:?} failed: {e}"))?;
             println!("{}", serde_json::json!({"organization": org, "plan": plan}));
+        }
+        Command::Admin {
+            task: AdminTask::Doctor { store, serve },
+        } => {
+            let checks = docket::doctor::run(&store, &serve).await;
+            for check in &checks {
+                println!("{}", check.line());
+            }
+            let failed: Vec<&str> = checks
+                .iter()
+                .filter(|c| !c.passed())
+                .map(|c| c.name)
+                .collect();
+            anyhow::ensure!(failed.is_empty(), "checks failed: {}", failed.join(", "));
         }
         Command::Admin {
             task:

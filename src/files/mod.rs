@@ -109,6 +109,30 @@ impl Files {
         })
     }
 
+    /// Writes, reads back and deletes a small object (`docket admin doctor`).
+    pub async fn probe(&self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let path = Path::from(format!("{}/doctor-probe", Uuid::nil()));
+        let payload = Bytes::from_static(b"docket doctor probe");
+        self.store
+            .put(&path, payload.clone().into())
+            .await
+            .context("writing a probe object")?;
+        let read = self
+            .store
+            .get(&path)
+            .await
+            .context("reading the probe object")?
+            .bytes()
+            .await?;
+        self.store
+            .delete(&path)
+            .await
+            .context("deleting the probe object")?;
+        anyhow::ensure!(read == payload, "the probe object came back different");
+        Ok(())
+    }
+
     /// Starts writing a new blob of organisation `org_id`, refusing more than `limit` bytes.
     pub fn writer(&self, org_id: Uuid, limit: u64) -> BlobWriter {
         let id = Uuid::now_v7();

@@ -40,6 +40,44 @@ const POLL: Duration = Duration::from_secs(1);
 /// Sent mails are kept in the log this long.
 const KEEP_SENT: chrono::Duration = chrono::Duration::days(30);
 
+/// The SMTP transport of `DOCKET_SMTP_URL` (none: mail is off).
+fn transport(cfg: &MailConfig) -> anyhow::Result<Option<AsyncSmtpTransport<Tokio1Executor>>> {
+    cfg.smtp_url
+        .as_ref()
+        .map(|url| {
+            Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                .map_err(|err| anyhow::anyhow!("DOCKET_SMTP_URL is not usable: {err}"))?
+                .timeout(Some(Duration::from_secs(30)))
+                .build())
+        })
+        .transpose()
+}
+
+/// Connects to the SMTP server and says EHLO (`docket admin doctor`); answers the server's
+/// address, or none when mail is off.
+pub async fn probe_smtp(cfg: &MailConfig) -> anyhow::Result<Option<String>> {
+    let Some(transport) = transport(cfg)? else {
+        return Ok(None);
+    };
+    let answered = transport
+        .test_connection()
+        .await
+        .map_err(|err| anyhow::anyhow!("the SMTP server did not answer: {err}"))?;
+    anyhow::ensure!(answered, "the SMTP server refused the connection");
+    let url = url::Url::parse(
+        cfg.smtp_url
+            .as_ref()
+            .map(|u| u.expose())
+            .unwrap_or_default(),
+    )?;
+    Ok(Some(format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port()
+            .map_or_else(|| "default port".into(), |p| p.to_string())
+    )))
+}
+
 /// What sends: the SMTP transport (none when mail is off), the sender address, the keys that
 /// sign each mail's return path and the base of links.
 #[derive(Clone)]
@@ -57,17 +95,8 @@ impl Sender {
             .mail_from
             .parse()
             .map_err(|err| anyhow::anyhow!("DOCKET_MAIL_FROM {:?}: {err}", cfg.mail_from))?;
-        let transport = match &cfg.smtp_url {
-            Some(url) => Some(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
-                    .map_err(|err| anyhow::anyhow!("DOCKET_SMTP_URL is not usable: {err}"))?
-                    .timeout(Some(Duration::from_secs(30)))
-                    .build(),
-            ),
-            None => None,
-        };
         Ok(Self {
-            transport,
+            transport: transport(cfg)?,
             from,
             keys,
             public_url: cfg.public_url.trim_end_matches('/').to_owned(),

@@ -27,7 +27,7 @@ use crate::{
     pagination::{Page, PageRequest},
     store::{Db, TenantTx},
 };
-pub use deliver::{Sender, drain, forget_sent_before, purge_sent, run};
+pub use deliver::{Sender, drain, forget_sent_before, probe_smtp, purge_sent, run};
 pub use keys::MailKeys;
 
 /// The tenant of mails about an account (not an organisation): no organisation has this id.

@@ -179,7 +179,7 @@ pub fn database_url(cfg: &StoreConfig) -> anyhow::Result<(String, Backend)> {
         }
         Some(_) => anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:"),
         None => {
-            std::fs::create_dir_all(&cfg.data_dir)
+            create_private_dir(&cfg.data_dir)
                 .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
             let path = cfg.data_dir.join("docket.db");
             Ok((
@@ -269,6 +269,15 @@ async fn connect(opts: ConnectOptions) -> anyhow::Result<DatabaseConnection> {
         .context("connecting to the database")?;
     conn.set_metric_callback(|_| cost::statement());
     Ok(conn)
+}
+
+/// Creates `dir` (and its parents) readable by this account only, unless it exists.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// Applies pending migrations as the schema owner and (PostgreSQL) makes sure the application
@@ -396,6 +405,73 @@ impl Db {
         let pending = Migrator::get_pending_migrations_read_only(&self.conn).await?;
         anyhow::ensure!(pending.is_empty(), "{} migrations pending", pending.len());
         Ok(())
+    }
+
+    /// PostgreSQL: the application role queries run as is `role`, no superuser, without
+    /// `BYPASSRLS`, owning no table (`docket admin doctor`).
+    pub async fn check_app_role(&self, role: &str) -> anyhow::Result<String> {
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT rolsuper, rolbypassrls, \
+                   (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = $1) AS owned \
+                 FROM pg_roles WHERE rolname = $1",
+                [role.into()],
+            ))
+            .await?
+            .with_context(|| format!("the role {role} does not exist: run `docket migrate`"))?;
+        let superuser: bool = row.try_get("", "rolsuper")?;
+        let bypasses: bool = row.try_get("", "rolbypassrls")?;
+        let owned: i64 = row.try_get("", "owned")?;
+        anyhow::ensure!(
+            !superuser,
+            "{role} is a superuser: row-level security does not hold it"
+        );
+        anyhow::ensure!(
+            !bypasses,
+            "{role} has BYPASSRLS: row-level security does not hold it"
+        );
+        anyhow::ensure!(
+            owned == 0,
+            "{role} owns {owned} tables: it must hold data privileges only"
+        );
+        let current = self.current_role().await?;
+        anyhow::ensure!(current == role, "queries run as {current}, not as {role}");
+        Ok(format!(
+            "queries run as {role}: no superuser, no BYPASSRLS, owns no table"
+        ))
+    }
+
+    /// PostgreSQL: every table with an organisation column (and `organizations`) has
+    /// row-level security enabled and forced (`docket admin doctor`).
+    pub async fn check_row_security(&self) -> anyhow::Result<String> {
+        let rows = self
+            .conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT c.relname::text AS name, c.relrowsecurity AND c.relforcerowsecurity AS walled \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relkind = 'r' AND (c.relname = 'organizations' \
+                   OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                              AND a.attname = 'org_id' AND NOT a.attisdropped))",
+            ))
+            .await?;
+        let mut open = Vec::new();
+        for row in &rows {
+            if !row.try_get::<bool>("", "walled")? {
+                open.push(row.try_get::<String>("", "name")?);
+            }
+        }
+        anyhow::ensure!(
+            open.is_empty(),
+            "row-level security is not enabled and forced on {}",
+            open.join(", ")
+        );
+        Ok(format!(
+            "enabled and forced on all {} tenant tables",
+            rows.len()
+        ))
     }
 
     /// The database role queries run as (`sqlite` has none).

@@ -838,11 +838,22 @@ pub fn run_docket(
     database_url: &str,
     data_dir: &std::path::Path,
 ) -> std::process::Output {
+    run_docket_with(args, database_url, data_dir, &[])
+}
+
+/// Like [`run_docket`], with more settings in its environment.
+pub fn run_docket_with(
+    args: &[&str],
+    database_url: &str,
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_docket"))
         .args(args)
         .env("DATABASE_URL", database_url)
         .env("DOCKET_DATA_DIR", data_dir)
         .env("DOCKET_LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("docket runs")
 }

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod billing;
 mod demo;
+mod doctor;
 mod erasure;
 mod errors;
 mod events;
