@@ -5,16 +5,11 @@
 //! cancellation ends ([`Account::review_at`]), settles the plan to it.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{
-    audit,
-    error::Result,
-    plans,
-    store::{self, TenantTx},
-};
+use crate::{audit, error::Result, plans, store::TenantTx};
 
 pub(crate) mod entity {
     pub mod org_billing {
@@ -164,19 +159,24 @@ fn due_plan(account: &Account, now: DateTime<Utc>) -> Option<Option<String>> {
 /// The account of the organisation of `tx`, its row (created on first use) locked until the
 /// transaction ends: billing events for one organisation apply one at a time.
 pub(crate) async fn locked(tx: &TenantTx) -> Result<Account> {
-    let conn = tx.conn();
-    conn.execute_raw(store::statement(
-        conn.get_database_backend(),
-        "INSERT INTO org_billing (org_id, state_rank, updated_at) VALUES ($1, 0, $2) \
-         ON CONFLICT (org_id) DO NOTHING",
-        [tx.org_id().into(), Utc::now().into()],
-    ))
-    .await?;
+    use entity::org_billing::ActiveModel;
     Ok(tx
-        .find_for_update::<entity::org_billing::Entity>()
-        .one(conn)
-        .await?
-        .expect("inserted above"))
+        .lock_own_row::<entity::org_billing::Entity>(ActiveModel {
+            org_id: Set(tx.org_id()),
+            customer_id: Set(None),
+            subscription_id: Set(None),
+            subscription_created: Set(None),
+            subscription_status: Set(None),
+            subscribed_plan: Set(None),
+            state_at: Set(None),
+            state_rank: Set(0),
+            cancel_at: Set(None),
+            past_due_since: Set(None),
+            grace_ends_at: Set(None),
+            review_at: Set(None),
+            updated_at: Set(Utc::now()),
+        })
+        .await?)
 }
 
 /// The account of the organisation of `tx`, if it has one.

@@ -124,7 +124,7 @@ pub struct CheckoutRequest {
 }
 
 /// Where to send the browser: Stripe's checkout or billing portal.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Redirect {
     pub url: String,
 }

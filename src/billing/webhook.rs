@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// What became of an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Acted on.
@@ -39,7 +39,7 @@ pub enum Outcome {
 }
 
 /// The answer to Stripe.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Receipt {
     pub outcome: Outcome,
 }

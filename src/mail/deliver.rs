@@ -53,29 +53,17 @@ fn transport(cfg: &MailConfig) -> anyhow::Result<Option<AsyncSmtpTransport<Tokio
         .transpose()
 }
 
-/// Connects to the SMTP server and says EHLO (`docket admin doctor`); answers the server's
-/// address, or none when mail is off.
-pub async fn probe_smtp(cfg: &MailConfig) -> anyhow::Result<Option<String>> {
+/// Connects to the SMTP server and says EHLO (`docket admin doctor`); false when mail is off.
+pub async fn probe_smtp(cfg: &MailConfig) -> anyhow::Result<bool> {
     let Some(transport) = transport(cfg)? else {
-        return Ok(None);
+        return Ok(false);
     };
     let answered = transport
         .test_connection()
         .await
         .map_err(|err| anyhow::anyhow!("the SMTP server did not answer: {err}"))?;
     anyhow::ensure!(answered, "the SMTP server refused the connection");
-    let url = url::Url::parse(
-        cfg.smtp_url
-            .as_ref()
-            .map(|u| u.expose())
-            .unwrap_or_default(),
-    )?;
-    Ok(Some(format!(
-        "{}:{}",
-        url.host_str().unwrap_or_default(),
-        url.port()
-            .map_or_else(|| "default port".into(), |p| p.to_string())
-    )))
+    Ok(true)
 }
 
 /// What sends: the SMTP transport (none when mail is off), the sender address, the keys that

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::{
     error::{Error, Result},
-    store::{self, Db, TenantTx},
+    store::{Db, TenantTx},
 };
 pub use catalog::{Catalog, Plan};
 
@@ -220,19 +220,14 @@ pub(crate) async fn lock(tx: &TenantTx) -> Result<Limits> {
 
 /// The plan of the organisation of `tx`, its row (created on first use) locked.
 async fn locked_plan(tx: &TenantTx) -> Result<Option<PlanInfo>> {
-    let conn = tx.conn();
-    conn.execute_raw(store::statement(
-        conn.get_database_backend(),
-        "INSERT INTO org_plans (org_id, plan, updated_at) VALUES ($1, NULL, $2) \
-         ON CONFLICT (org_id) DO NOTHING",
-        [tx.org_id().into(), Utc::now().into()],
-    ))
-    .await?;
     let named = tx
-        .find_for_update::<org_plan::Entity>()
-        .one(conn)
+        .lock_own_row::<org_plan::Entity>(org_plan::ActiveModel {
+            org_id: Set(tx.org_id()),
+            plan: Set(None),
+            updated_at: Set(Utc::now()),
+        })
         .await?
-        .and_then(|r| r.plan);
+        .plan;
     on_plan(tx, named).await
 }
 

@@ -1060,6 +1060,27 @@ impl TenantTx {
         Ok(query)
     }
 
+    /// The organisation's own row of a table that holds one per organisation (keyed by
+    /// `org_id`), inserted as `fresh` when missing, locked until the transaction ends: the row
+    /// that changes of one kind in one organisation queue on.
+    pub(crate) async fn lock_own_row<E: TenantEntity>(
+        &self,
+        fresh: E::ActiveModel,
+    ) -> Result<E::Model, DbErr> {
+        E::insert(fresh)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(E::org_column())
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.tx)
+            .await?;
+        self.find_for_update::<E>()
+            .one(&self.tx)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("the organisation's own row".into()))
+    }
+
     /// Like `find`, for rows this transaction is about to change: `FOR UPDATE` on PostgreSQL, so
     /// concurrent writers queue instead of acting on what they read before another committed.
     /// (SQLite's `BEGIN IMMEDIATE` already admits one writer at a time.)

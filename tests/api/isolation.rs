@@ -1029,3 +1029,71 @@ async fn mail_stays_within_its_tenant() {
     }
     app.shutdown().await;
 }
+
+/// Billing: Stripe's events reach only the organisation of their customer (metadata naming
+/// another cannot move them), its mails go to its own owners, and one tenant's plan, usage and
+/// billing account are never another's.
+#[tokio::test]
+async fn billing_stays_within_its_tenant() {
+    use crate::billing::{billed, deliver, event, plan_of, subscription};
+    let (app, _dir) = billed("http://127.0.0.1:9", 7).await;
+    let acme = app.signup("acme", "owner@acme.example").await;
+    let umbrella = app.signup("umbrella", "owner@umbrella.example").await;
+    app.project(&acme.token, "OPS").await;
+    let t = chrono::Utc::now().timestamp() - 60;
+    let acme_sub = subscription("sub_a", &acme.org_id, "cus_acme", "plan_team", "active", t);
+    deliver(
+        &app,
+        &event("evt_a", "customer.subscription.created", t, acme_sub),
+    )
+    .await
+    .assert_ok(200);
+    // Umbrella's subscription metadata names Acme, but it is Acme's customer that decides:
+    // a subscription of another customer is ignored.
+    let forged = subscription(
+        "sub_u",
+        &acme.org_id,
+        "cus_umbrella",
+        "plan_business",
+        "active",
+        t + 1,
+    );
+    let res = deliver(
+        &app,
+        &event("evt_u", "customer.subscription.created", t + 1, forged),
+    )
+    .await;
+    assert_eq!(res.assert_ok(200)["outcome"], "ignored");
+    // Acme's customer's failed invoice touches Acme alone, and mails Acme's owner only.
+    let invoice =
+        json!({"id": "in_1", "object": "invoice", "customer": "cus_acme", "subscription": "sub_a"});
+    deliver(
+        &app,
+        &event("evt_i", "invoice.payment_failed", t + 2, invoice),
+    )
+    .await
+    .assert_ok(200);
+    let mailed: String = app
+        .scalar("SELECT to_address FROM mails WHERE kind = 'payment_failed'")
+        .await;
+    assert_eq!(mailed, "owner@acme.example");
+    assert_eq!(
+        app.count("SELECT count(*) FROM mails WHERE kind = 'payment_failed'")
+            .await,
+        1
+    );
+    let acme_view = plan_of(&app, &acme.token).await;
+    let umbrella_view = plan_of(&app, &umbrella.token).await;
+    assert_eq!(acme_view["plan"]["key"], "team");
+    assert!(acme_view["billing"]["past_due_since"].is_string());
+    // Each starts with one project; Acme made a second.
+    assert_eq!(acme_view["usage"]["projects"], 2);
+    assert_eq!(umbrella_view["plan"]["key"], "free");
+    assert!(umbrella_view["billing"]["past_due_since"].is_null());
+    assert_eq!(umbrella_view["billing"]["has_account"], false);
+    assert_eq!(umbrella_view["usage"]["projects"], 1);
+    // Umbrella's owner opens no portal on Acme's account.
+    app.post("/api/v1/billing/portal", Some(&umbrella.token), json!({}))
+        .await
+        .assert_problem(409, "no_billing_account");
+}
